@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Set up a development / CI machine and run the gateway's main jobs.
+#
+#   ./bootstrap.sh demo    set up if needed, then run the live demo (private mosquitto + participants)
+#   ./bootstrap.sh test    set up if needed, then run scripts/check and the whole test suite
+#   ./bootstrap.sh setup   only set up (apt packages, .venv, editable install with test extras)
+#   ./bootstrap.sh bench   set up if needed, then run the benchmarks in bench/
+#
+# Idempotent: each step checks what is already there and does only what is missing.
+# Works as root or through sudo on Debian 12 / Raspberry Pi OS.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+# System packages the package, its tests and its demo use. Later subsystems add theirs here.
+APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates)
+VENV="$here/.venv"
+STAMP="$VENV/.msgflo-gateway-installed"
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing_apt_packages() {
+    local pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+install_apt_packages() {
+    local missing
+    mapfile -t missing < <(missing_apt_packages)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    log "installing system packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # The mosquitto package may try to start the system broker; the gateway's tests and demo
+    # never use it: they start private brokers on free loopback ports.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+pick_python() {
+    # Prefer the python3 on PATH (pyenv, Debian); it must be >= 3.11 and able to make a venv.
+    local py
+    for py in python3 /usr/bin/python3; do
+        if command -v "$py" >/dev/null 2>&1 &&
+            "$py" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$py"
+            return 0
+        fi
+    done
+    log "no python3 >= 3.11 with venv/ensurepip found"
+    return 1
+}
+
+install_venv() {
+    local want have=""
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    [ -f "$STAMP" ] && have="$(cat "$STAMP")"
+    if [ -x "$VENV/bin/python" ] && [ "$want" = "$have" ]; then
+        return 0
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        "$(pick_python)" -m venv "$VENV"
+    fi
+    log "installing msgflo-gateway (editable, with test extras) into .venv"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    printf '%s\n' "$want" >"$STAMP"
+}
+
+setup() {
+    install_apt_packages
+    install_venv
+}
+
+run_tests() {
+    export PATH="$VENV/bin:$PATH"
+    scripts/check
+    python -m pytest "$@"
+}
+
+main() {
+    local cmd="${1:-}"
+    [ $# -gt 0 ] && shift
+    case "$cmd" in
+        setup) setup ;;
+        demo) setup && exec "$VENV/bin/msgflo-gateway-demo" "$@" ;;
+        test) setup && run_tests "$@" ;;
+        bench) setup && exec "$VENV/bin/python" bench/participant.py "$@" ;;
+        *)
+            sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+            [ -z "$cmd" ] && exit 0
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
