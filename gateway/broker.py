@@ -1,0 +1,110 @@
+"""Broker URLs: ``mqtt://user:pass@host:port?options``, ``mqtts://``, and where they come from.
+
+The URL is parsed once, at the boundary, into a frozen :class:`BrokerUrl`. Resolution order
+follows the original tools (``--broker``, then ``$MSGFLO_BROKER``), with ``mqtt://localhost`` as
+the last resort because the gateway is MQTT-first (the originals fall back to AMQP).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from gateway.errors import BrokerUrlError
+
+DEFAULT_BROKER = "mqtt://localhost"
+ENV_BROKER = "MSGFLO_BROKER"
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "amqp": 5672, "amqps": 5671}
+
+# Query options understood for MQTT. Names follow msgflo-python (ca_certs, certfile, keyfile)
+# and msgflo-cpp (clientId, keepAlive); anything else is rejected so typos do not go unnoticed.
+MQTT_OPTIONS = frozenset({"ca_certs", "certfile", "keyfile", "clientId", "keepAlive", "insecure"})
+
+
+@dataclass(frozen=True)
+class BrokerUrl:
+    """A validated broker address. ``str()`` never shows the password."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    vhost: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme.endswith("s")
+
+    @property
+    def is_mqtt(self) -> bool:
+        return self.scheme in ("mqtt", "mqtts")
+
+    def redacted(self) -> str:
+        """The URL for logs and messages: scheme, user, host and port, no password."""
+        user = f"{self.username}@" if self.username else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{user}{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+
+def parse_broker_url(url: str) -> BrokerUrl:
+    """Parse and validate ``url``; raises :class:`BrokerUrlError` naming the URL and the problem."""
+    shown = _redact_raw(url)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise BrokerUrlError(shown, str(exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        supported = ", ".join(f"{s}://" for s in DEFAULT_PORTS)
+        got = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise BrokerUrlError(shown, f"{got} is not supported (use {supported})")
+    if not parts.hostname:
+        raise BrokerUrlError(shown, "no host name")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if scheme.startswith("mqtt"):
+        _check_mqtt_options(shown, options)
+    return BrokerUrl(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port if port is not None else DEFAULT_PORTS[scheme],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        vhost=unquote(parts.path[1:]) if parts.path.startswith("/") else "",
+        options=options,
+    )
+
+
+def _check_mqtt_options(shown: str, options: Mapping[str, str]) -> None:
+    unknown = sorted(set(options) - MQTT_OPTIONS)
+    if unknown:
+        known = ", ".join(sorted(MQTT_OPTIONS))
+        raise BrokerUrlError(shown, f"unknown option {unknown[0]!r} (known: {known})")
+    keepalive = options.get("keepAlive")
+    if keepalive is not None and not (keepalive.isdigit() and 0 < int(keepalive) <= 65535):
+        raise BrokerUrlError(shown, f"keepAlive must be 1..65535 seconds, not {keepalive!r}")
+
+
+def _redact_raw(url: str) -> str:
+    """Hide a password in a URL we could not parse, so error messages never leak it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, hostpart = rest.partition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else url
+
+
+def resolve_broker(cli_value: str | None = None, env: Mapping[str, str] | None = None) -> BrokerUrl:
+    """``--broker`` if given, else ``$MSGFLO_BROKER``, else ``mqtt://localhost``."""
+    environ = os.environ if env is None else env
+    url = cli_value or environ.get(ENV_BROKER) or DEFAULT_BROKER
+    return parse_broker_url(url)

@@ -1,0 +1,151 @@
+"""A private Mosquitto broker on a free loopback port, for the demo, tests and benchmarks.
+
+It listens on 127.0.0.1 only, so anonymous access reaches nobody beyond this machine, keeps no
+persistence, and lives in its own temporary directory. It can be killed and restarted on the
+same port to exercise reconnects.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from gateway.errors import GatewayError
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """Certificate files for an extra TLS listener (``mqtts://``)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    port: int = 0
+    require_certificate: bool = False
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def find_mosquitto() -> str:
+    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise GatewayError("mosquitto is not installed (run ./bootstrap.sh setup)")
+    return found
+
+
+class Mosquitto:
+    """``with Mosquitto() as broker: broker.url`` -> ``mqtt://127.0.0.1:<port>``."""
+
+    def __init__(self, port: int = 0, tls: TlsListener | None = None) -> None:
+        self.port = port or free_port()
+        self.tls = tls
+        self.tls_port = (tls.port or free_port()) if tls else 0
+        self._dir = tempfile.TemporaryDirectory(prefix="msgflo-mosquitto-")
+        self.workdir = Path(self._dir.name)
+        self.log_path = self.workdir / "mosquitto.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{LOOPBACK}:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://{LOOPBACK}:{self.tls_port}"
+
+    def config(self) -> str:
+        lines = [
+            f"listener {self.port} {LOOPBACK}",
+            "allow_anonymous true",  # loopback only: a private broker for this machine
+            "persistence false",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "max_queued_messages 100000",
+        ]
+        if self.tls is not None:
+            lines += [
+                f"listener {self.tls_port} {LOOPBACK}",
+                f"cafile {self.tls.cafile}",
+                f"certfile {self.tls.certfile}",
+                f"keyfile {self.tls.keyfile}",
+                f"require_certificate {'true' if self.tls.require_certificate else 'false'}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(self.config())
+        self._process = subprocess.Popen(
+            [find_mosquitto(), "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise GatewayError(f"mosquitto exited at start: {self.log_tail()}")
+            try:
+                socket.create_connection((LOOPBACK, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise GatewayError(f"mosquitto did not listen on {self.port} within {START_TIMEOUT} s")
+
+    def log_tail(self, lines: int = 5) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """Stop the broker abruptly (SIGKILL), as a crash or power cut would."""
+        self._stop(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._stop(signal.SIGTERM)
+
+    def _stop(self, sig: signal.Signals) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(sig)
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self._dir.cleanup()

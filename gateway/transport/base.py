@@ -1,0 +1,91 @@
+"""The transport interface: what participants and the coordinator need from a broker.
+
+One implementation per URL scheme (``mqtt.py`` now; AMQP later), chosen by
+:func:`gateway.transport.open_transport`. A transport is an async context manager that keeps its
+connection alive by itself: it reconnects with backoff, replays subscriptions and then tells its
+connect listeners, so callers announce themselves again after every reconnect.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from gateway.broker import BrokerUrl
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message received from the broker. ``tag`` is the transport's ack/nack handle."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    tag: object | None = None
+
+
+DeliveryHandler = Callable[[Delivery], None]
+ConnectListener = Callable[[], None]
+
+
+class Transport(abc.ABC):
+    """A live, self-healing connection to one broker."""
+
+    url: BrokerUrl
+
+    @abc.abstractmethod
+    async def __aenter__(self) -> Self:
+        """Start connecting in the background and return at once; see :meth:`wait_connected`."""
+
+    @abc.abstractmethod
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Disconnect cleanly and stop reconnecting."""
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def wait_connected(self) -> None:
+        """Wait until connected (bound it with ``asyncio.timeout``)."""
+
+    @abc.abstractmethod
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        """Queue ``payload`` for ``topic`` and return at once (never blocks the event loop)."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Wait until everything published so far has left (QoS 0) or been acknowledged."""
+
+    @abc.abstractmethod
+    async def subscribe(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> None:
+        """Deliver messages on ``topic`` to ``handler``, now and after every reconnect."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, topic: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_connect_listener(self, listener: ConnectListener) -> None:
+        """Call ``listener`` after each (re)connect, once subscriptions are replayed."""
+
+    @abc.abstractmethod
+    def pause_reading(self) -> None:
+        """Stop taking messages from the broker (backpressure) until :meth:`resume_reading`."""
+
+    @abc.abstractmethod
+    def resume_reading(self) -> None: ...
+
+    def ack(self, delivery: Delivery) -> None:  # noqa: B027 - MQTT has nothing to acknowledge
+        """Acknowledge a delivery (AMQP); on MQTT there is nothing to do."""
+
+    def nack(self, delivery: Delivery) -> None:  # noqa: B027
+        """Reject a delivery (AMQP: dead-letter it); on MQTT there is nothing to do."""

@@ -1,0 +1,373 @@
+"""MQTT transport on paho-mqtt 2.x, driven by the asyncio event loop.
+
+paho does the protocol; this module only moves bytes when the loop says the socket is ready:
+paho's socket callbacks register the socket with ``loop.add_reader`` / ``add_writer``, and a
+housekeeping tick calls ``loop_misc`` for keepalive. No network thread, so participant callbacks
+run on the event loop and a message costs no thread hand-off.
+
+The blocking part of paho (DNS, TCP connect, TLS handshake in ``Client.connect``) runs in the
+default executor; the socket callbacks it triggers there are marshalled back onto the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.broker import BrokerUrl
+from gateway.errors import BrokerUrlError, TransportError
+from gateway.transport.backoff import Backoff
+from gateway.transport.base import ConnectListener, Delivery, DeliveryHandler, Transport
+
+log = logging.getLogger(__name__)
+
+CONNACK_TIMEOUT = 10.0
+MISC_INTERVAL = 1.0  # how often paho's keepalive bookkeeping runs
+STABLE_AFTER = 10.0  # a connection that lasted this long resets the backoff
+DEFAULT_MAX_QUEUED = 10_000  # QoS>0 messages paho may hold while disconnected
+
+
+@dataclass(frozen=True)
+class Will:
+    """Last will: published by the broker if the connection dies without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+
+
+@dataclass
+class TransportStats:
+    published: int = 0
+    received: int = 0
+    dropped: int = 0
+    connects: int = 0
+
+
+class MqttTransport(Transport):
+    """A self-reconnecting MQTT connection; see :class:`gateway.transport.base.Transport`."""
+
+    def __init__(
+        self,
+        url: BrokerUrl,
+        *,
+        client_id: str = "",
+        keepalive: int | None = None,
+        will: Will | None = None,
+        backoff: Backoff | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
+        if not url.is_mqtt:
+            raise BrokerUrlError(str(url), "not an MQTT URL")
+        self.url = url
+        self.stats = TransportStats()
+        self._keepalive = keepalive or int(url.options.get("keepAlive", 60))
+        self._backoff = backoff or Backoff()
+        self._client = self._make_client(url, client_id, will, max_queued)
+        self._subs: dict[str, tuple[int, DeliveryHandler]] = {}
+        self._listeners: list[ConnectListener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._fd: int | None = None
+        self._paused = False
+        self._writing = False
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._last_publish: paho.MQTTMessageInfo | None = None
+        self._progress = asyncio.Event()  # set on each completed publish, for flush()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _make_client(
+        self, url: BrokerUrl, client_id: str, will: Will | None, max_queued: int
+    ) -> paho.Client:
+        cid = url.options.get("clientId") or client_id
+        cid = cid.replace("%i", str(random.randint(0, 99999)))  # msgflo-cpp's clientId=name-%i
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=cid, protocol=paho.MQTTv311, clean_session=True
+        )
+        if url.username is not None:
+            client.username_pw_set(url.username, url.password)
+        if url.tls:
+            self._configure_tls(client, url)
+        if will is not None:
+            client.will_set(will.topic, will.payload, will.qos, will.retain)
+        client.max_queued_messages_set(max_queued)
+        client.suppress_exceptions = True  # a bug in a handler must not tear down the connection
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_socket_open = self._threadsafe(self._on_socket_open)
+        client.on_socket_close = self._threadsafe(self._on_socket_close)
+        client.on_socket_register_write = self._threadsafe(self._on_register_write)
+        client.on_socket_unregister_write = self._threadsafe(self._on_unregister_write)
+        return client
+
+    @staticmethod
+    def _configure_tls(client: paho.Client, url: BrokerUrl) -> None:
+        opts = url.options
+        try:
+            client.tls_set(
+                ca_certs=opts.get("ca_certs") or None,
+                certfile=opts.get("certfile") or None,
+                keyfile=opts.get("keyfile") or None,
+            )
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise BrokerUrlError(str(url), f"TLS setup failed: {exc}") from None
+        if opts.get("insecure", "") in ("1", "true", "yes"):
+            client.tls_insecure_set(True)
+
+    # -- context manager -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._task = asyncio.create_task(self._supervise(), name=f"mqtt {self.url}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing = True
+        if self.connected:
+            self._client.disconnect()  # queues DISCONNECT; written below so the will is not sent
+            self._client.loop_write()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._unwatch()
+
+    # -- the reconnect loop --------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._connect_once()
+            except (OSError, ssl.SSLError, TransportError, TimeoutError) as exc:
+                delay = self._backoff.delay(attempt)
+                attempt += 1
+                log.warning("mqtt: cannot connect to %s: %s; retry in %.1f s", self.url, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            started = time.monotonic()
+            await self._run_connected()
+            if time.monotonic() - started >= STABLE_AFTER:
+                attempt = 0
+            if not self._closing:
+                delay = self._backoff.delay(attempt)
+                attempt += 1
+                log.warning("mqtt: lost connection to %s; reconnect in %.1f s", self.url, delay)
+                await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lost.clear()
+        self._connack = loop.create_future()
+        host, port = self.url.host, self.url.port
+        # paho connects, and does the TLS handshake, with blocking calls: keep them off the loop.
+        await loop.run_in_executor(None, self._client.connect, host, port, self._keepalive)
+        try:
+            reason = await asyncio.wait_for(self._connack, CONNACK_TIMEOUT)
+        except TimeoutError:
+            self._drop_socket()
+            raise TransportError(f"no answer to CONNECT within {CONNACK_TIMEOUT:.0f} s") from None
+        if reason.is_failure:
+            self._drop_socket()
+            raise TransportError(f"broker refused the connection: {reason}")
+
+    async def _run_connected(self) -> None:
+        self.stats.connects += 1
+        log.info("mqtt: connected to %s", self.url)
+        self._replay_subscriptions()
+        self._connected.set()
+        for listener in list(self._listeners):
+            self._call_listener(listener)
+        while not self._lost.is_set():
+            self._client.loop_misc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), MISC_INTERVAL)
+
+    def _call_listener(self, listener: ConnectListener) -> None:
+        try:
+            listener()
+        except Exception:
+            log.exception("mqtt: connect listener %r failed", listener)
+
+    def _replay_subscriptions(self) -> None:
+        if self._subs:
+            topics = [(topic, qos) for topic, (qos, _) in self._subs.items()]
+            self._client.subscribe(topics)
+
+    def _drop_socket(self) -> None:
+        self._client.disconnect()
+        self._unwatch()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos, retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
+        ):
+            self.stats.published += 1  # QoS>0 while disconnected: paho sends it after reconnect
+            self._last_publish = info
+            return
+        self.stats.dropped += 1
+        if self.stats.dropped == 1 or self.stats.dropped % 1000 == 0:
+            why = paho.error_string(info.rc)
+            log.warning(
+                "mqtt: dropped message for %r: %s (%d dropped so far)",
+                topic,
+                why,
+                self.stats.dropped,
+            )
+
+    async def flush(self) -> None:
+        info = self._last_publish
+        while info is not None:
+            self._progress.clear()
+            if info.is_published():
+                return
+            await self._progress.wait()
+
+    async def subscribe(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> None:
+        self._subs[topic] = (qos, handler)
+        if self.connected:
+            self._client.subscribe(topic, qos)
+
+    async def unsubscribe(self, topic: str) -> None:
+        if self._subs.pop(topic, None) is not None and self.connected:
+            self._client.unsubscribe(topic)
+
+    def add_connect_listener(self, listener: ConnectListener) -> None:
+        self._listeners.append(listener)
+
+    def pause_reading(self) -> None:
+        if not self._paused and self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if self._paused and self._fd is not None and self._loop is not None:
+            self._loop.add_reader(self._fd, self._on_readable)
+        self._paused = False
+
+    # -- paho callbacks (on the loop thread unless noted) --------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Any,
+    ) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Any,
+    ) -> None:
+        self._connected.clear()
+        self._lost.set()
+
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        self._progress.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self.stats.received += 1
+        topic = message.topic
+        entry = self._subs.get(topic) or self._match_wildcard(topic)
+        if entry is None:
+            return
+        delivery = Delivery(topic, bytes(message.payload), message.qos, bool(message.retain))
+        try:
+            entry[1](delivery)
+        except Exception:
+            log.exception("mqtt: handler for %r failed", topic)
+
+    def _match_wildcard(self, topic: str) -> tuple[int, DeliveryHandler] | None:
+        for pattern, entry in self._subs.items():
+            if ("+" in pattern or "#" in pattern) and paho.topic_matches_sub(pattern, topic):
+                return entry
+        return None
+
+    def _threadsafe(self, fn: Callable[[paho.Client, Any, Any], None]) -> Any:
+        """Run a socket callback on the loop, even when paho calls it from the connect thread."""
+
+        def call(client: paho.Client, userdata: Any, sock: Any) -> None:
+            loop = self._loop
+            if loop is None or threading.get_ident() == self._loop_thread:
+                fn(client, userdata, sock)
+            else:
+                loop.call_soon_threadsafe(fn, client, userdata, sock)
+
+        return call
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._unwatch()
+        self._fd = sock.fileno()
+        if not self._paused:
+            self._loop.add_reader(self._fd, self._on_readable)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._unwatch()
+
+    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and self._fd is not None and not self._writing:
+            self._loop.add_writer(self._fd, self._client.loop_write)
+            self._writing = True
+
+    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None and self._fd is not None and self._writing:
+            self._loop.remove_writer(self._fd)
+        self._writing = False
+
+    def _on_readable(self) -> None:
+        self._client.loop_read()
+
+    def _unwatch(self) -> None:
+        # Sockets are forgotten by file descriptor number: paho may have closed the socket object
+        # by the time a marshalled callback runs.
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._fd = None
+        self._writing = False
