@@ -14,7 +14,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 # System packages the package, its tests and its demo use. Later subsystems add theirs here.
-APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates)
+APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
+    nodejs npm)
 VENV="$here/.venv"
 STAMP="$VENV/.msgflo-gateway-installed"
 
@@ -76,9 +77,22 @@ install_venv() {
     printf '%s\n' "$want" >"$STAMP"
 }
 
+install_npm_tools() {
+    # Reference implementations from the npm registry that tests compare against (tests/npm).
+    local dir="$here/tests/npm" want have=""
+    want="$(sha256sum "$dir/package.json" | cut -d' ' -f1)"
+    [ -f "$dir/node_modules/.msgflo-gateway-installed" ] &&
+        have="$(cat "$dir/node_modules/.msgflo-gateway-installed")"
+    [ "$want" = "$have" ] && return 0
+    log "installing npm test tools into tests/npm"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+    printf '%s\n' "$want" >"$dir/node_modules/.msgflo-gateway-installed"
+}
+
 setup() {
     install_apt_packages
     install_venv
+    install_npm_tools
 }
 
 run_tests() {
