@@ -65,8 +65,9 @@ def parse_broker_url(url: str) -> BrokerUrl:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         supported = ", ".join(f"{s}://" for s in DEFAULT_PORTS)
-        got = f"scheme {scheme!r}" if scheme else "no scheme"
-        raise BrokerUrlError(shown, f"{got} is not supported (use {supported})")
+        if not scheme or "://" not in url:
+            raise BrokerUrlError(shown, f"expected scheme://host[:port] ({supported})")
+        raise BrokerUrlError(shown, f"scheme {scheme!r} is not supported (use {supported})")
     if not parts.hostname:
         raise BrokerUrlError(shown, "no host name")
     options = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -2,7 +2,7 @@
 
 Libraries of the original JSON-encode what they send and try to JSON-decode what they receive,
 falling back to the raw payload. Devices send bare ``true``, ``23.5`` or ``open``; firmware compares
-raw bytes, so anything sent as :class:`Raw` goes out exactly as given.
+raw bytes, so anything sent as :class:`Raw` or as ``bytes`` goes out exactly as given.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ class Raw:
 
 
 def encode(data: Json | Raw) -> bytes:
-    """The bytes to publish for ``data``: :class:`Raw` as is, anything else as JSON."""
+    """The bytes to publish for ``data``: :class:`Raw` and ``bytes`` as they are (so a received
+    non-JSON payload, whose ``data`` is its bytes, is passed on unchanged), anything else as JSON."""
     if isinstance(data, Raw):
         return data.to_bytes()
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
     return json.dumps(data).encode("utf-8")
 
 

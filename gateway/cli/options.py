@@ -1,0 +1,45 @@
+"""What every command-line tool shares: the broker option, real booleans, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from gateway.errors import GatewayError
+
+EXIT_USAGE = 2  # bad input: invalid URL, file, option (as argparse)
+EXIT_FAILURE = 1  # valid input but the job could not be done (broker unreachable, timeout)
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def add_broker_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        metavar="URL",
+        help="broker URL, e.g. mqtt://user:pass@host:1883 (default: $MSGFLO_BROKER, "
+        "then mqtt://localhost)",
+    )
+
+
+def boolean(text: str) -> bool:
+    """Parse a boolean option value. Unlike the original tools, ``false`` means false."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def run_tool(prog: str, job: Callable[[], int]) -> int:
+    """Run ``job``; a GatewayError becomes ``prog: error: message`` and exit status 2."""
+    try:
+        return job()
+    except GatewayError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
