@@ -24,8 +24,8 @@ class Raw:
 
 
 def encode(data: Json | Raw) -> bytes:
-    """The bytes to publish for ``data``: :class:`Raw` and ``bytes`` as they are (so a received
-    non-JSON payload, whose ``data`` is its bytes, is passed on unchanged), anything else as JSON."""
+    """The bytes to publish for ``data``: :class:`Raw` and ``bytes`` as they are, anything else
+    as JSON. A received non-JSON payload has its bytes as ``data``, so it is passed on unchanged."""
     if isinstance(data, Raw):
         return data.to_bytes()
     if isinstance(data, bytes | bytearray | memoryview):
