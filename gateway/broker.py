@@ -59,9 +59,13 @@ def parse_broker_url(url: str) -> BrokerUrl:
     shown = _redact_raw(url)
     try:
         parts = urlsplit(url.strip())
-        port = parts.port
     except ValueError as exc:
         raise BrokerUrlError(shown, str(exc)) from None
+    try:
+        port = parts.port
+    except ValueError:
+        raw_port = parts.netloc.rpartition(":")[2]
+        raise BrokerUrlError(shown, f"port must be a number 1..65535, not {raw_port!r}") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         supported = ", ".join(f"{s}://" for s in DEFAULT_PORTS)

@@ -4,6 +4,8 @@
     ├── BrokerUrlError           a broker URL that cannot be used (names the URL and the problem)
     ├── DefinitionError          an invalid participant definition (names the key path)
     ├── DiscoveryError           a discovery message that cannot be accepted (names the reason)
+    ├── GraphError               a graph file problem, as ``file:line:col: problem`` (one problem)
+    │   └── InvalidGraphError    a graph file with problems; all of them in ``.problems``
     ├── PortError                send/receive on a port the participant does not have
     └── TransportError           the broker connection failed or refused us
         └── NotConnectedError    an operation that needs a live connection found none
@@ -57,3 +59,80 @@ class TransportError(GatewayError):
 
 class NotConnectedError(TransportError):
     """The operation needs a live broker connection and there is none right now."""
+
+
+class GraphError(GatewayError):
+    """One problem in a graph file. ``line``/``col`` are 1-based; 0 means the position is unknown.
+
+    ``source_line`` is the offending line of the file and ``hint`` a suggestion such as
+    ``did you mean 'hub'?``; both may be empty. ``str()`` is the one-line form
+    ``file:line:col: problem (hint)``; ``render()`` adds the source line and a caret under ``col``.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str = "",
+        line: int = 0,
+        col: int = 0,
+        source_line: str = "",
+        hint: str = "",
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.col = col
+        self.source_line = source_line
+        self.hint = hint
+        super().__init__(self.headline())
+
+    def location(self) -> str:
+        """``file:line:col`` with the unknown parts left out (``<graph>`` if there is no file)."""
+        parts = [self.file or "<graph>"]
+        if self.line:
+            parts.append(str(self.line))
+            if self.col:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+    def headline(self) -> str:
+        """The single line a user sees: where, what, and the suggestion if there is one."""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.location()}: {self.problem}{hint}"
+
+    def render(self) -> str:
+        """The headline, then the offending line and a caret under the column, compiler style."""
+        if not self.source_line:
+            return self.headline()
+        shown = self.source_line.expandtabs(1)
+        caret = " " * max(self.col - 1, 0) + "^"
+        return f"{self.headline()}\n    {shown}\n    {caret}"
+
+
+class InvalidGraphError(GraphError):
+    """A graph file has one or more problems; every one found is in ``problems``, in file order.
+
+    The exception itself reads like the first problem, with a count of the others, so code that
+    only prints ``str(error)`` still shows one actionable line.
+    """
+
+    def __init__(self, problems: tuple[GraphError, ...]) -> None:
+        if not problems:
+            raise ValueError("InvalidGraphError needs at least one problem")
+        self.problems = problems
+        first = problems[0]
+        super().__init__(
+            first.problem,
+            file=first.file,
+            line=first.line,
+            col=first.col,
+            source_line=first.source_line,
+            hint=first.hint,
+        )
+
+    def headline(self) -> str:
+        more = len(self.problems) - 1
+        if not more:
+            return super().headline()
+        return f"{super().headline()} (and {more} more problem{'s' if more > 1 else ''})"

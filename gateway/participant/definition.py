@@ -152,7 +152,8 @@ def from_dict(
     Defaults as msgflo-python 0.4.1: ``role`` from the argument, ``id`` = role + random number,
     icon ``file-word-o``, label ``""``, and when ``default_ports`` is set an absent ``inports`` /
     ``outports`` key means one ``in`` / ``out`` port of type ``any``. Presence is tested, never
-    truthiness: ``inports: []`` is a valid source with no inports.
+    truthiness: ``inports: []`` is a valid source with no inports. A port may be given as just
+    its id (``"outports": ["tick"]``).
     """
     if not isinstance(spec, Mapping):
         raise DefinitionError("", f"expected a mapping, got {type(spec).__name__}")
@@ -190,7 +191,10 @@ def _ports(
         raw = spec[key]
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise DefinitionError(key, f"expected a list of ports, got {type(raw).__name__}")
-    ports = tuple(port_from_dict(p, f"{key}[{i}]", role, naming) for i, p in enumerate(raw))
+    ports = tuple(
+        port_from_dict({"id": p} if isinstance(p, str) else p, f"{key}[{i}]", role, naming)
+        for i, p in enumerate(raw)
+    )
     _check_unique(ports, key)
     return ports
 

@@ -22,7 +22,7 @@ from gateway.errors import GatewayError
 from gateway.participant.definition import Json
 from gateway.participant.discovery import period_from_env
 from gateway.participant.participant import Participant
-from gateway.transport import open_transport
+from gateway.transport import Transport, open_transport
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,21 @@ async def serve(
     *,
     iips: Mapping[str, Json] | None = None,
     discovery_period: float | None = None,
+    transport: Transport | None = None,
 ) -> None:
     """Connect to ``broker`` and run ``participants`` until cancelled.
 
     ``broker`` defaults to ``$MSGFLO_BROKER``, then ``mqtt://localhost``; ``discovery_period``
     to ``$MSGFLO_DISCOVERY_PERIOD``, then 60 s. ``iips`` are delivered to every participant once,
-    after it first connected.
+    after it first connected. A ``transport`` given by the caller (not yet entered) is used
+    instead of opening one for ``broker``, e.g. to tune its reconnect backoff.
     """
-    url = broker if isinstance(broker, BrokerUrl) else resolve_broker(broker)
     period = discovery_period if discovery_period is not None else period_from_env()
-    client_id = f"{participants[0].id if participants else 'msgflo'}-{secrets.token_hex(3)}"
-    async with open_transport(url, client_id=client_id) as transport, asyncio.TaskGroup() as tg:
+    if transport is None:
+        url = broker if isinstance(broker, BrokerUrl) else resolve_broker(broker)
+        first = participants[0].id if participants else "msgflo"
+        transport = open_transport(url, client_id=f"{first}-{secrets.token_hex(3)}")
+    async with transport, asyncio.TaskGroup() as tg:
         for participant in participants:
             coro = participant.run_on(transport, discovery_period=period, iips=iips)
             tg.create_task(coro, name=participant.role)

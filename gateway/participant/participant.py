@@ -19,7 +19,7 @@ from gateway.participant.definition import (
     from_dict,
 )
 from gateway.participant.payload import Message, Raw
-from gateway.participant.runtime import ParticipantRuntime, ProcessFn
+from gateway.participant.runtime import ParticipantRuntime, ProcessFn, RuntimeStats
 from gateway.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ class Participant:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def stats(self) -> RuntimeStats:
+        """Message counters of the running participant (zeros before it runs)."""
+        return self._runtime.stats if self._runtime is not None else RuntimeStats()
 
     def process(self, inport: str, msg: Message) -> Awaitable[None] | None:
         """Handle ``msg`` from ``inport``: call :meth:`send`, then :meth:`ack` or :meth:`nack`."""

@@ -1,8 +1,10 @@
 """Runs one participant on a transport: subscribes its inports, announces it, feeds its handler.
 
 Messages reach the handler one at a time, in arrival order, through a bounded inbox. When the
-inbox is full the transport stops reading from the broker (TCP backpressure) instead of dropping
-messages, and resumes once the handler has caught up to half of it.
+inbox reaches its size the transport stops reading from the broker (TCP backpressure) instead of
+dropping messages, and resumes once the handler has caught up to half of it. A few messages
+already read from the socket may still arrive after the pause, so the hard limit, past which
+messages are dropped and counted, is a multiple of the size.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ log = logging.getLogger(__name__)
 ProcessFn = Callable[[str, Message], Awaitable[None] | None]
 OutputListener = Callable[[str, Json | Raw], None]
 DEFAULT_INBOX = 1000
+HARD_LIMIT_FACTOR = 4
 
 
 @dataclass
 class RuntimeStats:
     received: int = 0
+    dropped: int = 0
+    pauses: int = 0
     sent: int = 0
     failed: int = 0
     announced: int = 0
@@ -59,7 +64,7 @@ class ParticipantRuntime:
         self._interval = announce_interval(discovery_period)
         self._discovery = encode_discovery(definition)
         self._iips = dict(iips or {})
-        self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue(inbox_size)
+        self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
         self._inbox_size = inbox_size
         self._paused = False
         self._listeners: list[OutputListener] = []
@@ -133,9 +138,21 @@ class ParticipantRuntime:
 
     def _enqueue(self, port_id: str, message: Message) -> None:
         self.stats.received += 1
+        if self._inbox.qsize() >= self._inbox_size * HARD_LIMIT_FACTOR:
+            self.stats.dropped += 1
+            if self.stats.dropped == 1 or self.stats.dropped % 1000 == 0:
+                role = self.definition.role
+                log.warning(
+                    "%s: inbox full, dropped message on %r (%d dropped so far)",
+                    role,
+                    port_id,
+                    self.stats.dropped,
+                )
+            return
         self._inbox.put_nowait((port_id, message))
-        if not self._paused and self._inbox.qsize() >= self._inbox_size - 1:
+        if not self._paused and self._inbox.qsize() >= self._inbox_size:
             self._paused = True
+            self.stats.pauses += 1
             self._transport.pause_reading()
 
     async def _work(self) -> None:

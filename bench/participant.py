@@ -1,0 +1,626 @@
+"""Participant throughput and latency: our Repeat participant against a raw paho-mqtt echo.
+
+    .venv/bin/python bench/participant.py                 # 20,000 messages, QoS 0 and 1, 3 runs
+    .venv/bin/python bench/participant.py --quick         # smoke run (2,000 messages, 1 run)
+    .venv/bin/python bench/participant.py --json out.json
+
+One run starts one private mosquitto on 127.0.0.1 and, for every measurement, two processes:
+
+* the echo under test: either ``sut`` (a Repeat participant from this library, the same class as
+  ``examples/repeat.py`` with its ports at the measured QoS, run by ``gateway.participant.run``)
+  or ``raw`` (the baseline: a bare paho-mqtt 2.x client whose ``on_message`` publishes the
+  payload to the out topic, driven by ``loop_forever``);
+* a load generator (plain paho, single thread, no network thread) that measures
+  1. flood: ``count`` JSON messages of about 80 bytes (sequence number, send timestamp), at most
+     ``window`` of them unanswered at any time, as fast as the echo returns them: messages/s from
+     the first send to the last echo, and the round-trip times under that load;
+  2. ping-pong: ``pings`` messages one at a time: round-trip p50/p99 of an idle path.
+  It counts messages not echoed before the phase's deadline (lost), echoes arriving after a
+  later sequence number (reordered), duplicates and payloads that differ from what was sent, and
+  reads the CPU time the echo process and the broker spent (``/proc``) per message.
+
+SUT and baseline alternate (the order is swapped every run: AB BA AB ...) and each figure is the
+median over ``--runs``; the SUT/baseline ratios are the medians of the paired runs. The machine is
+shared and small, so read the ratios and the CPU per message, not the absolute numbers.
+Every loop is bounded: each phase has a deadline and an idle timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt import __version__ as paho_version
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a plain script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from gateway.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
+from gateway.participant import Message, Participant, run  # noqa: E402
+
+PATHS = ("sut", "raw")
+PATH_LABEL = {"sut": "gateway Repeat", "raw": "raw paho echo"}
+GOAL = 0.8  # issue 2: at least 0.8x the raw paho echo's throughput
+MESSAGE_SIZE = 80  # bytes of JSON per message, as in the reference measurements
+READY_TIMEOUT = 20.0  # s for the echo process to answer a probe
+IDLE_TIMEOUT = 5.0  # s without any echo ends a phase (the rest counts as lost)
+PING_TIMEOUT = 1.0  # s to wait for one ping-pong echo
+READ_BURST = 64  # packets the load generator reads per wake-up
+CHILD_TIMEOUT_MARGIN = 60.0  # s on top of the phase deadlines before a child is killed
+
+
+class BenchBroker(Mosquitto):
+    """The private test broker, with Nagle off on its client sockets (``set_tcp_nodelay``,
+    default false): otherwise its delayed small packets, not the clients, set the QoS 1 pace."""
+
+    def config(self) -> str:
+        return super().config() + "set_tcp_nodelay true\n"
+
+
+def nodelay(sock: Any) -> None:
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# -- the processes under test ------------------------------------------------------------------
+
+
+class BenchRepeat(Participant):
+    """``examples/repeat.py``'s Repeat, with explicit queues and the QoS being measured."""
+
+    def __init__(self, role: str, topic_in: str, topic_out: str, qos: int) -> None:
+        definition = {
+            "component": "PythonRepeat",
+            "label": "Repeat input data without change",
+            "inports": [{"id": "in", "type": "any", "queue": topic_in, "qos": qos}],
+            "outports": [{"id": "out", "type": "any", "queue": topic_out, "qos": qos}],
+        }
+        super().__init__(definition, role)
+
+    def process(self, inport: str, msg: Message) -> None:  # as examples/repeat.py
+        self.send("out", msg.data)
+        self.ack(msg)
+
+
+def child_sut(url: str, topic_in: str, topic_out: str, qos: int) -> None:
+    run(BenchRepeat("bench-repeat", topic_in, topic_out, qos), url)
+
+
+def child_raw(url: str, topic_in: str, topic_out: str, qos: int) -> None:
+    """The baseline: the smallest correct paho-mqtt 2.x echo."""
+    parts = urlsplit(url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+
+    def on_connect(c: paho.Client, u: Any, f: Any, reason: Any, p: Any) -> None:
+        nodelay(c.socket())  # paho 2.2 leaves Nagle on; the gateway transport turns it off
+        c.subscribe(topic_in, qos)
+
+    def on_message(c: paho.Client, u: Any, message: paho.MQTTMessage) -> None:
+        c.publish(topic_out, message.payload, qos)
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    signal.signal(signal.SIGTERM, lambda *_: client.disconnect())
+    client.loop_forever()
+
+
+# -- the load generator ------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """Echoes of one phase (``name`` is carried in every payload, stale echoes are ignored)."""
+
+    name: str
+    count: int
+    payloads: list[bytes] = field(default_factory=list)
+    seen: bytearray = field(default_factory=bytearray)
+    rtts: list[float] = field(default_factory=list)
+    received: int = 0
+    highest: int = -1
+    reordered: int = 0
+    duplicates: int = 0
+    corrupt: int = 0
+    last_echo: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.seen = bytearray(self.count)
+
+    def record(self, seq: int, sent_at: float, payload: bytes, now: float) -> None:
+        if not 0 <= seq < self.count or self.seen[seq]:
+            self.duplicates += 1
+            return
+        self.seen[seq] = 1
+        self.received += 1
+        self.rtts.append(now - sent_at)
+        self.last_echo = now
+        if payload != self.payloads[seq]:
+            self.corrupt += 1
+        if seq < self.highest:
+            self.reordered += 1
+        else:
+            self.highest = seq
+
+
+def make_payload(phase: str, seq: int, pad: str) -> bytes:
+    return json.dumps({"seq": seq, "ts": time.perf_counter(), "ph": phase, "pad": pad}).encode()
+
+
+def pad_for(size: int) -> str:
+    probe = len(make_payload("t", 10_000, ""))
+    return "x" * max(0, size - probe)
+
+
+class LoadGen:
+    """Drives one echo path with a single-threaded paho client (select + loop_read/loop_write)."""
+
+    def __init__(self, url: str, topic_in: str, topic_out: str, qos: int) -> None:
+        parts = urlsplit(url)
+        self.topic_in, self.qos = topic_in, qos
+        self.pad = pad_for(MESSAGE_SIZE)
+        self.phase = Phase("-", 0)
+        self.on_echo: Callable[[int], None] = lambda seq: None
+        self.packets = 0
+        self.last_misc = time.monotonic()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.sock = self.client.socket()
+        nodelay(self.sock)  # the instrument must not hold back small packets
+        self.client.subscribe(topic_out, qos)
+
+    def _on_message(self, c: paho.Client, u: Any, message: paho.MQTTMessage) -> None:
+        now = time.perf_counter()
+        self.packets += 1
+        payload = message.payload
+        try:
+            data = json.loads(payload)
+            name, seq, sent_at = data["ph"], data["seq"], data["ts"]
+        except (ValueError, KeyError, TypeError):
+            self.phase.corrupt += 1
+            return
+        if name != self.phase.name:
+            return  # a late echo from an earlier phase
+        self.phase.record(seq, sent_at, payload, now)
+        self.on_echo(seq)
+
+    def send(self, seq: int) -> None:
+        payload = make_payload(self.phase.name, seq, self.pad)
+        self.phase.payloads.append(payload)
+        self.client.publish(self.topic_in, payload, self.qos)
+
+    def pump(self, done: Callable[[], bool], deadline: float, idle: float) -> bool:
+        """Move bytes until ``done()``; False when the deadline or the idle timeout passed."""
+        client, sock = self.client, self.sock
+        last_packets, last_progress = self.packets, time.monotonic()
+        while not done():
+            now = time.monotonic()
+            if self.packets != last_packets:
+                last_packets, last_progress = self.packets, now
+            if now >= deadline or now - last_progress > idle:
+                return False
+            wlist = [sock] if client.want_write() else []
+            readable, _, _ = select.select([sock], wlist, [], 0.05)
+            if readable:
+                self._read_burst()
+            if client.want_write():
+                self._check(client.loop_write())
+            if now - self.last_misc >= 1.0:
+                self._check(client.loop_misc())
+                self.last_misc = now
+        return True
+
+    def _read_burst(self) -> None:
+        # paho reads one packet per loop_read() at QoS 0; read on while packets keep coming.
+        for _ in range(READ_BURST):
+            before = self.packets
+            self._check(self.client.loop_read())
+            if self.packets == before:
+                return
+
+    @staticmethod
+    def _check(rc: MQTTErrorCode) -> None:
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise SystemExit(f"load generator: connection lost ({paho.error_string(rc)})")
+
+    def probe(self) -> bool:
+        """Send probes until the echo answers: both it and our subscription may still be
+        starting, so no SUBACK is awaited."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        attempt = 0
+        while time.monotonic() < deadline:
+            self.phase = Phase(f"probe{attempt}", 1)
+            self.on_echo = lambda seq: None
+            self.send(0)
+            if self.pump(lambda: self.phase.received > 0, time.monotonic() + 0.2, idle=1.0):
+                return True
+            attempt += 1
+        return False
+
+    def flood(self, name: str, count: int, window: int, timeout: float) -> tuple[Phase, float]:
+        """Keep ``window`` messages unanswered until ``count`` were sent; returns the phase and
+        the seconds from the first send to the last echo."""
+        self.phase = phase = Phase(name, count)
+        sent = 0
+
+        def refill(_seq: int) -> None:
+            nonlocal sent
+            if sent < count:
+                self.send(sent)
+                sent += 1
+
+        self.on_echo = refill
+        start = time.perf_counter()
+        for _ in range(min(window, count)):
+            refill(0)
+        self.pump(lambda: phase.received >= count, time.monotonic() + timeout, IDLE_TIMEOUT)
+        return phase, max(phase.last_echo - start, 1e-9)
+
+    def ping_pong(self, count: int, timeout: float) -> tuple[Phase, float]:
+        self.phase = phase = Phase("p", count)
+        self.on_echo = lambda seq: None
+        deadline = time.monotonic() + timeout
+        start = time.perf_counter()
+        for seq in range(count):
+            if time.monotonic() >= deadline:
+                break
+            self.send(seq)
+            self.pump(lambda s=seq: phase.seen[s] == 1, deadline, PING_TIMEOUT)
+        return phase, max(time.perf_counter() - start, 1e-9)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_write()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` from /proc (0.0 where /proc is not available)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def child_load(config: dict[str, Any]) -> None:
+    """Measure one echo path; prints one JSON line with the figures."""
+    load = LoadGen(config["url"], config["topic_in"], config["topic_out"], config["qos"])
+    if not load.probe():
+        print(json.dumps({"error": f"no echo within {READY_TIMEOUT:.0f} s"}), flush=True)
+        return
+    count, window, timeout = config["count"], config["window"], config["timeout"]
+    load.flood("w", config["warmup"], window, timeout)
+    pids = (config["echo_pid"], config["broker_pid"])
+    cpu_before = [cpu_seconds(pid) for pid in pids] + [own_cpu_seconds()]
+    flood, elapsed = load.flood("t", count, window, timeout)
+    cpu_after = [cpu_seconds(pid) for pid in pids] + [own_cpu_seconds()]
+    pings, pp_elapsed = load.ping_pong(config["pings"], timeout)
+    load.close()
+    per_msg = [
+        (after - before) / max(flood.received, 1) * 1e6
+        for before, after in zip(cpu_before, cpu_after, strict=True)
+    ]
+    result = {
+        "msgs_per_s": flood.received / elapsed,
+        "load_p50_ms": percentile(flood.rtts, 0.50) * 1e3,
+        "load_p99_ms": percentile(flood.rtts, 0.99) * 1e3,
+        "pp_p50_ms": percentile(pings.rtts, 0.50) * 1e3,
+        "pp_p99_ms": percentile(pings.rtts, 0.99) * 1e3,
+        "pp_msgs_per_s": pings.received / pp_elapsed,
+        "lost": (count - flood.received) + (pings.count - pings.received),
+        "reordered": flood.reordered + pings.reordered,
+        "duplicates": flood.duplicates + pings.duplicates,
+        "corrupt": flood.corrupt + pings.corrupt,
+        "echo_cpu_us": per_msg[0],
+        "broker_cpu_us": per_msg[1],
+        "load_cpu_us": per_msg[2],
+        "elapsed_s": elapsed,
+    }
+    print(json.dumps(result), flush=True)
+
+
+# -- the orchestrator --------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    count: int
+    qos: list[int]
+    runs: int
+    window: int
+    pings: int
+    warmup: int
+    timeout: float
+
+
+def spawn(mode: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), mode, *args]
+    return subprocess.Popen(cmd, text=True, cwd=ROOT, **kwargs)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def measure(
+    settings: Settings, broker: tuple[str, int], path: str, qos: int, run_no: int
+) -> dict[str, Any]:
+    """One measurement of ``path`` at ``qos``: start its echo, run the load generator, stop."""
+    url, broker_pid = broker
+    topic = f"bench/{path}-r{run_no}-q{qos}"
+    topic_in, topic_out = f"{topic}/in", f"{topic}/out"
+    with tempfile.TemporaryFile("w+") as errors:
+        echo = spawn(f"_{path}", url, topic_in, topic_out, str(qos), stderr=errors)
+        try:
+            config = {
+                **asdict(settings),
+                "url": url,
+                "topic_in": topic_in,
+                "topic_out": topic_out,
+                "qos": qos,
+                "echo_pid": echo.pid,
+                "broker_pid": broker_pid,
+            }
+            load = spawn("_load", json.dumps(config), stdout=subprocess.PIPE)
+            limit = 2 * settings.timeout + READY_TIMEOUT + CHILD_TIMEOUT_MARGIN
+            try:
+                out, _ = load.communicate(timeout=limit)
+            except subprocess.TimeoutExpired:
+                load.kill()
+                out, _ = load.communicate()
+                out = json.dumps({"error": f"load generator killed after {limit:.0f} s"})
+        finally:
+            stop(echo)
+        errors.seek(0)
+        stderr = errors.read().strip()
+    lines = out.strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": "no output"}
+    if stderr:
+        result["echo_stderr"] = stderr[-2000:]
+    return {"path": path, "qos": qos, "run": run_no, **result}
+
+
+def broker_pid_of(broker: Mosquitto) -> int:
+    """The pid of the mosquitto started for ``broker`` (found by its config file path)."""
+    conf = str(broker.workdir / "mosquitto.conf").encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if conf in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    return 0
+
+
+def run_all(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    results: list[dict[str, Any]] = []
+    with BenchBroker() as broker:
+        where = (broker.url, broker_pid_of(broker))
+        for run_no in range(settings.runs):
+            order = PATHS if run_no % 2 == 0 else PATHS[::-1]
+            for qos in settings.qos:
+                for path in order:
+                    result = measure(settings, where, path, qos, run_no)
+                    results.append(result)
+                    print(progress_line(result), file=sys.stderr, flush=True)
+    return results, machine()
+
+
+def progress_line(r: dict[str, Any]) -> str:
+    head = f"  run {r['run']} qos {r['qos']} {PATH_LABEL[r['path']]:<15}"
+    if "error" in r:
+        return f"{head} ERROR {r['error']}"
+    return (
+        f"{head} {r['msgs_per_s']:8.0f} msg/s  ping p50 {r['pp_p50_ms']:.3f} ms  "
+        f"lost {r['lost']}  echo cpu {r['echo_cpu_us']:.1f} us/msg"
+    )
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mosquitto = subprocess.run(
+        [find_mosquitto(), "-h"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.splitlines()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "paho-mqtt": paho_version,
+        "mosquitto": mosquitto[0] if mosquitto else "unknown",
+    }
+
+
+# -- summary -----------------------------------------------------------------------------------
+
+FIGURES = (
+    "msgs_per_s",
+    "load_p50_ms",
+    "load_p99_ms",
+    "pp_p50_ms",
+    "pp_p99_ms",
+    "pp_msgs_per_s",
+    "echo_cpu_us",
+    "broker_cpu_us",
+    "load_cpu_us",
+)
+COUNTS = ("lost", "reordered", "duplicates", "corrupt")
+
+
+def summarize(results: list[dict[str, Any]], qoses: list[int]) -> dict[str, Any]:
+    rows, ratios = [], []
+    for qos in qoses:
+        for path in PATHS:
+            all_runs = [r for r in results if r["path"] == path and r["qos"] == qos]
+            mine = [r for r in all_runs if "error" not in r]
+            errors = len(all_runs) - len(mine)
+            row: dict[str, Any] = {"path": path, "qos": qos, "runs": len(mine), "errors": errors}
+            for key in FIGURES:
+                row[key] = statistics.median(r[key] for r in mine) if mine else float("nan")
+            for key in COUNTS:
+                row[key] = sum(r[key] for r in mine)
+            rows.append(row)
+        ratios.append(paired_ratios(results, qos))
+    return {"rows": rows, "ratios": ratios}
+
+
+def paired_ratios(results: list[dict[str, Any]], qos: int) -> dict[str, Any]:
+    """SUT/baseline for each run (same run, adjacent in time), and their median."""
+    throughput, cpu = [], []
+    for run_no in sorted({r["run"] for r in results}):
+        pair = {r["path"]: r for r in results if r["run"] == run_no and r["qos"] == qos}
+        if all(p in pair and "error" not in pair[p] for p in PATHS):
+            sut, raw = pair["sut"], pair["raw"]
+            throughput.append(sut["msgs_per_s"] / raw["msgs_per_s"])
+            cpu.append(sut["echo_cpu_us"] / raw["echo_cpu_us"] if raw["echo_cpu_us"] else 0.0)
+    return {
+        "qos": qos,
+        "throughput": statistics.median(throughput) if throughput else float("nan"),
+        "throughput_runs": throughput,
+        "echo_cpu": statistics.median(cpu) if cpu else float("nan"),
+    }
+
+
+def format_table(summary: dict[str, Any], settings: Settings) -> str:
+    head = (
+        "| path | qos | msg/s | p50 ms | p99 ms | ping p50 ms | ping p99 ms | lost | reordered "
+        "| echo CPU us/msg | broker CPU us/msg |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for row in summary["rows"]:
+        lines.append(
+            f"| {PATH_LABEL[row['path']]} | {row['qos']} | {row['msgs_per_s']:,.0f} "
+            f"| {row['load_p50_ms']:.2f} | {row['load_p99_ms']:.2f} "
+            f"| {row['pp_p50_ms']:.3f} | {row['pp_p99_ms']:.3f} | {row['lost']} "
+            f"| {row['reordered']} | {row['echo_cpu_us']:.1f} | {row['broker_cpu_us']:.1f} |"
+        )
+    lines.append("")
+    for ratio in summary["ratios"]:
+        runs = ", ".join(f"{x:.2f}" for x in ratio["throughput_runs"])
+        verdict = "meets" if ratio["throughput"] >= GOAL else "below"
+        lines.append(
+            f"QoS {ratio['qos']}: gateway/raw throughput {ratio['throughput']:.2f}x "
+            f"(runs: {runs}; goal >= {GOAL}x: {verdict}); "
+            f"echo CPU per message {ratio['echo_cpu']:.2f}x the raw echo's"
+        )
+    lines += [
+        "",
+        f"msg/s, p50, p99: flood of {settings.count} messages, at most {settings.window} "
+        "unanswered (round trip under load);",
+        f"ping p50/p99: {settings.pings} messages one at a time (idle round trip);",
+        f"medians over {settings.runs} run(s), SUT and baseline alternating; lost, reordered: "
+        "totals over all runs; CPU from /proc during the flood.",
+    ]
+    return "\n".join(lines)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None]:
+    parser = argparse.ArgumentParser(
+        prog="bench/participant.py",
+        description="Throughput and latency of a Repeat participant vs a raw paho-mqtt echo.",
+    )
+    parser.add_argument("--count", type=int, default=20_000, help="messages per flood")
+    parser.add_argument("--qos", default="0,1", help="QoS levels to measure, e.g. 0,1")
+    parser.add_argument("--runs", type=int, default=3, help="alternating repetitions")
+    parser.add_argument("--window", type=int, default=200, help="max unanswered messages")
+    parser.add_argument("--pings", type=int, default=2000, help="ping-pong messages")
+    parser.add_argument("--timeout", type=float, default=120.0, help="s per phase at most")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2000 messages, 1 run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    qos = sorted({int(q) for q in args.qos.split(",") if q.strip()})
+    if not qos or any(q not in (0, 1) for q in qos):
+        parser.error("--qos takes 0, 1 or 0,1")
+    if args.quick:
+        args.count, args.runs, args.pings = 2000, 1, 200
+    if args.count < 1 or args.runs < 1 or not 1 <= args.window <= 500 or args.pings < 0:
+        parser.error("--count and --runs must be >= 1, --window 1..500, --pings >= 0")
+    warmup = min(1000, max(args.count // 10, 1))
+    settings = Settings(args.count, qos, args.runs, args.window, args.pings, warmup, args.timeout)
+    return settings, args.json
+
+
+def main(argv: Sequence[str]) -> int:
+    settings, json_path = parse_args(argv)
+    print(
+        f"participant benchmark: {settings.count} messages, QoS {settings.qos}, "
+        f"{settings.runs} run(s), window {settings.window}",
+        file=sys.stderr,
+    )
+    results, host = run_all(settings)
+    summary = summarize(results, settings.qos)
+    print()
+    print(", ".join(f"{k} {v}" for k, v in host.items()))
+    print(f"command: {Path(sys.executable).name} bench/participant.py {' '.join(argv)}".rstrip())
+    print()
+    print(format_table(summary, settings))
+    if json_path is not None:
+        document = {"machine": host, "settings": asdict(settings), **summary, "runs": results}
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+    failed = [r for r in results if "error" in r]
+    return 1 if failed else 0
+
+
+def child_main(mode: str, args: list[str]) -> None:
+    if mode == "_load":
+        child_load(json.loads(args[0]))
+        return
+    url, topic_in, topic_out, qos = args[0], args[1], args[2], int(args[3])
+    (child_sut if mode == "_sut" else child_raw)(url, topic_in, topic_out, qos)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in ("_sut", "_raw", "_load"):
+        child_main(sys.argv[1], sys.argv[2:])
+    else:
+        raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""Broker URLs: parsing, defaults, resolution order, one-line errors (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.broker import parse_broker_url, resolve_broker
+from gateway.errors import BrokerUrlError
+
+
+def test_full_mqtt_url() -> None:
+    url = parse_broker_url("mqtt://dlock:s3cr%40t@broker.local:1884?clientId=dlock13-%25i&keepAlive=30")
+    assert (url.scheme, url.host, url.port) == ("mqtt", "broker.local", 1884)
+    assert (url.username, url.password) == ("dlock", "s3cr@t")
+    assert url.options == {"clientId": "dlock13-%i", "keepAlive": "30"}
+    assert "s3cr" not in str(url) and "s3cr" not in repr(url)
+
+
+@pytest.mark.parametrize(
+    ("raw", "port", "tls"),
+    [("mqtt://h", 1883, False), ("mqtts://h", 8883, True), ("amqp://h", 5672, False)],
+)
+def test_default_ports(raw: str, port: int, tls: bool) -> None:
+    url = parse_broker_url(raw)
+    assert (url.port, url.tls) == (port, tls)
+
+
+def test_ipv6_host() -> None:
+    url = parse_broker_url("mqtt://[::1]:1883")
+    assert url.host == "::1"
+    assert url.redacted() == "mqtt://[::1]:1883"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("localhost:1883", "expected scheme://host"),
+        ("http://localhost", "scheme 'http' is not supported"),
+        ("mqtt://", "no host name"),
+        ("mqtt://h:99999", "port must be a number 1..65535, not '99999'"),
+        ("mqtt://h:port", "port must be a number 1..65535, not 'port'"),
+        ("mqtt://h?keepalive=3", "unknown option 'keepalive'"),
+        ("mqtt://h?keepAlive=0", "keepAlive must be"),
+    ],
+)
+def test_invalid_urls_give_one_line_naming_url_and_problem(raw: str, problem: str) -> None:
+    with pytest.raises(BrokerUrlError) as err:
+        parse_broker_url(raw)
+    message = str(err.value)
+    assert raw in message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_password_never_shown_in_errors() -> None:
+    with pytest.raises(BrokerUrlError) as err:
+        parse_broker_url("http://user:hunter2@host")
+    assert "hunter2" not in str(err.value)
+
+
+def test_resolution_order() -> None:
+    assert resolve_broker(None, {}).host == "localhost"
+    assert resolve_broker(None, {"MSGFLO_BROKER": "mqtt://envhost"}).host == "envhost"
+    assert resolve_broker("mqtt://cli", {"MSGFLO_BROKER": "mqtt://envhost"}).host == "cli"
