@@ -7,6 +7,7 @@ same port to exercise reconnects.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -71,6 +72,9 @@ class Mosquitto:
 
     def config(self) -> str:
         lines = [
+            # Started as root, mosquitto would switch to the "mosquitto" user and then fail to
+            # read certificates in private temp directories: stay the user who started it.
+            f"user {getpass.getuser()}",
             f"listener {self.port} {LOOPBACK}",
             "allow_anonymous true",  # loopback only: a private broker for this machine
             "persistence false",
@@ -93,12 +97,14 @@ class Mosquitto:
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.config())
-        self._process = subprocess.Popen(
-            [find_mosquitto(), "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # Config errors are reported on stderr before the log file is open.
+        with (self.workdir / "stderr.log").open("ab") as stderr:
+            self._process = subprocess.Popen(
+                [find_mosquitto(), "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         self._wait_listening()
 
     def _wait_listening(self) -> None:
@@ -114,9 +120,11 @@ class Mosquitto:
         raise GatewayError(f"mosquitto did not listen on {self.port} within {START_TIMEOUT} s")
 
     def log_tail(self, lines: int = 5) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        text = ""
+        for path in (self.workdir / "stderr.log", self.log_path):
+            if path.exists():
+                text += path.read_text(errors="replace")
+        return " | ".join(text.splitlines()[-lines:]) or "(no log)"
 
     def kill(self) -> None:
         """Stop the broker abruptly (SIGKILL), as a crash or power cut would."""
@@ -138,7 +146,12 @@ class Mosquitto:
         self._process = None
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            self._dir.cleanup()
+            raise
         return self
 
     def __exit__(

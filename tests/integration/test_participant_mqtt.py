@@ -129,7 +129,14 @@ async def test_source_without_inports_announces_and_sends(
 
 async def test_raw_payloads_pass_byte_for_byte(mosquitto: Mosquitto, probe: Probe) -> None:
     await probe.watch("rep/out")
-    device_payloads = [b"true", b"0.00", b"open", b"Precondition failed: x", b"\x00\xff", b'{"x": 1}']
+    device_payloads = [
+        b"true",
+        b"0.00",
+        b"open",
+        b"Precondition failed: x",
+        b"\x00\xff",
+        b'{"x": 1}',
+    ]
     async with running([Repeat("rep")], mosquitto.url):
         await asyncio.sleep(0.2)
         for payload in device_payloads:

@@ -9,7 +9,9 @@ from gateway.errors import BrokerUrlError
 
 
 def test_full_mqtt_url() -> None:
-    url = parse_broker_url("mqtt://dlock:s3cr%40t@broker.local:1884?clientId=dlock13-%25i&keepAlive=30")
+    url = parse_broker_url(
+        "mqtt://dlock:s3cr%40t@broker.local:1884?clientId=dlock13-%25i&keepAlive=30"
+    )
     assert (url.scheme, url.host, url.port) == ("mqtt", "broker.local", 1884)
     assert (url.username, url.password) == ("dlock", "s3cr@t")
     assert url.options == {"clientId": "dlock13-%i", "keepAlive": "30"}

@@ -87,7 +87,9 @@ def test_missing_role_is_an_error() -> None:
 
 
 def test_hidden_ports_have_no_queue_and_are_not_announced() -> None:
-    d = from_dict({"component": "C", "outports": [{"id": "tick", "hidden": True}, {"id": "x"}]}, "r")
+    d = from_dict(
+        {"component": "C", "outports": [{"id": "tick", "hidden": True}, {"id": "x"}]}, "r"
+    )
     assert d.outports[0].queue == ""
     assert [p["id"] for p in d.to_discovery()["outports"]] == ["x"]
 

@@ -99,7 +99,9 @@ def test_parses_msgflo_nodejs_announcement() -> None:
 
 def test_lenient_mode_accepts_what_devices_send() -> None:
     raw = b'{"protocol":"discovery","command":"participant","payload":{"role":"button",'
-    raw += b'"component":"Button","outports":[{"id":"pressed","queue":"button/pressed"},{"id":"x"}]}}'
+    raw += (
+        b'"component":"Button","outports":[{"id":"pressed","queue":"button/pressed"},{"id":"x"}]}}'
+    )
     found = parse_discovery(raw)
     assert found.definition.id == "button"
     assert found.definition.inports == ()

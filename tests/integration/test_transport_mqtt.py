@@ -1,0 +1,76 @@
+"""The MQTT transport itself: last will on a crash, none on a clean exit, wildcard delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+
+from gateway.broker import parse_broker_url
+from gateway.mosquitto import Mosquitto
+from gateway.transport.mqtt import MqttTransport
+from tests.conftest import Probe
+
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from gateway.broker import parse_broker_url
+    from gateway.transport.mqtt import MqttTransport, Will
+
+    async def main():
+        will = Will("devices/holder/status", b"offline", qos=1, retain=False)
+        async with MqttTransport(parse_broker_url(sys.argv[1]), will=will) as t:
+            await t.wait_connected()
+            print("connected", flush=True)
+            await asyncio.sleep(float(sys.argv[2]))
+
+    asyncio.run(main())
+    """
+)
+
+
+def holder(url: str, hold: float) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url, str(hold)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "connected"
+    return process
+
+
+async def test_last_will_is_published_when_the_client_dies(
+    mosquitto: Mosquitto, probe: Probe
+) -> None:
+    await probe.watch("devices/holder/status")
+    process = holder(mosquitto.url, 60)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=5)
+    assert await probe.wait_count("devices/holder/status", 1) == [b"offline"]
+
+
+async def test_no_last_will_after_a_clean_disconnect(mosquitto: Mosquitto, probe: Probe) -> None:
+    await probe.watch("devices/holder/status")
+    process = holder(mosquitto.url, 0.1)
+    process.communicate(timeout=10)
+    await probe.watch("devices/holder/status")  # a full round trip after the disconnect
+    assert probe.received["devices/holder/status"] == []
+
+
+async def test_wildcard_subscription(mosquitto: Mosquitto, probe: Probe) -> None:
+    got: list[str] = []
+    url = parse_broker_url(mosquitto.url)
+    async with MqttTransport(url, client_id="wild") as transport:
+        await asyncio.wait_for(transport.wait_connected(), 5)
+        await transport.subscribe("sensors/+/temp", lambda d: got.append(d.topic))
+        await probe.watch("sensors/done")
+        await transport.subscribe("sensors/done", lambda d: got.append(d.topic))
+        await asyncio.sleep(0.1)
+        for topic in ["sensors/a/temp", "sensors/b/humidity", "sensors/c/temp", "sensors/done"]:
+            probe.transport.publish(topic, b"1")
+        await probe.wait_count("sensors/done", 1)
+        async with asyncio.timeout(5):
+            while "sensors/done" not in got:
+                await asyncio.sleep(0.01)
+    assert got == ["sensors/a/temp", "sensors/c/temp", "sensors/done"]
