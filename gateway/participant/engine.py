@@ -14,7 +14,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from gateway.broker import BrokerUrl, resolve_broker
@@ -65,10 +65,11 @@ def run(
     """Blocking: run ``participants`` until SIGINT or SIGTERM, then disconnect cleanly."""
     group = [participants] if isinstance(participants, Participant) else list(participants)
     job = serve(group, broker, iips=iips, discovery_period=discovery_period)
-    asyncio.run(_until_signalled(job))
+    asyncio.run(until_signalled(job))
 
 
-async def _until_signalled(main: Any) -> None:
+async def until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` until it returns or SIGINT/SIGTERM arrives, which cancels it cleanly."""
     task = asyncio.ensure_future(main)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
