@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,19 +44,30 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-def find_mosquitto() -> str:
-    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+def find_tool(name: str = "mosquitto") -> str:
+    """Path of a Mosquitto program; Debian puts the broker in /usr/sbin, often not on PATH."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        raise GatewayError("mosquitto is not installed (run ./bootstrap.sh setup)")
+        raise GatewayError(f"{name} is not installed (run ./bootstrap.sh setup)")
     return found
+
+
+def find_mosquitto() -> str:
+    return find_tool("mosquitto")
 
 
 class Mosquitto:
     """``with Mosquitto() as broker: broker.url`` -> ``mqtt://127.0.0.1:<port>``."""
 
-    def __init__(self, port: int = 0, tls: TlsListener | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        tls: TlsListener | None = None,
+        users: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.tls = tls
+        self.users = dict(users or {})
         self.tls_port = (tls.port or free_port()) if tls else 0
         self._dir = tempfile.TemporaryDirectory(prefix="msgflo-mosquitto-")
         self.workdir = Path(self._dir.name)
@@ -76,7 +88,8 @@ class Mosquitto:
             # read certificates in private temp directories: stay the user who started it.
             f"user {getpass.getuser()}",
             f"listener {self.port} {LOOPBACK}",
-            "allow_anonymous true",  # loopback only: a private broker for this machine
+            # Loopback only: a private broker for this machine. With users, a password is needed.
+            f"allow_anonymous {'false' if self.users else 'true'}",
             "persistence false",
             f"log_dest file {self.log_path}",
             "log_type error",
@@ -84,6 +97,8 @@ class Mosquitto:
             "log_type notice",
             "max_queued_messages 100000",
         ]
+        if self.users:
+            lines.append(f"password_file {self.workdir / 'passwords'}")
         if self.tls is not None:
             lines += [
                 f"listener {self.tls_port} {LOOPBACK}",
@@ -97,15 +112,28 @@ class Mosquitto:
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.config())
+        self._write_passwords()
         # Config errors are reported on stderr before the log file is open.
         with (self.workdir / "stderr.log").open("ab") as stderr:
             self._process = subprocess.Popen(
-                [find_mosquitto(), "-c", str(conf)],
+                [find_tool(), "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
         self._wait_listening()
+
+    def _write_passwords(self) -> None:
+        path = self.workdir / "passwords"
+        path.write_text("")
+        for user, password in self.users.items():
+            # mosquitto_passwd hashes the password; -b takes it from the command line, which is
+            # acceptable for a throwaway test broker only.
+            subprocess.run(
+                [find_tool("mosquitto_passwd"), "-b", str(path), user, password],
+                check=True,
+                capture_output=True,
+            )
 
     def _wait_listening(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
@@ -74,3 +77,25 @@ async def test_wildcard_subscription(mosquitto: Mosquitto, probe: Probe) -> None
             while "sensors/done" not in got:
                 await asyncio.sleep(0.01)
     assert got == ["sensors/a/temp", "sensors/c/temp", "sensors/done"]
+
+
+async def test_credentials_from_the_url() -> None:
+    with Mosquitto(users={"sensor": "s3cr:t@/"}) as broker:
+        good = parse_broker_url(f"mqtt://sensor:s3cr%3At%40%2F@127.0.0.1:{broker.port}")
+        async with MqttTransport(good, client_id="good") as transport:
+            await asyncio.wait_for(transport.wait_connected(), 5)
+
+
+async def test_wrong_password_is_refused_logged_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Mosquitto(users={"sensor": "right"}) as broker:
+        bad = parse_broker_url(f"mqtt://sensor:wrong@127.0.0.1:{broker.port}")
+        async with MqttTransport(bad, client_id="bad") as transport:
+            await asyncio.sleep(1.0)
+            assert not transport.connected
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "broker refused the connection: Not authorized" in warnings[0]
+    assert "retry in" in warnings[0]
+    assert "wrong" not in " ".join(warnings)
+    assert not [r for r in caplog.records if r.exc_info]
