@@ -14,8 +14,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 # System packages the package, its tests and its demo use. Later subsystems add theirs here.
+# "package:command" means: skip the package when the command is already there (a Node.js from
+# elsewhere brings its own npm, which conflicts with Debian's npm package).
 APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
-    nodejs npm)
+    nodejs:node npm:npm)
 VENV="$here/.venv"
 STAMP="$VENV/.msgflo-gateway-installed"
 
@@ -26,8 +28,13 @@ as_root() {
 }
 
 missing_apt_packages() {
-    local pkg
-    for pkg in "${APT_PACKAGES[@]}"; do
+    local entry pkg cmd
+    for entry in "${APT_PACKAGES[@]}"; do
+        pkg="${entry%%:*}"
+        cmd="${entry#*:}"
+        if [ "$cmd" != "$entry" ] && command -v "$cmd" >/dev/null 2>&1; then
+            continue
+        fi
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
             printf '%s\n' "$pkg"
         fi
@@ -106,9 +113,19 @@ main() {
     [ $# -gt 0 ] && shift
     case "$cmd" in
         setup) setup ;;
-        demo) setup && exec "$VENV/bin/msgflo-gateway-demo" "$@" ;;
-        test) setup && run_tests "$@" ;;
-        bench) setup && exec "$VENV/bin/python" bench/participant.py "$@" ;;
+        # setup is not chained with && : set -e does not apply to a function run inside a list.
+        demo)
+            setup
+            exec "$VENV/bin/msgflo-gateway-demo" "$@"
+            ;;
+        test)
+            setup
+            run_tests "$@"
+            ;;
+        bench)
+            setup
+            exec "$VENV/bin/python" bench/participant.py "$@"
+            ;;
         *)
             sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
             [ -z "$cmd" ] && exit 0
