@@ -1,0 +1,138 @@
+"""The participant registry: who is out there, keyed by id, grouped by role, with expiry (pure).
+
+Fed with parsed discovery messages and the current time, it answers "which queue does port P of
+role R use right now?" and reports what changed, so the wiring can follow. Time is passed in, never
+read here, so tests drive it with plain numbers.
+
+Fixes over the original coordinator (reference 2.4, 2.5): participants expire when they stop
+announcing (default 600 s, or three of their own declared periods), stale participants never win a
+queue lookup over live ones, and a role announced by several sources (a YAML registration and the
+device itself) resolves each port from whichever live participant declares it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from gateway.participant.definition import Direction, ParticipantDefinition, PortDefinition
+
+DEFAULT_EXPIRY = 600.0  # seconds; the limit the original documents
+PERIOD_KEY = "discoveryPeriod"  # optional, opt-in: a participant's own announce period, seconds
+MISSED_PERIODS = 3  # a participant that declares its period is gone after missing this many
+
+
+class Change(enum.Enum):
+    ADDED = "added"  # a new id
+    UPDATED = "updated"  # a known id announced different ports or component
+    RETURNED = "returned"  # a known id that had expired announced again
+    GONE = "gone"  # a known id stopped announcing
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A participant as the registry knows it."""
+
+    definition: ParticipantDefinition
+    first_seen: float
+    last_seen: float
+    timeout: float
+    alive: bool = True
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+    @property
+    def role(self) -> str:
+        return self.definition.role
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    change: Change
+    participant: Seen
+
+
+class Registry:
+    """Participants by id; see the module docstring."""
+
+    def __init__(self, expiry: float = DEFAULT_EXPIRY) -> None:
+        self.expiry = expiry
+        self._by_id: dict[str, Seen] = {}
+
+    def observe(self, definition: ParticipantDefinition, now: float) -> RegistryEvent | None:
+        """Record a discovery message; return what changed, or ``None`` for a plain heartbeat."""
+        timeout = self._timeout_for(definition)
+        known = self._by_id.get(definition.id)
+        if known is None:
+            seen = Seen(definition, now, now, timeout)
+            self._by_id[definition.id] = seen
+            return RegistryEvent(Change.ADDED, seen)
+        seen = replace(known, definition=definition, last_seen=now, timeout=timeout, alive=True)
+        self._by_id[definition.id] = seen
+        if not known.alive:
+            return RegistryEvent(Change.RETURNED, seen)
+        if _wiring_differs(known.definition, definition):
+            return RegistryEvent(Change.UPDATED, seen)
+        return None
+
+    def expire(self, now: float) -> list[RegistryEvent]:
+        """Mark participants not heard from within their timeout as gone."""
+        events = []
+        for seen in list(self._by_id.values()):
+            if seen.alive and now - seen.last_seen > seen.timeout:
+                gone = replace(seen, alive=False)
+                self._by_id[seen.id] = gone
+                events.append(RegistryEvent(Change.GONE, gone))
+        return events
+
+    def next_expiry(self) -> float | None:
+        """When the next live participant would expire if it stays silent (for a timer)."""
+        deadlines = [s.last_seen + s.timeout for s in self._by_id.values() if s.alive]
+        return min(deadlines, default=None)
+
+    def remove(self, participant_id: str) -> Seen | None:
+        return self._by_id.pop(participant_id, None)
+
+    def get(self, participant_id: str) -> Seen | None:
+        return self._by_id.get(participant_id)
+
+    def __iter__(self) -> Iterator[Seen]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def live(self, role: str) -> list[Seen]:
+        """Live participants of ``role``, most recently announced first."""
+        found = [s for s in self._by_id.values() if s.alive and s.role == role]
+        return sorted(found, key=lambda s: s.last_seen, reverse=True)
+
+    def port(self, role: str, direction: Direction, port_id: str) -> PortDefinition | None:
+        """The port of a live participant of ``role``, from the most recently announced one
+        that declares it; ``None`` when no live participant has it (yet)."""
+        for seen in self.live(role):
+            port = seen.definition.port(direction, port_id)
+            if port is not None and not port.hidden:
+                return port
+        return None
+
+    def _timeout_for(self, definition: ParticipantDefinition) -> float:
+        period = definition.extra.get(PERIOD_KEY)
+        if isinstance(period, int | float) and not isinstance(period, bool) and period > 0:
+            return max(float(period) * MISSED_PERIODS, 1.0)
+        return self.expiry
+
+
+def _wiring_differs(old: ParticipantDefinition, new: ParticipantDefinition) -> bool:
+    """Whether anything the wiring depends on changed: which ports exist and their queues."""
+    return _queues(old) != _queues(new) or old.component != new.component
+
+
+def _queues(d: ParticipantDefinition) -> tuple[tuple[str, str], ...]:
+    ports = [("in:" + p.id, p.queue) for p in d.inports] + [
+        ("out:" + p.id, p.queue) for p in d.outports
+    ]
+    return tuple(sorted(ports))

@@ -1,0 +1,48 @@
+"""Routing (pure): same-topic edges, fan-out, fan-in, chains and cycles."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.coordinator.routing import Route, RouteTable
+
+
+def test_same_topic_edges_are_not_routes() -> None:
+    table = RouteTable([Route("a", "a"), Route("a", "b")])
+    assert len(table) == 1
+    assert table.targets("a") == ("b",)
+
+
+def test_fan_out_and_fan_in() -> None:
+    table = RouteTable([Route("a", "x"), Route("a", "y"), Route("b", "x")])
+    assert table.sources == {"a", "b"}
+    assert table.targets("a") == ("x", "y")
+    assert table.targets("b") == ("x",)
+    assert table.targets("x") == ()
+
+
+def test_chains_reach_their_end() -> None:
+    # a -> b is one edge, b -> c another (b is both a target and a source topic).
+    table = RouteTable([Route("a", "b"), Route("b", "c"), Route("c", "d")])
+    assert table.targets("a") == ("b", "c", "d")
+    assert table.targets("c") == ("d",)
+
+
+def test_cycles_are_walked_once() -> None:
+    table = RouteTable([Route("a", "b"), Route("b", "a"), Route("b", "c")])
+    assert table.targets("a") == ("b", "c")
+    assert table.targets("b") == ("a", "c")
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from("abcdef")), max_size=20))
+def test_every_delivery_list_is_finite_unique_and_never_returns(
+    pairs: list[tuple[str, str]],
+) -> None:
+    table = RouteTable(Route(s, t) for s, t in pairs)
+    for source in table.sources:
+        targets = table.targets(source)
+        assert source not in targets
+        assert len(targets) == len(set(targets))
+        # Each direct target is delivered to.
+        assert {t for s, t in pairs if s == source and t != source} <= set(targets)
