@@ -197,3 +197,52 @@ def test_msgflo_python_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("def f(:\n")
     broken = tool("msgflo-python", str(tmp_path / "broken.py"), "r")
     assert broken.returncode == 2 and "broken.py:1: syntax error" in broken.stderr
+
+
+def test_msgflo_register_announces_foreign_participants(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    (tmp_path / "Vacuum.yml").write_text(
+        "component: c-base/Vacuum\nicon: trash\ninports:\n  on: {queue: 'c-base/#ROLE/on'}\n"
+    )
+    dump = start(
+        "msgflo-dump-message",
+        "--broker",
+        mosquitto.url,
+        "--queue",
+        "fbp",
+        "--amount",
+        "2",
+        "--timeout",
+        "10",
+    )
+    time.sleep(0.5)
+    result = tool(
+        "msgflo-register",
+        "--broker",
+        mosquitto.url,
+        "--forever",
+        "false",
+        "--role",
+        f"vac1:{tmp_path / 'Vacuum.yml'}",
+        "--role",
+        f"vac2:{tmp_path / 'Vacuum.yml'}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Sent discovery message for vac1",
+        "Sent discovery message for vac2",
+    ]
+    out, _ = dump.communicate(timeout=15)
+    payloads = [m["payload"] for m in json.loads(out)]
+    assert [(p["id"], p["inports"][0]["id"], p["inports"][0]["queue"]) for p in payloads] == [
+        ("vac1", "on", "c-base/vac1/on"),
+        ("vac2", "on", "c-base/vac2/on"),
+    ]
+
+
+def test_msgflo_register_bad_input() -> None:
+    bad_role = tool("msgflo-register", "--role", "novalue")
+    assert bad_role.returncode == 2 and "expected ROLE:FILE.yaml" in bad_role.stderr
+    bad_bool = tool("msgflo-register", "--role", "a:b.yml", "--forever", "maybe")
+    assert bad_bool.returncode == 2 and "expected true or false" in bad_bool.stderr
