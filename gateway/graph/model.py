@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeAlias
 
-JsonValue: TypeAlias = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 FrozenJson: TypeAlias = (
-    None | bool | int | float | str | tuple["FrozenJson", ...] | Mapping[str, "FrozenJson"]
+    bool | int | float | str | tuple["FrozenJson", ...] | Mapping[str, "FrozenJson"] | None
 )
 Metadata: TypeAlias = Mapping[str, FrozenJson]
 
 _EMPTY: Metadata = MappingProxyType({})
+
+
+def _no_metadata() -> Metadata:
+    return _EMPTY
 
 
 def freeze(value: object) -> FrozenJson:
@@ -52,10 +56,10 @@ def freeze_metadata(value: Mapping[str, object] | None) -> Metadata:
     return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
 
 
-def _frozen_meta(obj: object) -> None:
+def _frozen_meta(obj: Process | Edge | Initial | ExportedPort | Group) -> None:
     # Accept plain dicts from callers but store read-only copies, so a frozen dataclass really
     # is immutable. object.__setattr__ is the documented way to do this in __post_init__.
-    object.__setattr__(obj, "metadata", freeze_metadata(obj.metadata))  # type: ignore[attr-defined]
+    object.__setattr__(obj, "metadata", freeze_metadata(obj.metadata))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ class Process:
     """A node of the graph: one role and the component it instantiates."""
 
     component: str
-    metadata: Metadata = _EMPTY
+    metadata: Metadata = field(default_factory=_no_metadata)
 
     def __post_init__(self) -> None:
         _frozen_meta(self)
@@ -84,7 +88,7 @@ class Edge:
 
     src: PortRef
     tgt: PortRef
-    metadata: Metadata = _EMPTY
+    metadata: Metadata = field(default_factory=_no_metadata)
 
     def __post_init__(self) -> None:
         _frozen_meta(self)
@@ -100,7 +104,7 @@ class Initial:
 
     data: FrozenJson
     tgt: PortRef
-    metadata: Metadata = _EMPTY
+    metadata: Metadata = field(default_factory=_no_metadata)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", freeze(self.data))
@@ -116,7 +120,7 @@ class ExportedPort:
 
     process: str
     port: str
-    metadata: Metadata = _EMPTY
+    metadata: Metadata = field(default_factory=_no_metadata)
 
     def __post_init__(self) -> None:
         _frozen_meta(self)
@@ -128,7 +132,7 @@ class Group:
 
     name: str
     nodes: tuple[str, ...] = ()
-    metadata: Metadata = _EMPTY
+    metadata: Metadata = field(default_factory=_no_metadata)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
@@ -144,12 +148,18 @@ class Properties:
     """
 
     name: str | None = None
-    environment: Metadata = _EMPTY
-    extra: Metadata = _EMPTY
+    environment: Metadata = field(default_factory=_no_metadata)
+    extra: Metadata = field(default_factory=_no_metadata)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "environment", freeze_metadata(self.environment))
         object.__setattr__(self, "extra", freeze_metadata(self.extra))
+        # ``name`` and ``environment`` go in ``extra`` only when they are not a string / an
+        # object (a .fbp ``# @environment x`` annotation); never in both places at once.
+        if ("name" in self.extra and self.name is not None) or (
+            "environment" in self.extra and self.environment
+        ):
+            raise ValueError("property given both as a field and in extra")
 
     @property
     def runtime(self) -> str | None:

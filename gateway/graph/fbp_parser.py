@@ -1,0 +1,729 @@
+"""The .fbp language, parsed exactly as the reference parser (npm ``fbp`` 1.8.0) parses it.
+
+The reference is a PEG grammar (``fbp/grammar/fbp.peg``). This is a hand-written recursive
+descent over the same grammar with the same ordered choices, the same greedy and committed
+optionals, and the same semantic actions, so graphs that deployments wrote against the reference
+load identically here, quirks included:
+
+* Connections are collected as a flat list of ``src``/``data``/``tgt`` items across the file and
+  then paired (``processEdges``): a source followed by a target makes one connection. So in
+  ``a -> b OUT -> c`` the edge ``a -> b`` is dropped, as in the reference.
+* A line that is only a node (``door(DoorLock)``) declares it and adds no edge.
+* ``true``/``false``/``null`` are node names, while numbers, ``"strings"``, arrays and objects
+  are JSON IIPs (the grammar's ``JSON_text`` alternative); a tab before ``true`` makes it JSON.
+* Port names are lower-cased unless ``case_sensitive``; node names keep their case.
+
+Unlike the reference (which stops at the first problem), a line that does not parse is reported
+and parsing resumes on the next line, so a file's errors come out all at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.graph.diagnostics import Path, Problem, did_you_mean
+
+_NODE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_\-]*")
+_PORT_NAME = re.compile(r"[a-zA-Z_][a-zA-Z.0-9_]*")
+_COMPONENT = re.compile(r"[a-zA-Z/\-0-9_]*")
+_META = re.compile(r"[a-zA-Z/=_,0-9]+")
+_INDEX = re.compile(r"\[([0-9]+)\]")
+_SPACES = re.compile(r" *")
+_NEWLINE = "\n\r\u2028\u2029"
+_REST_OF_LINE = re.compile(r"[^\n\r\u2028\u2029]*")
+# Possessive quantifiers: the PEG's repetitions never give characters back.
+_ANNOTATION = re.compile(r"# ++@([a-zA-Z0-9\-_]++) ++([a-zA-Z0-9\-_ .]++)[\n\r\u2028\u2029]")
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_JSON_STRING = re.compile(r'"(?:[^\x00-\x1f"\\]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"')
+_JSON_WORDS = ("false", "null", "true")
+_JS_SAFE_INT = 2**53
+_ANON_RUN = re.compile(r"[^a-zA-Z0-9]+")
+_JS_FLOAT_PREFIX = re.compile(r"Infinity|[0-9]+(?:[eE][0-9]+)?")
+
+
+def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """End of ``pattern`` (one that can match empty) at ``pos``."""
+    match = pattern.match(text, pos)
+    return pos if match is None else match.end()
+
+
+def _js_int(text: str) -> int | float:
+    # JavaScript numbers are doubles: integers beyond 2**53 are really the nearest double.
+    value = int(text)
+    return value if abs(value) <= _JS_SAFE_INT else float(text)
+
+
+def _js_index(text: str) -> int:
+    # parseInt of a port index: also a double, so huge indices come out rounded.
+    value = int(text)
+    return value if value <= _JS_SAFE_INT else int(float(text))
+
+
+def _js_float(text: str) -> float | None:
+    # JSON.stringify writes Infinity as null.
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _json_parse(text: str) -> object:
+    return json.loads(text, parse_int=_js_int, parse_float=_js_float)
+
+
+def _meta_number(text: str) -> int | float | None:
+    """``parseFloat`` as the reference applies it to ``x``/``y`` metadata (NaN becomes null)."""
+    match = _JS_FLOAT_PREFIX.match(text)
+    if not match:
+        return None
+    value = float(match.group())
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() else value
+
+
+def parse_node_metadata(items: list[str]) -> dict[str, object]:
+    """``key=val`` items of ``n(Comp:key=val,x=1)``; a bare item means ``routes=item``."""
+    metadata: dict[str, object] = {}
+    for item in items:
+        parts = item.split("=")
+        key, value = ("routes", parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        metadata[key] = _meta_number(value) if key in ("x", "y") else value
+    return metadata
+
+
+@dataclass(slots=True)
+class ParsedNode:
+    """A node as the parser saw it; ``component`` stays ``""`` if never declared."""
+
+    offset: int
+    component: str = ""
+    metadata: dict[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A process port at ``offset`` (where the process name starts)."""
+
+    process: str
+    port: str
+    index: int | None
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    # One element of the reference's flat edge list: "src", "tgt" or "data".
+    kind: str
+    endpoint: Endpoint | None
+    data: object = None
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedConnection:
+    """A paired connection: ``src`` is None for an IIP (then ``data`` holds its value)."""
+
+    src: Endpoint | None
+    tgt: Endpoint
+    data: object
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedExport:
+    public: str
+    process: str
+    port: str
+    offset: int
+    process_offset: int
+
+
+@dataclass
+class FbpParseResult:
+    """Everything the parser found, with positions, before it becomes a ``Graph``."""
+
+    nodes: dict[str, ParsedNode] = field(default_factory=dict)
+    connections: list[ParsedConnection] = field(default_factory=list)
+    inports: dict[str, ParsedExport] = field(default_factory=dict)
+    outports: dict[str, ParsedExport] = field(default_factory=dict)
+    properties: dict[str, object] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    # Text of lines that failed to parse: names in them may be declared there, so the semantic
+    # checks do not call them undeclared.
+    failed_text: list[str] = field(default_factory=list)
+
+    def positions(self) -> dict[Path, int]:
+        """Offsets by key path, for turning semantic problems into file positions."""
+        pos: dict[Path, int] = {}
+        for name, node in self.nodes.items():
+            pos[("processes", name)] = node.offset
+        for i, conn in enumerate(self.connections):
+            pos[("connections", i)] = conn.offset
+            pos[("connections", i, "tgt", "process")] = conn.tgt.offset
+            if conn.src is not None:
+                pos[("connections", i, "src", "process")] = conn.src.offset
+        for kind, exports in (("inports", self.inports), ("outports", self.outports)):
+            for pub, exp in exports.items():
+                pos[(kind, pub)] = exp.offset
+                pos[(kind, pub, "process")] = exp.process_offset
+        return pos
+
+
+Leaves = list[_Item]
+_Port = tuple[str, int | None]
+_PortRule = Callable[[], _Port | None]
+
+
+class _FbpParser:
+    """One parse of one text. Method names follow the grammar's rule names."""
+
+    def __init__(self, text: str, *, case_sensitive: bool) -> None:
+        self.text = text
+        self.end = len(text)
+        self.pos = 0
+        self.case_sensitive = case_sensitive
+        self.fail_pos = 0
+        self.expected: set[str] = set()
+        self.result = FbpParseResult()
+        self.items: list[_Item] = []
+        self.default_in = "IN"
+        self.default_out = "OUT"
+        self.anon_counts: dict[str, int] = {}
+        self.anon_names: dict[int, str] = {}
+        self.open_quote: int | None = None
+
+    # -- failure bookkeeping, as PEG parsers do: report the furthest position reached ---------
+
+    def fail(self, what: str, pos: int | None = None) -> None:
+        at = self.pos if pos is None else pos
+        if at > self.fail_pos:
+            self.fail_pos = at
+            self.expected = {what}
+        elif at == self.fail_pos:
+            self.expected.add(what)
+
+    def peek(self, literal: str) -> bool:
+        if self.text.startswith(literal, self.pos):
+            return True
+        self.fail(repr(literal))
+        return False
+
+    def take(self, literal: str) -> bool:
+        if self.peek(literal):
+            self.pos += len(literal)
+            return True
+        return False
+
+    def spaces(self) -> int:
+        """The grammar's ``_`` (zero or more spaces); returns how many."""
+        start = self.pos
+        self.pos = _skip(_SPACES, self.text, start)
+        return self.pos - start
+
+    def regex(self, pattern: re.Pattern[str], what: str) -> re.Match[str] | None:
+        match = pattern.match(self.text, self.pos)
+        if match is None:
+            self.fail(what)
+            return None
+        self.pos = match.end()
+        return match
+
+    # -- the file -------------------------------------------------------------------------------
+
+    def parse(self) -> FbpParseResult:
+        while self.pos < self.end:
+            start = self.pos
+            # Like the reference, the furthest failure counts even if it happened on the line
+            # before (which then matched a shorter alternative): "INPORT=a.IN[0]:X" reads
+            # "INPORT" as a lone node, but the useful error is at "[".
+            if not self.line():
+                self.report_syntax_error(start)
+                self.fail_pos, self.expected, self.open_quote = self.pos, set(), None
+        self.pair_items()
+        return self.result
+
+    def line(self) -> bool:
+        start = self.pos
+        for alternative in (
+            self.export_line,
+            self.default_port_line,
+            self.annotation_line,
+            self.comment_line,
+            self.blank_line,
+            self.connection_line,
+        ):
+            if alternative():
+                return True
+            self.pos = start
+        return False
+
+    def line_terminator(self) -> None:
+        # LineTerminator = _ ","? comment? newline?  (every part optional)
+        self.spaces()
+        if self.text.startswith(",", self.pos):
+            self.pos += 1
+        self.comment()
+        self.newline()
+
+    def newline(self) -> bool:
+        if self.pos < self.end and self.text[self.pos] in _NEWLINE:
+            self.pos += 1
+            return True
+        self.fail("end of line")
+        return False
+
+    def comment(self) -> bool:
+        start = self.pos
+        self.spaces()
+        if self.text.startswith("#", self.pos):
+            self.pos = _skip(_REST_OF_LINE, self.text, self.pos + 1)
+            return True
+        self.pos = start
+        return False
+
+    def comment_line(self) -> bool:
+        if not self.comment():
+            return False
+        self.newline()
+        return True
+
+    def blank_line(self) -> bool:
+        self.spaces()
+        return self.newline()
+
+    def annotation_line(self) -> bool:
+        match = _ANNOTATION.match(self.text, self.pos)
+        if match is None:
+            return False
+        self.pos = match.end()
+        self.register_annotation(match.group(1), match.group(2))
+        return True
+
+    def register_annotation(self, key: str, value: str) -> None:
+        props = self.result.properties
+        if props is None:
+            props = self.result.properties = {}
+        # "# @runtime x" is how .fbp states environment.type; every other key is stored as is.
+        if key == "runtime":
+            props["environment"] = {"type": value}
+        else:
+            props[key] = value
+
+    def export_line(self) -> bool:
+        self.spaces()
+        start = self.pos
+        for keyword, exports in (
+            ("INPORT=", self.result.inports),
+            ("OUTPORT=", self.result.outports),
+        ):
+            if self.text.startswith(keyword, self.pos):
+                self.pos += len(keyword)
+                return self.export_rest(start, keyword[:-1], exports)
+        return False
+
+    def export_rest(self, start: int, kind: str, exports: dict[str, ParsedExport]) -> bool:
+        node = self.node()
+        if node is None or not self.take("."):
+            return False
+        port = self.regex(_PORT_NAME, "a port name")
+        if port is None or not self.take(":"):
+            return False
+        public = self.regex(_PORT_NAME, "a public port name")
+        if public is None:
+            return False
+        self.spaces()
+        self.line_terminator()
+        pub, inner = public.group(), port.group()
+        if not self.case_sensitive:
+            pub, inner = pub.lower(), inner.lower()
+        first = exports.get(pub)
+        if first is not None:
+            line = self.text.count("\n", 0, first.offset) + 1
+            message = f"{kind.lower()} {pub!r} is exported twice"
+            hint = f"the first {kind}={first.process}.{first.port}:{pub} is on line {line}"
+            self.result.problems.append(Problem(message, offset=start, hint=hint))
+        exports[pub] = ParsedExport(pub, node[0], inner, start, node[1])
+        return True
+
+    def default_port_line(self) -> bool:
+        self.spaces()
+        for keyword in ("DEFAULT_INPORT=", "DEFAULT_OUTPORT="):
+            if self.text.startswith(keyword, self.pos):
+                self.pos += len(keyword)
+                name = self.regex(_PORT_NAME, "a port name")
+                if name is None:
+                    return False
+                self.spaces()
+                self.line_terminator()
+                if keyword == "DEFAULT_INPORT=":
+                    self.default_in = name.group()
+                else:
+                    self.default_out = name.group()
+                return True
+        return False
+
+    def connection_line(self) -> bool:
+        self.spaces()
+        found = self.connection()
+        if found is None:
+            return False
+        leaves, is_array = found
+        self.spaces()
+        self.line_terminator()
+        # registerEdges keeps only array results: a lone node is a declaration, not an edge.
+        if is_array:
+            self.items.extend(leaves)
+        return True
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def connection(self) -> tuple[Leaves, bool] | None:
+        """``source -> source -> ... -> destination``; iterative form of the recursive rule."""
+        leaves: Leaves = []
+        while True:
+            start = self.pos
+            source = self.source()
+            if source is not None:
+                self.spaces()
+                if self.take("->"):
+                    self.spaces()
+                    leaves.extend(source)
+                    continue
+            self.pos = start
+            dest = self.inport()
+            if dest is None:
+                return None
+            if leaves:
+                return [*leaves, dest], True
+            return [dest], False
+
+    def source(self) -> Leaves | None:
+        start = self.pos
+        bridge = self.bridge()
+        if bridge is not None:
+            return bridge
+        self.pos = start
+        out = self.outport()
+        if out is not None:
+            return [out]
+        self.pos = start
+        iip = self.iip()
+        return None if iip is None else [iip]
+
+    def bridge(self) -> Leaves | None:
+        start = self.pos
+        in_port = self.port_space()
+        if in_port is not None:
+            node = self.node()
+            out_port = self.space_port() if node is not None else None
+            if node is not None and out_port is not None:
+                return self.bridge_items(node, in_port, out_port)
+        self.pos = start
+        in_port = self.optional(self.port_space)
+        node = self.node_with_component()
+        if node is None:
+            return None
+        return self.bridge_items(node, in_port, self.optional(self.space_port))
+
+    def bridge_items(
+        self, node: tuple[str, int], in_port: _Port | None, out_port: _Port | None
+    ) -> Leaves:
+        tgt = self.endpoint(node, in_port, self.default_in)
+        src = self.endpoint(node, out_port, self.default_out)
+        return [_Item("tgt", tgt, offset=node[1]), _Item("src", src, offset=node[1])]
+
+    def outport(self) -> _Item | None:
+        node = self.node()
+        if node is None:
+            return None
+        port = self.optional(self.space_port)
+        return _Item("src", self.endpoint(node, port, self.default_out), offset=node[1])
+
+    def inport(self) -> _Item | None:
+        # (port__)? node -- the optional is committed: once "name " is read as a port, a node
+        # must follow (which is why "a -> b " with a trailing space is an error).
+        port = self.optional(self.port_space)
+        node = self.node()
+        if node is None:
+            return None
+        return _Item("tgt", self.endpoint(node, port, self.default_in), offset=node[1])
+
+    def optional(self, rule: _PortRule) -> _Port | None:
+        start = self.pos
+        found = rule()
+        if found is None:
+            self.pos = start
+        return found
+
+    def endpoint(self, node: tuple[str, int], port: _Port | None, default: str) -> Endpoint:
+        if port is None:
+            name = default if self.case_sensitive else default.lower()
+            return Endpoint(node[0], name, None, node[1])
+        return Endpoint(node[0], port[0], port[1], node[1])
+
+    # -- IIPs -----------------------------------------------------------------------------------
+
+    def iip(self) -> _Item | None:
+        start = self.pos
+        if self.text.startswith("'", start):
+            return self.quoted_iip(start)
+        self.fail("an IIP ('text' or JSON)")
+        value_start = _skip(_JSON_WS, self.text, start)
+        value_end = self.json_value(value_start)
+        if value_end is None:
+            return None
+        self.pos = _skip(_JSON_WS, self.text, value_end)
+        data = _json_parse(self.text[value_start:value_end])
+        return _Item("data", None, data=data, offset=value_start)
+
+    def quoted_iip(self, start: int) -> _Item | None:
+        # iipchar = "\'" (a quote) / any character but "'"; other backslashes stay as they are.
+        text, pos, chars = self.text, start + 1, []
+        while pos < self.end:
+            ch = text[pos]
+            if ch == "\\" and text.startswith("'", pos + 1):
+                chars.append("'")
+                pos += 2
+            elif ch != "'":
+                chars.append(ch)
+                pos += 1
+            else:
+                self.pos = pos + 1
+                return _Item("data", None, data="".join(chars), offset=start)
+        self.open_quote = start
+        self.fail("a closing quote", pos)
+        return None
+
+    def json_value(self, pos: int) -> int | None:
+        """End of the JSON value at ``pos`` per the reference's JSON grammar, or None."""
+        text = self.text
+        for word in _JSON_WORDS:
+            if text.startswith(word, pos):
+                return pos + len(word)
+        ch = text[pos : pos + 1]
+        if ch in ("{", "["):
+            return self.json_container(pos)
+        pattern = _JSON_STRING if ch == '"' else _JSON_NUMBER
+        match = pattern.match(text, pos)
+        return None if match is None else match.end()
+
+    def json_container(self, pos: int) -> int | None:
+        close = "}" if self.text[pos] == "{" else "]"
+        pos = self.json_ws(pos + 1)
+        if self.text.startswith(close, pos):
+            return pos + 1
+        while True:
+            if close == "}":
+                key = _JSON_STRING.match(self.text, pos)
+                if key is None:
+                    return None
+                pos = self.json_ws(key.end())
+                if not self.text.startswith(":", pos):
+                    return None
+                pos = self.json_ws(pos + 1)
+            end = self.json_value(pos)
+            if end is None:
+                return None
+            pos = self.json_ws(end)
+            if self.text.startswith(close, pos):
+                return pos + 1
+            if not self.text.startswith(",", pos):
+                return None
+            pos = self.json_ws(pos + 1)
+
+    def json_ws(self, pos: int) -> int:
+        return _skip(_JSON_WS, self.text, pos)
+
+    # -- nodes and ports ------------------------------------------------------------------------
+
+    def node(self) -> tuple[str, int] | None:
+        """node = nodeNameAndComponent / nodeName / nodeComponent; returns (name, offset)."""
+        start = self.pos
+        named = self.node_name_and_component()
+        if named is not None:
+            return named
+        self.pos = start
+        name = self.regex(_NODE_NAME, "a process name")
+        if name is not None:
+            return name.group(), start
+        return self.node_component()
+
+    def node_with_component(self) -> tuple[str, int] | None:
+        start = self.pos
+        named = self.node_name_and_component()
+        if named is not None:
+            return named
+        self.pos = start
+        return self.node_component()
+
+    def node_name_and_component(self) -> tuple[str, int] | None:
+        start = self.pos
+        name = self.regex(_NODE_NAME, "a process name")
+        if name is None:
+            return None
+        component = self.component()
+        if component is None:
+            return None
+        self.add_node(name.group(), start, *component)
+        return name.group(), start
+
+    def node_component(self) -> tuple[str, int] | None:
+        start = self.pos
+        component = self.component()
+        if component is None:
+            return None
+        # The reference names anonymous nodes by source offset, so re-parsing the same text
+        # while backtracking finds the same node instead of counting a new one.
+        name = self.anon_names.get(start)
+        if name is None:
+            base = _ANON_RUN.sub("_", component[0], count=1)
+            self.anon_counts[base] = self.anon_counts.get(base, 0) + 1
+            name = self.anon_names[start] = f"_{base}_{self.anon_counts[base]}"
+            self.add_node(name, start, *component)
+        return name, start
+
+    def component(self) -> tuple[str, list[str] | None] | None:
+        if not self.take("("):
+            return None
+        name = self.regex(_COMPONENT, "a component name")
+        assert name is not None  # "*" always matches
+        meta: list[str] | None = None
+        if self.text.startswith(":", self.pos):
+            self.pos += 1
+            items = self.regex(_META, "metadata (key=value,...)")
+            if items is None:
+                self.pos -= 1
+            else:
+                meta = items.group().split(",")
+        if not self.take(")"):
+            return None
+        return name.group(), meta
+
+    def add_node(self, name: str, offset: int, component: str, meta: list[str] | None) -> None:
+        node = self.result.nodes.get(name)
+        if node is None:
+            node = self.result.nodes[name] = ParsedNode(offset)
+        if component:
+            node.component = component
+        if meta is not None:
+            node.metadata = parse_node_metadata(meta)
+
+    def port(self) -> _Port | None:
+        name = self.regex(_PORT_NAME, "a port name")
+        if name is None:
+            return None
+        index = None
+        match = _INDEX.match(self.text, self.pos)
+        if match is None:
+            self.fail("'['")
+        else:
+            self.pos = match.end()
+            index = _js_index(match.group(1))
+        port = name.group() if self.case_sensitive else name.group().lower()
+        return port, index
+
+    def port_space(self) -> _Port | None:
+        port = self.port()
+        if port is None:
+            return None
+        if not self.spaces():
+            self.fail("' '")
+            return None
+        return port
+
+    def space_port(self) -> _Port | None:
+        if not self.spaces():
+            self.fail("' '")
+            return None
+        return self.port()
+
+    # -- after the parse ------------------------------------------------------------------------
+
+    def pair_items(self) -> None:
+        """processEdges: each src/data item followed by a tgt item is one connection."""
+        items, out = self.items, self.result.connections
+        i = 1
+        while i < len(items):
+            left, right = items[i - 1], items[i]
+            if left.kind != "tgt" and right.kind == "tgt":
+                assert right.endpoint is not None
+                out.append(ParsedConnection(left.endpoint, right.endpoint, left.data, left.offset))
+                i += 1
+            i += 1
+
+    def report_syntax_error(self, start: int) -> None:
+        at = max(self.fail_pos, start)
+        message, hint = describe_failure(self.text, at, self.expected, self.open_quote)
+        line_start = self.text.rfind("\n", 0, at) + 1
+        unclosed = self.open_quote is not None and "a closing quote" in self.expected
+        where = self.open_quote if unclosed and self.open_quote is not None else at
+        self.result.problems.append(Problem(message, offset=where, hint=hint))
+        resume = self.text.find("\n", at)
+        self.pos = self.end if resume < 0 else resume + 1
+        self.result.failed_text.append(self.text[line_start : self.pos])
+
+
+def describe_failure(
+    text: str, at: int, expected: set[str], open_quote: int | None
+) -> tuple[str, str]:
+    """The message and hint for a syntax error at ``at``."""
+    if open_quote is not None and "a closing quote" in expected:
+        return "this IIP string is never closed", "end it with ' (write a quote inside it as \\')"
+    wanted = sorted(expected) or ["a connection, declaration or comment"]
+    listing = wanted[-1] if len(wanted) == 1 else ", ".join(wanted[:-1]) + " or " + wanted[-1]
+    return f"expected {listing}, found {_found(text, at)}", _hint(text, at)
+
+
+def _found(text: str, at: int) -> str:
+    if at >= len(text):
+        return "end of file"
+    ch = text[at]
+    if ch in _NEWLINE:
+        return "end of line"
+    word = re.match(r"[^\s]+", text[at:])
+    return repr(word.group()[:20]) if word else repr(ch)
+
+
+_KEYWORDS = ("INPORT=", "OUTPORT=", "DEFAULT_INPORT=", "DEFAULT_OUTPORT=")
+_ARROW_TYPOS = ("=>", "- >", "-->", "<-", "->>", "\u2014>", "\u2013>")  # incl. em/en dash
+
+
+def _hint(text: str, at: int) -> str:
+    """A suggestion for the syntax error at ``at``, from the first rule that recognises it."""
+    line_start = text.rfind("\n", 0, at) + 1
+    line_end = text.find("\n", at)
+    line_end = len(text) if line_end < 0 else line_end
+    before, rest = text[line_start:at], text[at:line_end]
+    keyword = re.match(r"\s*([A-Za-z_]+=)", before + rest)
+    if keyword and keyword.group(1) not in _KEYWORDS:
+        return did_you_mean(keyword.group(1), _KEYWORDS)
+    return next((hint for test, hint in _HINTS if test(before, rest)), "")
+
+
+_HINTS: tuple[tuple[Callable[[str, str], bool], str], ...] = (
+    (lambda _, rest: rest.startswith(_ARROW_TYPOS), "did you mean '->'?"),
+    (
+        lambda before, rest: rest.startswith("[") and before.lstrip().startswith(_KEYWORDS[:2]),
+        "INPORT=/OUTPORT= name a port without an [index]",
+    ),
+    (
+        lambda before, rest: "\t" in before + rest,
+        "indent with spaces: a tab here starts a JSON value in the .fbp grammar",
+    ),
+    (
+        lambda before, rest: before.endswith(" ") and not rest.strip(),
+        "remove the trailing space: the reference parser rejects it here",
+    ),
+    (
+        lambda before, _: re.search(r"\([^):]*:[^)]*$", before) is not None,
+        "metadata is key=value,... using only letters, digits, '/' and '_'",
+    ),
+    (
+        lambda before, _: re.search(r"\([^)]*$", before) is not None,
+        "component names use only letters, digits, '/', '-' and '_'",
+    ),
+)

@@ -1,0 +1,383 @@
+"""FBP JSON graphs (the NoFlo/Flowhub format), loaded tolerantly and saved canonically.
+
+Loading accepts every shape deployed graphs use (reference 3.2): ``inports``/``outports`` as
+``[]``, ``{}``, absent or populated; ``environment.type`` or ``.runtime``; groups; connection
+metadata; IIP data of any JSON type, including ``0``, ``false`` and ``""`` (an IIP is a
+connection with a ``data`` key, never decided by truthiness: reference 3.3).
+
+Saving writes standard FBP JSON with exported ports as objects (the original coordinator wrote
+``[]`` and lost them, reference 3.5) in a canonical order: processes and exports sorted by name,
+object keys sorted, connections in graph order. So saving, loading and saving again gives the
+same bytes, and a diff of two saved graphs shows only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from gateway.errors import GraphError
+from gateway.graph.checks import check_graph
+from gateway.graph.diagnostics import (
+    Path,
+    Problem,
+    Severity,
+    SourceText,
+    did_you_mean,
+    path_locator,
+    raise_for,
+    split,
+)
+from gateway.graph.json_positions import json_positions
+from gateway.graph.model import (
+    Connection,
+    Edge,
+    ExportedPort,
+    FrozenJson,
+    Graph,
+    Group,
+    Initial,
+    JsonValue,
+    Metadata,
+    PortRef,
+    Process,
+    Properties,
+    freeze,
+    thaw,
+)
+
+TOP_LEVEL_KEYS = (
+    "properties",
+    "inports",
+    "outports",
+    "groups",
+    "processes",
+    "connections",
+    "caseSensitive",
+)
+
+# -- saving ---------------------------------------------------------------------------------------
+
+
+def _sorted(value: JsonValue) -> JsonValue:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _meta(metadata: Metadata) -> dict[str, JsonValue]:
+    return {"metadata": _sorted(thaw(metadata))} if metadata else {}
+
+
+def properties_to_dict(props: Properties) -> dict[str, JsonValue]:
+    """The ``properties`` object: ``name``, ``environment``, then every other key, sorted."""
+    out: dict[str, JsonValue] = {}
+    if props.name is not None:
+        out["name"] = props.name
+    if props.environment:
+        out["environment"] = _sorted(thaw(props.environment))
+    extra = _sorted(thaw(props.extra))
+    assert isinstance(extra, dict)
+    out.update(extra)
+    return out
+
+
+def _port_ref(ref: PortRef) -> dict[str, JsonValue]:
+    out: dict[str, JsonValue] = {"process": ref.process, "port": ref.port}
+    if ref.index is not None:
+        out["index"] = ref.index
+    return out
+
+
+def _connection(conn: Connection) -> dict[str, JsonValue]:
+    if isinstance(conn, Initial):
+        head: dict[str, JsonValue] = {"data": _sorted(thaw(conn.data))}
+    else:
+        head = {"src": _port_ref(conn.src)}
+    return {**head, "tgt": _port_ref(conn.tgt), **_meta(conn.metadata)}
+
+
+def _exports(exports: Mapping[str, ExportedPort]) -> dict[str, JsonValue]:
+    return {
+        public: {"process": exp.process, "port": exp.port, **_meta(exp.metadata)}
+        for public, exp in sorted(exports.items())
+    }
+
+
+def graph_to_dict(graph: Graph) -> dict[str, JsonValue]:
+    """The FBP JSON object for ``graph`` (the shape the reference .fbp parser returns, too)."""
+    out: dict[str, JsonValue] = {}
+    props = properties_to_dict(graph.properties)
+    if props:
+        out["properties"] = props
+    out["inports"] = _exports(graph.inports)
+    out["outports"] = _exports(graph.outports)
+    out["groups"] = [
+        {"name": g.name, "nodes": list(g.nodes), **_meta(g.metadata)} for g in graph.groups
+    ]
+    out["processes"] = {
+        name: {"component": p.component, **_meta(p.metadata)}
+        for name, p in sorted(graph.processes.items())
+    }
+    out["connections"] = [_connection(c) for c in graph.connections]
+    out["caseSensitive"] = graph.case_sensitive
+    return out
+
+
+def to_json(graph: Graph) -> str:
+    """Canonical FBP JSON text, two-space indented, ending in a newline."""
+    data = graph_to_dict(graph)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (legal in JSON escapes) cannot be written as UTF-8: escape everything.
+        text = json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False)
+    return text + "\n"
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+class _Loader:
+    """Turns a decoded JSON value into a ``Graph``, collecting a problem per bad part."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def problem(self, path: Path, message: str, hint: str = "", *, warn: bool = False) -> None:
+        severity = Severity.WARNING if warn else Severity.ERROR
+        self.problems.append(Problem(message, path, hint=hint, severity=severity))
+
+    def obj(self, value: object, path: Path, *, lists_ok: bool = False) -> Mapping[str, Any]:
+        """``value`` as an object; ``None``/absent and (if allowed) ``[]`` count as empty."""
+        if isinstance(value, Mapping):
+            return value
+        if value is None or (lists_ok and value == []):
+            return {}
+        what = f"{path[-1]} must be" if path and isinstance(path[-1], str) else "expected"
+        self.problem(path, f"{what} an object, found {_kind(value)}")
+        return {}
+
+    def string(self, value: object, path: Path, what: str) -> str:
+        if isinstance(value, str):
+            return value
+        self.problem(path, f"{what} must be a string, found {_kind(value)}")
+        return ""
+
+    def json_value(self, value: object, path: Path) -> FrozenJson:
+        for bad_path, bad in _non_finite(value, path):
+            self.problem(bad_path, f"{bad} is not valid JSON (use null or a string)")
+        return freeze(value)
+
+    def metadata(self, value: object, path: Path) -> dict[str, Any]:
+        meta = dict(self.obj(value, path))
+        self.json_value(meta, path)
+        return meta
+
+    def graph(self, data: object) -> Graph:
+        top = self.obj(data, ())
+        self.unknown_keys(top)
+        case = top.get("caseSensitive", False)
+        if not isinstance(case, bool):
+            message = f"caseSensitive must be true or false, found {_kind(case)}"
+            self.problem(("caseSensitive",), message)
+            case = False
+        return Graph(
+            processes=self.processes(top.get("processes")),
+            connections=tuple(self.connections(top.get("connections"))),
+            inports=self.exports(top.get("inports"), "inports"),
+            outports=self.exports(top.get("outports"), "outports"),
+            groups=tuple(self.groups(top.get("groups"))),
+            properties=self.properties(top.get("properties")),
+            case_sensitive=case,
+        )
+
+    def unknown_keys(self, top: Mapping[str, Any]) -> None:
+        for key in top:
+            if key in TOP_LEVEL_KEYS:
+                continue
+            hint = did_you_mean(key, TOP_LEVEL_KEYS)
+            # A near-miss is a typo that would silently lose data: an error. Anything else is
+            # some other tool's extension: ignored, with a warning.
+            message = f"unknown key {key!r}" + ("" if hint else " is ignored")
+            self.problem((key,), message, hint, warn=not hint)
+
+    def properties(self, value: object) -> Properties:
+        props = dict(self.obj(value, ("properties",)))
+        self.json_value(props, ("properties",))
+        return properties_from_dict(props)
+
+    def processes(self, value: object) -> dict[str, Process]:
+        out: dict[str, Process] = {}
+        for name, spec in self.obj(value, ("processes",)).items():
+            path: Path = ("processes", name)
+            body = self.obj(spec, path)
+            component = body.get("component", "")
+            if not isinstance(component, str):
+                self.problem(
+                    (*path, "component"), f"component must be a string, found {_kind(component)}"
+                )
+                component = ""
+            out[name] = Process(component, self.metadata(body.get("metadata"), (*path, "metadata")))
+        return out
+
+    def connections(self, value: object) -> list[Connection]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(("connections",), f"expected a list, found {_kind(value)}")
+            return []
+        out = [self.connection(item, ("connections", i)) for i, item in enumerate(value)]
+        return [c for c in out if c is not None]
+
+    def connection(self, value: object, path: Path) -> Connection | None:
+        body = self.obj(value, path)
+        if not body:
+            return None
+        tgt = self.port_ref(body.get("tgt"), (*path, "tgt"))
+        meta = self.metadata(body.get("metadata"), (*path, "metadata"))
+        if "data" in body:  # presence, not truthiness: 0, false and "" are IIPs too
+            return Initial(self.json_value(body["data"], (*path, "data")), tgt, meta)
+        if "src" not in body:
+            self.problem(path, "connection has neither 'src' nor 'data'")
+            return None
+        return Edge(self.port_ref(body["src"], (*path, "src")), tgt, meta)
+
+    def port_ref(self, value: object, path: Path) -> PortRef:
+        body = self.obj(value, path)
+        if not body:
+            self.problem(path, "missing process and port")
+        process = self.string(body.get("process"), (*path, "process"), "process")
+        port = self.string(body.get("port"), (*path, "port"), "port")
+        index = body.get("index")
+        if index is not None and (
+            isinstance(index, bool) or not isinstance(index, int) or index < 0
+        ):
+            self.problem((*path, "index"), f"index must be a whole number >= 0, found {index!r}")
+            index = None
+        return PortRef(process, port, index)
+
+    def exports(self, value: object, kind: str) -> dict[str, ExportedPort]:
+        out: dict[str, ExportedPort] = {}
+        for public, spec in self.obj(value, (kind,), lists_ok=True).items():
+            path: Path = (kind, public)
+            body = self.obj(spec, path)
+            process = self.string(body.get("process"), (*path, "process"), "process")
+            port = self.string(body.get("port"), (*path, "port"), "port")
+            out[public] = ExportedPort(
+                process, port, self.metadata(body.get("metadata"), (*path, "metadata"))
+            )
+        return out
+
+    def groups(self, value: object) -> list[Group]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(("groups",), f"expected a list, found {_kind(value)}")
+            return []
+        return [self.group(item, ("groups", i)) for i, item in enumerate(value)]
+
+    def group(self, value: object, path: Path) -> Group:
+        body = self.obj(value, path)
+        name = self.string(body.get("name", ""), (*path, "name"), "group name")
+        nodes = body.get("nodes", [])
+        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+            self.problem((*path, "nodes"), "nodes must be a list of process names")
+            nodes = []
+        return Group(name, tuple(nodes), self.metadata(body.get("metadata"), (*path, "metadata")))
+
+
+def properties_from_dict(props: Mapping[str, Any]) -> Properties:
+    """Split a ``properties`` object into the model's fields (non-string names go to extra)."""
+    extra = dict(props)
+    name = extra.pop("name") if isinstance(props.get("name"), str) else None
+    env = extra.pop("environment") if isinstance(props.get("environment"), Mapping) else {}
+    return Properties(name=name, environment=env, extra=extra)
+
+
+def _non_finite(value: object, path: Path) -> Iterator[tuple[Path, str]]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _non_finite(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, (*path, i))
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    for typ, name in names.items():
+        if isinstance(value, typ):
+            return name
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def _duplicate_message(path: Path) -> str:
+    kinds = {"processes": "process", "inports": "exported inport", "outports": "exported outport"}
+    if len(path) == 2 and path[0] in kinds:
+        return f"{kinds[str(path[0])]} {path[1]!r} is defined twice (the last one would win)"
+    return f"key {path[-1]!r} appears twice in this object (the last one would win)"
+
+
+def graph_from_dict(data: object) -> tuple[Graph, list[Problem]]:
+    """A graph from decoded JSON and every problem found (format and semantic checks)."""
+    loader = _Loader()
+    graph = loader.graph(data)
+    # A part the loader already rejected (a non-string component, say) is not reported again
+    # by the semantic checks ("has no component").
+    seen = {p.path for p in loader.problems}
+    return graph, loader.problems + [p for p in check_graph(graph) if p.path not in seen]
+
+
+def _decode_error(source: SourceText, exc: json.JSONDecodeError) -> GraphError:
+    before = source.text[: exc.pos].rstrip()
+    here = source.text[exc.pos : exc.pos + 1]
+    hint, offset = "", exc.pos
+    if before.endswith(",") and (here in "]}" or exc.msg.startswith("Expecting property name")):
+        hint, offset = "remove the trailing comma", len(before) - 1
+    elif here == "'":
+        hint = "JSON strings need double quotes"
+    elif exc.msg.startswith("Expecting ',' delimiter"):
+        hint = "a ',' is missing before this, or a string is not closed"
+    problem = Problem(f"invalid JSON: {exc.msg}", offset=offset, hint=hint)
+    return source.error(problem)
+
+
+def read_json(text: str, *, file: str = "") -> tuple[Graph, tuple[GraphError, ...]]:
+    """Load FBP JSON text. Raises ``InvalidGraphError`` with every error; returns the warnings."""
+    source = SourceText(text, file)
+    duplicates: list[bool] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in items}) != len(items):
+            duplicates.append(True)
+        return dict(items)
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise_for((_decode_error(source, exc),))
+        raise  # unreachable: raise_for raised
+    graph, problems = graph_from_dict(data)
+    if not problems and not duplicates:
+        return graph, ()
+    positions, repeated = json_positions(text)
+    problems += [Problem(_duplicate_message(p), p) for p in repeated]
+    errors, warnings = split(problems)
+    locate = path_locator(positions)
+    raise_for(source.errors(errors, locate))
+    return graph, source.errors(warnings, locate)
+
+
+def parse_json(text: str, *, file: str = "") -> Graph:
+    """Load FBP JSON text into a ``Graph``; raises ``InvalidGraphError`` listing every error."""
+    return read_json(text, file=file)[0]

@@ -1,0 +1,112 @@
+"""Our .fbp parser against the reference (npm fbp 1.8.0) on every corpus file: identical JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.errors import InvalidGraphError
+from gateway.graph import Edge, Initial, graph_to_dict, parse_fbp
+
+from .conftest import INVALID_FBP, VALID_FBP, job_key, read_source
+
+JS_SAFE_INT = 2**53
+
+
+def as_js(value: Any) -> Any:
+    """Numbers as JavaScript holds them: integers beyond 2**53 are doubles."""
+    if isinstance(value, dict):
+        return {k: as_js(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_js(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > JS_SAFE_INT:
+        return float(value)
+    return value
+
+
+def ours(path: Path, case_sensitive: bool) -> Any:
+    graph = parse_fbp(read_source(path), file=str(path), case_sensitive=case_sensitive)
+    # Through JSON text, exactly as the reference's output arrives.
+    return as_js(json.loads(json.dumps(graph_to_dict(graph))))
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(VALID_FBP) >= 50
+
+
+@pytest.mark.parametrize("case_sensitive", [False, True], ids=["default", "case-sensitive"])
+@pytest.mark.parametrize("path", VALID_FBP, ids=lambda p: p.name)
+def test_same_graph_as_reference(
+    path: Path, case_sensitive: bool, reference: dict[str, Any]
+) -> None:
+    expected = reference[job_key(path, case_sensitive)]
+    assert "error" not in expected, f"reference rejects a corpus file: {expected.get('error')}"
+    assert ours(path, case_sensitive) == as_js(expected["graph"])
+
+
+@pytest.mark.parametrize("path", INVALID_FBP, ids=lambda p: p.name)
+def test_invalid_files_rejected_like_reference(path: Path, reference: dict[str, Any]) -> None:
+    with pytest.raises(InvalidGraphError):
+        parse_fbp(read_source(path), file=path.name)
+    verdict = reference[job_key(path, False)]
+    if path.name.startswith("strict_"):
+        # Checks the reference lacks (duplicate exports: it keeps the last one silently).
+        assert "graph" in verdict
+    else:
+        assert "error" in verdict
+
+
+def _feature_counts() -> dict[str, int]:
+    texts = {p.name: read_source(p) for p in VALID_FBP}
+    graphs = [parse_fbp(read_source(p)) for p in VALID_FBP]
+    found: dict[str, int] = {}
+
+    def count(name: str, hit: bool) -> None:
+        found[name] = found.get(name, 0) + int(hit)
+
+    for text in texts.values():
+        lines = text.splitlines()
+        count("namespaced component", "/" in text and "(" in text)
+        count("anonymous node", "-> (" in text)
+        count("node metadata", any(":" in line and "=" in line and "(" in line for line in lines))
+        count("port index", "[" in text and "]" in text)
+        count("INPORT=", "INPORT=" in text)
+        count("OUTPORT=", "OUTPORT=" in text)
+        count("@runtime", "# @runtime" in text)
+        count("@name", "# @name" in text)
+        count("comment", any(line.strip().startswith("#") and "@" not in line for line in lines))
+        count("comma", any(", " in line and "->" in line for line in lines))
+        count("chained", any(line.count("->") >= 2 for line in lines))
+        count("escaped quote", "\\'" in text)
+        count("DEFAULT_INPORT", "DEFAULT_INPORT=" in text)
+        count("CRLF", "\r\n" in text)
+        count("leading empty line", text.startswith("\n"))
+        count(
+            "declaration only",
+            any(line and "->" not in line and line.endswith(")") for line in lines),
+        )
+    for graph in graphs:
+        edges = [c for c in graph.connections if isinstance(c, Edge)]
+        srcs = [(e.src.process, e.src.port) for e in edges]
+        tgts = [(e.tgt.process, e.tgt.port) for e in edges]
+        count("self loop", any(e.src.process == e.tgt.process for e in edges))
+        count("fan-out", len(set(srcs)) < len(srcs))
+        count("fan-in", len(set(tgts)) < len(tgts))
+        count("60+ nodes", len(graph.processes) >= 60)
+        count(
+            "JSON IIP",
+            any(isinstance(c, Initial) and not isinstance(c.data, str) for c in graph.connections),
+        )
+        count("omitted ports", any(p in ("in", "out") for p in [*srcs, *tgts] for p in p[1:]))
+        count("upper-case ports lowered", any(p != p.upper() for s in srcs for p in s[1:]))
+    return found
+
+
+def test_corpus_exercises_every_feature() -> None:
+    found = _feature_counts()
+    missing = sorted(name for name, n in found.items() if n == 0)
+    assert not missing, f"no corpus file exercises: {missing}"
+    assert found["60+ nodes"] >= 4
