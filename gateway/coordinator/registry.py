@@ -61,6 +61,7 @@ class Registry:
     def __init__(self, expiry: float = DEFAULT_EXPIRY) -> None:
         self.expiry = expiry
         self._by_id: dict[str, Seen] = {}
+        self._by_role: dict[str, dict[str, Seen]] = {}  # role -> id -> participant
 
     def observe(self, definition: ParticipantDefinition, now: float) -> RegistryEvent | None:
         """Record a discovery message; return what changed, or ``None`` for a plain heartbeat."""
@@ -68,10 +69,12 @@ class Registry:
         known = self._by_id.get(definition.id)
         if known is None:
             seen = Seen(definition, now, now, timeout)
-            self._by_id[definition.id] = seen
+            self._store(seen)
             return RegistryEvent(Change.ADDED, seen)
         seen = replace(known, definition=definition, last_seen=now, timeout=timeout, alive=True)
-        self._by_id[definition.id] = seen
+        if known.role != seen.role:  # an id that moved to another role
+            self._by_role.get(known.role, {}).pop(known.id, None)
+        self._store(seen)
         if not known.alive:
             return RegistryEvent(Change.RETURNED, seen)
         if _wiring_differs(known.definition, definition):
@@ -84,7 +87,7 @@ class Registry:
         for seen in list(self._by_id.values()):
             if seen.alive and now - seen.last_seen > seen.timeout:
                 gone = replace(seen, alive=False)
-                self._by_id[seen.id] = gone
+                self._store(gone)
                 events.append(RegistryEvent(Change.GONE, gone))
         return events
 
@@ -94,7 +97,14 @@ class Registry:
         return min(deadlines, default=None)
 
     def remove(self, participant_id: str) -> Seen | None:
-        return self._by_id.pop(participant_id, None)
+        seen = self._by_id.pop(participant_id, None)
+        if seen is not None:
+            self._by_role.get(seen.role, {}).pop(seen.id, None)
+        return seen
+
+    def _store(self, seen: Seen) -> None:
+        self._by_id[seen.id] = seen
+        self._by_role.setdefault(seen.role, {})[seen.id] = seen
 
     def get(self, participant_id: str) -> Seen | None:
         return self._by_id.get(participant_id)
@@ -107,13 +117,19 @@ class Registry:
 
     def live(self, role: str) -> list[Seen]:
         """Live participants of ``role``, most recently announced first."""
-        found = [s for s in self._by_id.values() if s.alive and s.role == role]
+        found = [s for s in self._by_role.get(role, {}).values() if s.alive]
         return sorted(found, key=lambda s: s.last_seen, reverse=True)
 
+    def known(self, role: str) -> list[Seen]:
+        """All participants of ``role``: live ones first, then gone ones; newest first."""
+        found = self._by_role.get(role, {}).values()
+        return sorted(found, key=lambda s: (s.alive, s.last_seen), reverse=True)
+
     def port(self, role: str, direction: Direction, port_id: str) -> PortDefinition | None:
-        """The port of a live participant of ``role``, from the most recently announced one
-        that declares it; ``None`` when no live participant has it (yet)."""
-        for seen in self.live(role):
+        """The port of ``role``: from the most recently announced live participant that
+        declares it, else from the last one known (a device that went quiet keeps its wiring
+        until something newer says otherwise); ``None`` when it was never discovered."""
+        for seen in self.known(role):
             port = seen.definition.port(direction, port_id)
             if port is not None and not port.hidden:
                 return port

@@ -50,7 +50,7 @@ def find_port(registry: Registry, ref: PortRef, direction: Direction) -> PortDef
     if port is not None:
         return port
     wanted = ref.port.casefold()
-    for seen in registry.live(ref.process):
+    for seen in registry.known(ref.process):
         ports = seen.definition.inports if direction is Direction.IN else seen.definition.outports
         for candidate in ports:
             if candidate.id.casefold() == wanted and not candidate.hidden:

@@ -29,7 +29,9 @@ def test_expiry_and_return() -> None:
     assert registry.next_expiry() == 600
     gone = registry.expire(now=601)
     assert [e.change for e in gone] == [Change.GONE]
-    assert registry.port("button", Direction.OUT, "pressed") is None
+    assert registry.live("button") == []
+    # Its last known topics still wire it: a quiet device is not cut off.
+    assert registry.port("button", Direction.OUT, "pressed").queue == "hw/button"  # type: ignore[union-attr]
     assert registry.expire(now=700) == []  # reported once
     back = registry.observe(button(), now=800)
     assert back is not None and back.change is Change.RETURNED
@@ -52,6 +54,8 @@ def test_live_participant_wins_over_stale_one() -> None:
     assert registry.port("button", Direction.OUT, "pressed").queue == "new/topic"  # type: ignore[union-attr]
     registry.expire(now=150)  # "old" expires, "new" is still live
     assert registry.port("button", Direction.OUT, "pressed").queue == "new/topic"  # type: ignore[union-attr]
+    registry.observe(button("old", "old/topic"), now=160)  # "old" is back and newest
+    assert registry.port("button", Direction.OUT, "pressed").queue == "old/topic"  # type: ignore[union-attr]
 
 
 def test_role_announced_by_two_sources_resolves_each_port() -> None:
