@@ -248,7 +248,7 @@ class _Writer:
             return "'" + data.replace("'", "\\'") + "'"
         if not _json_safe(data):
             self.cannot(path, f"IIP {data!r} (not a JSON number .fbp can hold)")
-        text = json.dumps(thaw(data), ensure_ascii=False)
+        text = json.dumps(thaw(data), ensure_ascii=False, sort_keys=True)
         # The grammar reads bare true/false/null as process names; JSON whitespace before them
         # makes the JSON alternative match instead, so a tab keeps them JSON values.
         return "\t" + text if data is None or isinstance(data, bool) else text

@@ -30,7 +30,7 @@ from gateway.graph.diagnostics import (
     raise_for,
     split,
 )
-from gateway.graph.json_positions import json_positions
+from gateway.graph.json_positions import KEY, json_positions
 from gateway.graph.model import (
     Connection,
     Edge,
@@ -205,7 +205,7 @@ class _Loader:
             # A near-miss is a typo that would silently lose data: an error. Anything else is
             # some other tool's extension: ignored, with a warning.
             message = f"unknown key {key!r}" + ("" if hint else " is ignored")
-            self.problem((key,), message, hint, warn=not hint)
+            self.problem((key, KEY), message, hint, warn=not hint)
 
     def properties(self, value: object) -> Properties:
         props = dict(self.obj(value, ("properties",)))

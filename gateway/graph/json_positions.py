@@ -1,9 +1,10 @@
 """Where each value of a JSON text is, by key path, so errors can point at a line and column.
 
 ``json.loads`` gives values but no positions. This scanner walks text that already decoded
-successfully and records, for every object member, the offset of its key, and for every array
-element the offset of the element. It also reports keys that appear twice in one object, which
-``json.loads`` silently resolves to the last one.
+successfully and records, for every object member, the offset of its key (for objects and
+arrays) or of its value (for scalars), and for every array element the offset of the element.
+It also reports keys that appear twice in one object, which ``json.loads`` silently resolves
+to the last one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import json
 import re
 
 from gateway.graph.diagnostics import Path
+
+# Appended to a member's path, it names the position of the key itself.
+KEY = "\0key"
 
 _WS = re.compile(r"[ \t\n\r]*")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -51,9 +55,11 @@ class _Scanner:
             if key in seen:
                 self.duplicates.append(member)
             seen.add(key)
-            self.positions[member] = pos
-            pos = self.ws(key_match.end()) + 1  # past ":"
-            pos = self.ws(self.value(pos, member))
+            value_at = self.ws(self.ws(key_match.end()) + 1)  # past ":"
+            # Point at the key of a container member, at the value of a scalar one.
+            self.positions[member] = pos if self.text[value_at] in "{[" else value_at
+            self.positions[(*member, KEY)] = pos
+            pos = self.ws(self.value(value_at, member))
             if self.text[pos] == ",":
                 pos = self.ws(pos + 1)
         return pos + 1

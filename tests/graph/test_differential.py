@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import InvalidGraphError
-from gateway.graph import Edge, Initial, graph_to_dict, parse_fbp
+from gateway.graph import Edge, Initial, graph_to_dict, parse_fbp, to_fbp
 
-from .conftest import INVALID_FBP, VALID_FBP, job_key, read_source
+from .conftest import (
+    INVALID_FBP,
+    REFERENCE_MODULE,
+    REFERENCE_SCRIPT,
+    VALID_FBP,
+    job_key,
+    read_source,
+)
+from .test_roundtrip import fbp_graphs
 
 JS_SAFE_INT = 2**53
+T = TypeVar("T")
 
 
 def as_js(value: Any) -> Any:
@@ -110,3 +123,117 @@ def test_corpus_exercises_every_feature() -> None:
     missing = sorted(name for name, n in found.items() if n == 0)
     assert not missing, f"no corpus file exercises: {missing}"
     assert found["60+ nodes"] >= 4
+
+
+# -- generated sources, all checked in one more node run ----------------------------------------
+
+TOKENS = [
+    "a",
+    "b",
+    "hub",
+    "Node_1",
+    "x-y",
+    "b(B)",
+    "c(ns/C)",
+    "(C)",
+    "(ns/D)",
+    "d(D:x=1,k=v)",
+    "()",
+    " ",
+    "  ",
+    "->",
+    " -> ",
+    "IN",
+    "OUT",
+    "[0]",
+    "[12]",
+    "'x'",
+    "'it\\'s'",
+    "''",
+    ",",
+    ", ",
+    "# note",
+    "\n",
+    "\r\n",
+    "INPORT=",
+    "OUTPORT=",
+    ".",
+    ":",
+    "5",
+    "-1.5",
+    '{"k": [1, true]}',
+    '"s"',
+    "\ttrue",
+    "DEFAULT_INPORT=",
+    "DEFAULT_OUTPORT=",
+    "# @runtime msgflo\n",
+    "# @name g\n",
+]
+
+
+def _collect(strategy: st.SearchStrategy[T], count: int) -> list[T]:
+    """Draw ``count`` examples up front, so one node process can check them all."""
+    found: list[T] = []
+
+    @settings(max_examples=count, deadline=None, database=None, derandomize=True)
+    @given(strategy)
+    def gather(example: T) -> None:
+        found.append(example)
+
+    gather()
+    return found
+
+
+def _reference_many(sources: list[str], case: list[bool] | None = None) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    assert node, "node is not installed: run ./bootstrap.sh setup"
+    flags = case or [False] * len(sources)
+    jobs = {
+        str(i): {"source": s, "caseSensitive": cs}
+        for i, (s, cs) in enumerate(zip(sources, flags, strict=True))
+    }
+    done = subprocess.run(
+        [node, str(REFERENCE_SCRIPT), str(REFERENCE_MODULE)],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    results = json.loads(done.stdout)
+    return [results[str(i)] for i in range(len(sources))]
+
+
+def _strict_only(error: InvalidGraphError) -> bool:
+    """True if every problem is one the reference does not check (duplicate exports)."""
+    return all("exported twice" in p.problem for p in error.problems)
+
+
+def test_token_soup_agrees_with_reference() -> None:
+    """Random token sequences, valid or not: accepted alike and parsed to the same graph."""
+    soup = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=14).map("".join)
+    sources = _collect(soup, 1000)
+    accepted = 0
+    for source, verdict in zip(sources, _reference_many(sources), strict=True):
+        try:
+            graph = parse_fbp(source)
+        except InvalidGraphError as exc:
+            assert "error" in verdict or _strict_only(exc), (source, verdict)
+            continue
+        assert "graph" in verdict, (source, verdict["error"])
+        assert as_js(json.loads(json.dumps(graph_to_dict(graph)))) == as_js(verdict["graph"]), (
+            source
+        )
+        accepted += 1
+    assert accepted >= 50  # the soup must not be all syntax errors
+
+
+def test_written_fbp_reads_the_same_in_reference() -> None:
+    """What ``to_fbp`` writes, the reference parser reads back to the same graph."""
+    graphs = _collect(fbp_graphs(), 200)
+    texts = [to_fbp(g) for g in graphs]
+    verdicts = _reference_many(texts, [g.case_sensitive for g in graphs])
+    for graph, text, verdict in zip(graphs, texts, verdicts, strict=True):
+        assert "graph" in verdict, (text, verdict["error"])
+        expected = as_js(json.loads(json.dumps(graph_to_dict(graph))))
+        assert as_js(verdict["graph"]) == expected, text
