@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from gateway.errors import GraphError, InvalidGraphError
-from gateway.graph import Graph, Initial, read_graph, render_graph
+from gateway.graph import Graph, Initial, fbp_with_warnings, is_fbp, read_graph, to_json
 from gateway.graph.files import write_atomic
 from gateway.graph.model import thaw
 
@@ -86,7 +86,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     graph = _load(args.input, args)
-    text = render_graph(graph, args.output, lossy=args.lossy)
+    if is_fbp(args.output):
+        text, dropped = fbp_with_warnings(graph, lossy=args.lossy, file=args.input)
+        report(dropped, brief=True, label="warning")
+    else:
+        text = to_json(graph)
     write_atomic(args.output, text.encode("utf-8"))
     return EXIT_OK
 

@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 from gateway.errors import GraphError
 from gateway.graph.checks import check_graph
@@ -70,6 +71,7 @@ def result_to_graph(result: FbpParseResult, *, case_sensitive: bool = False) -> 
     )
 
 
+_JSON_WORDS = ("true", "false", "null")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
 
@@ -90,11 +92,21 @@ def _semantic(graph: Graph, result: FbpParseResult) -> list[Problem]:
     # Names on lines that failed to parse may well be declared there; calling them undeclared
     # would bury the real (syntax) error under follow-on noise.
     unsure = {m for text in result.failed_text for m in _IDENTIFIER.findall(text)}
-    return [
-        p
-        for p in check_graph(graph)
-        if not (unsure and p.path[0] != "processes" and _named_process(graph, p.path) in unsure)
-    ]
+    kept = []
+    for problem in check_graph(graph):
+        name = _named_process(graph, problem.path) if problem.path[0] != "processes" else None
+        if name in unsure:
+            continue
+        kept.append(_keyword_hint(problem, name))
+    return kept
+
+
+def _keyword_hint(problem: Problem, name: str | None) -> Problem:
+    """Explain an "undeclared true/false/null": the author meant a JSON IIP."""
+    if name not in _JSON_WORDS or problem.hint:
+        return problem
+    hint = f"a bare {name} is a process name in .fbp; a tab before it makes it JSON"
+    return replace(problem, hint=hint)
 
 
 def read_fbp(
