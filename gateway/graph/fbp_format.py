@@ -26,7 +26,8 @@ from gateway.graph.diagnostics import (
     raise_for,
     split,
 )
-from gateway.graph.fbp_parser import FbpParseResult, _FbpParser
+from gateway.graph.fbp_parser import parse_fbp_text
+from gateway.graph.fbp_result import FbpParseResult
 from gateway.graph.json_format import properties_from_dict
 from gateway.graph.model import (
     Connection,
@@ -44,11 +45,6 @@ from gateway.graph.model import (
 )
 
 # -- reading --------------------------------------------------------------------------------------
-
-
-def parse_fbp_text(text: str, *, case_sensitive: bool = False) -> FbpParseResult:
-    """The raw parse, with positions and syntax problems (no semantic checks)."""
-    return _FbpParser(text, case_sensitive=case_sensitive).parse()
 
 
 def result_to_graph(result: FbpParseResult, *, case_sensitive: bool = False) -> Graph:

@@ -19,161 +19,39 @@ and parsing resumes on the next line, so a file's errors come out all at once.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from gateway.graph.diagnostics import Path, Problem, did_you_mean
+from gateway.graph.diagnostics import Problem
+from gateway.graph.fbp_diagnose import describe_failure
+from gateway.graph.fbp_result import (
+    Endpoint,
+    FbpParseResult,
+    Item,
+    ParsedConnection,
+    ParsedExport,
+    ParsedNode,
+)
+from gateway.graph.fbp_tokens import (
+    ANNOTATION,
+    ANON_RUN,
+    COMPONENT,
+    INDEX,
+    JSON_WS,
+    META,
+    NEWLINE,
+    NODE_NAME,
+    PORT_NAME,
+    REST_OF_LINE,
+    SPACES,
+    js_index,
+    json_parse,
+    json_value_end,
+    parse_node_metadata,
+    skip,
+)
 
-_NODE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_\-]*")
-_PORT_NAME = re.compile(r"[a-zA-Z_][a-zA-Z.0-9_]*")
-_COMPONENT = re.compile(r"[a-zA-Z/\-0-9_]*")
-_META = re.compile(r"[a-zA-Z/=_,0-9]+")
-_INDEX = re.compile(r"\[([0-9]+)\]")
-_SPACES = re.compile(r" *")
-_NEWLINE = "\n\r\u2028\u2029"
-_REST_OF_LINE = re.compile(r"[^\n\r\u2028\u2029]*")
-# Possessive quantifiers: the PEG's repetitions never give characters back.
-_ANNOTATION = re.compile(r"# ++@([a-zA-Z0-9\-_]++) ++([a-zA-Z0-9\-_ .]++)[\n\r\u2028\u2029]")
-_JSON_WS = re.compile(r"[ \t\n\r]*")
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_JSON_STRING = re.compile(r'"(?:[^\x00-\x1f"\\]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"')
-_JSON_WORDS = ("false", "null", "true")
-_JS_SAFE_INT = 2**53
-_ANON_RUN = re.compile(r"[^a-zA-Z0-9]+")
-_JS_FLOAT_PREFIX = re.compile(r"Infinity|[0-9]+(?:[eE][0-9]+)?")
-
-
-def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
-    """End of ``pattern`` (one that can match empty) at ``pos``."""
-    match = pattern.match(text, pos)
-    return pos if match is None else match.end()
-
-
-def _js_int(text: str) -> int | float:
-    # JavaScript numbers are doubles: integers beyond 2**53 are really the nearest double.
-    value = int(text)
-    return value if abs(value) <= _JS_SAFE_INT else float(text)
-
-
-def _js_index(text: str) -> int:
-    # parseInt of a port index: also a double, so huge indices come out rounded.
-    value = int(text)
-    return value if value <= _JS_SAFE_INT else int(float(text))
-
-
-def _js_float(text: str) -> float | None:
-    # JSON.stringify writes Infinity as null.
-    value = float(text)
-    return value if math.isfinite(value) else None
-
-
-def _json_parse(text: str) -> object:
-    return json.loads(text, parse_int=_js_int, parse_float=_js_float)
-
-
-def _meta_number(text: str) -> int | float | None:
-    """``parseFloat`` as the reference applies it to ``x``/``y`` metadata (NaN becomes null)."""
-    match = _JS_FLOAT_PREFIX.match(text)
-    if not match:
-        return None
-    value = float(match.group())
-    if not math.isfinite(value):
-        return None
-    return int(value) if value.is_integer() else value
-
-
-def parse_node_metadata(items: list[str]) -> dict[str, object]:
-    """``key=val`` items of ``n(Comp:key=val,x=1)``; a bare item means ``routes=item``."""
-    metadata: dict[str, object] = {}
-    for item in items:
-        parts = item.split("=")
-        key, value = ("routes", parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-        metadata[key] = _meta_number(value) if key in ("x", "y") else value
-    return metadata
-
-
-@dataclass(slots=True)
-class ParsedNode:
-    """A node as the parser saw it; ``component`` stays ``""`` if never declared."""
-
-    offset: int
-    component: str = ""
-    metadata: dict[str, object] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A process port at ``offset`` (where the process name starts)."""
-
-    process: str
-    port: str
-    index: int | None
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    # One element of the reference's flat edge list: "src", "tgt" or "data".
-    kind: str
-    endpoint: Endpoint | None
-    data: object = None
-    offset: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedConnection:
-    """A paired connection: ``src`` is None for an IIP (then ``data`` holds its value)."""
-
-    src: Endpoint | None
-    tgt: Endpoint
-    data: object
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedExport:
-    public: str
-    process: str
-    port: str
-    offset: int
-    process_offset: int
-
-
-@dataclass
-class FbpParseResult:
-    """Everything the parser found, with positions, before it becomes a ``Graph``."""
-
-    nodes: dict[str, ParsedNode] = field(default_factory=dict)
-    connections: list[ParsedConnection] = field(default_factory=list)
-    inports: dict[str, ParsedExport] = field(default_factory=dict)
-    outports: dict[str, ParsedExport] = field(default_factory=dict)
-    properties: dict[str, object] | None = None
-    problems: list[Problem] = field(default_factory=list)
-    # Text of lines that failed to parse: names in them may be declared there, so the semantic
-    # checks do not call them undeclared.
-    failed_text: list[str] = field(default_factory=list)
-
-    def positions(self) -> dict[Path, int]:
-        """Offsets by key path, for turning semantic problems into file positions."""
-        pos: dict[Path, int] = {}
-        for name, node in self.nodes.items():
-            pos[("processes", name)] = node.offset
-        for i, conn in enumerate(self.connections):
-            pos[("connections", i)] = conn.offset
-            pos[("connections", i, "tgt", "process")] = conn.tgt.offset
-            if conn.src is not None:
-                pos[("connections", i, "src", "process")] = conn.src.offset
-        for kind, exports in (("inports", self.inports), ("outports", self.outports)):
-            for pub, exp in exports.items():
-                pos[(kind, pub)] = exp.offset
-                pos[(kind, pub, "process")] = exp.process_offset
-        return pos
-
-
-Leaves = list[_Item]
+Leaves = list[Item]
 _Port = tuple[str, int | None]
 _PortRule = Callable[[], _Port | None]
 
@@ -189,7 +67,7 @@ class _FbpParser:
         self.fail_pos = 0
         self.expected: set[str] = set()
         self.result = FbpParseResult()
-        self.items: list[_Item] = []
+        self.items: list[Item] = []
         self.default_in = "IN"
         self.default_out = "OUT"
         self.anon_counts: dict[str, int] = {}
@@ -221,7 +99,7 @@ class _FbpParser:
     def spaces(self) -> int:
         """The grammar's ``_`` (zero or more spaces); returns how many."""
         start = self.pos
-        self.pos = _skip(_SPACES, self.text, start)
+        self.pos = skip(SPACES, self.text, start)
         return self.pos - start
 
     def regex(self, pattern: re.Pattern[str], what: str) -> re.Match[str] | None:
@@ -270,7 +148,7 @@ class _FbpParser:
         self.newline()
 
     def newline(self) -> bool:
-        if self.pos < self.end and self.text[self.pos] in _NEWLINE:
+        if self.pos < self.end and self.text[self.pos] in NEWLINE:
             self.pos += 1
             return True
         self.fail("end of line")
@@ -280,7 +158,7 @@ class _FbpParser:
         start = self.pos
         self.spaces()
         if self.text.startswith("#", self.pos):
-            self.pos = _skip(_REST_OF_LINE, self.text, self.pos + 1)
+            self.pos = skip(REST_OF_LINE, self.text, self.pos + 1)
             return True
         self.pos = start
         return False
@@ -296,7 +174,7 @@ class _FbpParser:
         return self.newline()
 
     def annotation_line(self) -> bool:
-        match = _ANNOTATION.match(self.text, self.pos)
+        match = ANNOTATION.match(self.text, self.pos)
         if match is None:
             return False
         self.pos = match.end()
@@ -329,10 +207,10 @@ class _FbpParser:
         node = self.node()
         if node is None or not self.take("."):
             return False
-        port = self.regex(_PORT_NAME, "a port name")
+        port = self.regex(PORT_NAME, "a port name")
         if port is None or not self.take(":"):
             return False
-        public = self.regex(_PORT_NAME, "a public port name")
+        public = self.regex(PORT_NAME, "a public port name")
         if public is None:
             return False
         self.spaces()
@@ -354,7 +232,7 @@ class _FbpParser:
         for keyword in ("DEFAULT_INPORT=", "DEFAULT_OUTPORT="):
             if self.text.startswith(keyword, self.pos):
                 self.pos += len(keyword)
-                name = self.regex(_PORT_NAME, "a port name")
+                name = self.regex(PORT_NAME, "a port name")
                 if name is None:
                     return False
                 self.spaces()
@@ -434,23 +312,23 @@ class _FbpParser:
     ) -> Leaves:
         tgt = self.endpoint(node, in_port, self.default_in)
         src = self.endpoint(node, out_port, self.default_out)
-        return [_Item("tgt", tgt, offset=node[1]), _Item("src", src, offset=node[1])]
+        return [Item("tgt", tgt, offset=node[1]), Item("src", src, offset=node[1])]
 
-    def outport(self) -> _Item | None:
+    def outport(self) -> Item | None:
         node = self.node()
         if node is None:
             return None
         port = self.optional(self.space_port)
-        return _Item("src", self.endpoint(node, port, self.default_out), offset=node[1])
+        return Item("src", self.endpoint(node, port, self.default_out), offset=node[1])
 
-    def inport(self) -> _Item | None:
+    def inport(self) -> Item | None:
         # (port__)? node -- the optional is committed: once "name " is read as a port, a node
         # must follow (which is why "a -> b " with a trailing space is an error).
         port = self.optional(self.port_space)
         node = self.node()
         if node is None:
             return None
-        return _Item("tgt", self.endpoint(node, port, self.default_in), offset=node[1])
+        return Item("tgt", self.endpoint(node, port, self.default_in), offset=node[1])
 
     def optional(self, rule: _PortRule) -> _Port | None:
         start = self.pos
@@ -467,20 +345,20 @@ class _FbpParser:
 
     # -- IIPs -----------------------------------------------------------------------------------
 
-    def iip(self) -> _Item | None:
+    def iip(self) -> Item | None:
         start = self.pos
         if self.text.startswith("'", start):
             return self.quoted_iip(start)
         self.fail("an IIP ('text' or JSON)")
-        value_start = _skip(_JSON_WS, self.text, start)
-        value_end = self.json_value(value_start)
+        value_start = skip(JSON_WS, self.text, start)
+        value_end = json_value_end(self.text, value_start)
         if value_end is None:
             return None
-        self.pos = _skip(_JSON_WS, self.text, value_end)
-        data = _json_parse(self.text[value_start:value_end])
-        return _Item("data", None, data=data, offset=value_start)
+        self.pos = skip(JSON_WS, self.text, value_end)
+        data = json_parse(self.text[value_start:value_end])
+        return Item("data", None, data=data, offset=value_start)
 
-    def quoted_iip(self, start: int) -> _Item | None:
+    def quoted_iip(self, start: int) -> Item | None:
         # iipchar = "\'" (a quote) / any character but "'"; other backslashes stay as they are.
         text, pos, chars = self.text, start + 1, []
         while pos < self.end:
@@ -493,50 +371,10 @@ class _FbpParser:
                 pos += 1
             else:
                 self.pos = pos + 1
-                return _Item("data", None, data="".join(chars), offset=start)
+                return Item("data", None, data="".join(chars), offset=start)
         self.open_quote = start
         self.fail("a closing quote", pos)
         return None
-
-    def json_value(self, pos: int) -> int | None:
-        """End of the JSON value at ``pos`` per the reference's JSON grammar, or None."""
-        text = self.text
-        for word in _JSON_WORDS:
-            if text.startswith(word, pos):
-                return pos + len(word)
-        ch = text[pos : pos + 1]
-        if ch in ("{", "["):
-            return self.json_container(pos)
-        pattern = _JSON_STRING if ch == '"' else _JSON_NUMBER
-        match = pattern.match(text, pos)
-        return None if match is None else match.end()
-
-    def json_container(self, pos: int) -> int | None:
-        close = "}" if self.text[pos] == "{" else "]"
-        pos = self.json_ws(pos + 1)
-        if self.text.startswith(close, pos):
-            return pos + 1
-        while True:
-            if close == "}":
-                key = _JSON_STRING.match(self.text, pos)
-                if key is None:
-                    return None
-                pos = self.json_ws(key.end())
-                if not self.text.startswith(":", pos):
-                    return None
-                pos = self.json_ws(pos + 1)
-            end = self.json_value(pos)
-            if end is None:
-                return None
-            pos = self.json_ws(end)
-            if self.text.startswith(close, pos):
-                return pos + 1
-            if not self.text.startswith(",", pos):
-                return None
-            pos = self.json_ws(pos + 1)
-
-    def json_ws(self, pos: int) -> int:
-        return _skip(_JSON_WS, self.text, pos)
 
     # -- nodes and ports ------------------------------------------------------------------------
 
@@ -547,7 +385,7 @@ class _FbpParser:
         if named is not None:
             return named
         self.pos = start
-        name = self.regex(_NODE_NAME, "a process name")
+        name = self.regex(NODE_NAME, "a process name")
         if name is not None:
             return name.group(), start
         return self.node_component()
@@ -562,7 +400,7 @@ class _FbpParser:
 
     def node_name_and_component(self) -> tuple[str, int] | None:
         start = self.pos
-        name = self.regex(_NODE_NAME, "a process name")
+        name = self.regex(NODE_NAME, "a process name")
         if name is None:
             return None
         component = self.component()
@@ -580,7 +418,7 @@ class _FbpParser:
         # while backtracking finds the same node instead of counting a new one.
         name = self.anon_names.get(start)
         if name is None:
-            base = _ANON_RUN.sub("_", component[0], count=1)
+            base = ANON_RUN.sub("_", component[0], count=1)
             self.anon_counts[base] = self.anon_counts.get(base, 0) + 1
             name = self.anon_names[start] = f"_{base}_{self.anon_counts[base]}"
             self.add_node(name, start, *component)
@@ -589,12 +427,12 @@ class _FbpParser:
     def component(self) -> tuple[str, list[str] | None] | None:
         if not self.take("("):
             return None
-        name = self.regex(_COMPONENT, "a component name")
+        name = self.regex(COMPONENT, "a component name")
         assert name is not None  # "*" always matches
         meta: list[str] | None = None
         if self.text.startswith(":", self.pos):
             self.pos += 1
-            items = self.regex(_META, "metadata (key=value,...)")
+            items = self.regex(META, "metadata (key=value,...)")
             if items is None:
                 self.pos -= 1
             else:
@@ -613,16 +451,16 @@ class _FbpParser:
             node.metadata = parse_node_metadata(meta)
 
     def port(self) -> _Port | None:
-        name = self.regex(_PORT_NAME, "a port name")
+        name = self.regex(PORT_NAME, "a port name")
         if name is None:
             return None
         index = None
-        match = _INDEX.match(self.text, self.pos)
+        match = INDEX.match(self.text, self.pos)
         if match is None:
             self.fail("'['")
         else:
             self.pos = match.end()
-            index = _js_index(match.group(1))
+            index = js_index(match.group(1))
         port = name.group() if self.case_sensitive else name.group().lower()
         return port, index
 
@@ -667,63 +505,7 @@ class _FbpParser:
         self.result.failed_text.append(self.text[line_start : self.pos])
 
 
-def describe_failure(
-    text: str, at: int, expected: set[str], open_quote: int | None
-) -> tuple[str, str]:
-    """The message and hint for a syntax error at ``at``."""
-    if open_quote is not None and "a closing quote" in expected:
-        return "this IIP string is never closed", "end it with ' (write a quote inside it as \\')"
-    wanted = sorted(expected) or ["a connection, declaration or comment"]
-    listing = wanted[-1] if len(wanted) == 1 else ", ".join(wanted[:-1]) + " or " + wanted[-1]
-    return f"expected {listing}, found {_found(text, at)}", _hint(text, at)
-
-
-def _found(text: str, at: int) -> str:
-    if at >= len(text):
-        return "end of file"
-    ch = text[at]
-    if ch in _NEWLINE:
-        return "end of line"
-    word = re.match(r"[^\s]+", text[at:])
-    return repr(word.group()[:20]) if word else repr(ch)
-
-
-_KEYWORDS = ("INPORT=", "OUTPORT=", "DEFAULT_INPORT=", "DEFAULT_OUTPORT=")
-_ARROW_TYPOS = ("=>", "- >", "-->", "<-", "->>", "\u2014>", "\u2013>")  # incl. em/en dash
-
-
-def _hint(text: str, at: int) -> str:
-    """A suggestion for the syntax error at ``at``, from the first rule that recognises it."""
-    line_start = text.rfind("\n", 0, at) + 1
-    line_end = text.find("\n", at)
-    line_end = len(text) if line_end < 0 else line_end
-    before, rest = text[line_start:at], text[at:line_end]
-    keyword = re.match(r"\s*([A-Za-z_]+=)", before + rest)
-    if keyword and keyword.group(1) not in _KEYWORDS:
-        return did_you_mean(keyword.group(1), _KEYWORDS)
-    return next((hint for test, hint in _HINTS if test(before, rest)), "")
-
-
-_HINTS: tuple[tuple[Callable[[str, str], bool], str], ...] = (
-    (lambda _, rest: rest.startswith(_ARROW_TYPOS), "did you mean '->'?"),
-    (
-        lambda before, rest: rest.startswith("[") and before.lstrip().startswith(_KEYWORDS[:2]),
-        "INPORT=/OUTPORT= name a port without an [index]",
-    ),
-    (
-        lambda before, rest: "\t" in before + rest,
-        "indent with spaces: a tab here starts a JSON value in the .fbp grammar",
-    ),
-    (
-        lambda before, rest: before.endswith(" ") and not rest.strip(),
-        "remove the trailing space: the reference parser rejects it here",
-    ),
-    (
-        lambda before, _: re.search(r"\([^):]*:[^)]*$", before) is not None,
-        "metadata is key=value,... using only letters, digits, '/' and '_'",
-    ),
-    (
-        lambda before, _: re.search(r"\([^)]*$", before) is not None,
-        "component names use only letters, digits, '/', '-' and '_'",
-    ),
-)
+def parse_fbp_text(text: str, *, case_sensitive: bool = False) -> FbpParseResult:
+    """The raw parse of .fbp ``text``: nodes, connections, exports, properties, with offsets,
+    and the syntax problems (semantic checks are the caller's)."""
+    return _FbpParser(text, case_sensitive=case_sensitive).parse()
