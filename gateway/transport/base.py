@@ -67,8 +67,23 @@ class Transport(abc.ABC):
         """Wait until everything published so far has left (QoS 0) or been acknowledged."""
 
     @abc.abstractmethod
-    async def subscribe(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> None:
-        """Deliver messages on ``topic`` to ``handler``, now and after every reconnect."""
+    async def subscribe(
+        self,
+        topic: str,
+        handler: DeliveryHandler,
+        *,
+        qos: int = 0,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        replay_retained: bool = True,
+    ) -> None:
+        """Deliver messages on ``topic`` to ``handler``, now and after every reconnect.
+
+        The options are MQTT 5 subscription options, for forwarders: ``no_local`` (never
+        receive our own publishes), ``retain_as_published`` (the retain flag as the publisher
+        set it) and ``replay_retained`` (whether retained messages arrive at subscribe time).
+        A transport that cannot honour a non-default option raises ``TransportError``.
+        """
 
     @abc.abstractmethod
     async def unsubscribe(self, topic: str) -> None: ...

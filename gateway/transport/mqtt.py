@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any, Self
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError, TransportError
@@ -34,10 +36,13 @@ from gateway.transport.base import ConnectListener, Delivery, DeliveryHandler, T
 
 log = logging.getLogger(__name__)
 
+MQTT_311 = 4  # protocol level numbers, as in the CONNECT packet
+MQTT_5 = 5
 CONNACK_TIMEOUT = 10.0
 MISC_INTERVAL = 1.0  # how often paho's keepalive bookkeeping runs
 STABLE_AFTER = 10.0  # a connection that lasted this long resets the backoff
 DEFAULT_MAX_QUEUED = 10_000  # QoS>0 messages paho may hold while disconnected
+READ_BURST = 64  # packets read per readable event, so one event-loop turn serves a burst
 
 
 @dataclass(frozen=True)
@@ -70,26 +75,32 @@ class MqttTransport(Transport):
         will: Will | None = None,
         backoff: Backoff | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        protocol: int = MQTT_311,
     ) -> None:
         if not url.is_mqtt:
             raise BrokerUrlError(str(url), "not an MQTT URL")
+        if protocol not in (MQTT_311, MQTT_5):
+            raise TransportError(f"unsupported MQTT protocol version {protocol}")
         self.url = url
+        self.protocol = protocol
         self.stats = TransportStats()
         self._keepalive = keepalive or int(url.options.get("keepAlive", 60))
         self._backoff = backoff or Backoff()
         self._client = self._make_client(url, client_id, will, max_queued)
-        self._subs: dict[str, tuple[int, DeliveryHandler]] = {}
+        self._subs: dict[str, tuple[int | SubscribeOptions, DeliveryHandler]] = {}
         self._listeners: list[ConnectListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._fd: int | None = None
         self._paused = False
-        self._writing = False
+        self._writing = False  # paho has bytes to write: a write is scheduled or being watched
+        self._write_watched = False  # the socket was full: add_writer waits for room
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._last_publish: paho.MQTTMessageInfo | None = None
         self._progress = asyncio.Event()  # set on each completed publish, for flush()
+        self._flushing = 0  # flush() calls waiting; on_publish is only installed meanwhile
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -100,9 +111,15 @@ class MqttTransport(Transport):
     ) -> paho.Client:
         cid = url.options.get("clientId") or client_id
         cid = cid.replace("%i", str(random.randint(0, 99999)))  # msgflo-cpp's clientId=name-%i
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=cid, protocol=paho.MQTTv311, clean_session=True
-        )
+        if self.protocol == MQTT_5:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=paho.MQTTv5)
+        else:
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cid,
+                protocol=paho.MQTTv311,
+                clean_session=True,
+            )
         if url.username is not None:
             client.username_pw_set(url.username, url.password)
         if url.tls:
@@ -114,7 +131,6 @@ class MqttTransport(Transport):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_publish = self._on_publish
         client.on_socket_open = self._threadsafe(self._on_socket_open)
         client.on_socket_close = self._threadsafe(self._on_socket_close)
         client.on_socket_register_write = self._threadsafe(self._on_register_write)
@@ -187,7 +203,7 @@ class MqttTransport(Transport):
         self._connack = loop.create_future()
         host, port = self.url.host, self.url.port
         # paho connects, and does the TLS handshake, with blocking calls: keep them off the loop.
-        await loop.run_in_executor(None, self._client.connect, host, port, self._keepalive)
+        await loop.run_in_executor(None, self._connect_blocking, host, port)
         try:
             reason = await asyncio.wait_for(self._connack, CONNACK_TIMEOUT)
         except TimeoutError:
@@ -196,6 +212,13 @@ class MqttTransport(Transport):
         if reason.is_failure:
             self._drop_socket()
             raise TransportError(f"broker refused the connection: {reason}")
+
+    def _connect_blocking(self, host: str, port: int) -> None:
+        try:
+            self._client.connect(host, port, self._keepalive)
+        except BaseException as exc:
+            _close_sockets_in(exc.__traceback__)
+            raise
 
     async def _run_connected(self) -> None:
         self.stats.connects += 1
@@ -217,8 +240,8 @@ class MqttTransport(Transport):
 
     def _replay_subscriptions(self) -> None:
         if self._subs:
-            topics = [(topic, qos) for topic, (qos, _) in self._subs.items()]
-            self._client.subscribe(topics)
+            topics = [(topic, options) for topic, (options, _) in self._subs.items()]
+            self._client.subscribe(topics)  # type: ignore[arg-type]  # paho takes either form
 
     def _drop_socket(self) -> None:
         self._client.disconnect()
@@ -253,16 +276,62 @@ class MqttTransport(Transport):
 
     async def flush(self) -> None:
         info = self._last_publish
-        while info is not None:
-            self._progress.clear()
-            if info.is_published():
-                return
-            await self._progress.wait()
+        if info is None or info.is_published():
+            return
+        # With on_publish set, paho builds a ReasonCode and a Properties object for every QoS 0
+        # message it writes (about a tenth of a Repeat's time): only set it while someone waits.
+        self._flushing += 1
+        self._client.on_publish = self._on_publish
+        try:
+            while not info.is_published():
+                self._progress.clear()
+                await self._progress.wait()
+        finally:
+            self._flushing -= 1
+            if not self._flushing:
+                self._client.on_publish = None
 
-    async def subscribe(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> None:
-        self._subs[topic] = (qos, handler)
+    async def subscribe(
+        self,
+        topic: str,
+        handler: DeliveryHandler,
+        *,
+        qos: int = 0,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        replay_retained: bool = True,
+    ) -> None:
+        options = self._subscribe_options(qos, no_local, retain_as_published, replay_retained)
+        self._subs[topic] = (options, handler)
         if self.connected:
-            self._client.subscribe(topic, qos)
+            self._client.subscribe(*self._subscription(topic, options))
+
+    def _subscribe_options(
+        self, qos: int, no_local: bool, retain_as_published: bool, replay_retained: bool
+    ) -> int | SubscribeOptions:
+        if self.protocol == MQTT_5:
+            return SubscribeOptions(
+                qos=qos,
+                noLocal=no_local,
+                retainAsPublished=retain_as_published,
+                retainHandling=(
+                    SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE
+                    if replay_retained
+                    else SubscribeOptions.RETAIN_DO_NOT_SEND
+                ),
+            )
+        if no_local or retain_as_published or not replay_retained:
+            raise TransportError("these subscription options need MQTT 5 (protocol=5)")
+        return qos
+
+    @staticmethod
+    def _subscription(
+        topic: str, options: int | SubscribeOptions
+    ) -> tuple[str, int] | tuple[str, int, SubscribeOptions]:
+        # paho takes QoS positionally for MQTT 3.1.1 and options by keyword for MQTT 5.
+        if isinstance(options, int):
+            return (topic, options)
+        return (topic, 0, options)
 
     async def unsubscribe(self, topic: str) -> None:
         if self._subs.pop(topic, None) is not None and self.connected:
@@ -322,7 +391,7 @@ class MqttTransport(Transport):
         except Exception:
             log.exception("mqtt: handler for %r failed", topic)
 
-    def _match_wildcard(self, topic: str) -> tuple[int, DeliveryHandler] | None:
+    def _match_wildcard(self, topic: str) -> tuple[int | SubscribeOptions, DeliveryHandler] | None:
         for pattern, entry in self._subs.items():
             if ("+" in pattern or "#" in pattern) and paho.topic_matches_sub(pattern, topic):
                 return entry
@@ -344,6 +413,11 @@ class MqttTransport(Transport):
         assert self._loop is not None
         self._unwatch()
         self._fd = sock.fileno()
+        # paho 2.2 leaves Nagle on: a small publish right after a PUBACK then waits for the
+        # broker's delayed ACK (~40 ms per QoS 1 message; reference doc 4.2 "TCP_NODELAY").
+        with contextlib.suppress(OSError, AttributeError):
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not self._paused:
             self._loop.add_reader(self._fd, self._on_readable)
 
@@ -351,17 +425,36 @@ class MqttTransport(Transport):
         self._unwatch()
 
     def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # Write once per event-loop turn, everything published meanwhile in one go; wait for the
+        # socket (add_writer) only when it is full. Registering a writer for every message cost
+        # two epoll_ctl calls and an extra loop turn per message.
         if self._loop is not None and self._fd is not None and not self._writing:
-            self._loop.add_writer(self._fd, self._client.loop_write)
             self._writing = True
+            self._loop.call_soon(self._write_pending)
+
+    def _write_pending(self) -> None:
+        if not self._writing or self._fd is None or self._loop is None:
+            return  # written by a watcher meanwhile, or the socket is gone
+        self._client.loop_write()  # calls _on_unregister_write once all is written
+        if self._writing and self._fd is not None and not self._write_watched:
+            self._loop.add_writer(self._fd, self._client.loop_write)
+            self._write_watched = True
 
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._loop is not None and self._fd is not None and self._writing:
+        if self._loop is not None and self._fd is not None and self._write_watched:
             self._loop.remove_writer(self._fd)
         self._writing = False
+        self._write_watched = False
 
     def _on_readable(self) -> None:
-        self._client.loop_read()
+        # paho reads a single packet per loop_read() at QoS 0: read on while messages keep
+        # coming (bounded), unless the runtime paused reading (backpressure).
+        for _ in range(READ_BURST):
+            received = self.stats.received
+            if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            if self._paused or self.stats.received == received:
+                return
 
     def _unwatch(self) -> None:
         # Sockets are forgotten by file descriptor number: paho may have closed the socket object
@@ -371,3 +464,14 @@ class MqttTransport(Transport):
             self._loop.remove_writer(self._fd)
         self._fd = None
         self._writing = False
+        self._write_watched = False
+
+
+def _close_sockets_in(tb: TracebackType | None) -> None:
+    """Close sockets left open in the frames of a failed connect: paho 2.2 does not close the
+    socket when the TLS handshake fails, and each retry would leak one until garbage collection."""
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, socket.socket):
+                value.close()
+        tb = tb.tb_next

@@ -1,0 +1,265 @@
+"""The coordinator: discovers participants, wires the graph over MQTT, sends IIPs.
+
+It never waits for anyone: a graph loads at once, edges whose participants are not discovered
+yet are pending and get wired the moment they are, and a participant that comes back (a new id,
+or an id that had expired) gets its IIPs again. Discovery handling never raises: bad messages
+are logged once with their topic, reason and an excerpt, counted, and dropped.
+
+Forwarding (reference 4.1, fixed): each message is delivered byte-for-byte, with its QoS and
+retain flag, to every topic reachable from its source topic (see ``routing.py``), and the
+coordinator's subscriptions use MQTT 5 "no local" so its own publishes never come back to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from gateway.coordinator.registry import Change, Registry, RegistryEvent
+from gateway.coordinator.routing import RouteTable
+from gateway.coordinator.wiring import EdgeState, iip_queue, resolve_edge, route_table
+from gateway.errors import DiscoveryError
+from gateway.graph.model import Edge, Graph, Initial, thaw
+from gateway.participant.discovery import DISCOVERY_TOPIC, parse_discovery
+from gateway.transport.base import Delivery, Transport
+
+log = logging.getLogger(__name__)
+
+EXCERPT = 120  # bytes of a bad payload shown in the log
+MAX_REMEMBERED_REJECTS = 1000  # distinct bad messages logged once each
+
+
+class RetainedPolicy(enum.Enum):
+    """What to do with retained messages the broker replays when the coordinator subscribes."""
+
+    SKIP = "skip"  # the default: a replayed "pressed" must not act again after every restart
+    FORWARD = "forward"  # propagate retained state (e.g. a device's last value) on start
+
+
+@dataclass
+class CoordinatorStats:
+    discovery_messages: int = 0
+    discovery_rejected: int = 0
+    forwarded: int = 0
+    iips_sent: int = 0
+    rewires: int = 0
+
+
+@dataclass(frozen=True)
+class CoordinatorOptions:
+    expiry: float = 600.0
+    retained: RetainedPolicy = RetainedPolicy.SKIP
+    forward_qos: int = 2  # subscribe at QoS 2 so each message keeps the QoS it was sent with
+
+
+@dataclass
+class _Wiring:
+    states: dict[int, EdgeState] = field(default_factory=dict)  # by edge index in the graph
+    table: RouteTable = field(default_factory=RouteTable)
+
+
+class Coordinator:
+    """Wires ``graph`` on ``transport``; run it with :meth:`run` (until cancelled)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        graph: Graph,
+        *,
+        options: CoordinatorOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.options = options or CoordinatorOptions()
+        self.registry = Registry(self.options.expiry)
+        self.stats = CoordinatorStats()
+        self._clock = clock
+        self._graph = graph
+        self._wiring = _Wiring()
+        self._dirty_roles: set[str] | None = None  # None: everything
+        self._dirty = asyncio.Event()
+        self._dirty.set()
+        self._clean = asyncio.Event()  # set while everything seen so far is wired
+        self._rejects_seen: set[tuple[str, str]] = set()
+        self._listeners: list[Callable[[RegistryEvent], None]] = []
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.transport.subscribe(DISCOVERY_TOPIC, self._on_discovery, qos=0)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._wire_forever())
+            tasks.create_task(self._expire_forever())
+
+    async def _wire_forever(self) -> None:
+        # One writer of the wiring; a burst of discovery messages is wired in one pass.
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._apply()
+            if not self._dirty.is_set():
+                self._clean.set()
+
+    async def _expire_forever(self) -> None:
+        while True:
+            deadline = self.registry.next_expiry()
+            delay = 1.0 if deadline is None else max(0.05, deadline - self._clock() + 0.01)
+            await asyncio.sleep(min(delay, 60.0))
+            for event in self.registry.expire(self._clock()):
+                log.info(
+                    "participant %s (%s) gone: not heard from in %.0f s",
+                    event.participant.id,
+                    event.participant.role,
+                    event.participant.timeout,
+                )
+                self._notify(event)
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    def set_graph(self, graph: Graph) -> None:
+        """Replace the graph: rewire everything and send the IIPs of the new graph."""
+        self._graph = graph
+        self._wiring.states.clear()
+        self._dirty_roles = None
+        self._clean.clear()
+        self._dirty.set()
+        for initial in self._initials():
+            self._send_iip(initial)
+
+    def add_listener(self, listener: Callable[[RegistryEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    def edge_states(self) -> list[EdgeState]:
+        return [self._wiring.states[i] for i in sorted(self._wiring.states)]
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def _on_discovery(self, delivery: Delivery) -> None:
+        self.stats.discovery_messages += 1
+        try:
+            found = parse_discovery(delivery.payload)
+        except DiscoveryError as exc:
+            self._reject(delivery, exc.reason)
+            return
+        for warning in found.warnings:
+            log.debug("discovery from %s: %s", found.definition.role, warning)
+        event = self.registry.observe(found.definition, self._clock())
+        if event is not None:
+            self._notify(event)
+
+    def _reject(self, delivery: Delivery, reason: str) -> None:
+        self.stats.discovery_rejected += 1
+        excerpt = delivery.payload[:EXCERPT].decode("utf-8", errors="replace")
+        key = (reason, excerpt)
+        if key in self._rejects_seen:
+            return
+        if len(self._rejects_seen) < MAX_REMEMBERED_REJECTS:
+            self._rejects_seen.add(key)
+        log.warning(
+            "discovery on %r rejected: %s; payload %r (%d rejected so far)",
+            delivery.topic,
+            reason,
+            excerpt,
+            self.stats.discovery_rejected,
+        )
+
+    def _notify(self, event: RegistryEvent) -> None:
+        seen = event.participant
+        if event.change is not Change.GONE:
+            log.info(
+                "participant %s (%s, %s) %s",
+                seen.id,
+                seen.role,
+                seen.definition.component,
+                event.change.value,
+            )
+        self._mark_dirty(seen.role)
+        if event.change in (Change.ADDED, Change.RETURNED):
+            for initial in self._initials(seen.role):
+                self._send_iip(initial)
+        for listener in self._listeners:
+            listener(event)
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def _mark_dirty(self, role: str) -> None:
+        if self._dirty_roles is not None:
+            self._dirty_roles.add(role)
+        self._clean.clear()
+        self._dirty.set()
+
+    async def wired(self) -> None:
+        """Wait until every change seen so far is wired (for tests and the protocol)."""
+        await self._clean.wait()
+
+    async def _apply(self) -> None:
+        dirty, self._dirty_roles = self._dirty_roles, set()
+        for index, edge in self._edges():
+            if dirty is None or edge.src.process in dirty or edge.tgt.process in dirty:
+                self._wiring.states[index] = resolve_edge(self.registry, edge)
+        old = self._wiring.table
+        new = route_table(self._wiring.states.values())
+        self._wiring.table = new
+        self.stats.rewires += 1
+        await self._resubscribe(old.sources, new.sources)
+
+    async def _resubscribe(self, old: frozenset[str], new: frozenset[str]) -> None:
+        replay = self.options.retained is RetainedPolicy.FORWARD
+        for topic in sorted(new - old):
+            await self.transport.subscribe(
+                topic,
+                self._forward,
+                qos=self.options.forward_qos,
+                no_local=True,
+                retain_as_published=True,
+                replay_retained=replay,
+            )
+        for topic in sorted(old - new):
+            await self.transport.unsubscribe(topic)
+
+    def _edges(self) -> Iterable[tuple[int, Edge]]:
+        return ((i, c) for i, c in enumerate(self._graph.connections) if isinstance(c, Edge))
+
+    def _initials(self, role: str | None = None) -> list[Initial]:
+        return [
+            c
+            for c in self._graph.connections
+            if isinstance(c, Initial) and (role is None or c.tgt.process == role)
+        ]
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def _forward(self, delivery: Delivery) -> None:
+        for topic in self._wiring.table.targets(delivery.topic):
+            self.transport.publish(
+                topic, delivery.payload, qos=delivery.qos, retain=delivery.retain
+            )
+            self.stats.forwarded += 1
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0) -> None:
+        """Publish as the coordinator: to ``topic`` and everything routed from it (the broker
+        does not echo our own messages back to the forwarder)."""
+        self.transport.publish(topic, payload, qos=qos)
+        for target in self._wiring.table.targets(topic):
+            self.transport.publish(target, payload, qos=qos)
+
+    def _send_iip(self, initial: Initial) -> None:
+        queue = iip_queue(self.registry, initial)
+        if queue is None:
+            return  # sent when the target is discovered
+        self.publish(queue, json.dumps(thaw(initial.data)).encode("utf-8"), qos=1)
+        self.stats.iips_sent += 1
+        log.info(
+            "IIP %s -> %s %s (%s)",
+            json.dumps(thaw(initial.data))[:60],
+            initial.tgt.port,
+            initial.tgt.process,
+            queue,
+        )

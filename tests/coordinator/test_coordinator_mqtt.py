@@ -1,0 +1,267 @@
+"""The coordinator wiring real participants on a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.broker import parse_broker_url
+from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
+from gateway.graph import parse_fbp, parse_json
+from gateway.graph.model import Graph
+from gateway.mosquitto import Mosquitto
+from gateway.participant import Message, Participant, serve
+from gateway.participant.definition import define
+from gateway.participant.discovery import encode_discovery
+from gateway.transport.mqtt import MQTT_5, MqttTransport
+from tests.conftest import Probe
+
+
+def graph(text: str) -> Graph:
+    return parse_fbp(text, file="test.fbp")
+
+
+@contextlib.asynccontextmanager
+async def coordinating(url: str, g: Graph, **options: Any) -> AsyncIterator[Coordinator]:
+    transport = MqttTransport(parse_broker_url(url), client_id="coordinator", protocol=MQTT_5)
+    async with transport:
+        coordinator = Coordinator(transport, g, options=CoordinatorOptions(**options))
+        task = asyncio.create_task(coordinator.run())
+        await asyncio.wait_for(transport.wait_connected(), 5)
+        try:
+            yield coordinator
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def participants(url: str, *group: Participant) -> AsyncIterator[None]:
+    task = asyncio.create_task(serve(list(group), url))
+    try:
+        for p in group:
+            async with asyncio.timeout(5):
+                while p.stats.announced == 0:
+                    await asyncio.sleep(0.01)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class Relay(Participant):
+    """Passes input on, suffixed with its role: shows the path a message took."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__({"component": "Relay"}, role)
+
+    def process(self, inport: str, msg: Message) -> None:
+        self.send("out", f"{msg.data}>{self.role}")
+
+
+def relay(role: str) -> Participant:
+    return Relay(role)
+
+
+def source(role: str, port: str = "out") -> Participant:
+    return Participant({"component": "Source", "inports": [], "outports": [{"id": port}]}, role)
+
+
+async def wired(coordinator: Coordinator, edges: int) -> None:
+    async with asyncio.timeout(5):
+        while sum(s.resolved for s in coordinator.edge_states()) < edges:
+            await coordinator.wired()
+            await asyncio.sleep(0.01)
+        await coordinator.wired()
+
+
+async def test_chain_fan_out_and_fan_in(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph(
+        "s(Source) OUT -> IN a(Relay)\na OUT -> IN b(Relay)\ns OUT -> IN c(Relay)\n"
+        "t(Source) OUT -> IN c"
+    )
+    await probe.watch("b/out")
+    await probe.watch("c/out")
+    async with coordinating(mosquitto.url, g) as coordinator:
+        s, t = source("s"), source("t")
+        async with participants(mosquitto.url, s, t, relay("a"), relay("b"), relay("c")):
+            await wired(coordinator, 4)
+            s.send("out", "x")
+            t.send("out", "y")
+            assert await probe.next_json("b/out") == "x>a>b"
+            got = {json.loads(m) for m in await probe.wait_count("c/out", 2)}
+            assert got == {"x>c", "y>c"}
+
+
+async def test_participant_that_appears_later_is_wired(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph("s(Source) OUT -> IN late(Relay)")
+    await probe.watch("late/out")
+    async with coordinating(mosquitto.url, g) as coordinator:
+        s = source("s")
+        async with participants(mosquitto.url, s):
+            await coordinator.wired()
+            assert [st.resolved for st in coordinator.edge_states()] == [False]
+            async with participants(mosquitto.url, relay("late")):
+                await wired(coordinator, 1)
+                s.send("out", 1)
+                assert await probe.next_json("late/out") == "1>late"
+
+
+async def test_payloads_are_forwarded_byte_for_byte(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph("dev(Device) OUT -> IN sink(Sink)")
+    device = define("dev", "Device", outports=[{"id": "out", "queue": "/diller/18:fe:34/value"}])
+    sink = define("sink", "Sink", inports=[{"id": "in", "queue": "sink/in"}])
+    await probe.watch("sink/in", qos=1)
+    async with coordinating(mosquitto.url, g) as coordinator:
+        for d in (device, sink):
+            probe.transport.publish("fbp", encode_discovery(d))
+        await wired(coordinator, 1)
+        payloads = [b"0.00", b"open", b'{"x": 1}', b"\x00\xff\xfe", b"", b"true"]
+        for payload in payloads:
+            probe.transport.publish("/diller/18:fe:34/value", payload, qos=1)
+        assert await probe.wait_count("sink/in", len(payloads)) == payloads
+
+
+async def test_same_topic_edges_and_cycles_do_not_loop(mosquitto: Mosquitto, probe: Probe) -> None:
+    # x and y share topics both ways (a cycle), and a same-topic self loop on x.
+    g = graph("x(Dev) OUT -> IN y(Dev)\ny OUT -> IN x\nx OUT -> IN x")
+    x = define(
+        "x", "Dev", inports=[{"id": "in", "queue": "t/x"}], outports=[{"id": "out", "queue": "t/x"}]
+    )
+    y = define(
+        "y", "Dev", inports=[{"id": "in", "queue": "t/y"}], outports=[{"id": "out", "queue": "t/y"}]
+    )
+    await probe.watch("t/x")
+    await probe.watch("t/y")
+    async with coordinating(mosquitto.url, g) as coordinator:
+        for d in (x, y):
+            probe.transport.publish("fbp", encode_discovery(d))
+        await wired(coordinator, 3)
+        probe.transport.publish("t/x", b"ping")
+        await probe.wait_count("t/y", 1)
+        await asyncio.sleep(0.5)
+        await probe.watch("t/x")  # a round trip: anything in flight has arrived
+        assert probe.received["t/x"] == [b"ping"]
+        assert probe.received["t/y"] == [b"ping"]
+        assert coordinator.stats.forwarded == 1
+
+
+async def test_iips_on_appearance_and_again_on_restart(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph("'0' -> IN echo(Relay)\necho OUT -> IN echo2(Relay)")
+    await probe.watch("echo/out")
+    async with coordinating(mosquitto.url, g):
+        async with participants(mosquitto.url, relay("echo")):
+            assert await probe.next_json("echo/out") == "0>echo"
+        # The participant restarts: a new id, so it gets its IIP again.
+        async with participants(mosquitto.url, relay("echo")):
+            assert await probe.next_json("echo/out") == "0>echo"
+
+
+async def test_falsy_json_iips(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = parse_json(
+        json.dumps(
+            {
+                "processes": {"e": {"component": "Relay"}},
+                "connections": [
+                    {"data": 0, "tgt": {"process": "e", "port": "in"}},
+                    {"data": False, "tgt": {"process": "e", "port": "in"}},
+                    {"data": "", "tgt": {"process": "e", "port": "in"}},
+                ],
+            }
+        ),
+        file="falsy.json",
+    )
+    await probe.watch("e/out")
+    async with coordinating(mosquitto.url, g), participants(mosquitto.url, relay("e")):
+        got = [json.loads(m) for m in await probe.wait_count("e/out", 3)]
+    assert sorted(got) == sorted(["0>e", "False>e", ">e"])
+
+
+async def test_expiry_and_return(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph("'go' -> IN d(Dev)")
+    sleepy = define("d", "Dev", inports=["in"], participant_id="d-1")
+    await probe.watch("d/in")
+    async with coordinating(mosquitto.url, g, expiry=0.3) as coordinator:
+        probe.transport.publish("fbp", encode_discovery(sleepy))
+        assert await probe.next_json("d/in") == "go"
+        async with asyncio.timeout(3):
+            while coordinator.registry.live("d"):
+                await asyncio.sleep(0.05)
+        probe.transport.publish("fbp", encode_discovery(sleepy))  # back again: same id
+        assert await probe.next_json("d/in") == "go"
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    garbage=st.lists(
+        st.binary(max_size=300)
+        | st.builds(
+            lambda d: json.dumps(d).encode(),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                lambda c: (
+                    st.lists(c, max_size=3)
+                    | st.dictionaries(
+                        st.sampled_from(
+                            [
+                                "protocol",
+                                "command",
+                                "payload",
+                                "role",
+                                "id",
+                                "component",
+                                "inports",
+                                "outports",
+                                "queue",
+                            ]
+                        ),
+                        c,
+                        max_size=5,
+                    )
+                ),
+                max_leaves=12,
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_garbage_on_fbp_never_stops_the_coordinator(garbage: list[bytes]) -> None:
+    async def scenario() -> None:
+        with Mosquitto() as broker:
+            url = broker.url
+            async with MqttTransport(parse_broker_url(url), client_id="p") as t:
+                await asyncio.wait_for(t.wait_connected(), 5)
+                probe = Probe(t)
+                await probe.watch("d/in")
+                async with coordinating(url, graph("'ok' -> IN d(Dev)")) as coordinator:
+                    for junk in garbage:
+                        t.publish("fbp", junk)
+                    t.publish("fbp", encode_discovery(define("d", "Dev", inports=["in"])))
+                    assert await probe.next_json("d/in") == "ok"
+                    assert coordinator.stats.discovery_messages >= 1
+
+    logging.getLogger("gateway").setLevel(logging.CRITICAL)
+    try:
+        asyncio.run(scenario())
+    finally:
+        logging.getLogger("gateway").setLevel(logging.NOTSET)
+
+
+def test_needs_mqtt5_for_forwarding_options() -> None:
+    from gateway.errors import TransportError
+
+    transport = MqttTransport(parse_broker_url("mqtt://127.0.0.1:1"))
+    with pytest.raises(TransportError, match="need MQTT 5"):
+        asyncio.run(transport.subscribe("a", lambda d: None, no_local=True))
