@@ -111,7 +111,10 @@ def read_fbp(
     """Load .fbp text. Raises ``InvalidGraphError`` with every error; returns the warnings."""
     result = parse_fbp_text(text, case_sensitive=case_sensitive)
     graph = result_to_graph(result, case_sensitive=case_sensitive)
-    errors, warnings = split([*result.problems, *_semantic(graph, result)])
+    problems = [*result.problems, *_semantic(graph, result)]
+    if not problems:
+        return graph, ()
+    errors, warnings = split(problems)
     source = SourceText(text, file)
     locate = path_locator(result.positions())
     raise_for(source.errors(errors, locate))

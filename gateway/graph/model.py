@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 FrozenJson: TypeAlias = (
@@ -25,12 +25,17 @@ Metadata: TypeAlias = Mapping[str, FrozenJson]
 _EMPTY: Metadata = MappingProxyType({})
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _no_metadata() -> Metadata:
     return _EMPTY
 
 
 def freeze(value: object) -> FrozenJson:
     """Deep-freeze a JSON value (dicts become read-only mappings, lists tuples)."""
+    if type(value) in _SCALARS:  # the common case first: most values are strings and numbers
+        return cast(FrozenJson, value)
     if isinstance(value, Mapping):
         return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):

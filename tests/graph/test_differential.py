@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidGraphError
 from gateway.graph import Edge, Initial, graph_to_dict, parse_fbp, to_fbp
+from gateway.graph.fbp_parser import parse_fbp_text
 
 from .conftest import (
     INVALID_FBP,
@@ -237,3 +238,21 @@ def test_written_fbp_reads_the_same_in_reference() -> None:
         assert "graph" in verdict, (text, verdict["error"])
         expected = as_js(json.loads(json.dumps(graph_to_dict(graph))))
         assert as_js(verdict["graph"]) == expected, text
+
+
+def test_fast_path_changes_nothing() -> None:
+    """The one-regex shortcut for common lines gives exactly what the grammar alone gives."""
+    soup = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=14).map("".join)
+    sources = [read_source(p) for p in [*VALID_FBP, *INVALID_FBP]] + _collect(soup, 600)
+    for source in sources:
+        for case_sensitive in (False, True):
+            fast = parse_fbp_text(source, case_sensitive=case_sensitive)
+            slow = parse_fbp_text(source, case_sensitive=case_sensitive, fast=False)
+            assert (fast.nodes, fast.inports, fast.outports) == (
+                slow.nodes,
+                slow.inports,
+                slow.outports,
+            )
+            assert fast.connections == slow.connections, source
+            assert fast.properties == slow.properties
+            assert [p.offset for p in fast.problems] == [p.offset for p in slow.problems], source
