@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from gateway.errors import GraphError
@@ -129,15 +129,33 @@ def graph_to_dict(graph: Graph) -> dict[str, JsonValue]:
 
 
 def to_json(graph: Graph) -> str:
-    """Canonical FBP JSON text, two-space indented, ending in a newline."""
+    """Canonical FBP JSON text: one process, connection or export per line, final newline.
+
+    One item per line keeps a diff of two saved graphs to the items that changed, and lets the
+    C JSON encoder do the work (``indent=`` would switch to the much slower Python one).
+    """
     data = graph_to_dict(graph)
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     try:
+        text = _layout(data, json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
         text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (legal in JSON escapes) cannot be written as UTF-8: escape everything.
-        text = json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False)
-    return text + "\n"
+        text = _layout(data, json.JSONEncoder(ensure_ascii=True, allow_nan=False).encode)
+    return text
+
+
+def _layout(data: dict[str, JsonValue], encode: Callable[[object], str]) -> str:
+    members = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            items = [f"    {encode(k)}: {encode(v)}" for k, v in value.items()]
+            body = "{\n" + ",\n".join(items) + "\n  }"
+        elif isinstance(value, list) and value:
+            body = "[\n" + ",\n".join(f"    {encode(v)}" for v in value) + "\n  ]"
+        else:
+            body = encode(value)
+        members.append(f"  {encode(key)}: {body}")
+    return "{\n" + ",\n".join(members) + "\n}\n"
 
 
 # -- loading --------------------------------------------------------------------------------------
