@@ -19,10 +19,23 @@ One run starts one private mosquitto on 127.0.0.1 and, for every measurement, tw
   later sequence number (reordered), duplicates and payloads that differ from what was sent, and
   reads the CPU time the echo process and the broker spent (``/proc``) per message.
 
+Nothing may be dropped on the way, so the window (default 200, at most 500) stays below every
+queue limit: mosquitto 2.0 drops QoS 0 messages for a subscriber with more than
+``max_queued_messages`` packets waiting (default 1000; the private broker sets 100000) and holds
+QoS 1 messages beyond ``max_inflight_messages`` (20) in that queue; paho keeps QoS 1 messages
+beyond its 20 in flight in an unbounded queue (the gateway transport: 10000); the participant's
+inbox pauses reading at 1000 messages.
+
+Nagle's algorithm is off everywhere: paho 2.2 leaves it on and mosquitto does unless
+``set_tcp_nodelay`` is set, and then every QoS 1 echo waits ~40 ms for a delayed ACK. The private
+broker here sets it, the load generator and the raw echo set TCP_NODELAY on their sockets, and the
+gateway transport does it itself, so the comparison is of the clients' own work.
+
 SUT and baseline alternate (the order is swapped every run: AB BA AB ...) and each figure is the
 median over ``--runs``; the SUT/baseline ratios are the medians of the paired runs. The machine is
 shared and small, so read the ratios and the CPU per message, not the absolute numbers.
-Every loop is bounded: each phase has a deadline and an idle timeout.
+Every loop is bounded: each phase has a deadline and an idle timeout. ``--profile DIR`` runs the
+participant under cProfile and writes one pstats file per measurement.
 """
 
 from __future__ import annotations
@@ -66,6 +79,7 @@ IDLE_TIMEOUT = 5.0  # s without any echo ends a phase (the rest counts as lost)
 PING_TIMEOUT = 1.0  # s to wait for one ping-pong echo
 READ_BURST = 64  # packets the load generator reads per wake-up
 CHILD_TIMEOUT_MARGIN = 60.0  # s on top of the phase deadlines before a child is killed
+PROFILE_ENV = "MSGFLO_BENCH_PROFILE"  # set for the SUT child by --profile: pstats file to write
 
 
 class BenchBroker(Mosquitto):
@@ -102,7 +116,16 @@ class BenchRepeat(Participant):
 
 
 def child_sut(url: str, topic_in: str, topic_out: str, qos: int) -> None:
-    run(BenchRepeat("bench-repeat", topic_in, topic_out, qos), url)
+    participant = BenchRepeat("bench-repeat", topic_in, topic_out, qos)
+    profile = os.environ.get(PROFILE_ENV)
+    if not profile:
+        run(participant, url)
+        return
+    import cProfile  # --profile: the whole life of the process, written when it is stopped
+
+    profiler = cProfile.Profile()
+    profiler.runcall(run, participant, url)
+    profiler.dump_stats(profile)
 
 
 def child_raw(url: str, topic_in: str, topic_out: str, qos: int) -> None:
@@ -364,6 +387,7 @@ class Settings:
     pings: int
     warmup: int
     timeout: float
+    profile: str = ""
 
 
 def spawn(mode: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
@@ -389,7 +413,10 @@ def measure(
     topic = f"bench/{path}-r{run_no}-q{qos}"
     topic_in, topic_out = f"{topic}/in", f"{topic}/out"
     with tempfile.TemporaryFile("w+") as errors:
-        echo = spawn(f"_{path}", url, topic_in, topic_out, str(qos), stderr=errors)
+        env = dict(os.environ)
+        if settings.profile and path == "sut":
+            env[PROFILE_ENV] = str(Path(settings.profile) / f"sut-q{qos}-r{run_no}.pstats")
+        echo = spawn(f"_{path}", url, topic_in, topic_out, str(qos), stderr=errors, env=env)
         try:
             config = {
                 **asdict(settings),
@@ -452,7 +479,8 @@ def progress_line(r: dict[str, Any]) -> str:
         return f"{head} ERROR {r['error']}"
     return (
         f"{head} {r['msgs_per_s']:8.0f} msg/s  ping p50 {r['pp_p50_ms']:.3f} ms  "
-        f"lost {r['lost']}  echo cpu {r['echo_cpu_us']:.1f} us/msg"
+        f"lost {r['lost']}  cpu us/msg: echo {r['echo_cpu_us']:.1f} "
+        f"broker {r['broker_cpu_us']:.1f} load generator {r['load_cpu_us']:.1f}"
     )
 
 
@@ -530,15 +558,16 @@ def paired_ratios(results: list[dict[str, Any]], qos: int) -> dict[str, Any]:
 
 def format_table(summary: dict[str, Any], settings: Settings) -> str:
     head = (
-        "| path | qos | msg/s | p50 ms | p99 ms | ping p50 ms | ping p99 ms | lost | reordered "
-        "| echo CPU us/msg | broker CPU us/msg |"
+        "| path | qos | msg/s | p50 ms | p99 ms | ping p50 ms | ping p99 ms | ping msg/s | lost "
+        "| reordered | echo CPU us/msg | broker CPU us/msg |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for row in summary["rows"]:
         lines.append(
             f"| {PATH_LABEL[row['path']]} | {row['qos']} | {row['msgs_per_s']:,.0f} "
             f"| {row['load_p50_ms']:.2f} | {row['load_p99_ms']:.2f} "
-            f"| {row['pp_p50_ms']:.3f} | {row['pp_p99_ms']:.3f} | {row['lost']} "
+            f"| {row['pp_p50_ms']:.3f} | {row['pp_p99_ms']:.3f} | {row['pp_msgs_per_s']:,.0f} "
+            f"| {row['lost']} "
             f"| {row['reordered']} | {row['echo_cpu_us']:.1f} | {row['broker_cpu_us']:.1f} |"
         )
     lines.append("")
@@ -556,7 +585,9 @@ def format_table(summary: dict[str, Any], settings: Settings) -> str:
         "unanswered (round trip under load);",
         f"ping p50/p99: {settings.pings} messages one at a time (idle round trip);",
         f"medians over {settings.runs} run(s), SUT and baseline alternating; lost, reordered: "
-        "totals over all runs; CPU from /proc during the flood.",
+        "totals over all runs; CPU from /proc during the flood (10 ms ticks).",
+        "Broker: private mosquitto with set_tcp_nodelay; every client sets TCP_NODELAY "
+        "(the gateway transport does it itself).",
     ]
     return "\n".join(lines)
 
@@ -577,6 +608,12 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None]:
     parser.add_argument("--timeout", type=float, default=120.0, help="s per phase at most")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2000 messages, 1 run")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the gateway participant under cProfile, write DIR/sut-qQOS-rRUN.pstats "
+        "(its figures are then not comparable)",
+    )
     args = parser.parse_args(argv)
     qos = sorted({int(q) for q in args.qos.split(",") if q.strip()})
     if not qos or any(q not in (0, 1) for q in qos):
@@ -586,7 +623,13 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None]:
     if args.count < 1 or args.runs < 1 or not 1 <= args.window <= 500 or args.pings < 0:
         parser.error("--count and --runs must be >= 1, --window 1..500, --pings >= 0")
     warmup = min(1000, max(args.count // 10, 1))
-    settings = Settings(args.count, qos, args.runs, args.window, args.pings, warmup, args.timeout)
+    profile = ""
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profile = str(args.profile.resolve())
+    settings = Settings(
+        args.count, qos, args.runs, args.window, args.pings, warmup, args.timeout, profile
+    )
     return settings, args.json
 
 
