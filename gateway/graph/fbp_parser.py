@@ -44,6 +44,7 @@ from gateway.graph.fbp_tokens import (
     NEWLINE,
     NODE_NAME,
     PORT_NAME,
+    QUOTED_IIP,
     REST_OF_LINE,
     SPACES,
     js_index,
@@ -315,6 +316,8 @@ class _FbpParser:
                     leaves.extend(source)
                     continue
             self.pos = start
+            # destination = inport / bridge; a bridge needs a node, and wherever there is one
+            # inport already matches, so trying inport alone is the same.
             dest = self.inport()
             if dest is None:
                 return None
@@ -402,22 +405,14 @@ class _FbpParser:
         return Item("data", None, data=data, offset=value_start)
 
     def quoted_iip(self, start: int) -> Item | None:
-        # iipchar = "\'" (a quote) / any character but "'"; other backslashes stay as they are.
-        text, pos, chars = self.text, start + 1, []
-        while pos < self.end:
-            ch = text[pos]
-            if ch == "\\" and text.startswith("'", pos + 1):
-                chars.append("'")
-                pos += 2
-            elif ch != "'":
-                chars.append(ch)
-                pos += 1
-            else:
-                self.pos = pos + 1
-                return Item("data", None, data="".join(chars), offset=start)
-        self.open_quote = start
-        self.fail("a closing quote", pos)
-        return None
+        # iipchar = \' (a quote) / any character but '; other backslashes stay as they are.
+        match = QUOTED_IIP.match(self.text, start)
+        if match is None:
+            self.open_quote = start
+            self.fail("a closing quote", self.end)
+            return None
+        self.pos = match.end()
+        return Item("data", None, data=match.group(1).replace("\\'", "'"), offset=start)
 
     # -- nodes and ports ------------------------------------------------------------------------
 

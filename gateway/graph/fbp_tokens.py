@@ -117,6 +117,10 @@ def _json_container_end(text: str, pos: int) -> int | None:
         pos = skip(JSON_WS, text, pos + 1)
 
 
+# A single-quoted IIP: inside, \' is a quote and every other character (newlines and other
+# backslashes included) is itself; possessive, since the grammar's repetition never backtracks.
+QUOTED_IIP = re.compile(r"'((?:\\'|[^'])*+)'")
+
 # The two shapes nearly every line of a real graph has, each as one pattern, so the parser can
 # take them without trying the grammar's alternatives one by one (several times faster). They
 # match only text for which the full grammar gives the same result: explicit ports on both
