@@ -82,14 +82,6 @@ CHILD_TIMEOUT_MARGIN = 60.0  # s on top of the phase deadlines before a child is
 PROFILE_ENV = "MSGFLO_BENCH_PROFILE"  # set for the SUT child by --profile: pstats file to write
 
 
-class BenchBroker(Mosquitto):
-    """The private test broker, with Nagle off on its client sockets (``set_tcp_nodelay``,
-    default false): otherwise its delayed small packets, not the clients, set the QoS 1 pace."""
-
-    def config(self) -> str:
-        return super().config() + "set_tcp_nodelay true\n"
-
-
 def nodelay(sock: Any) -> None:
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -461,7 +453,7 @@ def broker_pid_of(broker: Mosquitto) -> int:
 
 def run_all(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, str]]:
     results: list[dict[str, Any]] = []
-    with BenchBroker() as broker:
+    with Mosquitto() as broker:  # sets set_tcp_nodelay (see gateway/mosquitto.py)
         where = (broker.url, broker_pid_of(broker))
         for run_no in range(settings.runs):
             order = PATHS if run_no % 2 == 0 else PATHS[::-1]

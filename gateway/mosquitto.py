@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from gateway.errors import GatewayError
+from gateway.processes import with_parent_death_signal
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -96,6 +97,8 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
             "max_queued_messages 100000",
+            # Small messages must not wait for Nagle and delayed ACKs (~40 ms per QoS 1 reply).
+            "set_tcp_nodelay true",
         ]
         if self.users:
             lines.append(f"password_file {self.workdir / 'passwords'}")
@@ -115,11 +118,15 @@ class Mosquitto:
         self._write_passwords()
         # Config errors are reported on stderr before the log file is open.
         with (self.workdir / "stderr.log").open("ab") as stderr:
+            # Its own session, so a Ctrl-C meant for us does not stop the broker before the
+            # participants using it have disconnected; the parent-death signal still ends it
+            # if we are killed outright.
             self._process = subprocess.Popen(
-                [find_tool(), "-c", str(conf)],
+                with_parent_death_signal([find_tool(), "-c", str(conf)]),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                start_new_session=True,
             )
         self._wait_listening()
 

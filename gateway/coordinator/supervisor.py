@@ -15,11 +15,12 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from gateway.processes import with_parent_death_signal
 from gateway.transport.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,6 @@ class ProcessStats:
     starts: int = 0
     crashes: int = 0
     pid: int | None = None
-
-
-def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
-    # util-linux's setpriv sets PR_SET_PDEATHSIG and then execs the command; a preexec_fn
-    # would do the same but is unsafe in a process that has threads.
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return list(argv)
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 class Supervised:
@@ -86,7 +78,7 @@ class Supervised:
             return f"cannot start: command {self.spec.argv[0]!r} not found"
         try:
             process = await asyncio.create_subprocess_exec(
-                *_with_parent_death_signal(self.spec.argv),
+                *with_parent_death_signal(self.spec.argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,

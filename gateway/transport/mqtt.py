@@ -41,7 +41,10 @@ MQTT_5 = 5
 CONNACK_TIMEOUT = 10.0
 MISC_INTERVAL = 1.0  # how often paho's keepalive bookkeeping runs
 STABLE_AFTER = 10.0  # a connection that lasted this long resets the backoff
-DEFAULT_MAX_QUEUED = 10_000  # QoS>0 messages paho may hold while disconnected
+# QoS>0 messages paho holds beyond those in flight: while disconnected, and whenever more
+# than MAX_INFLIGHT are unacknowledged; past this, publishes are dropped and counted.
+DEFAULT_MAX_QUEUED = 10_000
+MAX_INFLIGHT = 100  # paho's default of 20 throttles QoS 1 bursts
 READ_BURST = 64  # packets read per readable event, so one event-loop turn serves a burst
 
 
@@ -127,6 +130,7 @@ class MqttTransport(Transport):
         if will is not None:
             client.will_set(will.topic, will.payload, will.qos, will.retain)
         client.max_queued_messages_set(max_queued)
+        client.max_inflight_messages_set(MAX_INFLIGHT)
         client.suppress_exceptions = True  # a bug in a handler must not tear down the connection
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -349,6 +353,7 @@ class MqttTransport(Transport):
         if self._paused and self._fd is not None and self._loop is not None:
             self._loop.add_reader(self._fd, self._on_readable)
         self._paused = False
+        self._read_tls_leftovers()
 
     # -- paho callbacks (on the loop thread unless noted) --------------------------------------
 
@@ -447,6 +452,10 @@ class MqttTransport(Transport):
         self._write_watched = False
 
     def _on_readable(self) -> None:
+        self._read_burst()
+        self._read_tls_leftovers()
+
+    def _read_burst(self) -> None:
         # paho reads a single packet per loop_read() at QoS 0: read on while messages keep
         # coming (bounded), unless the runtime paused reading (backpressure).
         for _ in range(READ_BURST):
@@ -455,6 +464,19 @@ class MqttTransport(Transport):
                 return
             if self._paused or self.stats.received == received:
                 return
+
+    def _read_tls_leftovers(self) -> None:
+        # Bytes already decrypted inside the SSL object do not make the socket readable
+        # again: without this, a TLS record holding several packets could stall until more
+        # data arrives.
+        sock = self._client.socket()
+        if (
+            not self._paused
+            and self._loop is not None
+            and isinstance(sock, ssl.SSLSocket)
+            and sock.pending() > 0
+        ):
+            self._loop.call_soon(self._on_readable)
 
     def _unwatch(self) -> None:
         # Sockets are forgotten by file descriptor number: paho may have closed the socket object

@@ -99,3 +99,29 @@ async def test_wrong_password_is_refused_logged_and_retried(
     assert "retry in" in warnings[0]
     assert "wrong" not in " ".join(warnings)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_socket_has_nagle_off(mosquitto: Mosquitto) -> None:
+    import socket
+
+    async with MqttTransport(parse_broker_url(mosquitto.url), client_id="nodelay") as transport:
+        await asyncio.wait_for(transport.wait_connected(), 5)
+        sock = transport._client.socket()  # private, but the socket is the thing under test
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_flush_waits_until_a_burst_has_left(
+    mosquitto: Mosquitto, probe: Probe, qos: int
+) -> None:
+    await probe.watch("burst", qos=1)
+    async with MqttTransport(parse_broker_url(mosquitto.url), client_id="burst") as transport:
+        await asyncio.wait_for(transport.wait_connected(), 5)
+        for n in range(2000):
+            transport.publish("burst", str(n).encode(), qos=qos)
+        await asyncio.wait_for(transport.flush(), 10)
+        assert transport.stats.dropped == 0
+    # The connection is closed right after flush(): everything must still arrive.
+    got = await probe.wait_count("burst", 2000)
+    assert [int(g) for g in got] == list(range(2000))
