@@ -9,9 +9,10 @@ offending line, so every front end (CLI, coordinator, tests) shows the same mess
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from gateway.errors import GraphError, InvalidGraphError
@@ -126,3 +127,13 @@ def raise_for(errors: tuple[GraphError, ...]) -> None:
     """Raise ``InvalidGraphError`` carrying all of ``errors`` if there are any."""
     if errors:
         raise InvalidGraphError(errors)
+
+
+@contextlib.contextmanager
+def nesting_guard(file: str) -> Iterator[None]:
+    """Turn Python's recursion limit, hit by absurdly nested JSON values, into a graph error."""
+    try:
+        yield
+    except RecursionError:
+        problem = "values are nested too deeply to load (more than several hundred levels)"
+        raise InvalidGraphError((GraphError(problem, file=file),)) from None

@@ -22,6 +22,7 @@ from gateway.graph.diagnostics import (
     Problem,
     Severity,
     SourceText,
+    nesting_guard,
     path_locator,
     raise_for,
     split,
@@ -109,6 +110,11 @@ def read_fbp(
     text: str, *, file: str = "", case_sensitive: bool = False
 ) -> tuple[Graph, tuple[GraphError, ...]]:
     """Load .fbp text. Raises ``InvalidGraphError`` with every error; returns the warnings."""
+    with nesting_guard(file):
+        return _read_fbp(text, file, case_sensitive)
+
+
+def _read_fbp(text: str, file: str, case_sensitive: bool) -> tuple[Graph, tuple[GraphError, ...]]:
     result = parse_fbp_text(text, case_sensitive=case_sensitive)
     graph = result_to_graph(result, case_sensitive=case_sensitive)
     problems = [*result.problems, *_semantic(graph, result)]

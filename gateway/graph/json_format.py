@@ -26,6 +26,7 @@ from gateway.graph.diagnostics import (
     Severity,
     SourceText,
     did_you_mean,
+    nesting_guard,
     path_locator,
     raise_for,
     split,
@@ -372,6 +373,11 @@ def _decode_error(source: SourceText, exc: json.JSONDecodeError) -> GraphError:
 
 def read_json(text: str, *, file: str = "") -> tuple[Graph, tuple[GraphError, ...]]:
     """Load FBP JSON text. Raises ``InvalidGraphError`` with every error; returns the warnings."""
+    with nesting_guard(file):
+        return _read_json(text, file)
+
+
+def _read_json(text: str, file: str) -> tuple[Graph, tuple[GraphError, ...]]:
     source = SourceText(text, file)
     duplicates: list[bool] = []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import InvalidGraphError
-from gateway.graph import load_graph, parse_fbp
+from gateway.graph import load_graph, parse_fbp, parse_json
 
 from .conftest import HERE, INVALID_FBP, INVALID_JSON
 
@@ -66,3 +66,20 @@ def test_names_on_broken_lines_are_not_called_undeclared() -> None:
     with pytest.raises(InvalidGraphError) as caught:
         parse_fbp("hub(Hub) OUT => IN log(Logger)\nhub ERR -> IN log\n")
     assert len(caught.value.problems) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.json", '{"processes": {"a": {"component": "A", "metadata": {"x": %s}}}}'),
+        ("deep.fbp", "%s -> IN a(A)\n"),
+    ],
+)
+def test_absurd_nesting_is_an_error_not_a_crash(name: str, text: str) -> None:
+    nested = "[" * 50_000 + "]" * 50_000
+    with pytest.raises(InvalidGraphError, match="nested too deeply"):
+        load_source(name, text % nested)
+
+
+def load_source(name: str, text: str) -> None:
+    (parse_fbp if name.endswith(".fbp") else parse_json)(text, file=name)
