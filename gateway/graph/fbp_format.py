@@ -153,15 +153,19 @@ class _Writer:
         self.graph = graph
         self.lossy = lossy
         self.problems: list[Problem] = []
+        self.bad_names: set[str] = set()
 
     def cannot(self, path: Path, what: str, *, droppable: bool = False) -> None:
         if droppable and self.lossy:
             self.problems.append(Problem(f"dropped: {what}", path, severity=Severity.WARNING))
         else:
-            self.problems.append(Problem(f"cannot be written as .fbp: {what}", path))
+            hint = "a lossy conversion leaves it out" if droppable else ""
+            self.problems.append(Problem(f"cannot be written as .fbp: {what}", path, hint=hint))
 
     def name(self, name: str, path: Path) -> str:
-        if not _NODE_NAME.fullmatch(name):
+        # Each bad name once (where it is first met), not again for every edge that uses it.
+        if not _NODE_NAME.fullmatch(name) and name not in self.bad_names:
+            self.bad_names.add(name)
             self.cannot(path, f"process name {name!r} (only letters, digits, '_' and '-')")
         return name
 

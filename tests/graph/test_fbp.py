@@ -145,8 +145,9 @@ def test_writer_refuses_what_fbp_cannot_say() -> None:
         " process name 'door/1' (only letters, digits, '_' and '-')",
         "<graph>: processes.door/1.component: cannot be written as .fbp: component 'dlock13.Door'",
         "<graph>: processes.n.metadata.label: cannot be written as .fbp:"
-        " metadata label='two words'",
-        "<graph>: connections[0].metadata: cannot be written as .fbp: connection metadata",
+        " metadata label='two words' (a lossy conversion leaves it out)",
+        "<graph>: connections[0].metadata: cannot be written as .fbp: connection metadata"
+        " (a lossy conversion leaves it out)",
         "<graph>: connections[0].src.port: cannot be written as .fbp:"
         " upper-case port 'Out' in a case-insensitive graph",
         "<graph>: connections[1].data: cannot be written as .fbp:"
