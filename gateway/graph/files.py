@@ -37,7 +37,8 @@ def read_graph(
     """
     name = os.fspath(path)
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark some Windows editors add is not part of the graph.
+        text = Path(name).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise GraphError(f"cannot read graph: {_reason(exc)}", file=name) from exc
     if is_fbp(name):

@@ -72,3 +72,11 @@ def test_unreadable_and_undecodable_files(tmp_path: Path) -> None:
     latin1.write_bytes(b"'T\xfcr' -> IN a(A)\n")
     with pytest.raises(GraphError, match="cannot read graph"):
         load_graph(latin1)
+
+
+@pytest.mark.parametrize("name", ["g.fbp", "g.json"])
+def test_byte_order_mark_is_ignored(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    save_graph(GRAPH, path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_graph(path) == GRAPH
