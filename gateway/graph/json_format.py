@@ -257,6 +257,8 @@ class _Loader:
     def connection(self, value: object, path: Path) -> Connection | None:
         body = self.obj(value, path)
         if not body:
+            if isinstance(value, Mapping) or value is None:  # a non-object is reported already
+                self.problem(path, "empty connection (needs 'tgt' and 'src' or 'data')")
             return None
         tgt = self.port_ref(body.get("tgt"), (*path, "tgt"))
         meta = self.metadata(body.get("metadata"), (*path, "metadata"))

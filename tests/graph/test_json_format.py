@@ -189,3 +189,13 @@ def test_graph_to_dict_matches_reference_shape() -> None:
         "connections": [{"data": "go", "tgt": {"process": "a", "port": "in", "index": 0}}],
         "caseSensitive": False,
     }
+
+
+def test_empty_and_malformed_connections_are_reported() -> None:
+    with pytest.raises(InvalidGraphError) as caught:
+        parse_json('{"connections": [{}, null, 5]}', file="g.json")
+    assert [e.headline() for e in caught.value.problems] == [
+        "g.json:1:18: empty connection (needs 'tgt' and 'src' or 'data')",
+        "g.json:1:22: empty connection (needs 'tgt' and 'src' or 'data')",
+        "g.json:1:28: expected an object, found a number",
+    ]
