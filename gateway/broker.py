@@ -35,6 +35,8 @@ class BrokerUrl:
     password: str | None = field(default=None, repr=False)
     vhost: str = ""
     options: Mapping[str, str] = field(default_factory=dict)
+    # The URL as given, password included: only for handing on to child processes.
+    secret_url: str = field(default="", repr=False, compare=False)
 
     @property
     def tls(self) -> bool:
@@ -85,6 +87,7 @@ def parse_broker_url(url: str) -> BrokerUrl:
         password=unquote(parts.password) if parts.password is not None else None,
         vhost=unquote(parts.path[1:]) if parts.path.startswith("/") else "",
         options=options,
+        secret_url=url.strip(),
     )
 
 

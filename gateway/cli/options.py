@@ -39,7 +39,9 @@ def run_tool(prog: str, job: Callable[[], int]) -> int:
     try:
         return job()
     except GatewayError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        # A file with several problems (a graph) reports each on its own line.
+        for problem in getattr(exc, "problems", None) or [exc]:
+            print(f"{prog}: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -54,6 +54,9 @@ class CoordinatorStats:
 class CoordinatorOptions:
     expiry: float = 600.0
     retained: RetainedPolicy = RetainedPolicy.SKIP
+    # After a graph is loaded, an IIP waits until the roles downstream of its target are
+    # discovered (so what it sets off is not lost on unwired edges), but never longer than this.
+    iip_hold: float = 45.0
     forward_qos: int = 2  # subscribe at QoS 2 so each message keeps the QoS it was sent with
 
 
@@ -87,11 +90,15 @@ class Coordinator:
         self._clean = asyncio.Event()  # set while everything seen so far is wired
         self._rejects_seen: set[tuple[str, str]] = set()
         self._listeners: list[Callable[[RegistryEvent], None]] = []
+        self._held_iips: list[Initial] = []
+        self._hold_until = clock() + self.options.iip_hold
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         await self.transport.subscribe(DISCOVERY_TOPIC, self._on_discovery, qos=0)
+        self._start_hold()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._wire_forever())
             tasks.create_task(self._expire_forever())
@@ -102,6 +109,7 @@ class Coordinator:
             await self._dirty.wait()
             self._dirty.clear()
             await self._apply()
+            self._release_iips()
             if not self._dirty.is_set():
                 self._clean.set()
 
@@ -130,8 +138,8 @@ class Coordinator:
         self._dirty_roles = None
         self._clean.clear()
         self._dirty.set()
-        for initial in self._initials():
-            self._send_iip(initial)
+        self._held_iips = self._initials()
+        self._start_hold()
 
     def add_listener(self, listener: Callable[[RegistryEvent], None]) -> None:
         self._listeners.append(listener)
@@ -182,8 +190,10 @@ class Coordinator:
             )
         self._mark_dirty(seen.role)
         if event.change in (Change.ADDED, Change.RETURNED):
-            for initial in self._initials(seen.role):
-                self._send_iip(initial)
+            # Sent once this change is wired (see _release_iips). Compared by identity: the
+            # IIPs 0 and false are equal in Python but are two IIPs.
+            held = {id(i) for i in self._held_iips}
+            self._held_iips += [i for i in self._initials(seen.role) if id(i) not in held]
         for listener in self._listeners:
             listener(event)
 
@@ -250,10 +260,41 @@ class Coordinator:
         for target in self._wiring.table.targets(topic):
             self.transport.publish(target, payload, qos=qos)
 
-    def _send_iip(self, initial: Initial) -> None:
-        queue = iip_queue(self.registry, initial)
-        if queue is None:
-            return  # sent when the target is discovered
+    def _start_hold(self) -> None:
+        self._hold_until = self._clock() + self.options.iip_hold
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._hold_timer = loop.call_later(self.options.iip_hold, self._release_iips)
+
+    def _release_iips(self) -> None:
+        """Send the held IIPs whose target is discovered and whose downstream roles are too
+        (or whose hold has run out); the others stay held."""
+        if not self._held_iips:
+            return
+        expired = self._clock() >= self._hold_until
+        still_held = []
+        for initial in self._held_iips:
+            queue = iip_queue(self.registry, initial)
+            if queue is None or not (expired or self._downstream_known(initial.tgt.process)):
+                still_held.append(initial)
+                continue
+            self._send_iip(initial, queue)
+        self._held_iips = still_held
+
+    def _downstream_known(self, role: str) -> bool:
+        seen, todo = {role}, [role]
+        while todo:
+            current = todo.pop()
+            for _, edge in self._edges():
+                if edge.src.process == current and edge.tgt.process not in seen:
+                    if not self.registry.known(edge.tgt.process):
+                        return False
+                    seen.add(edge.tgt.process)
+                    todo.append(edge.tgt.process)
+        return True
+
+    def _send_iip(self, initial: Initial, queue: str) -> None:
         self.publish(queue, json.dumps(thaw(initial.data)).encode("utf-8"), qos=1)
         self.stats.iips_sent += 1
         log.info(

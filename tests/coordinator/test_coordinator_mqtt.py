@@ -157,14 +157,34 @@ async def test_same_topic_edges_and_cycles_do_not_loop(mosquitto: Mosquitto, pro
 
 
 async def test_iips_on_appearance_and_again_on_restart(mosquitto: Mosquitto, probe: Probe) -> None:
-    g = graph("'0' -> IN echo(Relay)\necho OUT -> IN echo2(Relay)")
+    g = graph("'0' -> IN echo(Relay)")
     await probe.watch("echo/out")
     async with coordinating(mosquitto.url, g):
         async with participants(mosquitto.url, relay("echo")):
-            assert await probe.next_json("echo/out") == "0>echo"
+            assert await probe.wait_count("echo/out", 1) == [b'"0>echo"']
         # The participant restarts: a new id, so it gets its IIP again.
         async with participants(mosquitto.url, relay("echo")):
-            assert await probe.next_json("echo/out") == "0>echo"
+            assert await probe.wait_count("echo/out", 2) == [b'"0>echo"'] * 2
+
+
+async def test_iip_waits_for_its_downstream_roles(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph("'hello' -> IN first(Relay)\nfirst OUT -> IN second(Relay)")
+    await probe.watch("second/out")
+    async with coordinating(mosquitto.url, g), participants(mosquitto.url, relay("first")):
+        await asyncio.sleep(0.3)  # "first" is there, "second" is not: the IIP is held
+        async with participants(mosquitto.url, relay("second")):
+            got = await probe.wait_count("second/out", 1)
+            assert got == [b'"hello>first>second"']
+
+
+async def test_iip_hold_runs_out(mosquitto: Mosquitto, probe: Probe) -> None:
+    g = graph("'hello' -> IN first(Relay)\nfirst OUT -> IN never(Relay)")
+    await probe.watch("first/out")
+    async with (
+        coordinating(mosquitto.url, g, iip_hold=0.5),
+        participants(mosquitto.url, relay("first")),
+    ):
+        assert await probe.wait_count("first/out", 1) == [b'"hello>first"']
 
 
 async def test_falsy_json_iips(mosquitto: Mosquitto, probe: Probe) -> None:

@@ -1,0 +1,154 @@
+"""``msgflo``: the coordinator, with the options of the original (npm msgflo 0.12.3).
+
+    msgflo --graph graphs/main.fbp --broker mqtt://localhost --ignore door
+
+Without ``--broker`` and ``$MSGFLO_BROKER``, it uses a broker on localhost:1883 when one
+listens there, and otherwise starts a private Mosquitto on a free loopback port for itself and
+the participants it starts. It starts at once: participants that are not there yet are wired
+when they announce themselves (``--wait-timeout`` only reports who is still missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.broker import ENV_BROKER, BrokerUrl, parse_broker_url, resolve_broker
+from gateway.cli.options import add_broker_option, boolean, run_tool
+from gateway.coordinator.coordinator import RetainedPolicy
+from gateway.coordinator.service import (
+    CoordinatorService,
+    ServiceConfig,
+    library_from_options,
+    load_service_graph,
+)
+from gateway.graph.model import Initial
+from gateway.mosquitto import Mosquitto
+from gateway.participant.engine import configure_logging, until_signalled
+
+PROG = "msgflo"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="The msgflo coordinator.")
+    add_broker_option(p)
+    p.add_argument("--graph", type=Path, help=".fbp or .json graph to run")
+    p.add_argument("--library", type=Path, help="component library (default: ./package.json)")
+    p.add_argument("--componentdir", type=Path, help="directory of participant files")
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role not to start (run elsewhere); repeatable",
+    )
+    p.add_argument(
+        "--foreign",
+        type=Path,
+        metavar="DIR",
+        help="announce graph nodes whose component has a YAML file in DIR",
+    )
+    p.add_argument(
+        "--auto-save",
+        type=boolean,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="save the graph file when it changes",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=45.0,
+        help="seconds after which missing participants are reported (never blocks)",
+    )
+    p.add_argument(
+        "--expiry",
+        type=float,
+        default=600.0,
+        help="seconds without discovery after which a participant is gone",
+    )
+    p.add_argument(
+        "--retained",
+        choices=[p.value for p in RetainedPolicy],
+        default="skip",
+        help="retained messages replayed at subscribe: skip (default) or forward",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="runtime protocol address")
+    p.add_argument("--port", type=int, default=3569, help="runtime protocol port")
+    p.add_argument("--runtime-id", default=os.environ.get("MSGFLO_RUNTIME_ID", ""))
+    # Accepted for compatibility with deployed command lines; see the help text.
+    p.add_argument(
+        "--forward",
+        default="stderr,stdout",
+        help="(accepted; output is always forwarded with a [role] prefix)",
+    )
+    p.add_argument("--ide", default="", help="(accepted; no cloud IDE is contacted)")
+    p.add_argument("--ping-url", default="", help="(accepted; no registry is pinged)")
+    p.add_argument("--ping-method", default="POST", help="(accepted)")
+    p.add_argument("--ping-interval", type=float, default=0, help="(accepted)")
+    return p
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def choose_broker(cli: str | None, stack: contextlib.ExitStack) -> BrokerUrl:
+    if cli or os.environ.get(ENV_BROKER):
+        return resolve_broker(cli)
+    if listening("127.0.0.1", 1883):
+        return parse_broker_url("mqtt://localhost:1883")
+    broker = stack.enter_context(Mosquitto())
+    print(
+        f"{PROG}: no broker given and none on localhost:1883; started a private Mosquitto "
+        f"at {broker.url}",
+        flush=True,
+    )
+    return parse_broker_url(broker.url)
+
+
+def run(args: argparse.Namespace) -> int:
+    graph = load_service_graph(args.graph)
+    library = library_from_options(args.library, args.componentdir)
+    with contextlib.ExitStack() as stack:
+        config = ServiceConfig(
+            broker=choose_broker(args.broker, stack),
+            graph_path=args.graph,
+            library=library,
+            ignore=frozenset(args.ignore),
+            foreign_dir=args.foreign,
+            auto_save=args.auto_save,
+            wait_timeout=args.wait_timeout,
+            expiry=args.expiry,
+            retained=RetainedPolicy(args.retained),
+        )
+        edges = sum(1 for c in graph.connections if not isinstance(c, Initial))
+        print(
+            f"{PROG}: coordinating {len(graph.processes)} nodes and {edges} edges "
+            f"on {config.broker}",
+            flush=True,
+        )
+        service = CoordinatorService(config, graph)
+        asyncio.run(until_signalled(service.run()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging()
+    if args.auto_save and args.graph is None:
+        print(f"{PROG}: error: --auto-save needs --graph", file=sys.stderr)
+        return 2
+    return run_tool(PROG, lambda: run(args))

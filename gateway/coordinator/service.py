@@ -1,0 +1,206 @@
+"""The coordinator as a running service: graph, broker, started participants, foreign devices.
+
+``serve_coordinator`` is what the ``msgflo`` command runs. It loads the graph and the
+component library, starts the participants the library knows (except ``--ignore``d roles),
+announces foreign participants described in YAML (``--foreign DIR``), wires everything through
+:class:`~gateway.coordinator.coordinator.Coordinator`, and keeps the graph file saved when
+asked to. Nothing here waits for a participant: ``--wait-timeout`` only reports who is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gateway.broker import BrokerUrl
+from gateway.coordinator.coordinator import (
+    Coordinator,
+    CoordinatorOptions,
+    RetainedPolicy,
+)
+from gateway.coordinator.library import ComponentLibrary, load_library
+from gateway.coordinator.registry import Change, RegistryEvent
+from gateway.coordinator.supervisor import ProcessSpec, Supervisor
+from gateway.errors import DefinitionError, GatewayError
+from gateway.graph import load_graph, save_graph
+from gateway.graph.model import Graph, Initial, Process, thaw
+from gateway.participant.definition import ParticipantDefinition
+from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
+from gateway.participant.foreign import load_foreign
+from gateway.transport.mqtt import MQTT_5, MqttTransport
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_DELAY = 0.5  # seconds: a burst of changes is saved once
+FOREIGN_PERIOD = 60.0
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    broker: BrokerUrl
+    graph_path: Path | None = None
+    library: ComponentLibrary = field(default_factory=ComponentLibrary)
+    ignore: frozenset[str] = frozenset()
+    foreign_dir: Path | None = None
+    auto_save: bool = False
+    wait_timeout: float = 45.0
+    expiry: float = 600.0
+    retained: RetainedPolicy = RetainedPolicy.SKIP
+
+
+def load_service_graph(path: Path | None) -> Graph:
+    return Graph() if path is None else load_graph(path)
+
+
+def library_from_options(library: Path | None, componentdir: Path | None) -> ComponentLibrary:
+    """The library file (``package.json`` when present, as the original) plus a component dir
+    (``components``, else ``participants``: deployments use the former, the original
+    defaulted to the latter)."""
+    path = library or (Path("package.json") if Path("package.json").exists() else None)
+    found = load_library(path) if path is not None else ComponentLibrary()
+    directory = componentdir
+    if directory is None:
+        directory = next(
+            (d for d in (Path("components"), Path("participants")) if d.is_dir()), None
+        )
+    return found.with_component_dir(directory) if directory is not None else found
+
+
+class CoordinatorService:
+    """Everything the ``msgflo`` command runs, for one broker and one graph."""
+
+    def __init__(self, config: ServiceConfig, graph: Graph) -> None:
+        self.config = config
+        self.transport = MqttTransport(
+            config.broker, client_id="msgflo-coordinator", protocol=MQTT_5
+        )
+        options = CoordinatorOptions(
+            expiry=config.expiry, retained=config.retained, iip_hold=config.wait_timeout
+        )
+        self.coordinator = Coordinator(self.transport, graph, options=options)
+        self.coordinator.add_listener(self._on_participant)
+        self._save_pending = asyncio.Event()
+        self.supervisor: Supervisor | None = None
+
+    async def run(self) -> None:
+        async with self.transport, Supervisor() as supervisor, asyncio.TaskGroup() as tasks:
+            self.supervisor = supervisor
+            self._start_participants(supervisor)
+            tasks.create_task(self.coordinator.run())
+            tasks.create_task(self._announce_foreign())
+            tasks.create_task(self._report_missing())
+            if self.config.auto_save and self.config.graph_path is not None:
+                tasks.create_task(self._autosave(self.config.graph_path))
+
+    # -- started participants ------------------------------------------------------------------
+
+    def _start_participants(self, supervisor: Supervisor) -> None:
+        graph = self.coordinator.graph
+        for role, process in graph.processes.items():
+            if role in self.config.ignore:
+                continue
+            argv = self.config.library.command(process.component, role, _iips_for(graph, role))
+            if argv is None:
+                log.info(
+                    "%s (%s): not in the component library; expecting it to announce itself",
+                    role,
+                    process.component,
+                )
+                continue
+            env = {"MSGFLO_BROKER": self.config.broker.secret_url, "PATH": _tool_path()}
+            supervisor.start(ProcessSpec(role, tuple(argv), env))
+
+    # -- foreign participants ------------------------------------------------------------------
+
+    def foreign_definitions(self) -> list[ParticipantDefinition]:
+        directory = self.config.foreign_dir
+        if directory is None:
+            return []
+        found = []
+        for role, process in self.coordinator.graph.processes.items():
+            path = _foreign_file(directory, process.component)
+            if path is None:
+                continue
+            try:
+                found.append(load_foreign(path, role))
+            except DefinitionError as exc:
+                log.error("%s", exc)
+        return found
+
+    async def _announce_foreign(self) -> None:
+        definitions = self.foreign_definitions()
+        if not definitions:
+            return
+        messages = [encode_discovery(d) for d in definitions]
+        await self.transport.wait_connected()
+        while True:
+            # Published like msgflo-register would, so other coordinators and tools see them
+            # too; our own subscription gets them back from the broker like any other.
+            for message in messages:
+                self.transport.publish(DISCOVERY_TOPIC, message)
+            await asyncio.sleep(announce_interval(FOREIGN_PERIOD))
+
+    # -- reporting and saving ------------------------------------------------------------------
+
+    async def _report_missing(self) -> None:
+        await asyncio.sleep(self.config.wait_timeout)
+        missing = [
+            r for r in self.coordinator.graph.processes if not self.coordinator.registry.known(r)
+        ]
+        if missing:
+            log.warning(
+                "after %.0f s, not discovered yet (wiring them when they appear): %s",
+                self.config.wait_timeout,
+                ", ".join(sorted(missing)),
+            )
+
+    def _on_participant(self, event: RegistryEvent) -> None:
+        if event.change is not Change.ADDED:
+            return
+        seen = event.participant
+        graph = self.coordinator.graph
+        if seen.role not in graph.processes:
+            # As the original: a discovered participant becomes a node, so tools can see it.
+            processes = {**graph.processes, seen.role: Process(seen.definition.component)}
+            self.coordinator.set_graph(replace(graph, processes=processes))
+            self._save_pending.set()
+
+    async def _autosave(self, path: Path) -> None:
+        while True:
+            await self._save_pending.wait()
+            await asyncio.sleep(AUTOSAVE_DELAY)
+            self._save_pending.clear()
+            try:
+                # fsync can take a while on an SD card: keep it off the event loop.
+                await asyncio.to_thread(save_graph, self.coordinator.graph, path, lossy=True)
+            except GatewayError as exc:
+                log.error("auto-save of %s failed: %s", path, exc)
+
+
+def _iips_for(graph: Graph, role: str) -> Mapping[str, object]:
+    return {
+        c.tgt.port: thaw(c.data)
+        for c in graph.connections
+        if isinstance(c, Initial) and c.tgt.process == role
+    }
+
+
+def _foreign_file(directory: Path, component: str) -> Path | None:
+    for name in (component, component.rsplit("/", 1)[-1]):
+        for suffix in (".yml", ".yaml"):
+            path = directory / f"{name}{suffix}"
+            if path.is_file():
+                return path
+    return None
+
+
+def _tool_path() -> str:
+    """PATH for started participants, with this installation's own tools (msgflo-python,
+    msgflo-register) first, even when its virtualenv is not activated."""
+    own = str(Path(sys.executable).parent)
+    return os.pathsep.join([own, os.environ.get("PATH", os.defpath)])

@@ -1,0 +1,198 @@
+"""The ``msgflo`` command as a user runs it: graph file, component dir, started participants."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.mosquitto import Mosquitto
+
+BIN = Path(sys.executable).parent
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "components").mkdir()
+    shutil.copy(EXAMPLES / "repeat.py", tmp_path / "components" / "Repeat.py")
+    (tmp_path / "main.fbp").write_text(
+        "# @runtime msgflo\n'hello' -> IN rep(Repeat)\nrep OUT -> IN rep2(Repeat)\n"
+    )
+    return tmp_path
+
+
+def coordinator(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "msgflo"), "--graph", "main.fbp", *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        start_new_session=True,
+    )
+
+
+def start_dump(broker: str, queue: str) -> subprocess.Popen[str]:
+    dump = subprocess.Popen(
+        [str(BIN / "msgflo-dump-message"), "--broker", broker, "--queue", queue, "--timeout", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.7)  # let it subscribe before anything is sent
+    return dump
+
+
+def result(dump: subprocess.Popen[str]) -> object:
+    out, err = dump.communicate(timeout=30)
+    assert dump.returncode == 0, err
+    return json.loads(out)
+
+
+def dump_while_sending(broker: str, queue: str, send_to: str) -> object:
+    """Dump one message from ``queue`` while sending to ``send_to`` every half second: works
+    however long the participants take to start and be wired."""
+    dump = start_dump(broker, queue)
+    deadline = time.monotonic() + 20
+    while dump.poll() is None and time.monotonic() < deadline:
+        subprocess.run(
+            [
+                str(BIN / "msgflo-send-message"),
+                "--broker",
+                broker,
+                "--queue",
+                send_to,
+                "--json",
+                '"again"',
+            ],
+            capture_output=True,
+            check=False,
+        )
+        time.sleep(0.5)
+    return result(dump)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    return out
+
+
+def pids_of(pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def test_runs_a_graph_with_started_participants(project: Path, mosquitto: Mosquitto) -> None:
+    dump = start_dump(mosquitto.url, "rep2/out")
+    process = coordinator(project, "--broker", mosquitto.url)
+    try:
+        # The IIP reaches rep, and rep's output is forwarded to rep2.
+        assert result(dump) == "hello"
+    finally:
+        out = stop(process)
+    assert "msgflo: coordinating 2 nodes and 1 edges" in out
+    assert "[rep] rep(PythonRepeat) running on" in out
+    assert process.returncode == 0
+    assert "Traceback" not in out
+
+
+def test_starts_a_private_broker_when_none_is_given(project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MSGFLO_BROKER"}
+    if (
+        subprocess.run(
+            ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/1883"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        pytest.skip(
+            "a broker listens on localhost:1883 on this machine; the embedded one "
+            "is only started when none does"
+        )
+    process = subprocess.Popen(
+        [str(BIN / "msgflo"), "--graph", "main.fbp"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.search(r"started a private Mosquitto at (mqtt://127\.0\.0\.1:\d+)", first)
+        assert match, first
+        assert dump_while_sending(match.group(1), "rep2/out", "rep/in") in ("hello", "again")
+    finally:
+        stop(process)
+
+
+def test_ignored_roles_are_not_started(project: Path, mosquitto: Mosquitto) -> None:
+    dump = start_dump(mosquitto.url, "rep/out")
+    # rep2 is expected to be run elsewhere; it never comes, so the IIP for rep is held only
+    # until the wait timeout.
+    process = coordinator(
+        project, "--broker", mosquitto.url, "--ignore", "rep2", "--wait-timeout", "1"
+    )
+    try:
+        assert result(dump) == "hello"
+    finally:
+        out = stop(process)
+    assert "[rep] " in out and "[rep2]" not in out
+
+
+def test_no_stale_processes_after_kill_9(project: Path, mosquitto: Mosquitto) -> None:
+    marker = f"components/Repeat.py rep-{os.getpid()}"
+    (project / "main.fbp").write_text(f"'x' -> IN rep-{os.getpid()}(Repeat)\n")
+    process = coordinator(project, "--broker", mosquitto.url)
+    try:
+        deadline = time.monotonic() + 10
+        while not pids_of(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pids_of(marker), "participant was not started"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=10)
+    deadline = time.monotonic() + 10
+    while pids_of(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids_of(marker) == []
+
+
+def test_invalid_graph_reports_every_problem(tmp_path: Path) -> None:
+    (tmp_path / "bad.fbp").write_text("a(A) OUT -> IN b(B)\nc OUT -> IN a\nx OUT -> IN y\n")
+    result = subprocess.run(
+        [str(BIN / "msgflo"), "--graph", str(tmp_path / "bad.fbp")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith(f"msgflo: error: {tmp_path / 'bad.fbp'}:") for line in lines)
+
+
+def test_auto_save_needs_a_graph() -> None:
+    result = subprocess.run(
+        [str(BIN / "msgflo"), "--auto-save"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2 and "--auto-save needs --graph" in result.stderr
