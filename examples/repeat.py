@@ -1,7 +1,7 @@
 """A Repeat participant: whatever arrives on ``in`` is sent unchanged on ``out``.
 
-    msgflo-python examples/repeat.py repeat          # via the msgflo-python runner
-    python examples/repeat.py repeat --broker mqtt://127.0.0.1:1883
+msgflo-python examples/repeat.py repeat          # via the msgflo-python runner
+python examples/repeat.py repeat --broker mqtt://127.0.0.1:1883
 """
 
 from gateway.participant import Message, Participant, main

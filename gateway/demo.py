@@ -1,106 +1,52 @@
-"""``./bootstrap.sh demo``: a live msgflo network on a private broker, nothing to configure.
+"""``./bootstrap.sh demo``: the coordinator running the demo graph, with nothing to configure.
 
-Starts its own Mosquitto on a free loopback port and runs two participants that talk to each
-other: a simulated thermometer that publishes readings, and a threshold alarm that listens to
-them and reports when a reading crosses its limit. Everything said on the broker is printed.
-Until the coordinator exists the alarm's inport is wired to the thermometer's outport topic by
-hand, the way hard-wired msgflo deployments do it.
+Starts a private Mosquitto on a free loopback port, then the coordinator on
+``examples/demo.fbp``: it starts each simulated device (a climate sensor, a button, a
+threshold alarm, an LED display) as its own participant process from ``examples/components``,
+wires them as the graph says, and prints what the devices print. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import math
-import random
+import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway.broker import parse_broker_url
+from gateway.coordinator.library import load_library
+from gateway.coordinator.service import CoordinatorService, ServiceConfig
+from gateway.errors import GatewayError
+from gateway.graph import load_graph
 from gateway.mosquitto import Mosquitto
-from gateway.participant import Message, Participant, serve
 from gateway.participant.engine import until_signalled
-from gateway.transport.base import Delivery
-from gateway.transport.mqtt import MqttTransport
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-class Thermometer(Participant):
-    """A simulated temperature sensor: a slow sine wave with noise, one reading per interval."""
-
-    def __init__(self, role: str, interval: float, rng: random.Random) -> None:
-        super().__init__(
-            {
-                "component": "demo/Thermometer",
-                "label": "Simulated temperature sensor",
-                "icon": "thermometer",
-                "inports": [],
-                "outports": [{"id": "temperature", "type": "number"}],
-            },
-            role,
-        )
-        self.interval = interval
-        self.rng = rng
-
-    async def started(self) -> None:
-        step = 0
-        while True:
-            reading = 21.0 + 4.0 * math.sin(step / 5) + self.rng.uniform(-0.3, 0.3)
-            self.send("temperature", round(reading, 2))
-            step += 1
-            await asyncio.sleep(self.interval)
+def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
+    graph_path = examples / "demo.fbp"
+    if not graph_path.exists():
+        raise GatewayError(f"{graph_path}: the demo graph is missing (run from a checkout)")
+    library = load_library(examples / "library.yaml").with_component_dir(examples / "components")
+    config = ServiceConfig(
+        broker=parse_broker_url(broker_url),
+        graph_path=graph_path,
+        library=library,
+        wait_timeout=15.0,
+    )
+    return config, graph_path
 
 
-class ThresholdAlarm(Participant):
-    """Sends ``true`` on ``alarm`` when the input rises above ``limit``, ``false`` when it falls."""
-
-    def __init__(self, role: str, source_topic: str, limit: float) -> None:
-        super().__init__(
-            {
-                "component": "demo/ThresholdAlarm",
-                "label": "Alarm above a temperature limit",
-                "icon": "bell",
-                "inports": [{"id": "in", "type": "number", "queue": source_topic}],
-                "outports": [{"id": "alarm", "type": "boolean"}],
-            },
-            role,
-        )
-        self.limit = limit
-        self.active: bool | None = None
-
-    def process(self, inport: str, msg: Message) -> None:
-        if isinstance(msg.data, int | float):
-            active = msg.data > self.limit
-            if active != self.active:
-                self.active = active
-                self.send("alarm", active)
-        self.ack(msg)
-
-
-def describe(delivery: Delivery) -> str:
-    if delivery.topic == "fbp":
-        payload = json.loads(delivery.payload)["payload"]
-        ports = [p["id"] for p in payload["inports"]], [p["id"] for p in payload["outports"]]
-        return f"discovery: {payload['role']} ({payload['component']}) in={ports[0]} out={ports[1]}"
-    return f"{delivery.topic}: {delivery.payload.decode(errors='replace')}"
-
-
-async def watch(url: str) -> None:
-    """Print everything on the broker, as ``msgflo-dump-message`` would one message at a time."""
-    async with MqttTransport(parse_broker_url(url), client_id="demo-monitor") as transport:
-        await transport.subscribe("#", lambda d: print("  " + describe(d), flush=True))
-        await asyncio.Event().wait()
-
-
-async def demo(url: str, interval: float, duration: float | None) -> None:
-    thermometer = Thermometer("thermometer", interval, random.Random(7))
-    source_topic = thermometer.spec.outports[0].queue
-    alarm = ThresholdAlarm("alarm", source_topic, limit=23.0)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(duration), asyncio.TaskGroup() as tasks:
-            tasks.create_task(watch(url))
-            await asyncio.sleep(0.2)  # let the monitor subscribe before anyone speaks
-            tasks.create_task(serve([thermometer, alarm], url, discovery_period=30))
+async def run_demo(config: ServiceConfig, graph_path: Path, duration: float | None) -> None:
+    service = CoordinatorService(config, load_graph(graph_path))
+    try:
+        async with asyncio.timeout(duration):
+            await service.run()
+    except TimeoutError:
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,11 +54,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gateway.transport").setLevel(logging.WARNING)
+    # The started devices inherit these: their pace, and quiet connection logs.
+    os.environ["DEMO_INTERVAL"] = str(args.interval)
+    os.environ["MSGFLO_PYTHON_LOGLEVEL"] = "WARNING"
     with Mosquitto() as broker:
-        print(f"msgflo-gateway demo: private Mosquitto at {broker.url}")
-        print(f"  watch it yourself:  msgflo-dump-message --broker {broker.url} --queue fbp")
-        print("  (the web dashboard arrives with the coordinator; Ctrl-C stops the demo)")
+        config, graph_path = demo_config(broker.url, EXAMPLES)
+        print(f"msgflo-gateway demo: coordinator on {graph_path}")
+        print(f"  broker (private, loopback only): {broker.url}")
+        print(
+            f"  watch the devices announce:  .venv/bin/msgflo-dump-message --broker "
+            f"{broker.url} --queue fbp"
+        )
+        print(
+            f"  press the button yourself:   .venv/bin/msgflo-send-message --broker "
+            f"{broker.url} --queue button/pressed --json true"
+        )
+        print("  (the runtime protocol and dashboard are not served yet; Ctrl-C stops the demo)")
         print(flush=True)
-        asyncio.run(until_signalled(demo(broker.url, args.interval, args.duration)))
-    print("demo stopped")
+        asyncio.run(until_signalled(run_demo(config, graph_path, args.duration)))
+    print("demo stopped", flush=True)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -11,31 +12,38 @@ from pathlib import Path
 DEMO = str(Path(sys.executable).parent / "msgflo-gateway-demo")
 
 
-def test_demo_shows_participants_exchanging_messages() -> None:
+def test_demo_runs_the_coordinator_with_simulated_devices() -> None:
     result = subprocess.run(
-        [DEMO, "--duration", "4", "--interval", "0.1"],
+        [DEMO, "--duration", "10", "--interval", "0.2"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "private Mosquitto at mqtt://127.0.0.1:" in out
-    assert "discovery: thermometer (demo/Thermometer) in=[] out=['temperature']" in out
-    assert "discovery: alarm (demo/ThresholdAlarm) in=['in'] out=['alarm']" in out
-    readings = [line for line in out.splitlines() if "thermometer/temperature:" in line]
-    assert len(readings) >= 10
-    # The alarm reported its initial state, then reacted to a reading above its 23 degree limit.
-    assert "alarm/alarm: true" in out and "alarm/alarm: false" in out
+    assert "broker (private, loopback only): mqtt://127.0.0.1:" in out
+    status = [line for line in out.splitlines() if line.startswith("[display] LED")]
+    assert len(status) >= 10, out
+    # Data crossed every edge of examples/demo.fbp through the coordinator: humidity from
+    # the sensor, presses from the button, and the alarm (fed by the temperature and the
+    # limit IIP) switching the LED on at least once.
+    last = status[-1]
+    assert re.search(r"humidity \d+\.\d%", last), last
+    presses = int(last.rsplit(" ", 1)[1])
+    assert presses >= 1, last
+    assert any("LED ON " in line for line in status), status
+    for role in ("climate", "button", "alarm", "display"):
+        assert f"participant {role}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+    assert out.rstrip().endswith("demo stopped")
 
 
 def test_demo_stops_cleanly_on_ctrl_c() -> None:
     process = subprocess.Popen([DEMO], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2)
+    time.sleep(3)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert out.rstrip().endswith("demo stopped")
     assert "Traceback" not in err
