@@ -34,6 +34,13 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def add_flag(parser: argparse.ArgumentParser, name: str, help: str, default: bool = False) -> None:
+    """A boolean option that takes ``--name``, ``--name=true`` and ``--name false`` alike."""
+    parser.add_argument(
+        name, type=boolean, nargs="?", const=True, default=default, metavar="BOOL", help=help
+    )
+
+
 def run_tool(prog: str, job: Callable[[], int]) -> int:
     """Run ``job``; a GatewayError becomes ``prog: error: message`` and exit status 2."""
     try:

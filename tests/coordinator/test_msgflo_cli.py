@@ -196,3 +196,63 @@ def test_auto_save_needs_a_graph() -> None:
         check=False,
     )
     assert result.returncode == 2 and "--auto-save needs --graph" in result.stderr
+
+
+def test_msgflo_setup_prints_bindings_from_discovery(project: Path, mosquitto: Mosquitto) -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "msgflo-setup"),
+            "main.fbp",
+            "--broker",
+            mosquitto.url,
+            "--participants",
+            "--timeout",
+            "20",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    bindings = [line for line in result.stdout.splitlines() if not line.startswith("[")]
+    assert bindings == ["PUBSUB: rep/out -> rep2/in"]  # the rest is the participants' output
+    assert "use --forever to keep them" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_msgflo_procfile(project: Path) -> None:
+    (project / "main.fbp").write_text("web(Repeat) OUT -> IN worker(Repeat)\nx(Unknown)\n")
+    result = subprocess.run(
+        [
+            str(BIN / "msgflo-procfile"),
+            "main.fbp",
+            "--components",
+            "components",
+            "--include",
+            "release: ./migrate",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "web: msgflo-python components/Repeat.py web",
+        "worker: msgflo-python components/Repeat.py worker",
+        "release: ./migrate",
+    ]
+    assert "no command for x (Unknown)" in result.stderr
+    (project / "main.fbp").write_text("worker(Repeat)\n")
+    no_web = subprocess.run(
+        [str(BIN / "msgflo-procfile"), "main.fbp", "--components", "components"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert no_web.returncode == 2 and "no 'web' role" in no_web.stderr

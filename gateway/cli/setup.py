@@ -1,0 +1,104 @@
+"""``msgflo-setup GRAPH``: wire a graph once (and optionally start its participants).
+
+Prints the bindings as the original does (``PUBSUB: <src queue> -> <tgt queue>``), from the
+queues the participants announce. On MQTT the bindings are forwarded by this process, so
+without ``--forever`` they stop when it exits: it says so (msgflo/msgflo#181).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.broker import resolve_broker
+from gateway.cli.options import add_broker_option, add_flag, run_tool
+from gateway.coordinator.service import (
+    CoordinatorService,
+    ServiceConfig,
+    library_from_options,
+    load_service_graph,
+)
+from gateway.participant.engine import configure_logging, until_signalled
+
+PROG = "msgflo-setup"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Set up the bindings of a graph.")
+    p.add_argument("graph", type=Path, help=".fbp or .json graph")
+    add_broker_option(p)
+    add_flag(p, "--participants", "also start the participants")
+    add_flag(p, "--forever", "keep running (and forwarding, on MQTT)")
+    p.add_argument("--only", default="", help="start only these roles (comma separated)")
+    p.add_argument("--ignore", default="", help="do not start these roles (comma separated)")
+    p.add_argument("--library", type=Path, help="component library (default: ./package.json)")
+    p.add_argument("--componentdir", type=Path, help="directory of participant files")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the participants to be discovered",
+    )
+    add_flag(p, "--discover", "(accepted; queues always come from discovery)")
+    p.add_argument("--forward", default="", help="(accepted; output is always forwarded)")
+    add_flag(p, "--shell", "(accepted; commands never run through a shell)")
+    return p
+
+
+def _roles(text: str) -> set[str]:
+    return {r.strip() for r in text.split(",") if r.strip()}
+
+
+async def setup(service: CoordinatorService, args: argparse.Namespace) -> None:
+    coordinator = service.coordinator
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(service.run())
+        try:
+            async with asyncio.timeout(args.timeout):
+                await coordinator.wired()
+                while not all(s.resolved for s in coordinator.edge_states()):
+                    await asyncio.sleep(0.05)
+                    await coordinator.wired()
+        except TimeoutError:
+            pending = [s for s in coordinator.edge_states() if not s.resolved]
+            print(
+                f"{PROG}: {len(pending)} edges not resolved after {args.timeout:g} s",
+                file=sys.stderr,
+            )
+        for state in coordinator.edge_states():
+            if state.resolved:
+                print(f"PUBSUB: {state.src_queue} -> {state.tgt_queue}", flush=True)
+        if args.forever:
+            return
+        print(
+            f"{PROG}: MQTT bindings are forwarded by this process and stop now; "
+            "use --forever to keep them",
+            file=sys.stderr,
+        )
+        running.cancel()
+
+
+def run(args: argparse.Namespace) -> int:
+    graph = load_service_graph(args.graph)
+    start_roles = set(graph.processes) if args.participants else set()
+    if args.only:
+        start_roles &= _roles(args.only)
+    start_roles -= _roles(args.ignore)
+    config = ServiceConfig(
+        broker=resolve_broker(args.broker),
+        graph_path=args.graph,
+        library=library_from_options(args.library, args.componentdir),
+        ignore=frozenset(set(graph.processes) - start_roles),
+        wait_timeout=args.timeout,
+    )
+    asyncio.run(until_signalled(setup(CoordinatorService(config, graph), args)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging()
+    return run_tool(PROG, lambda: run(args))
