@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,3 +257,70 @@ def test_msgflo_procfile(project: Path) -> None:
         check=False,
     )
     assert no_web.returncode == 2 and "no 'web' role" in no_web.stderr
+
+
+def test_foreign_participants_are_announced_and_wired(project: Path, mosquitto: Mosquitto) -> None:
+    (project / "devices").mkdir()
+    (project / "devices" / "Vacuum.yml").write_text(
+        "component: c-base/Vacuum\ninports:\n  on: {queue: 'c-base/#ROLE/on'}\noutports: {}\n"
+    )
+    (project / "main.fbp").write_text(
+        "'hello' -> IN rep(Repeat)\nrep OUT -> ON vac(c-base/Vacuum)\n"
+    )
+    dump = start_dump(mosquitto.url, "c-base/vac/on")
+    process = coordinator(project, "--broker", mosquitto.url, "--foreign", "devices")
+    try:
+        # rep's output reaches the topic the YAML description gives the vacuum's "on" port.
+        assert result(dump) == "hello"
+    finally:
+        stop(process)
+
+
+def test_auto_save_keeps_iips_and_adds_discovered_roles(
+    project: Path, mosquitto: Mosquitto
+) -> None:
+    graph = project / "main.json"
+    graph.write_text(
+        json.dumps(
+            {
+                "processes": {"rep": {"component": "Repeat"}, "off": {"component": "Sleepy"}},
+                "connections": [{"data": 0, "tgt": {"process": "off", "port": "in"}}],
+            }
+        )
+    )
+    (project / "extra.yml").write_text("component: Extra\ninports: {}\n")
+    process = subprocess.Popen(
+        [str(BIN / "msgflo"), "--graph", "main.json", "--auto-save", "--broker", mosquitto.url],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    saved: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 20
+        while "extra" not in saved.get("processes", {}) and time.monotonic() < deadline:
+            # A device the graph does not know announces itself (again until it is saved).
+            subprocess.run(
+                [
+                    str(BIN / "msgflo-register"),
+                    "--broker",
+                    mosquitto.url,
+                    "--forever",
+                    "false",
+                    "--role",
+                    f"extra:{project / 'extra.yml'}",
+                ],
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
+            time.sleep(0.7)
+            saved = json.loads(graph.read_text())
+    finally:
+        stop(process)
+    processes = saved["processes"]
+    assert processes["extra"]["component"] == "Extra"  # a discovered role became a node
+    assert processes["off"]["component"] == "Sleepy"  # an offline node is kept
+    assert {"data": 0, "tgt": {"process": "off", "port": "in"}} in saved["connections"]
