@@ -99,10 +99,25 @@ class CoordinatorService:
 
     # -- started participants ------------------------------------------------------------------
 
+    async def set_graph(self, graph: Graph) -> None:
+        """Change the running graph: rewire, start the participants of new nodes and stop
+        those of removed ones (and restart a node whose component changed)."""
+        old = self.coordinator.graph
+        self.coordinator.set_graph(graph)
+        self._save_pending.set()
+        if self.supervisor is None:
+            return
+        for role in self.supervisor.roles():
+            process = graph.processes.get(role)
+            if process is None or process.component != old.processes[role].component:
+                await self.supervisor.stop(role)
+        self._start_participants(self.supervisor)
+
     def _start_participants(self, supervisor: Supervisor) -> None:
         graph = self.coordinator.graph
+        running = set(supervisor.roles())
         for role, process in graph.processes.items():
-            if role in self.config.ignore:
+            if role in self.config.ignore or role in running:
                 continue
             argv = self.config.library.command(process.component, role, _iips_for(graph, role))
             if argv is None:
@@ -167,6 +182,7 @@ class CoordinatorService:
         if seen.role not in graph.processes:
             # As the original: a discovered participant becomes a node, so tools can see it.
             processes = {**graph.processes, seen.role: Process(seen.definition.component)}
+            # Nothing to start or stop: the participant is already running somewhere.
             self.coordinator.set_graph(replace(graph, processes=processes))
             self._save_pending.set()
 

@@ -285,3 +285,27 @@ def test_needs_mqtt5_for_forwarding_options() -> None:
     transport = MqttTransport(parse_broker_url("mqtt://127.0.0.1:1"))
     with pytest.raises(TransportError, match="need MQTT 5"):
         asyncio.run(transport.subscribe("a", lambda d: None, no_local=True))
+
+
+async def test_rewired_when_a_participant_reappears_with_other_topics(
+    mosquitto: Mosquitto, probe: Probe
+) -> None:
+    g = graph("dev(Dev) OUT -> IN sink(Sink)")
+    sink = define("sink", "Sink", inports=[{"id": "in", "queue": "sink/in"}])
+    old = define("dev", "Dev", outports=[{"id": "out", "queue": "dev/v1"}], participant_id="d")
+    new = define("dev", "Dev", outports=[{"id": "out", "queue": "dev/v2"}], participant_id="d")
+    await probe.watch("sink/in")
+    async with coordinating(mosquitto.url, g) as coordinator:
+        for d in (sink, old):
+            probe.transport.publish("fbp", encode_discovery(d))
+        await wired(coordinator, 1)
+        probe.transport.publish("dev/v1", b"1")
+        await probe.wait_count("sink/in", 1)
+        probe.transport.publish("fbp", encode_discovery(new))  # firmware update: new topic
+        async with asyncio.timeout(5):
+            while coordinator.edge_states()[0].src_queue != "dev/v2":
+                await asyncio.sleep(0.02)
+        await coordinator.wired()
+        probe.transport.publish("dev/v1", b"stale")  # no longer wired
+        probe.transport.publish("dev/v2", b"2")
+        assert await probe.wait_count("sink/in", 2) == [b"1", b"2"]
