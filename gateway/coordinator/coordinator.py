@@ -22,9 +22,16 @@ from dataclasses import dataclass, field
 
 from gateway.coordinator.registry import Change, Registry, RegistryEvent
 from gateway.coordinator.routing import RouteTable
-from gateway.coordinator.wiring import EdgeState, iip_queue, resolve_edge, route_table
+from gateway.coordinator.wiring import (
+    EdgeState,
+    find_port,
+    iip_queue,
+    resolve_edge,
+    route_table,
+)
 from gateway.errors import DiscoveryError
-from gateway.graph.model import Edge, Graph, Initial, thaw
+from gateway.graph.model import Edge, Graph, Initial, PortRef, thaw
+from gateway.participant.definition import Direction
 from gateway.participant.discovery import DISCOVERY_TOPIC, parse_discovery
 from gateway.transport.base import Delivery, Transport
 
@@ -91,6 +98,9 @@ class Coordinator:
         self._rejects_seen: set[tuple[str, str]] = set()
         self._listeners: list[Callable[[RegistryEvent], None]] = []
         self._held_iips: list[Initial] = []
+        self._observers: dict[str, Callable[[bytes], None]] = {}
+        self._subscribed: frozenset[str] = frozenset()
+        self.on_iip: Callable[[Initial], None] | None = None
         self._hold_until = clock() + self.options.iip_hold
         self._hold_timer: asyncio.TimerHandle | None = None
 
@@ -209,23 +219,36 @@ class Coordinator:
         """Wait until every change seen so far is wired (for tests and the protocol)."""
         await self._clean.wait()
 
+    def observe(self, observers: dict[str, Callable[[bytes], None]]) -> None:
+        """Hand every message published on these topics (by others: no local) to their
+        observer, replacing the previous set: edge inspection and exported outports."""
+        self._observers = dict(observers)
+        self._clean.clear()
+        self._dirty.set()
+
+    def queue_of(self, role: str, port: str, direction: Direction) -> str | None:
+        """The topic of a discovered port, matched as graph ports are."""
+        found = find_port(self.registry, PortRef(role, port), direction)
+        return found.queue if found else None
+
     async def _apply(self) -> None:
         dirty, self._dirty_roles = self._dirty_roles, set()
         for index, edge in self._edges():
             if dirty is None or edge.src.process in dirty or edge.tgt.process in dirty:
                 self._wiring.states[index] = resolve_edge(self.registry, edge)
-        old = self._wiring.table
         new = route_table(self._wiring.states.values())
         self._wiring.table = new
         self.stats.rewires += 1
-        await self._resubscribe(old.sources, new.sources)
+        wanted = new.sources | frozenset(self._observers)
+        await self._resubscribe(self._subscribed, wanted)
+        self._subscribed = wanted
 
     async def _resubscribe(self, old: frozenset[str], new: frozenset[str]) -> None:
         replay = self.options.retained is RetainedPolicy.FORWARD
         for topic in sorted(new - old):
             await self.transport.subscribe(
                 topic,
-                self._forward,
+                self._deliver,
                 qos=self.options.forward_qos,
                 no_local=True,
                 retain_as_published=True,
@@ -246,12 +269,15 @@ class Coordinator:
 
     # -- data ----------------------------------------------------------------------------------
 
-    def _forward(self, delivery: Delivery) -> None:
+    def _deliver(self, delivery: Delivery) -> None:
         for topic in self._wiring.table.targets(delivery.topic):
             self.transport.publish(
                 topic, delivery.payload, qos=delivery.qos, retain=delivery.retain
             )
             self.stats.forwarded += 1
+        observer = self._observers.get(delivery.topic)
+        if observer is not None:
+            observer(delivery.payload)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 0) -> None:
         """Publish as the coordinator: to ``topic`` and everything routed from it (the broker
@@ -259,6 +285,13 @@ class Coordinator:
         self.transport.publish(topic, payload, qos=qos)
         for target in self._wiring.table.targets(topic):
             self.transport.publish(target, payload, qos=qos)
+
+    def resend_iips(self) -> None:
+        """Send every IIP of the graph again now, to the targets that are discovered."""
+        for initial in self._initials():
+            queue = iip_queue(self.registry, initial)
+            if queue is not None:
+                self._send_iip(initial, queue)
 
     def _start_hold(self) -> None:
         self._hold_until = self._clock() + self.options.iip_hold
@@ -297,6 +330,8 @@ class Coordinator:
     def _send_iip(self, initial: Initial, queue: str) -> None:
         self.publish(queue, json.dumps(thaw(initial.data)).encode("utf-8"), qos=1)
         self.stats.iips_sent += 1
+        if self.on_iip is not None:
+            self.on_iip(initial)
         log.info(
             "IIP %s -> %s %s (%s)",
             json.dumps(thaw(initial.data))[:60],

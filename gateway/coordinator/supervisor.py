@@ -30,6 +30,13 @@ STABLE_AFTER = 30.0  # a run this long resets the restart backoff
 RESTART_BACKOFF = Backoff(initial=1.0, maximum=60.0)
 
 
+OutputFn = Callable[[str, str], None]  # (role, line)
+
+
+def print_prefixed(role: str, line: str) -> None:
+    print(f"[{role}] {line}", flush=True)
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     role: str
@@ -51,12 +58,14 @@ class Supervised:
         self,
         spec: ProcessSpec,
         *,
-        output: Callable[[str], None] | None = None,
+        output: OutputFn | None = None,
+        on_exit: OutputFn | None = None,
         backoff: Backoff = RESTART_BACKOFF,
     ) -> None:
         self.spec = spec
         self.stats = ProcessStats()
-        self._output = output or (lambda line: print(line, flush=True))
+        self._output = output or print_prefixed
+        self._on_exit = on_exit
         self._backoff = backoff
 
     async def run(self) -> None:
@@ -70,6 +79,8 @@ class Supervised:
             delay = self._backoff.delay(attempt)
             attempt += 1
             log.warning("%s: %s; restarting in %.1f s", self.spec.role, status, delay)
+            if self._on_exit is not None:
+                self._on_exit(self.spec.role, status)
             await asyncio.sleep(delay)
 
     async def _run_once(self) -> str:
@@ -99,9 +110,8 @@ class Supervised:
 
     async def _forward(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
-        prefix = f"[{self.spec.role}] "
         async for raw in process.stdout:
-            self._output(prefix + raw.decode(errors="replace").rstrip("\n"))
+            self._output(self.spec.role, raw.decode(errors="replace").rstrip("\n"))
 
 
 async def _stop_group(process: asyncio.subprocess.Process) -> None:
@@ -126,8 +136,9 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 class Supervisor:
     """The started participants of one coordinator, by role; an async context manager."""
 
-    def __init__(self, *, output: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, output: OutputFn | None = None, on_exit: OutputFn | None = None) -> None:
         self._output = output
+        self._on_exit = on_exit
         self._group = asyncio.TaskGroup()
         self._running: dict[str, tuple[Supervised, asyncio.Task[None]]] = {}
 
@@ -148,7 +159,7 @@ class Supervisor:
     def start(self, spec: ProcessSpec) -> Supervised:
         if spec.role in self._running:
             return self._running[spec.role][0]
-        supervised = Supervised(spec, output=self._output)
+        supervised = Supervised(spec, output=self._output, on_exit=self._on_exit)
         task = self._group.create_task(supervised.run(), name=f"participant {spec.role}")
         self._running[spec.role] = (supervised, task)
         log.info("%s: starting %s", spec.role, " ".join(spec.argv))

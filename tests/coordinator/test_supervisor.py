@@ -42,7 +42,7 @@ def alive(pid: int) -> bool:
 
 async def test_output_is_prefixed_and_crashes_are_restarted() -> None:
     lines: list[str] = []
-    async with Supervisor(output=lines.append) as supervisor:
+    async with Supervisor(output=lambda role, line: lines.append(f"[{role}] {line}")) as supervisor:
         supervised = supervisor.start(ProcessSpec("crashy", (sys.executable, "-c", CRASHER, "x")))
         async with asyncio.timeout(10):
             while len(lines) < 2:
@@ -54,7 +54,7 @@ async def test_output_is_prefixed_and_crashes_are_restarted() -> None:
 async def test_stopping_kills_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     lines: list[str] = []
-    async with Supervisor(output=lines.append) as supervisor:
+    async with Supervisor(output=lambda role, line: lines.append(f"[{role}] {line}")) as supervisor:
         supervisor.start(
             ProcessSpec("parent", (sys.executable, "-c", PARENT_OF_SLEEPER, str(pidfile)))
         )
