@@ -48,6 +48,10 @@ class ComponentLibrary:
     variables: Mapping[str, str] = field(default_factory=dict)
     handlers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_HANDLERS))
     components: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, Path] = field(default_factory=dict)  # component -> its source file
+
+    def source_file(self, component: str) -> Path | None:
+        return next((self.files[n] for n in self._candidates(component) if n in self.files), None)
 
     def template(self, component: str) -> str | None:
         """The command template for ``component``, with or without the namespace."""
@@ -85,15 +89,17 @@ class ComponentLibrary:
 
     def with_component_dir(self, directory: Path) -> ComponentLibrary:
         """Add a component for each file in ``directory`` that has a handler."""
-        found = dict(self.components)
+        found, files = dict(self.components), dict(self.files)
         if directory.is_dir():
             for path in sorted(directory.iterdir()):
                 handler = self.handlers.get(path.suffix)
                 if handler is None or not path.is_file():
                     continue
                 name = f"{self.namespace}/{path.stem}" if self.namespace else path.stem
-                found.setdefault(name, handler.replace("#FILENAME", shlex.quote(str(path))))
-        return ComponentLibrary(self.namespace, self.variables, self.handlers, found)
+                if name not in found:
+                    found[name] = handler.replace("#FILENAME", shlex.quote(str(path)))
+                    files[name] = path
+        return ComponentLibrary(self.namespace, self.variables, self.handlers, found, files)
 
 
 def _split(template: str) -> list[str]:

@@ -25,7 +25,7 @@ from gateway.coordinator.coordinator import (
 )
 from gateway.coordinator.library import ComponentLibrary, load_library
 from gateway.coordinator.registry import Change, RegistryEvent
-from gateway.coordinator.supervisor import ProcessSpec, Supervisor
+from gateway.coordinator.supervisor import OutputFn, ProcessSpec, Supervisor, print_prefixed
 from gateway.errors import DefinitionError, GatewayError
 from gateway.graph import load_graph, save_graph
 from gateway.graph.model import Graph, Initial, Process, thaw
@@ -86,9 +86,13 @@ class CoordinatorService:
         self.coordinator.add_listener(self._on_participant)
         self._save_pending = asyncio.Event()
         self.supervisor: Supervisor | None = None
+        # Who else wants the started participants' output and exits (the runtime protocol).
+        self.output_hooks: list[OutputFn] = []
+        self.exit_hooks: list[OutputFn] = []
 
     async def run(self) -> None:
-        async with self.transport, Supervisor() as supervisor, asyncio.TaskGroup() as tasks:
+        supervisor = Supervisor(output=self._output, on_exit=self._on_exit)
+        async with self.transport, supervisor, asyncio.TaskGroup() as tasks:
             self.supervisor = supervisor
             self._start_participants(supervisor)
             tasks.create_task(self.coordinator.run())
@@ -129,6 +133,15 @@ class CoordinatorService:
                 continue
             env = {"MSGFLO_BROKER": self.config.broker.secret_url, "PATH": _tool_path()}
             supervisor.start(ProcessSpec(role, tuple(argv), env))
+
+    def _output(self, role: str, line: str) -> None:
+        print_prefixed(role, line)
+        for hook in self.output_hooks:
+            hook(role, line)
+
+    def _on_exit(self, role: str, status: str) -> None:
+        for hook in self.exit_hooks:
+            hook(role, status)
 
     # -- foreign participants ------------------------------------------------------------------
 

@@ -1,0 +1,232 @@
+"""The live system behind the FBP runtime protocol: the coordinator service as an Environment.
+
+Graph edits from Flowhub or fbp-spec become real: new nodes get their participants started
+(and the reply waits, within a bound, until they announce themselves), removed nodes are
+stopped, edges are bound. Edge inspection and exported outports are topic observers on the
+coordinator, refreshed whenever a participant appears or the graph changes, so a watched edge
+whose participant comes later starts reporting by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import yaml
+
+from gateway.coordinator.registry import RegistryEvent
+from gateway.coordinator.service import CoordinatorService
+from gateway.errors import GatewayError
+from gateway.graph.model import Edge, Graph, Initial
+from gateway.participant.definition import Direction, Json, ParticipantDefinition, PortDefinition
+from gateway.participant.payload import Message
+from gateway.runtime_protocol.environment import (
+    ComponentInfo,
+    ComponentSource,
+    Environment,
+    Listener,
+    PortInfo,
+)
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_WAIT = 10.0  # longest a graph change waits for the participants it started
+QUIET_AFTER = 0.2  # seconds without data after which the network counts as not running
+LANGUAGES = {
+    ".py": "python",
+    ".js": "javascript",
+    ".coffee": "coffeescript",
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".json": "json",
+    ".fbp": "fbp",
+}
+
+
+class CoordinatorEnvironment(Environment):
+    """:class:`Environment` on a running :class:`CoordinatorService`."""
+
+    def __init__(self, service: CoordinatorService, *, discovery_wait: float = DISCOVERY_WAIT):
+        self.service = service
+        self.coordinator = service.coordinator
+        self._discovery_wait = discovery_wait
+        self._listener: Listener | None = None
+        self._watched: list[Edge] = []
+        self._running = False
+        self._quiet: asyncio.TimerHandle | None = None
+        self._participant_seen = asyncio.Event()
+        self.coordinator.add_listener(self._on_participant)
+        self.coordinator.on_iip = self._on_iip
+        service.output_hooks.append(self._on_output)
+        service.exit_hooks.append(self._on_exit)
+
+    # -- graph ---------------------------------------------------------------------------------
+
+    @property
+    def graph(self) -> Graph:
+        return self.coordinator.graph
+
+    async def change_graph(self, graph: Graph) -> None:
+        old = self.coordinator.graph
+        await self.service.set_graph(graph)
+        self._refresh_observers()
+        await self.coordinator.wired()
+        started = [r for r in graph.processes if r not in old.processes and self._startable(r)]
+        await self._wait_discovered(started)
+
+    def _startable(self, role: str) -> bool:
+        process = self.coordinator.graph.processes[role]
+        library = self.service.config.library
+        return (
+            role not in self.service.config.ignore
+            and library.command(process.component, role) is not None
+        )
+
+    async def _wait_discovered(self, roles: list[str]) -> None:
+        registry = self.coordinator.registry
+        try:
+            async with asyncio.timeout(self._discovery_wait):
+                while any(not registry.live(role) for role in roles):
+                    self._participant_seen.clear()
+                    await self._participant_seen.wait()
+        except TimeoutError:
+            missing = [r for r in roles if not registry.live(r)]
+            log.warning("not discovered within %.0f s: %s", self._discovery_wait, missing)
+        await self.coordinator.wired()
+
+    # -- components ----------------------------------------------------------------------------
+
+    def components(self) -> list[ComponentInfo]:
+        found: dict[str, ComponentInfo] = {
+            name: ComponentInfo(name=name) for name in self.service.config.library.components
+        }
+        for seen in self.coordinator.registry:
+            info = _component_info(seen.definition)
+            found[info.name] = info
+        return [found[name] for name in sorted(found)]
+
+    def component_source(self, name: str) -> ComponentSource | None:
+        library, _, short = name.rpartition("/")
+        path = self.service.config.library.source_file(name)
+        if path is not None:
+            language = LANGUAGES.get(path.suffix, path.suffix.lstrip("."))
+            return ComponentSource(short, library, language, path.read_text(errors="replace"))
+        for seen in self.coordinator.registry:
+            if seen.definition.component == name:
+                # A discovered participant's definition is its source (reference 8.1).
+                code = yaml.safe_dump(seen.definition.to_discovery(), sort_keys=False)
+                return ComponentSource(short, library, "yaml", code)
+        return None
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def send_packet(self, role: str, port: str, data: Json) -> None:
+        queue = self.coordinator.queue_of(role, port, Direction.IN)
+        if queue is None:
+            raise GatewayError(f"{role} {port}: not discovered yet, packet not sent")
+        self.coordinator.publish(queue, json.dumps(data).encode("utf-8"), qos=1)
+
+    async def start_network(self) -> None:
+        self.watch_edges([c for c in self.graph.connections if isinstance(c, Edge)])
+        await self.coordinator.wired()
+        self.coordinator.resend_iips()
+
+    async def stop_network(self) -> None:
+        self.watch_edges([])
+        await self.coordinator.wired()
+
+    def watch_edges(self, edges: list[Edge]) -> None:
+        self._watched = list(edges)
+        self._refresh_observers()
+
+    def set_listener(self, listener: Listener) -> None:
+        self._listener = listener
+
+    def _refresh_observers(self) -> None:
+        callbacks: dict[str, list[Callable[[Json], None]]] = defaultdict(list)
+        for edge in self._watched:
+            queue = self.coordinator.queue_of(edge.src.process, edge.src.port, Direction.OUT)
+            if queue is not None:
+                callbacks[queue].append(functools.partial(self._edge_data, edge))
+        for public, exported in self.graph.outports.items():
+            queue = self.coordinator.queue_of(exported.process, exported.port, Direction.OUT)
+            if queue is not None:
+                callbacks[queue].append(functools.partial(self._exported, public))
+        self.coordinator.observe({q: _fan_out(cbs) for q, cbs in callbacks.items()})
+
+    def _edge_data(self, edge: Edge, data: Json) -> None:
+        self._activity()
+        if self._listener is not None:
+            self._listener.edge_data(edge, data)
+
+    def _exported(self, public: str, data: Json) -> None:
+        if self._listener is not None:
+            self._listener.exported_output(public, data)
+
+    def _activity(self) -> None:
+        # "running" in network:status means work in flight: data seen within QUIET_AFTER.
+        if not self._running:
+            self._running = True
+            if self._listener is not None:
+                self._listener.idle_changed(True)
+        if self._quiet is not None:
+            self._quiet.cancel()
+        self._quiet = asyncio.get_running_loop().call_later(QUIET_AFTER, self._went_quiet)
+
+    def _went_quiet(self) -> None:
+        self._running = False
+        if self._listener is not None:
+            self._listener.idle_changed(False)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_participant(self, event: RegistryEvent) -> None:
+        self._participant_seen.set()
+        self._refresh_observers()
+
+    def _on_iip(self, initial: Initial) -> None:
+        if self._listener is not None:
+            self._listener.initial_data(initial)
+
+    def _on_output(self, role: str, line: str) -> None:
+        if self._listener is not None:
+            self._listener.participant_output(role, line)
+
+    def _on_exit(self, role: str, status: str) -> None:
+        if self._listener is not None:
+            self._listener.participant_error(role, status)
+
+
+def _fan_out(callbacks: list[Callable[[Json], None]]) -> Callable[[bytes], None]:
+    def deliver(payload: bytes) -> None:
+        data = Message.from_bytes(payload).data
+        if isinstance(data, bytes):  # not JSON: the protocol carries text
+            data = data.decode("utf-8", errors="replace")
+        for callback in callbacks:
+            callback(data)
+
+    return deliver
+
+
+def _component_info(definition: ParticipantDefinition) -> ComponentInfo:
+    return ComponentInfo(
+        name=definition.component,
+        description=definition.label,
+        icon=definition.icon,
+        inports=tuple(_port_info(p) for p in definition.inports if not p.hidden),
+        outports=tuple(_port_info(p) for p in definition.outports if not p.hidden),
+    )
+
+
+def _port_info(port: PortDefinition) -> PortInfo:
+    schema = port.extra.get("schema")
+    return PortInfo(
+        id=port.id,
+        type=port.type,
+        description=port.description,
+        schema=schema if isinstance(schema, str) else None,
+    )
