@@ -96,10 +96,36 @@ install_npm_tools() {
     printf '%s\n' "$want" >"$dir/node_modules/.msgflo-gateway-installed"
 }
 
+install_reference_python() {
+    # msgflo-python 0.4.1 (PyPI), the original Python participant library, for the interop tests.
+    # A venv of its own keeps it apart from the gateway's package (both provide a module "msgflo").
+    # paho-mqtt 1.6.1: msgflo 0.4.1 calls mqtt.Client() with no callback API version, which paho
+    # 2.0.0 rejects and 2.1+ accepts only with a DeprecationWarning; 1.x is what it was written
+    # for. haigha is its AMQP dependency (Python 2 code; msgflo only imports it, and on Python 3
+    # catches the SyntaxError).
+    local packages=(msgflo==0.4.1 paho-mqtt==1.6.1 gevent==26.9.0 haigha==0.9.0)
+    local venv="$here/tests/.venv-msgflo041" want have=""
+    local stamp="$venv/.msgflo-gateway-installed"
+    want="$(printf '%s\n' "${packages[@]}" | sha256sum | cut -d' ' -f1)"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    if [ -x "$venv/bin/python" ] && [ "$want" = "$have" ]; then
+        return 0
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating $venv"
+        "$(pick_python)" -m venv "$venv"
+    fi
+    log "installing ${packages[*]} into tests/.venv-msgflo041"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q "${packages[@]}"
+    printf '%s\n' "$want" >"$stamp"
+}
+
 setup() {
     install_apt_packages
     install_venv
     install_npm_tools
+    install_reference_python
 }
 
 run_tests() {
