@@ -88,7 +88,7 @@ async def test_a_slow_request_does_not_block_the_next_one() -> None:
 async def test_a_client_that_stops_reading_is_dropped_others_are_served() -> None:
     async with (
         running() as (server, _),
-        connect(server.address, max_size=None, max_queue=1) as stuck,  # never reads
+        connect(server.address, max_queue=1, close_timeout=0.5) as stuck,  # never reads
         connect(server.address) as healthy,
     ):
         stuck.transport.pause_reading()
