@@ -19,7 +19,6 @@ cd "$here"
 APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
     nodejs:node npm:npm)
 VENV="$here/.venv"
-STAMP="$VENV/.msgflo-gateway-installed"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -67,21 +66,29 @@ pick_python() {
     return 1
 }
 
-install_venv() {
-    local want have=""
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-    [ -f "$STAMP" ] && have="$(cat "$STAMP")"
-    if [ -x "$VENV/bin/python" ] && [ "$want" = "$have" ]; then
+# ensure_venv DIR HASH LABEL PIP-ARGS...: a venv at DIR with PIP-ARGS installed. A stamp file
+# keeps HASH (of what was asked for), so asking again for the same thing does nothing.
+ensure_venv() {
+    local venv="$1" want="$2" label="$3" have=""
+    shift 3
+    local stamp="$venv/.msgflo-gateway-installed"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    if [ -x "$venv/bin/python" ] && [ "$want" = "$have" ]; then
         return 0
     fi
-    if [ ! -x "$VENV/bin/python" ]; then
-        log "creating $VENV"
-        "$(pick_python)" -m venv "$VENV"
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating $venv"
+        "$(pick_python)" -m venv "$venv"
     fi
-    log "installing msgflo-gateway (editable, with test extras) into .venv"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
-    printf '%s\n' "$want" >"$STAMP"
+    log "installing $label"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q "$@"
+    printf '%s\n' "$want" >"$stamp"
+}
+
+install_venv() {
+    ensure_venv "$VENV" "$(sha256sum pyproject.toml | cut -d' ' -f1)" \
+        "msgflo-gateway (editable, with test extras) into .venv" -e ".[test]"
 }
 
 install_npm_tools() {
@@ -104,21 +111,9 @@ install_reference_python() {
     # for. haigha is its AMQP dependency (Python 2 code; msgflo only imports it, and on Python 3
     # catches the SyntaxError).
     local packages=(msgflo==0.4.1 paho-mqtt==1.6.1 gevent==26.9.0 haigha==0.9.0)
-    local venv="$here/tests/.venv-msgflo041" want have=""
-    local stamp="$venv/.msgflo-gateway-installed"
-    want="$(printf '%s\n' "${packages[@]}" | sha256sum | cut -d' ' -f1)"
-    [ -f "$stamp" ] && have="$(cat "$stamp")"
-    if [ -x "$venv/bin/python" ] && [ "$want" = "$have" ]; then
-        return 0
-    fi
-    if [ ! -x "$venv/bin/python" ]; then
-        log "creating $venv"
-        "$(pick_python)" -m venv "$venv"
-    fi
-    log "installing ${packages[*]} into tests/.venv-msgflo041"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q "${packages[@]}"
-    printf '%s\n' "$want" >"$stamp"
+    ensure_venv "$here/tests/.venv-msgflo041" \
+        "$(printf '%s\n' "${packages[@]}" | sha256sum | cut -d' ' -f1)" \
+        "${packages[*]} into tests/.venv-msgflo041" "${packages[@]}"
 }
 
 setup() {
