@@ -32,7 +32,6 @@ from gateway.graph.fbp_result import FbpParseResult
 from gateway.graph.json_format import properties_from_dict
 from gateway.graph.model import (
     Connection,
-    Edge,
     ExportedPort,
     FrozenJson,
     Graph,
@@ -40,8 +39,6 @@ from gateway.graph.model import (
     Metadata,
     PortRef,
     Process,
-    freeze,
-    freeze_metadata,
     thaw,
 )
 
@@ -49,18 +46,13 @@ from gateway.graph.model import (
 
 
 def result_to_graph(result: FbpParseResult, *, case_sensitive: bool = False) -> Graph:
-    connections: list[Connection] = []
-    for conn in result.connections:
-        tgt = PortRef(conn.tgt.process, conn.tgt.port, conn.tgt.index)
-        if conn.src is None:
-            connections.append(Initial(freeze(conn.data), tgt))
-        else:
-            connections.append(Edge(PortRef(conn.src.process, conn.src.port, conn.src.index), tgt))
     return Graph(
+        # Process freezes the metadata itself: one copy, not two.
         processes={
-            n: Process(p.component, freeze_metadata(p.metadata)) for n, p in result.nodes.items()
+            n: Process(p.component) if p.metadata is None else Process(p.component, p.metadata)
+            for n, p in result.nodes.items()
         },
-        connections=tuple(connections),
+        connections=tuple(result.graph_connections),
         inports={k: ExportedPort(e.process, e.port) for k, e in result.inports.items()},
         outports={k: ExportedPort(e.process, e.port) for k, e in result.outports.items()},
         properties=properties_from_dict(result.properties or {}),

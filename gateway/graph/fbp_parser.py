@@ -5,9 +5,11 @@ descent over the same grammar with the same ordered choices, the same greedy and
 optionals, and the same semantic actions, so graphs that deployments wrote against the reference
 load identically here, quirks included:
 
-* Connections are collected as a flat list of ``src``/``data``/``tgt`` items across the file and
-  then paired (``processEdges``): a source followed by a target makes one connection. So in
-  ``a -> b OUT -> c`` the edge ``a -> b`` is dropped, as in the reference.
+* Connections are collected as a flat list of ``src``/``data``/``tgt`` items and then paired
+  (``processEdges``): a source followed by a target makes one connection. So in
+  ``a -> b OUT -> c`` the edge ``a -> b`` is dropped, as in the reference. Every statement ends
+  with a target, which pairs with nothing after it, so pairing each statement's items on its
+  own gives the reference's list; that is what happens here.
 * A line that is only a node (``door(DoorLock)``) declares it and adds no edge.
 * ``true``/``false``/``null`` are node names, while numbers, ``"strings"``, arrays and objects
   are JSON IIPs (the grammar's ``JSON_text`` alternative); a tab before ``true`` makes it JSON.
@@ -21,14 +23,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import cast
 
 from gateway.graph.diagnostics import Problem
 from gateway.graph.fbp_diagnose import describe_failure
 from gateway.graph.fbp_result import (
+    NO_SOURCE,
     Endpoint,
     FbpParseResult,
     Item,
-    ParsedConnection,
     ParsedExport,
     ParsedNode,
 )
@@ -38,6 +41,7 @@ from gateway.graph.fbp_tokens import (
     COMPONENT,
     FAST_DECLARATION,
     FAST_EDGE,
+    FAST_MIDDLE,
     INDEX,
     JSON_WS,
     META,
@@ -53,6 +57,7 @@ from gateway.graph.fbp_tokens import (
     parse_node_metadata,
     skip,
 )
+from gateway.graph.model import Edge, FrozenJson, Initial, PortRef
 
 Leaves = list[Item]
 _Port = tuple[str, int | None]
@@ -71,7 +76,6 @@ class _FbpParser:
         self.fail_pos = 0
         self.expected: set[str] = set()
         self.result = FbpParseResult()
-        self.items: list[Item] = []
         self.default_in = "IN"
         self.default_out = "OUT"
         self.anon_counts: dict[str, int] = {}
@@ -125,7 +129,6 @@ class _FbpParser:
             if not self.line():
                 self.report_syntax_error(start)
                 self.fail_pos, self.expected, self.open_quote = self.pos, set(), None
-        self.pair_items()
         return self.result
 
     def line(self) -> bool:
@@ -146,35 +149,83 @@ class _FbpParser:
         return False
 
     def fast_line(self) -> bool:
-        """The common line shapes in one regex match each (see ``FAST_EDGE``)."""
-        match = FAST_EDGE.match(self.text, self.pos)
-        if match is None:
-            match = FAST_DECLARATION.match(self.text, self.pos)
-            if match is None:
+        """A line made only of statements the ``FAST_*`` patterns cover, taken in one go.
+
+        All or nothing: if any statement of the line is not covered, the grammar reads the
+        whole line, so its failure bookkeeping is exactly what it would have been.
+        """
+        text, pos = self.text, self.pos
+        found: list[re.Match[str]] = []
+        for _ in range(self.end - pos + 1):  # bounded: every statement takes some text
+            match = FAST_EDGE.match(text, pos) or FAST_DECLARATION.match(text, pos)
+            if match is None or (match["nl"] is None and match["comma"] is None):
                 return False
-            self.fast_node(match, "t")
-            self.pos = match.end()
-            return True
-        if match["s"] is None:
-            iip = match["iip"].replace("\\'", "'")
-            left = Item("data", None, data=iip, offset=match.start("iip") - 1)
-        else:
-            left = Item("src", self.fast_endpoint(match, "s"), offset=match.start("s"))
-        # For a source with a component the grammar also yields a target item first (the bridge
-        # rule). The item before it is always a target too, so it can never pair: skipped here.
-        self.items.append(left)
-        self.items.append(Item("tgt", self.fast_endpoint(match, "t"), offset=match.start("t")))
-        self.pos = match.end()
+            found.append(match)
+            pos = match.end()
+            if match["nl"] is not None:
+                break
+        for match in found:
+            if match.re is FAST_EDGE:
+                self.fast_edge(match)
+            else:
+                self.fast_node(match, "t")
+        self.pos = pos
         return True
 
-    def fast_endpoint(self, match: re.Match[str], side: str) -> Endpoint:
-        self.fast_node(match, side)
-        port, index = match[side + "p"], match[side + "i"]
+    def fast_edge(self, match: re.Match[str]) -> None:
+        """The connections of one ``FAST_EDGE`` statement, in the order the grammar pairs them."""
+        src: PortRef | None = None
+        data: object = None
+        if match["s"] is not None:
+            # With a component the grammar also yields a target item before the source (the
+            # bridge rule); nothing comes before it in the statement, so it never pairs.
+            self.fast_node(match, "s")
+            offset = match.start("s")
+            src = self.fast_ref(match, "s", "sp", self.default_out)
+        elif match["iip"] is not None:
+            data = match["iip"].replace("\\'", "'")
+            offset = match.start("iip") - 1
+        else:
+            data = json_parse(match["num"])
+            offset = match.start("num")
+        if match["chain"]:
+            src, data, offset = self.fast_chain(match, src, data, offset)
+        if match["t"] is not None:
+            self.fast_node(match, "t")
+            tgt, tgt_offset = self.fast_ref(match, "t", "tp", self.default_in), match.start("t")
+        else:
+            self.fast_node(match, "u")
+            tgt, tgt_offset = self.fast_ref(match, "u", None, self.default_in), match.start("u")
+        self.connect(src, data, offset, tgt, tgt_offset)
+
+    def fast_chain(
+        self, match: re.Match[str], src: PortRef | None, data: object, offset: int
+    ) -> tuple[PortRef, None, int]:
+        """The middle nodes of a chain: each the target of one edge and the source of the next."""
+        pos, end = match.span("chain")
+        for _ in range(end - pos):  # bounded: every middle takes some text
+            middle = FAST_MIDDLE.match(self.text, pos)
+            assert middle is not None  # FAST_EDGE matched these very middles
+            self.fast_node(middle, "m")
+            node_offset = middle.start("m")
+            self.connect(src, data, offset, self.fast_ref(middle, "m", "mi", ""), node_offset)
+            src, data, offset = self.fast_ref(middle, "m", "mo", ""), None, node_offset
+            pos = middle.end()
+            if pos >= end:
+                break
+        assert src is not None
+        return src, None, offset
+
+    def fast_ref(
+        self, match: re.Match[str], node: str, port_group: str | None, default: str
+    ) -> PortRef:
+        port = None if port_group is None else match[port_group]
+        if port_group is None or port is None:
+            return PortRef(match[node], default if self.case_sensitive else default.lower())
+        index = match[port_group + "i"]
         if not self.case_sensitive:
             port = port.lower()
-        return Endpoint(
-            match[side], port, None if index is None else js_index(index), match.start(side)
-        )
+        return PortRef(match[node], port, None if index is None else js_index(index))
 
     def fast_node(self, match: re.Match[str], side: str) -> None:
         component = match[side + "c"]
@@ -182,6 +233,15 @@ class _FbpParser:
             meta = match[side + "m"]
             items = None if meta is None else meta.split(",")
             self.add_node(match[side], match.start(side), component, items)
+
+    def connect(
+        self, src: PortRef | None, data: object, offset: int, tgt: PortRef, tgt_offset: int
+    ) -> None:
+        if src is None:
+            # Initial freezes the value itself (the parser's are plain JSON values).
+            self.result.add(Initial(cast(FrozenJson, data), tgt), offset, NO_SOURCE, tgt_offset)
+        else:
+            self.result.add(Edge(src, tgt), offset, offset, tgt_offset)
 
     def line_terminator(self) -> None:
         # LineTerminator = _ ","? comment? newline?  (every part optional)
@@ -298,7 +358,7 @@ class _FbpParser:
         self.line_terminator()
         # registerEdges keeps only array results: a lone node is a declaration, not an edge.
         if is_array:
-            self.items.extend(leaves)
+            self.pair(leaves)
         return True
 
     # -- connections ----------------------------------------------------------------------------
@@ -519,15 +579,16 @@ class _FbpParser:
 
     # -- after the parse ------------------------------------------------------------------------
 
-    def pair_items(self) -> None:
-        """processEdges: each src/data item followed by a tgt item is one connection."""
-        items, out = self.items, self.result.connections
+    def pair(self, leaves: Leaves) -> None:
+        """processEdges on one statement: a src/data item followed by a tgt item is a connection."""
         i = 1
-        while i < len(items):
-            left, right = items[i - 1], items[i]
+        while i < len(leaves):  # bounded: i grows every turn
+            left, right = leaves[i - 1], leaves[i]
             if left.kind != "tgt" and right.kind == "tgt":
                 assert right.endpoint is not None
-                out.append(ParsedConnection(left.endpoint, right.endpoint, left.data, left.offset))
+                src = None if left.endpoint is None else _port_ref(left.endpoint)
+                tgt = _port_ref(right.endpoint)
+                self.connect(src, left.data, left.offset, tgt, right.endpoint.offset)
                 i += 1
             i += 1
 
@@ -541,6 +602,10 @@ class _FbpParser:
         resume = self.text.find("\n", at)
         self.pos = self.end if resume < 0 else resume + 1
         self.result.failed_text.append(self.text[line_start : self.pos])
+
+
+def _port_ref(endpoint: Endpoint) -> PortRef:
+    return PortRef(endpoint.process, endpoint.port, endpoint.index)
 
 
 def parse_fbp_text(text: str, *, case_sensitive: bool = False, fast: bool = True) -> FbpParseResult:

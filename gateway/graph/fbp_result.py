@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gateway.graph.diagnostics import Path, Problem
+from gateway.graph.fbp_tokens import NodeMetadata
+from gateway.graph.model import Connection
 
 
 @dataclass(slots=True)
@@ -13,7 +16,7 @@ class ParsedNode:
 
     offset: int
     component: str = ""
-    metadata: dict[str, object] | None = None
+    metadata: NodeMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +38,17 @@ class Item:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedConnection:
-    """A paired connection: ``src`` is None for an IIP (then ``data`` holds its value)."""
+class ParsedConnection(NamedTuple):
+    """A paired connection, already the model's ``Edge`` or ``Initial``, and where it was.
 
-    src: Endpoint | None
-    tgt: Endpoint
-    data: object
+    ``offset`` is where its source (process or IIP) starts, ``src_offset`` and ``tgt_offset``
+    where the process names start (``src_offset`` is None for an IIP).
+    """
+
+    connection: Connection
     offset: int
+    src_offset: int | None
+    tgt_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +60,23 @@ class ParsedExport:
     process_offset: int
 
 
+NO_SOURCE = -1  # the src offset of an IIP in ``FbpParseResult.offsets``
+
+
 @dataclass
 class FbpParseResult:
-    """Everything the parser found, with positions, before it becomes a ``Graph``."""
+    """Everything the parser found, with positions, before it becomes a ``Graph``.
+
+    Connections are kept as the model's ``Edge``/``Initial`` values with their offsets in a flat
+    list of ints beside them, three per connection (where it starts, where its source and its
+    target process names start; ``NO_SOURCE`` for an IIP's source): a large graph has tens of
+    thousands of connections, and a record object for each would only feed the garbage
+    collector. ``connections`` pairs them up when asked.
+    """
 
     nodes: dict[str, ParsedNode] = field(default_factory=dict)
-    connections: list[ParsedConnection] = field(default_factory=list)
+    graph_connections: list[Connection] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
     inports: dict[str, ParsedExport] = field(default_factory=dict)
     outports: dict[str, ParsedExport] = field(default_factory=dict)
     properties: dict[str, object] | None = None
@@ -68,6 +85,24 @@ class FbpParseResult:
     # checks do not call them undeclared.
     failed_text: list[str] = field(default_factory=list)
 
+    def add(self, connection: Connection, offset: int, src_offset: int, tgt_offset: int) -> None:
+        self.graph_connections.append(connection)
+        self.offsets += (offset, src_offset, tgt_offset)
+
+    @property
+    def connections(self) -> list[ParsedConnection]:
+        """Each connection with its offsets."""
+        offsets = self.offsets
+        return [
+            ParsedConnection(
+                conn,
+                offsets[3 * i],
+                None if offsets[3 * i + 1] == NO_SOURCE else offsets[3 * i + 1],
+                offsets[3 * i + 2],
+            )
+            for i, conn in enumerate(self.graph_connections)
+        ]
+
     def positions(self) -> dict[Path, int]:
         """Offsets by key path, for turning semantic problems into file positions."""
         pos: dict[Path, int] = {}
@@ -75,9 +110,9 @@ class FbpParseResult:
             pos[("processes", name)] = node.offset
         for i, conn in enumerate(self.connections):
             pos[("connections", i)] = conn.offset
-            pos[("connections", i, "tgt", "process")] = conn.tgt.offset
-            if conn.src is not None:
-                pos[("connections", i, "src", "process")] = conn.src.offset
+            pos[("connections", i, "tgt", "process")] = conn.tgt_offset
+            if conn.src_offset is not None:
+                pos[("connections", i, "src", "process")] = conn.src_offset
         for kind, exports in (("inports", self.inports), ("outports", self.outports)):
             for pub, exp in exports.items():
                 pos[(kind, pub)] = exp.offset

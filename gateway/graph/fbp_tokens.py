@@ -69,9 +69,12 @@ def meta_number(text: str) -> int | float | None:
     return int(value) if value.is_integer() else value
 
 
-def parse_node_metadata(items: list[str]) -> dict[str, object]:
+NodeMetadata = dict[str, str | int | float | None]
+
+
+def parse_node_metadata(items: list[str]) -> NodeMetadata:
     """``key=val`` items of ``n(Comp:key=val,x=1)``; a bare item means ``routes=item``."""
-    metadata: dict[str, object] = {}
+    metadata: NodeMetadata = {}
     for item in items:
         parts = item.split("=")
         key, value = ("routes", parts[0]) if len(parts) == 1 else (parts[0], parts[1])
@@ -121,24 +124,52 @@ def _json_container_end(text: str, pos: int) -> int | None:
 # backslashes included) is itself; possessive, since the grammar's repetition never backtracks.
 QUOTED_IIP = re.compile(r"'((?:\\'|[^'])*+)'")
 
-# The two shapes nearly every line of a real graph has, each as one pattern, so the parser can
-# take them without trying the grammar's alternatives one by one (several times faster). They
-# match only text for which the full grammar gives the same result: explicit ports on both
-# sides, a named (not anonymous) target, nothing after the target but spaces and a line break.
-_NAME = r"[a-zA-Z_][a-zA-Z0-9_\-]*"
-_PORT = r"[a-zA-Z_][a-zA-Z.0-9_]*"
-_END = r" *(?:[\n\r\u2028\u2029]|\Z)"
+# The statements nearly every line of a real graph consists of, each as one pattern, so the
+# parser can take them without trying the grammar's alternatives one by one (several times
+# faster). They match only text for which the full grammar gives the same result. Every
+# repetition is possessive and every optional part greedy, as the PEG's are, so a pattern never
+# finds a reading the grammar would not (``a->b`` reads ``a-`` as the name, then fails). What
+# they cover, in the grammar's terms:
+#
+# * a source: a named node (with or without a component) and an optional port, or a quoted IIP,
+#   or a JSON number IIP: the first alternative of ``source`` that matches there;
+# * any number of middle nodes ``IN b OUT`` (the first ``bridge`` alternative) followed by
+#   ``->``, as ``connection`` tries them before ``destination``;
+# * a named target: ``PORT name``, ``name(Comp)`` or a bare ``name`` not followed by a space
+#   (otherwise ``inport`` reads the name as a port and fails, which the grammar reports);
+# * the ``LineTerminator``: spaces, an optional comma, an optional comment, a line break or the
+#   end of the text. A statement that ends without a line break must end with a comma (then the
+#   next statement on the line follows); the caller takes a line only if all its statements
+#   match, so the grammar's failure bookkeeping (which never reaches past a line break here)
+#   stays what it would have been.
+_NAME = r"[a-zA-Z_][a-zA-Z0-9_\-]*+"
+_PORT = r"[a-zA-Z_][a-zA-Z.0-9_]*+"
+_NL = r"\n\r\u2028\u2029"
 
 
-def _component(prefix: str) -> str:
-    return rf"\((?P<{prefix}c>[a-zA-Z/\-0-9_]*)(?::(?P<{prefix}m>[a-zA-Z/=_,0-9]+))?\)"
+def _node(name: str) -> str:
+    return (
+        rf"(?P<{name}>{_NAME})"
+        rf"(?:\((?P<{name}c>[a-zA-Z/\-0-9_]*+)(?::(?P<{name}m>[a-zA-Z/=_,0-9]++))?+\))?+"
+    )
 
 
-# "src(Comp) PORT[i] -> PORT[j] tgt(Comp)" or "'data' -> PORT[j] tgt(Comp)", components optional.
+def _port(name: str) -> str:
+    return rf"(?P<{name}>{_PORT})(?:\[(?P<{name}i>[0-9]++)\])?+"
+
+
+_TERMINATOR = rf" *+(?P<comma>,)?+(?: *+#[^{_NL}]*+)?+(?P<nl>[{_NL}]|\Z)?+"
+_MIDDLE = rf" *+-> *+{_port('mi')} ++{_node('m')} ++{_port('mo')}(?= *+->)"
+
+# One statement: "src(Comp) PORT[i] -> PORT[j] mid(Comp) PORT[k] -> ... -> PORT[l] tgt(Comp)".
 FAST_EDGE = re.compile(
-    rf" *(?:(?P<s>{_NAME})(?:{_component('s')})? +(?P<sp>{_PORT})(?:\[(?P<si>[0-9]+)\])?"
-    r"|'(?P<iip>(?:\\'|[^'])*+)')"
-    rf" *-> *(?P<tp>{_PORT})(?:\[(?P<ti>[0-9]+)\])? +(?P<t>{_NAME})(?:{_component('t')})?{_END}"
+    rf" *+(?:{_node('s')}(?: ++{_port('sp')})?+"
+    r"|'(?P<iip>(?:\\'|[^'])*+)'"
+    r"|(?P<num>-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+))"
+    rf"(?P<chain>(?:{_MIDDLE})*+)"
+    rf" *+-> *+(?:{_port('tp')} ++{_node('t')}|{_node('u')}(?(uc)|(?! )))" + _TERMINATOR
 )
-# "name(Comp)" alone on a line: declares the node, adds no edge.
-FAST_DECLARATION = re.compile(rf" *(?P<t>{_NAME}){_component('t')}{_END}")
+# One middle node of FAST_EDGE's chain, to walk it.
+FAST_MIDDLE = re.compile(_MIDDLE)
+# "name(Comp)" alone: declares the node, adds no edge.
+FAST_DECLARATION = re.compile(rf" *+{_node('t')}(?(tc)|(?!))" + _TERMINATOR)

@@ -64,7 +64,9 @@ def freeze_metadata(value: Mapping[str, object] | None) -> Metadata:
 def _frozen_meta(obj: Process | Edge | Initial | ExportedPort | Group) -> None:
     # Accept plain dicts from callers but store read-only copies, so a frozen dataclass really
     # is immutable. object.__setattr__ is the documented way to do this in __post_init__.
-    object.__setattr__(obj, "metadata", freeze_metadata(obj.metadata))
+    # Most items have no metadata: the shared empty mapping is frozen already.
+    if obj.metadata is not _EMPTY:
+        object.__setattr__(obj, "metadata", freeze_metadata(obj.metadata))
 
 
 @dataclass(frozen=True, slots=True)
