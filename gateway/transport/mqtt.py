@@ -91,6 +91,7 @@ class MqttTransport(Transport):
         self._backoff = backoff or Backoff()
         self._client = self._make_client(url, client_id, will, max_queued)
         self._subs: dict[str, tuple[int | SubscribeOptions, DeliveryHandler]] = {}
+        self._subacks: dict[int, asyncio.Future[None]] = {}  # SUBSCRIBE mid -> its SUBACK
         self._listeners: list[ConnectListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -134,6 +135,7 @@ class MqttTransport(Transport):
         client.suppress_exceptions = True  # a bug in a handler must not tear down the connection
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_socket_open = self._threadsafe(self._on_socket_open)
         client.on_socket_close = self._threadsafe(self._on_socket_close)
@@ -308,7 +310,12 @@ class MqttTransport(Transport):
         options = self._subscribe_options(qos, no_local, retain_as_published, replay_retained)
         self._subs[topic] = (options, handler)
         if self.connected:
-            self._client.subscribe(*self._subscription(topic, options))
+            rc, mid = self._client.subscribe(*self._subscription(topic, options))
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+                # Return once the broker has applied it, so that "wired" means wired.
+                acked = asyncio.get_running_loop().create_future()
+                self._subacks[mid] = acked
+                await acked
 
     def _subscribe_options(
         self, qos: int, no_local: bool, retain_as_published: bool, replay_retained: bool
@@ -378,6 +385,18 @@ class MqttTransport(Transport):
     ) -> None:
         self._connected.clear()
         self._lost.set()
+        # Subscriptions in flight are replayed after the reconnect: nobody should wait on them.
+        for acked in self._subacks.values():
+            if not acked.done():
+                acked.set_result(None)
+        self._subacks.clear()
+
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        acked = self._subacks.pop(mid, None)
+        if acked is not None and not acked.done():
+            acked.set_result(None)
 
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
