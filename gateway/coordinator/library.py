@@ -102,6 +102,21 @@ class ComponentLibrary:
         return ComponentLibrary(self.namespace, self.variables, self.handlers, found, files)
 
 
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "components"
+BUILTIN_NAMESPACE = "core"
+
+
+def with_builtins(library: ComponentLibrary) -> ComponentLibrary:
+    """``library`` plus the gateway's own components (``core/Repeat``, ``core/Drop``), unless
+    the library defines components of the same names."""
+    builtins = ComponentLibrary(namespace=BUILTIN_NAMESPACE).with_component_dir(BUILTIN_DIR)
+    components = {**builtins.components, **library.components}
+    files = {**builtins.files, **library.files}
+    return ComponentLibrary(
+        library.namespace, library.variables, library.handlers, components, files
+    )
+
+
 def _split(template: str) -> list[str]:
     try:
         return shlex.split(template)

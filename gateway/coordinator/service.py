@@ -23,7 +23,7 @@ from gateway.coordinator.coordinator import (
     CoordinatorOptions,
     RetainedPolicy,
 )
-from gateway.coordinator.library import ComponentLibrary, load_library
+from gateway.coordinator.library import ComponentLibrary, load_library, with_builtins
 from gateway.coordinator.registry import Change, RegistryEvent
 from gateway.coordinator.supervisor import OutputFn, ProcessSpec, Supervisor, print_prefixed
 from gateway.errors import DefinitionError, GatewayError
@@ -68,7 +68,8 @@ def library_from_options(library: Path | None, componentdir: Path | None) -> Com
         directory = next(
             (d for d in (Path("components"), Path("participants")) if d.is_dir()), None
         )
-    return found.with_component_dir(directory) if directory is not None else found
+    found = found.with_component_dir(directory) if directory is not None else found
+    return with_builtins(found)
 
 
 class CoordinatorService:

@@ -89,3 +89,17 @@ def test_bad_library_files(tmp_path: Path) -> None:
     (tmp_path / "package.json").write_text(json.dumps({"msgflo": {"components": {"A": 3}}}))
     with pytest.raises(DefinitionError, match=r"components\.A"):
         load_library(tmp_path / "package.json")
+
+
+def test_builtin_components_are_always_there() -> None:
+    from gateway.coordinator.library import BUILTIN_DIR, with_builtins
+
+    library = with_builtins(library_from_dict(PACKAGE, "package.json"))
+    assert library.command("core/Repeat", "r") == [
+        "msgflo-python",
+        str(BUILTIN_DIR / "Repeat.py"),
+        "r",
+    ]
+    assert library.command("core/Drop", "d") is not None
+    assert library.command("gw/Relay", "lamp") is not None  # the library's own stay
+    assert library.source_file("core/Drop") == BUILTIN_DIR / "Drop.py"
