@@ -7,6 +7,8 @@
     ├── GraphError               a graph file problem, as ``file:line:col: problem`` (one problem)
     │   └── InvalidGraphError    a graph file with problems; all of them in ``.problems``
     ├── PortError                send/receive on a port the participant does not have
+    ├── ProtocolError            an FBP runtime protocol request that cannot be served (names the
+    │                            protocol whose ``error`` command carries it back to the client)
     └── TransportError           the broker connection failed or refused us
         └── NotConnectedError    an operation that needs a live connection found none
 
@@ -136,3 +138,17 @@ class InvalidGraphError(GraphError):
         if not more:
             return super().headline()
         return f"{super().headline()} (and {more} more problem{'s' if more > 1 else ''})"
+
+
+class ProtocolError(GatewayError):
+    """An FBP runtime protocol request was invalid or cannot be carried out.
+
+    ``protocol`` is the protocol whose ``error`` command answers it (``graph:error`` and so on;
+    ``runtime`` when the frame had no usable protocol); ``str()`` is the one-line ``message`` the
+    client receives. Messages never contain the runtime's secret.
+    """
+
+    def __init__(self, protocol: str, message: str) -> None:
+        super().__init__(message)
+        self.protocol = protocol
+        self.message = message
