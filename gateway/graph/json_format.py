@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from gateway.errors import GraphError
@@ -46,7 +47,6 @@ from gateway.graph.model import (
     Process,
     Properties,
     freeze,
-    thaw,
 )
 
 TOP_LEVEL_KEYS = (
@@ -62,16 +62,17 @@ TOP_LEVEL_KEYS = (
 # -- saving ---------------------------------------------------------------------------------------
 
 
-def _sorted(value: JsonValue) -> JsonValue:
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
+def _plain(value: FrozenJson) -> JsonValue:
+    """A frozen value as plain JSON data with its object keys sorted (the canonical order)."""
+    if isinstance(value, str | int | float) or value is None:  # bool is an int
+        return value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return {k: _plain(value[k]) for k in sorted(value)}
 
 
 def _meta(metadata: Metadata) -> dict[str, JsonValue]:
-    return {"metadata": _sorted(thaw(metadata))} if metadata else {}
+    return {"metadata": _plain(metadata)} if metadata else {}
 
 
 def properties_to_dict(props: Properties) -> dict[str, JsonValue]:
@@ -80,26 +81,34 @@ def properties_to_dict(props: Properties) -> dict[str, JsonValue]:
     if props.name is not None:
         out["name"] = props.name
     if props.environment:
-        out["environment"] = _sorted(thaw(props.environment))
-    extra = _sorted(thaw(props.extra))
+        out["environment"] = _plain(props.environment)
+    extra = _plain(props.extra)
     assert isinstance(extra, dict)
     out.update(extra)
     return out
 
 
 def _port_ref(ref: PortRef) -> dict[str, JsonValue]:
-    out: dict[str, JsonValue] = {"process": ref.process, "port": ref.port}
-    if ref.index is not None:
-        out["index"] = ref.index
-    return out
+    if ref.index is None:
+        return {"process": ref.process, "port": ref.port}
+    return {"process": ref.process, "port": ref.port, "index": ref.index}
 
 
 def _connection(conn: Connection) -> dict[str, JsonValue]:
-    if isinstance(conn, Initial):
-        head: dict[str, JsonValue] = {"data": _sorted(thaw(conn.data))}
+    out: dict[str, JsonValue]
+    if isinstance(conn, Edge):
+        out = {"src": _port_ref(conn.src), "tgt": _port_ref(conn.tgt)}
     else:
-        head = {"src": _port_ref(conn.src)}
-    return {**head, "tgt": _port_ref(conn.tgt), **_meta(conn.metadata)}
+        out = {"data": _plain(conn.data), "tgt": _port_ref(conn.tgt)}
+    if conn.metadata:
+        out["metadata"] = _plain(conn.metadata)
+    return out
+
+
+def _process(process: Process) -> dict[str, JsonValue]:
+    if process.metadata:
+        return {"component": process.component, "metadata": _plain(process.metadata)}
+    return {"component": process.component}
 
 
 def _exports(exports: Mapping[str, ExportedPort]) -> dict[str, JsonValue]:
@@ -107,6 +116,10 @@ def _exports(exports: Mapping[str, ExportedPort]) -> dict[str, JsonValue]:
         public: {"process": exp.process, "port": exp.port, **_meta(exp.metadata)}
         for public, exp in sorted(exports.items())
     }
+
+
+def _groups(groups: tuple[Group, ...]) -> list[JsonValue]:
+    return [{"name": g.name, "nodes": list(g.nodes), **_meta(g.metadata)} for g in groups]
 
 
 def graph_to_dict(graph: Graph) -> dict[str, JsonValue]:
@@ -117,13 +130,8 @@ def graph_to_dict(graph: Graph) -> dict[str, JsonValue]:
         out["properties"] = props
     out["inports"] = _exports(graph.inports)
     out["outports"] = _exports(graph.outports)
-    out["groups"] = [
-        {"name": g.name, "nodes": list(g.nodes), **_meta(g.metadata)} for g in graph.groups
-    ]
-    out["processes"] = {
-        name: {"component": p.component, **_meta(p.metadata)}
-        for name, p in sorted(graph.processes.items())
-    }
+    out["groups"] = _groups(graph.groups)
+    out["processes"] = {name: _process(p) for name, p in sorted(graph.processes.items())}
     out["connections"] = [_connection(c) for c in graph.connections]
     out["caseSensitive"] = graph.case_sensitive
     return out
@@ -132,31 +140,83 @@ def graph_to_dict(graph: Graph) -> dict[str, JsonValue]:
 def to_json(graph: Graph) -> str:
     """Canonical FBP JSON text: one process, connection or export per line, final newline.
 
-    One item per line keeps a diff of two saved graphs to the items that changed, and lets the
-    C JSON encoder do the work (``indent=`` would switch to the much slower Python one).
+    One item per line keeps a diff of two saved graphs to the items that changed.
     """
-    data = graph_to_dict(graph)
     try:
-        text = _layout(data, json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode)
+        text = _JsonText(graph, ensure_ascii=False).render()
         text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (legal in JSON escapes) cannot be written as UTF-8: escape everything.
-        text = _layout(data, json.JSONEncoder(ensure_ascii=True, allow_nan=False).encode)
+        text = _JsonText(graph, ensure_ascii=True).render()
     return text
 
 
-def _layout(data: dict[str, JsonValue], encode: Callable[[object], str]) -> str:
-    members = []
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            items = [f"    {encode(k)}: {encode(v)}" for k, v in value.items()]
-            body = "{\n" + ",\n".join(items) + "\n  }"
-        elif isinstance(value, list) and value:
-            body = "[\n" + ",\n".join(f"    {encode(v)}" for v in value) + "\n  ]"
+class _JsonText:
+    """The text ``to_json`` writes: ``graph_to_dict``'s object, each item encoded on its line.
+
+    The C encoder writes every value (``indent=`` would switch to the much slower Python one).
+    Processes and connections, tens of thousands in a large graph, are written from their
+    fields instead of going through a dict and one ``encode`` call each, which sets the encoder
+    up anew every time and costs more than the line itself. Their strings go through the very
+    function ``encode`` uses for strings, their other values through ``encode``, so the text is
+    byte for byte what encoding ``graph_to_dict(graph)`` item by item gives.
+    """
+
+    def __init__(self, graph: Graph, *, ensure_ascii: bool) -> None:
+        self.graph = graph
+        self.encode = json.JSONEncoder(ensure_ascii=ensure_ascii, allow_nan=False).encode
+        self.string = encode_basestring_ascii if ensure_ascii else encode_basestring
+
+    def value(self, value: object) -> str:
+        if type(value) is str:
+            return self.string(value)
+        return self.encode(value)
+
+    def render(self) -> str:
+        graph, encode = self.graph, self.encode
+        members: list[tuple[str, str]] = []
+        props = properties_to_dict(graph.properties)
+        if props:
+            members.append(("properties", self.object(props.items())))
+        members.append(("inports", self.object(_exports(graph.inports).items())))
+        members.append(("outports", self.object(_exports(graph.outports).items())))
+        members.append(("groups", _block("[", [encode(g) for g in _groups(graph.groups)], "]")))
+        processes = [self.process(n, p) for n, p in sorted(graph.processes.items())]
+        members.append(("processes", _block("{", processes, "}")))
+        connections = [self.connection(c) for c in graph.connections]
+        members.append(("connections", _block("[", connections, "]")))
+        members.append(("caseSensitive", encode(graph.case_sensitive)))
+        return "{\n" + ",\n".join(f"  {encode(k)}: {body}" for k, body in members) + "\n}\n"
+
+    def object(self, items: Iterable[tuple[str, JsonValue]]) -> str:
+        return _block("{", [f"{self.encode(k)}: {self.encode(v)}" for k, v in items], "}")
+
+    def process(self, name: str, process: Process) -> str:
+        body = f'{{"component": {self.value(process.component)}'
+        if process.metadata:
+            body += f', "metadata": {self.encode(_plain(process.metadata))}'
+        return f"{self.value(name)}: {body}}}"
+
+    def port_ref(self, ref: PortRef) -> str:
+        text = f'{{"process": {self.value(ref.process)}, "port": {self.value(ref.port)}'
+        if ref.index is not None:
+            text += f', "index": {self.encode(ref.index)}'
+        return text + "}"
+
+    def connection(self, conn: Connection) -> str:
+        if isinstance(conn, Edge):
+            head = f'{{"src": {self.port_ref(conn.src)}'
         else:
-            body = encode(value)
-        members.append(f"  {encode(key)}: {body}")
-    return "{\n" + ",\n".join(members) + "\n}\n"
+            head = f'{{"data": {self.value(_plain(conn.data))}'
+        tail = f', "metadata": {self.encode(_plain(conn.metadata))}}}' if conn.metadata else "}"
+        return f'{head}, "tgt": {self.port_ref(conn.tgt)}{tail}'
+
+
+def _block(opener: str, lines: list[str], closer: str) -> str:
+    """A top-level member's value: one item per line, or ``{}``/``[]`` when empty."""
+    if not lines:
+        return opener + closer
+    return f"{opener}\n    " + ",\n    ".join(lines) + f"\n  {closer}"
 
 
 # -- loading --------------------------------------------------------------------------------------
