@@ -31,7 +31,8 @@ _SHOWN = 40  # characters of a client's value quoted back in an error
 
 @dataclass(frozen=True)
 class Frame:
-    """A decoded envelope. ``secrets`` are the offered secrets (kept out of ``repr``)."""
+    """A decoded envelope. ``secrets`` are the offered secrets, kept out of ``payload`` and
+    ``repr``."""
 
     protocol: str
     command: str
@@ -100,7 +101,9 @@ def parse_frame(text: str | bytes) -> Frame:
         raise ProtocolError(protocol, f"message.payload must be an object, not {kind(payload)}")
     offered = (data.get("secret"), payload.get("secret"))
     secrets = tuple(s for s in offered if isinstance(s, str))
-    return Frame(protocol, command, payload, secrets)
+    # The secret goes no further than this: not in the payload, not in a repr or log line.
+    rest = {key: value for key, value in payload.items() if key != "secret"}
+    return Frame(protocol, command, rest, secrets)
 
 
 # -- payload fields -------------------------------------------------------------------------------
