@@ -24,6 +24,7 @@ from gateway.coordinator.registry import Change, Registry, RegistryEvent
 from gateway.coordinator.routing import RouteTable
 from gateway.coordinator.wiring import (
     EdgeState,
+    GraphIndex,
     find_port,
     iip_queue,
     resolve_edge,
@@ -90,6 +91,7 @@ class Coordinator:
         self.stats = CoordinatorStats()
         self._clock = clock
         self._graph = graph
+        self._index = GraphIndex.of(graph)
         self._wiring = _Wiring()
         self._dirty_roles: set[str] | None = None  # None: everything
         self._dirty = asyncio.Event()
@@ -144,6 +146,7 @@ class Coordinator:
     def set_graph(self, graph: Graph) -> None:
         """Replace the graph: rewire everything and send the IIPs of the new graph."""
         self._graph = graph
+        self._index = GraphIndex.of(graph)
         self._wiring.states.clear()
         self._dirty_roles = None
         self._clean.clear()
@@ -233,9 +236,12 @@ class Coordinator:
 
     async def _apply(self) -> None:
         dirty, self._dirty_roles = self._dirty_roles, set()
-        for index, edge in self._edges():
-            if dirty is None or edge.src.process in dirty or edge.tgt.process in dirty:
-                self._wiring.states[index] = resolve_edge(self.registry, edge)
+        if dirty is None:
+            touched: Iterable[tuple[int, Edge]] = self._index.edges
+        else:
+            touched = (e for role in dirty for e in self._index.edges_by_role.get(role, ()))
+        for index, edge in touched:
+            self._wiring.states[index] = resolve_edge(self.registry, edge)
         new = route_table(self._wiring.states.values())
         self._wiring.table = new
         self.stats.rewires += 1
@@ -257,15 +263,10 @@ class Coordinator:
         for topic in sorted(old - new):
             await self.transport.unsubscribe(topic)
 
-    def _edges(self) -> Iterable[tuple[int, Edge]]:
-        return ((i, c) for i, c in enumerate(self._graph.connections) if isinstance(c, Edge))
-
     def _initials(self, role: str | None = None) -> list[Initial]:
-        return [
-            c
-            for c in self._graph.connections
-            if isinstance(c, Initial) and (role is None or c.tgt.process == role)
-        ]
+        if role is None:
+            return list(self._index.initials)
+        return list(self._index.initials_by_role.get(role, ()))
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -316,16 +317,7 @@ class Coordinator:
         self._held_iips = still_held
 
     def _downstream_known(self, role: str) -> bool:
-        seen, todo = {role}, [role]
-        while todo:
-            current = todo.pop()
-            for _, edge in self._edges():
-                if edge.src.process == current and edge.tgt.process not in seen:
-                    if not self.registry.known(edge.tgt.process):
-                        return False
-                    seen.add(edge.tgt.process)
-                    todo.append(edge.tgt.process)
-        return True
+        return all(self.registry.known(r) for r in self._index.roles_downstream(role))
 
     def _send_iip(self, initial: Initial, queue: str) -> None:
         self.publish(queue, json.dumps(thaw(initial.data)).encode("utf-8"), qos=1)

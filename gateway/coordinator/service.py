@@ -26,9 +26,10 @@ from gateway.coordinator.coordinator import (
 from gateway.coordinator.library import ComponentLibrary, load_library, with_builtins
 from gateway.coordinator.registry import Change, RegistryEvent
 from gateway.coordinator.supervisor import OutputFn, ProcessSpec, Supervisor, print_prefixed
+from gateway.coordinator.wiring import GraphIndex
 from gateway.errors import DefinitionError, GatewayError
 from gateway.graph import load_graph, save_graph
-from gateway.graph.model import Graph, Initial, Process, thaw
+from gateway.graph.model import Graph, Process, thaw
 from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
 from gateway.participant.foreign import load_foreign
@@ -120,11 +121,12 @@ class CoordinatorService:
 
     def _start_participants(self, supervisor: Supervisor) -> None:
         graph = self.coordinator.graph
+        index = GraphIndex.of(graph)
         running = set(supervisor.roles())
         for role, process in graph.processes.items():
             if role in self.config.ignore or role in running:
                 continue
-            argv = self.config.library.command(process.component, role, _iips_for(graph, role))
+            argv = self.config.library.command(process.component, role, _iips_for(index, role))
             if argv is None:
                 log.info(
                     "%s (%s): not in the component library; expecting it to announce itself",
@@ -212,12 +214,8 @@ class CoordinatorService:
                 log.error("auto-save of %s failed: %s", path, exc)
 
 
-def _iips_for(graph: Graph, role: str) -> Mapping[str, object]:
-    return {
-        c.tgt.port: thaw(c.data)
-        for c in graph.connections
-        if isinstance(c, Initial) and c.tgt.process == role
-    }
+def _iips_for(index: GraphIndex, role: str) -> Mapping[str, object]:
+    return {c.tgt.port: thaw(c.data) for c in index.initials_by_role.get(role, ())}
 
 
 def _foreign_file(directory: Path, component: str) -> Path | None:

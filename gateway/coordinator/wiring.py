@@ -8,12 +8,13 @@ topics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.coordinator.registry import Registry
 from gateway.coordinator.routing import Route, RouteTable
-from gateway.graph.model import Edge, Initial, PortRef
+from gateway.graph.model import Edge, Graph, Initial, PortRef
 from gateway.participant.definition import Direction, PortDefinition
 
 
@@ -76,3 +77,49 @@ def iip_queue(registry: Registry, initial: Initial) -> str | None:
     """The topic an IIP goes to, once its target is discovered."""
     port = find_port(registry, initial.tgt, Direction.IN)
     return port.queue if port else None
+
+
+@dataclass(frozen=True)
+class GraphIndex:
+    """A graph's edges and IIPs by role, built once per graph so that a discovery message
+    touches only its own role's edges (not every edge of a 1,000-node graph)."""
+
+    edges: tuple[tuple[int, Edge], ...]
+    edges_by_role: Mapping[str, tuple[tuple[int, Edge], ...]]
+    initials: tuple[Initial, ...]
+    initials_by_role: Mapping[str, tuple[Initial, ...]]
+    downstream: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, graph: Graph) -> GraphIndex:
+        edges = tuple((i, c) for i, c in enumerate(graph.connections) if isinstance(c, Edge))
+        by_role: dict[str, list[tuple[int, Edge]]] = defaultdict(list)
+        downstream: dict[str, set[str]] = defaultdict(set)
+        for item in edges:
+            edge = item[1]
+            by_role[edge.src.process].append(item)
+            if edge.tgt.process != edge.src.process:
+                by_role[edge.tgt.process].append(item)
+            downstream[edge.src.process].add(edge.tgt.process)
+        initials = tuple(c for c in graph.connections if isinstance(c, Initial))
+        iips: dict[str, list[Initial]] = defaultdict(list)
+        for initial in initials:
+            iips[initial.tgt.process].append(initial)
+        return cls(
+            edges=edges,
+            edges_by_role={role: tuple(items) for role, items in by_role.items()},
+            initials=initials,
+            initials_by_role={role: tuple(items) for role, items in iips.items()},
+            downstream={role: frozenset(roles) for role, roles in downstream.items()},
+        )
+
+    def roles_downstream(self, role: str) -> set[str]:
+        """Every role reachable from ``role`` along edges (``role`` itself excluded)."""
+        seen, todo = {role}, [role]
+        while todo:
+            for target in self.downstream.get(todo.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        seen.discard(role)
+        return seen

@@ -46,3 +46,17 @@ def test_every_delivery_list_is_finite_unique_and_never_returns(
         assert len(targets) == len(set(targets))
         # Each direct target is delivered to.
         assert {t for s, t in pairs if s == source and t != source} <= set(targets)
+
+
+def test_graph_index_by_role_and_downstream() -> None:
+    from gateway.coordinator.wiring import GraphIndex
+    from gateway.graph import parse_fbp
+
+    graph = parse_fbp(
+        "'x' -> IN a(A)\na OUT -> IN b(B)\nb OUT -> IN c(C)\nc OUT -> IN a\nd(D)", file="g.fbp"
+    )
+    index = GraphIndex.of(graph)
+    assert [e.tgt.process for _, e in index.edges_by_role["b"]] == ["b", "c"]
+    assert [i.tgt.process for i in index.initials_by_role["a"]] == ["a"]
+    assert index.roles_downstream("a") == {"b", "c"}  # the cycle back to a is not counted
+    assert index.roles_downstream("d") == set()
