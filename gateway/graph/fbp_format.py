@@ -146,6 +146,11 @@ class _Writer:
         self.lossy = lossy
         self.problems: list[Problem] = []
         self.bad_names: set[str] = set()
+        # Names, components and ports already found writable (a large graph repeats them
+        # thousands of times), ports with the text they are written as.
+        self.good_names: set[str] = set()
+        self.good_components: set[str] = set()
+        self.good_ports: dict[str, str] = {}
 
     def cannot(self, path: Path, what: str, *, droppable: bool = False) -> None:
         if droppable and self.lossy:
@@ -154,30 +159,43 @@ class _Writer:
             hint = "a lossy conversion leaves it out" if droppable else ""
             self.problems.append(Problem(f"cannot be written as .fbp: {what}", path, hint=hint))
 
-    def name(self, name: str, path: Path) -> str:
-        # Each bad name once (where it is first met), not again for every edge that uses it.
-        if not _NODE_NAME.fullmatch(name) and name not in self.bad_names:
+    def name(self, name: str, path: Path, key: str = "") -> str:
+        """``name`` as written; reports it (at ``path`` + ``key``) if .fbp cannot hold it."""
+        if name in self.good_names:
+            return name
+        if _NODE_NAME.fullmatch(name):
+            self.good_names.add(name)
+        elif name not in self.bad_names:
+            # Each bad name once (where it is first met), not again for every edge using it.
             self.bad_names.add(name)
-            self.cannot(path, f"process name {name!r} (only letters, digits, '_' and '-')")
+            where = (*path, key) if key else path
+            self.cannot(where, f"process name {name!r} (only letters, digits, '_' and '-')")
         return name
 
-    def port(self, port: str, path: Path) -> str:
+    def port(self, port: str, path: Path, key: str = "") -> str:
+        written = self.good_ports.get(port)
+        if written is not None:
+            return written
+        where = (*path, key) if key else path
         if not _PORT_NAME.fullmatch(port):
-            self.cannot(path, f"port name {port!r} (only letters, digits, '_' and '.')")
+            self.cannot(where, f"port name {port!r} (only letters, digits, '_' and '.')")
             return port
         if self.graph.case_sensitive:
+            self.good_ports[port] = port
             return port
         if port != port.lower():
-            self.cannot(path, f"upper-case port {port!r} in a case-insensitive graph")
+            self.cannot(where, f"upper-case port {port!r} in a case-insensitive graph")
+        else:
+            self.good_ports[port] = port.upper()
         return port.upper()
 
     def port_ref(self, ref: PortRef, path: Path) -> tuple[str, str]:
-        port = self.port(ref.port, (*path, "port"))
+        port = self.port(ref.port, path, "port")
         if ref.index is not None:
             if ref.index > _JS_SAFE_INT:
                 self.cannot((*path, "index"), f"index {ref.index} (too large)")
             port += f"[{ref.index}]"
-        return self.name(ref.process, (*path, "process")), port
+        return self.name(ref.process, path, "process"), port
 
     def write(self) -> str:
         lines = [*self.annotations(), *self.exports()]
@@ -223,19 +241,25 @@ class _Writer:
     def export(self, keyword: str, path: Path, public: str, exp: ExportedPort) -> str:
         if exp.metadata:
             self.cannot((*path, "metadata"), "metadata of an exported port", droppable=True)
-        node = self.name(exp.process, (*path, "process"))
-        port = self.port(exp.port, (*path, "port"))
+        node = self.name(exp.process, path, "process")
+        port = self.port(exp.port, path, "port")
         return f"{keyword}={node}.{port}:{self.port(public, path)}"
 
     def declaration(self, name: str, process: Process) -> str:
         path: Path = ("processes", name)
         self.name(name, path)
-        if not _COMPONENT.fullmatch(process.component):
-            self.cannot((*path, "component"), f"component {process.component!r}")
+        component = process.component
+        if component not in self.good_components:
+            if _COMPONENT.fullmatch(component):
+                self.good_components.add(component)
+            else:
+                self.cannot((*path, "component"), f"component {component!r}")
         meta = self.metadata(process.metadata, (*path, "metadata"))
         return f"{name}({process.component}{':' + meta if meta else ''})"
 
     def metadata(self, metadata: Metadata, path: Path) -> str:
+        if not metadata:
+            return ""
         items = []
         for key, value in sorted(metadata.items()):
             text = _meta_text(key, value)
@@ -246,13 +270,12 @@ class _Writer:
         return ",".join(items)
 
     def connection(self, i: int, conn: Connection) -> str:
-        path: Path = ("connections", i)
         if conn.metadata:
-            self.cannot((*path, "metadata"), "connection metadata", droppable=True)
-        tgt_node, tgt_port = self.port_ref(conn.tgt, (*path, "tgt"))
+            self.cannot(("connections", i, "metadata"), "connection metadata", droppable=True)
+        tgt_node, tgt_port = self.port_ref(conn.tgt, ("connections", i, "tgt"))
         if isinstance(conn, Initial):
-            return f"{self.iip(conn.data, (*path, 'data'))} -> {tgt_port} {tgt_node}"
-        src_node, src_port = self.port_ref(conn.src, (*path, "src"))
+            return f"{self.iip(conn.data, ('connections', i, 'data'))} -> {tgt_port} {tgt_node}"
+        src_node, src_port = self.port_ref(conn.src, ("connections", i, "src"))
         return f"{src_node} {src_port} -> {tgt_port} {tgt_node}"
 
     def iip(self, data: FrozenJson, path: Path) -> str:
