@@ -33,13 +33,14 @@ from gateway.coordinator.wiring import (
 from gateway.errors import DiscoveryError
 from gateway.graph.model import Edge, Graph, Initial, PortRef, thaw
 from gateway.participant.definition import Direction
-from gateway.participant.discovery import DISCOVERY_TOPIC, parse_discovery
+from gateway.participant.discovery import DISCOVERY_TOPIC, Discovered, parse_discovery
 from gateway.transport.base import Delivery, Transport
 
 log = logging.getLogger(__name__)
 
 EXCERPT = 120  # bytes of a bad payload shown in the log
 MAX_REMEMBERED_REJECTS = 1000  # distinct bad messages logged once each
+PARSED_CACHE = 4096  # distinct discovery messages whose parse is remembered
 
 
 class RetainedPolicy(enum.Enum):
@@ -98,6 +99,7 @@ class Coordinator:
         self._dirty.set()
         self._clean = asyncio.Event()  # set while everything seen so far is wired
         self._rejects_seen: set[tuple[str, str]] = set()
+        self._parsed: dict[bytes, Discovered] = {}
         self._listeners: list[Callable[[RegistryEvent], None]] = []
         self._held_iips: list[Initial] = []
         self._observers: dict[str, Callable[[bytes], None]] = {}
@@ -164,13 +166,20 @@ class Coordinator:
 
     def _on_discovery(self, delivery: Delivery) -> None:
         self.stats.discovery_messages += 1
-        try:
-            found = parse_discovery(delivery.payload)
-        except DiscoveryError as exc:
-            self._reject(delivery, exc.reason)
-            return
-        for warning in found.warnings:
-            log.debug("discovery from %s: %s", found.definition.role, warning)
+        # Participants re-announce the same bytes every 27 s: a thousand of them would keep
+        # the coordinator parsing JSON all day. Seen bytes are looked up instead.
+        found = self._parsed.get(delivery.payload)
+        if found is None:
+            try:
+                found = parse_discovery(delivery.payload)
+            except DiscoveryError as exc:
+                self._reject(delivery, exc.reason)
+                return
+            for warning in found.warnings:
+                log.debug("discovery from %s: %s", found.definition.role, warning)
+            if len(self._parsed) >= PARSED_CACHE:
+                self._parsed.pop(next(iter(self._parsed)))  # the oldest entry
+            self._parsed[delivery.payload] = found
         event = self.registry.observe(found.definition, self._clock())
         if event is not None:
             self._notify(event)
