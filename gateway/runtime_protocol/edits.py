@@ -34,6 +34,7 @@ from gateway.graph.model import (
 )
 from gateway.runtime_protocol import replies
 from gateway.runtime_protocol import requests as rq
+from gateway.runtime_protocol.ids import edge_id
 from gateway.runtime_protocol.messages import shown
 from gateway.runtime_protocol.replies import Payload
 
@@ -205,9 +206,7 @@ def _find_edge(g: Graph, src: PortRef, tgt: PortRef) -> Edge | None:
 def _edge(g: Graph, src: PortRef, tgt: PortRef) -> Edge:
     edge = _find_edge(g, src, tgt)
     if edge is None:
-        raise _fail(
-            f"edge {shown(src.process)} {src.port} -> {tgt.port} {shown(tgt.process)} not found"
-        )
+        raise _fail(f"edge {shown(edge_id(src, tgt))} not found")
     return edge
 
 
@@ -222,7 +221,7 @@ def _add_edge(r: rq.AddEdge, g: Graph) -> Edit:
     _node(g, r.src.process)
     _node(g, r.tgt.process)
     if _find_edge(g, r.src, r.tgt) is not None:
-        raise _fail(f"edge {shown(r.src.process)} -> {shown(r.tgt.process)} already exists")
+        raise _fail(f"edge {shown(edge_id(r.src, r.tgt))} already exists")
     edge = Edge(r.src, r.tgt, merge(freeze_metadata(None), r.metadata))
     added = replace(g, connections=(*g.connections, edge))
     return Edit(added, (_edge_event("addedge", edge, with_metadata=True),))
