@@ -61,10 +61,17 @@ class RuntimeInfo:
     namespace: str = ""
     repository: str = ""
     extra: dict[str, Json] = field(default_factory=dict)
+    """Further ``runtime:runtime`` fields; only ones the schema defines are sent
+    (``repositoryVersion``), since the schema allows no others."""
 
 
 class Listener(abc.ABC):
-    """Events from the live system that the protocol reports to clients."""
+    """Events from the live system that the protocol reports to clients.
+
+    The environment calls these on the event loop's thread; they only queue messages for the
+    clients and return at once. ``ProtocolCore`` registers itself with ``set_listener`` when it
+    is created.
+    """
 
     @abc.abstractmethod
     def edge_data(self, edge: Edge, data: Json) -> None:
@@ -88,7 +95,11 @@ class Listener(abc.ABC):
 
     @abc.abstractmethod
     def idle_changed(self, running: bool) -> None:
-        """Work in flight started (``True``) or everything went quiet (``False``)."""
+        """Work in flight started (``True``) or everything went quiet (``False``).
+
+        ``network:status`` reports ``running`` as this while the network is started (and
+        ``false`` otherwise); the fbp-protocol suite expects ``running: false`` right after the
+        started network has passed its IIP along (reference 8.2, test 19)."""
 
 
 class Environment(abc.ABC):
@@ -103,7 +114,10 @@ class Environment(abc.ABC):
     async def change_graph(self, graph: Graph) -> None:
         """Make ``graph`` the running graph: start participants of new nodes, stop those of
         removed ones, rebind edges, send new IIPs. Returns when that is done; other protocol
-        messages keep being served meanwhile."""
+        messages keep being served meanwhile. The core never calls it again before it returns.
+
+        Raise a :class:`~gateway.errors.GatewayError` if the change failed: its message goes to
+        the requester as ``graph:error``, and ``graph`` must then be what really runs."""
 
     @abc.abstractmethod
     def components(self) -> list[ComponentInfo]:
@@ -119,7 +133,9 @@ class Environment(abc.ABC):
 
     @abc.abstractmethod
     async def start_network(self) -> None:
-        """Start watching every edge (``Listener.edge_data``) and (re)send the IIPs."""
+        """Start watching every edge (``Listener.edge_data``) and (re)send the IIPs.
+
+        Data reported before this returns reaches clients after ``network:started``."""
 
     @abc.abstractmethod
     async def stop_network(self) -> None:
@@ -127,7 +143,11 @@ class Environment(abc.ABC):
 
     @abc.abstractmethod
     def watch_edges(self, edges: list[Edge]) -> None:
-        """``network:edges``: report data on exactly these edges from now on."""
+        """``network:edges``: report data on these edges from now on, started or not.
+
+        ``edges`` is the union of every client's selection (empty when nobody selects any);
+        while the network is started every edge is reported anyway. The core sends each
+        client only the data it asked for."""
 
     @abc.abstractmethod
     def set_listener(self, listener: Listener) -> None: ...
