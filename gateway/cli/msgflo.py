@@ -22,6 +22,7 @@ from pathlib import Path
 from gateway.broker import ENV_BROKER, BrokerUrl, parse_broker_url, resolve_broker
 from gateway.cli.options import add_broker_option, boolean, run_tool
 from gateway.coordinator.coordinator import RetainedPolicy
+from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import (
     CoordinatorService,
     ServiceConfig,
@@ -81,8 +82,17 @@ def parser() -> argparse.ArgumentParser:
         default="skip",
         help="retained messages replayed at subscribe: skip (default) or forward",
     )
-    p.add_argument("--host", default="127.0.0.1", help="runtime protocol address")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="runtime protocol address (beyond loopback only with a secret)",
+    )
     p.add_argument("--port", type=int, default=3569, help="runtime protocol port")
+    p.add_argument(
+        "--secret",
+        default=os.environ.get("MSGFLO_SECRET") or None,
+        help="runtime protocol secret (default: $MSGFLO_SECRET)",
+    )
     p.add_argument("--runtime-id", default=os.environ.get("MSGFLO_RUNTIME_ID", ""))
     # Accepted for compatibility with deployed command lines; see the help text.
     p.add_argument(
@@ -141,8 +151,18 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         service = CoordinatorService(config, graph)
-        asyncio.run(until_signalled(service.run()))
+        settings = RuntimeSettings(args.host, args.port, args.secret, args.runtime_id)
+        runtime = RuntimeProtocolService(service, settings)
+        asyncio.run(until_signalled(serve(service, runtime)))
     return 0
+
+
+async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) -> None:
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(service.run())
+        tasks.create_task(runtime.run())
+        await runtime.server.ready.wait()
+        print(f"{PROG} started on {runtime.server.address}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,10 @@ import asyncio
 import functools
 import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import yaml
 
@@ -24,18 +26,21 @@ from gateway.errors import GatewayError
 from gateway.graph.model import Edge, Graph, Initial
 from gateway.participant.definition import Direction, Json, ParticipantDefinition, PortDefinition
 from gateway.participant.payload import Message
+from gateway.runtime_protocol.core import ProtocolCore
 from gateway.runtime_protocol.environment import (
     ComponentInfo,
     ComponentSource,
     Environment,
     Listener,
     PortInfo,
+    RuntimeInfo,
 )
+from gateway.runtime_protocol.server import RuntimeServer, ServerInfo
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_WAIT = 10.0  # longest a graph change waits for the participants it started
-QUIET_AFTER = 0.2  # seconds without data after which the network counts as not running
+QUIET_AFTER = 0.2  # seconds without data between nodes after which the network is not running
 LANGUAGES = {
     ".py": "python",
     ".js": "javascript",
@@ -159,7 +164,10 @@ class CoordinatorEnvironment(Environment):
         self.coordinator.observe({q: _fan_out(cbs) for q, cbs in callbacks.items()})
 
     def _edge_data(self, edge: Edge, data: Json) -> None:
-        self._activity()
+        # Data that reached a node with no outgoing edges has arrived: the network carries
+        # nothing more from it. Data into any other node keeps the network "running".
+        if any(e.src.process == edge.tgt.process for e in self._watched):
+            self._activity()
         if self._listener is not None:
             self._listener.edge_data(edge, data)
 
@@ -230,3 +238,37 @@ def _port_info(port: PortDefinition) -> PortInfo:
         description=port.description,
         schema=schema if isinstance(schema, str) else None,
     )
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Where and how the coordinator serves the FBP runtime protocol."""
+
+    host: str = "127.0.0.1"
+    port: int = 3569
+    secret: str | None = None
+    runtime_id: str = ""
+    label: str = "msgflo-gateway"
+
+
+class RuntimeProtocolService:
+    """The protocol core and its server on a coordinator service; run it beside the service."""
+
+    def __init__(self, service: CoordinatorService, settings: RuntimeSettings) -> None:
+        runtime_id = settings.runtime_id or str(uuid.uuid4())
+        self.environment = CoordinatorEnvironment(service)
+        self.server = RuntimeServer(
+            settings.host,
+            settings.port,
+            ServerInfo(runtime_id, settings.label),
+            secret=settings.secret,
+        )
+        info = RuntimeInfo(
+            id=runtime_id, label=settings.label, namespace=service.config.library.namespace
+        )
+        self.core = ProtocolCore(self.environment, info, settings.secret, self.server.send)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.core.run())
+            tasks.create_task(self.server.serve(self.core))

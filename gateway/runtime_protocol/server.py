@@ -18,7 +18,7 @@ import ipaddress
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -30,15 +30,15 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from gateway.errors import GatewayError
+from gateway.runtime_protocol.core import BROADCAST, Broadcast
+
+__all__ = ["BROADCAST", "RuntimeServer", "ServerInfo"]
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = Subprotocol("noflo")
 SEND_QUEUE = 1000  # messages waiting for one client before it is dropped as too slow
 MAX_FRAME = 4 * 1024 * 1024
-BROADCAST = "*"  # send target meaning every connected client
-
-SendFn = Callable[[str, dict[str, Any]], None]
 
 
 class ProtocolHandler(Protocol):
@@ -48,7 +48,9 @@ class ProtocolHandler(Protocol):
 
     def disconnected(self, client: str) -> None: ...
 
-    def handle(self, client: str, text: str) -> Awaitable[None]: ...
+    def handle(self, client: str, text: str) -> Awaitable[None]:
+        """Answer one frame; must never wait for the live system (the core queues changes)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,10 @@ class RuntimeServer:
             self.ready.set()
             await server.serve_forever()
 
-    def send(self, target: str, message: dict[str, Any]) -> None:
+    def send(self, target: str | Broadcast, message: dict[str, Any]) -> None:
         """Queue ``message`` for one client, or for all with :data:`BROADCAST`."""
         text = json.dumps(message)
-        targets = list(self._clients) if target == BROADCAST else [target]
+        targets = list(self._clients) if isinstance(target, Broadcast) else [target]
         for client_id in targets:
             client = self._clients.get(client_id)
             if client is None or client.dropped:
@@ -148,7 +150,7 @@ class RuntimeServer:
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self._write(client))
-                await self._read(client_id, connection, tasks)
+                await self._read(client_id, connection)
                 writer.cancel()
         except* ConnectionClosed:
             pass  # a client going away, cleanly or not, is not an error
@@ -157,22 +159,16 @@ class RuntimeServer:
             self.handler.disconnected(client_id)
             log.info("runtime protocol: client %s disconnected", client_id)
 
-    async def _read(
-        self, client_id: str, connection: ServerConnection, tasks: asyncio.TaskGroup
-    ) -> None:
+    async def _read(self, client_id: str, connection: ServerConnection) -> None:
         assert self.handler is not None
         async for frame in connection:
             text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
-            # The core orders state changes itself; a slow graph change must not keep this
-            # client's next request (say, getruntime) from being read.
-            tasks.create_task(self._handle(client_id, text))
-
-    async def _handle(self, client_id: str, text: str) -> None:
-        assert self.handler is not None
-        try:
-            await self.handler.handle(client_id, text)
-        except Exception:
-            log.exception("runtime protocol: handling a message from client %s failed", client_id)
+            # Handled in order and inline: the core never waits for the live system (it
+            # queues changes and answers them later), so reading never stalls.
+            try:
+                await self.handler.handle(client_id, text)
+            except Exception:
+                log.exception("runtime protocol: a message from client %s failed", client_id)
 
     async def _write(self, client: _Client) -> None:
         while True:
