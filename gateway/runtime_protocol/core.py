@@ -193,7 +193,7 @@ class ProtocolCore(Listener):
             self._to(client_id, message("runtime", "runtime", payload))
             return False
         problem = "invalid secret" if frame.secrets else "secret required"
-        raise ProtocolError(frame.protocol, f"{frame.protocol}:{frame.command}: {problem}")
+        raise ProtocolError(frame.protocol, f"{frame.protocol}:{frame.command[:40]}: {problem}")
 
     def _dispatch(self, client_id: ClientId, protocol: str, request: rq.Request) -> None:
         query = _QUERIES.get(type(request))
@@ -349,14 +349,16 @@ class ProtocolCore(Listener):
 
     # -- Listener: events from the live system ----------------------------------------------------
 
-    def _emit(self, event: Callable[[], None]) -> None:
+    def _held_back(self, event: Callable[[], None]) -> bool:
+        """Keep ``event`` for after ``network:started`` if a start is in progress."""
         if self._held is None:
-            event()
-        elif len(self._held) < _HELD_LIMIT:
+            return False
+        if len(self._held) < _HELD_LIMIT:
             self._held.append(event)
         else:
             self._dropped += 1
             _log.warning("network data dropped while starting (%d so far)", self._dropped)
+        return True
 
     def _watchers(self, key: rq.EdgeKey | None) -> list[ClientId]:
         """Clients that get data of edge ``key`` (None: an IIP delivery)."""
@@ -369,27 +371,29 @@ class ProtocolCore(Listener):
         ]
 
     def edge_data(self, edge: Edge, data: Json) -> None:
-        def emit() -> None:
+        if self._held_back(lambda: self.edge_data(edge, data)):
+            return
+        targets = self._watchers((edge.src, edge.tgt))
+        if targets:  # most messages pass unwatched: build nothing for them
             payload = {
                 "id": edge_id(edge.src, edge.tgt),
                 "src": replies.port(edge.src),
                 "tgt": replies.port(edge.tgt),
                 "data": data,
             }
-            self._fanout(self._watchers((edge.src, edge.tgt)), self._network("data", payload))
-
-        self._emit(emit)
+            self._fanout(targets, self._network("data", payload))
 
     def initial_data(self, initial: Initial) -> None:
-        def emit() -> None:
+        if self._held_back(lambda: self.initial_data(initial)):
+            return
+        targets = self._watchers(None)
+        if targets:
             payload = {
                 "id": initial_id(initial.tgt),
                 "tgt": replies.port(initial.tgt),
                 "data": thaw(initial.data),
             }
-            self._fanout(self._watchers(None), self._network("data", payload))
-
-        self._emit(emit)
+            self._fanout(targets, self._network("data", payload))
 
     def exported_output(self, public: str, data: Json) -> None:
         payload = {"port": public, "event": "data", "payload": data, "graph": self._graph_id}
