@@ -179,9 +179,10 @@ class _FbpParser:
         if match["s"] is not None:
             # With a component the grammar also yields a target item before the source (the
             # bridge rule); nothing comes before it in the statement, so it never pairs.
-            self.fast_node(match, "s")
+            if match["sc"] is not None:
+                self.fast_node(match, "s")
             offset = match.start("s")
-            src = self.fast_ref(match, "s", "sp", self.default_out)
+            src = self.fast_ref(match, "s", "sp", "spi", self.default_out)
         elif match["iip"] is not None:
             data = match["iip"].replace("\\'", "'")
             offset = match.start("iip") - 1
@@ -190,13 +191,14 @@ class _FbpParser:
             offset = match.start("num")
         if match["chain"]:
             src, data, offset = self.fast_chain(match, src, data, offset)
-        if match["t"] is not None:
-            self.fast_node(match, "t")
-            tgt, tgt_offset = self.fast_ref(match, "t", "tp", self.default_in), match.start("t")
+        node = "t" if match["t"] is not None else "u"
+        if match[node + "c"] is not None:
+            self.fast_node(match, node)
+        if node == "t":
+            tgt = self.fast_ref(match, "t", "tp", "tpi", self.default_in)
         else:
-            self.fast_node(match, "u")
-            tgt, tgt_offset = self.fast_ref(match, "u", None, self.default_in), match.start("u")
-        self.connect(src, data, offset, tgt, tgt_offset)
+            tgt = self.fast_ref(match, "u", "", "", self.default_in)
+        self.connect(src, data, offset, tgt, match.start(node))
 
     def fast_chain(
         self, match: re.Match[str], src: PortRef | None, data: object, offset: int
@@ -208,8 +210,9 @@ class _FbpParser:
             assert middle is not None  # FAST_EDGE matched these very middles
             self.fast_node(middle, "m")
             node_offset = middle.start("m")
-            self.connect(src, data, offset, self.fast_ref(middle, "m", "mi", ""), node_offset)
-            src, data, offset = self.fast_ref(middle, "m", "mo", ""), None, node_offset
+            tgt = self.fast_ref(middle, "m", "mi", "mii", "")
+            self.connect(src, data, offset, tgt, node_offset)
+            src, data, offset = self.fast_ref(middle, "m", "mo", "moi", ""), None, node_offset
             pos = middle.end()
             if pos >= end:
                 break
@@ -217,15 +220,18 @@ class _FbpParser:
         return src, None, offset
 
     def fast_ref(
-        self, match: re.Match[str], node: str, port_group: str | None, default: str
+        self, match: re.Match[str], node: str, port_group: str, index_group: str, default: str
     ) -> PortRef:
-        port = None if port_group is None else match[port_group]
-        if port_group is None or port is None:
+        """The port reference of a node matched as group ``node`` (no ``port_group``: default)."""
+        port = match[port_group] if port_group else None
+        if port is None:
             return PortRef(match[node], default if self.case_sensitive else default.lower())
-        index = match[port_group + "i"]
-        if not self.case_sensitive:
-            port = port.lower()
-        return PortRef(match[node], port, None if index is None else js_index(index))
+        index = match[index_group]
+        return PortRef(
+            match[node],
+            port if self.case_sensitive else port.lower(),
+            None if index is None else js_index(index),
+        )
 
     def fast_node(self, match: re.Match[str], side: str) -> None:
         component = match[side + "c"]
