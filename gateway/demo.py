@@ -12,25 +12,30 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.broker import parse_broker_url
-from gateway.coordinator.library import load_library
+from gateway.coordinator.library import load_library, with_builtins
+from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.errors import GatewayError
 from gateway.graph import load_graph
-from gateway.mosquitto import Mosquitto
+from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant.engine import until_signalled
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DEFAULT_RUNTIME_PORT = 3569
 
 
 def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
     graph_path = examples / "demo.fbp"
     if not graph_path.exists():
         raise GatewayError(f"{graph_path}: the demo graph is missing (run from a checkout)")
-    library = load_library(examples / "library.yaml").with_component_dir(examples / "components")
+    library = with_builtins(
+        load_library(examples / "library.yaml").with_component_dir(examples / "components")
+    )
     config = ServiceConfig(
         broker=parse_broker_url(broker_url),
         graph_path=graph_path,
@@ -40,13 +45,27 @@ def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
     return config, graph_path
 
 
-async def run_demo(config: ServiceConfig, graph_path: Path, duration: float | None) -> None:
+async def run_demo(
+    config: ServiceConfig, graph_path: Path, port: int, duration: float | None
+) -> None:
     service = CoordinatorService(config, load_graph(graph_path))
+    runtime = RuntimeProtocolService(service, RuntimeSettings("127.0.0.1", port))
     try:
-        async with asyncio.timeout(duration):
-            await service.run()
+        async with asyncio.timeout(duration), asyncio.TaskGroup() as tasks:
+            tasks.create_task(service.run())
+            tasks.create_task(runtime.run())
     except TimeoutError:
         pass
+
+
+def runtime_port() -> int:
+    """The usual FBP runtime port, or any free one when something else has it."""
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", DEFAULT_RUNTIME_PORT))
+    except OSError:
+        return free_port()
+    return DEFAULT_RUNTIME_PORT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,8 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["MSGFLO_PYTHON_LOGLEVEL"] = "WARNING"
     with Mosquitto() as broker:
         config, graph_path = demo_config(broker.url, EXAMPLES)
+        port = runtime_port()
         print(f"msgflo-gateway demo: coordinator on {graph_path}")
         print(f"  broker (private, loopback only): {broker.url}")
+        print(
+            f"  FBP runtime (Flowhub, fbp-spec):  ws://127.0.0.1:{port}  "
+            f"(try: .venv/bin/msgflo-info --address ws://127.0.0.1:{port})"
+        )
         print(
             f"  watch the devices announce:  .venv/bin/msgflo-dump-message --broker "
             f"{broker.url} --queue fbp"
@@ -71,8 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  press the button yourself:   .venv/bin/msgflo-send-message --broker "
             f"{broker.url} --queue button/pressed --json true"
         )
-        print("  (the runtime protocol and dashboard are not served yet; Ctrl-C stops the demo)")
+        print("  (the web dashboard is not there yet; Ctrl-C stops the demo)")
         print(flush=True)
-        asyncio.run(until_signalled(run_demo(config, graph_path, args.duration)))
+        asyncio.run(until_signalled(run_demo(config, graph_path, port, args.duration)))
     print("demo stopped", flush=True)
     return 0

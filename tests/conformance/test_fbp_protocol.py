@@ -100,3 +100,56 @@ def test_official_fbp_protocol_suite_passes_completely(coordinator: int, tmp_pat
     assert failing is None, output
     assert int(passing.group(1)) == 22, output
     assert result.returncode == 0, output
+
+
+def test_msgflo_info_shows_the_running_graph(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    (tmp_path / "main.fbp").write_text(
+        "'hi' -> IN first(core/Repeat)\nfirst OUT -> IN last(core/Drop)\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "msgflo"),
+            "--graph",
+            "main.fbp",
+            "--broker",
+            mosquitto.url,
+            "--port",
+            str(port),
+            "--secret",
+            SECRET,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    address = f"ws://127.0.0.1:{port}"
+    try:
+        wait_listening(port, process)
+        info = subprocess.run(
+            [str(BIN / "msgflo-info"), "--address", address, "--secret", SECRET],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        refused = subprocess.run(
+            [str(BIN / "msgflo-info"), "--address", address, "--secret", "wrong"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert info.returncode == 0, info.stderr
+    lines = info.stdout.splitlines()
+    assert lines[0].startswith("runtime ") and "(msgflo 0.7)" in lines[0]
+    assert "  first (core/Repeat)" in lines and "  last (core/Drop)" in lines
+    assert "  first out -> in last" in lines and '  "hi" -> in first' in lines
+    assert any(line.startswith("  core/Repeat  in: in  out: out") for line in lines)
+    assert refused.returncode == 2 and "runtime refused" in refused.stderr
+    assert "wrong" not in refused.stderr and SECRET not in refused.stderr
