@@ -349,16 +349,14 @@ class ProtocolCore(Listener):
 
     # -- Listener: events from the live system ----------------------------------------------------
 
-    def _held_back(self, event: Callable[[], None]) -> bool:
-        """Keep ``event`` for after ``network:started`` if a start is in progress."""
-        if self._held is None:
-            return False
+    def _hold(self, event: Callable[[], None]) -> None:
+        """Keep ``event`` for after ``network:started`` (a start is in progress)."""
+        assert self._held is not None
         if len(self._held) < _HELD_LIMIT:
             self._held.append(event)
         else:
             self._dropped += 1
             _log.warning("network data dropped while starting (%d so far)", self._dropped)
-        return True
 
     def _watchers(self, key: rq.EdgeKey | None) -> list[ClientId]:
         """Clients that get data of edge ``key`` (None: an IIP delivery)."""
@@ -371,7 +369,8 @@ class ProtocolCore(Listener):
         ]
 
     def edge_data(self, edge: Edge, data: Json) -> None:
-        if self._held_back(lambda: self.edge_data(edge, data)):
+        if self._held is not None:
+            self._hold(lambda: self.edge_data(edge, data))
             return
         targets = self._watchers((edge.src, edge.tgt))
         if targets:  # most messages pass unwatched: build nothing for them
@@ -384,7 +383,8 @@ class ProtocolCore(Listener):
             self._fanout(targets, self._network("data", payload))
 
     def initial_data(self, initial: Initial) -> None:
-        if self._held_back(lambda: self.initial_data(initial)):
+        if self._held is not None:
+            self._hold(lambda: self.initial_data(initial))
             return
         targets = self._watchers(None)
         if targets:

@@ -69,14 +69,19 @@ class Schemas:
             name: _strip_ids(json.loads((directory / f"{name}.json").read_text()))
             for name in PROTOCOLS
         }
+        self._validators: dict[str, jsonschema.Draft4Validator] = {}
 
     def errors(self, msg: dict[str, Any], direction: str = "output") -> list[str]:
         protocol, command = msg.get("protocol"), msg.get("command")
         section = self.root.get(str(protocol), {}).get(direction, {})
         if command not in section:
             return [f"no schema {protocol}/{direction}/{command}"]
-        schema = {**self.root, "$ref": f"#/{protocol}/{direction}/{command}"}
-        validator = jsonschema.Draft4Validator(schema, format_checker=_FORMATS)
+        ref = f"#/{protocol}/{direction}/{command}"
+        validator = self._validators.get(ref)
+        if validator is None:
+            schema = {**self.root, "$ref": ref}
+            validator = jsonschema.Draft4Validator(schema, format_checker=_FORMATS)
+            self._validators[ref] = validator
         return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(msg)]
 
 

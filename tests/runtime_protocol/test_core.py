@@ -373,3 +373,43 @@ async def test_replies_never_reach_disconnected_clients(harness: Harness) -> Non
     await harness.settle()
     assert harness.sent == []
     assert "n" in harness.env.graph.processes
+
+
+async def test_a_failed_start_is_an_error_and_leaves_the_network_stopped(harness: Harness) -> None:
+    harness.env._graph = Graph(processes={"n": Process("core/Drop")})
+
+    async def failing_start() -> None:
+        harness.core.initial_data(Initial(1, PortRef("n", "in")))  # held back, then dropped
+        harness.core.exported_output("out", 2)  # not held: not network data
+        raise GatewayError("broker unreachable")
+
+    harness.env.start_network = failing_start  # type: ignore[method-assign]
+    await harness.send("network", "start", {"graph": MAIN})
+    await harness.settle()
+    harness.core.idle_changed(True)
+    await harness.send("network", "getstatus", {"graph": MAIN})
+    sent = harness.take()
+    assert [f"{m['protocol']}:{m['command']}" for m in sent] == [
+        "runtime:packet",
+        "network:error",
+        "network:status",
+    ]
+    assert sent[1]["payload"] == {"message": "broker unreachable"}
+    assert sent[2]["payload"] == {"running": False, "started": False, "graph": MAIN}
+
+
+async def test_clear_keeps_the_runtime_environment_and_announces_lost_ports(
+    harness: Harness,
+) -> None:
+    harness.env._graph = Graph(
+        processes={"rep": Process("core/Repeat")},
+        inports={"in": ExportedPort("rep", "in")},
+        properties=parse_json('{"properties": {"environment": {"type": "msgflo"}}}').properties,
+        case_sensitive=True,
+    )
+    await harness.send("graph", "clear", {"id": MAIN, "name": "fresh"})
+    await harness.settle()
+    assert [m["command"] for m in harness.take()] == ["clear", "ports"]
+    graph = harness.env.graph
+    assert graph.properties.runtime == "msgflo" and graph.properties.name == "fresh"
+    assert graph.case_sensitive and not graph.processes and not graph.inports
