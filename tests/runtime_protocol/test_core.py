@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.graph.json_format import parse_json
@@ -413,3 +414,38 @@ async def test_clear_keeps_the_runtime_environment_and_announces_lost_ports(
     graph = harness.env.graph
     assert graph.properties.runtime == "msgflo" and graph.properties.name == "fresh"
     assert graph.case_sensitive and not graph.processes and not graph.inports
+
+
+async def test_every_graph_command_through_the_core(harness: Harness) -> None:
+    harness.core.connected("b")
+    a_out, b_in = {"node": "A", "port": "out"}, {"node": "B", "port": "in"}
+    steps: list[tuple[str, dict[str, Any], list[str]]] = [
+        ("clear", {"id": "g"}, ["clear", "ports"]),
+        ("addnode", {"id": "A", "component": "core/Repeat"}, ["addnode"]),
+        ("addnode", {"id": "B", "component": "core/Drop"}, ["addnode"]),
+        ("changenode", {"id": "B", "metadata": {"x": 5}}, ["changenode"]),
+        ("addedge", {"src": a_out, "tgt": b_in}, ["addedge"]),
+        ("changeedge", {"src": a_out, "tgt": b_in, "metadata": {"route": 1}}, ["changeedge"]),
+        ("removeedge", {"src": a_out, "tgt": b_in}, ["removeedge"]),
+        ("addinitial", {"src": {"data": None}, "tgt": b_in}, ["addinitial"]),
+        ("removeinitial", {"tgt": b_in}, ["removeinitial"]),
+        ("addinport", {"public": "in", "node": "A", "port": "in"}, ["addinport", "ports"]),
+        ("renameinport", {"from": "in", "to": "input"}, ["renameinport", "ports"]),
+        ("removeinport", {"public": "input"}, ["removeinport", "ports"]),
+        ("addoutport", {"public": "out", "node": "A", "port": "out"}, ["addoutport", "ports"]),
+        ("renameoutport", {"from": "out", "to": "output"}, ["renameoutport", "ports"]),
+        ("removeoutport", {"public": "output"}, ["removeoutport", "ports"]),
+        ("addgroup", {"name": "G", "nodes": ["A", "B"]}, ["addgroup"]),
+        ("renamegroup", {"from": "G", "to": "H"}, ["renamegroup"]),
+        ("changegroup", {"name": "H", "metadata": {"description": "both"}}, ["changegroup"]),
+        ("removegroup", {"name": "H"}, ["removegroup"]),
+        ("renamenode", {"from": "A", "to": "Z"}, ["renamenode"]),
+        ("removenode", {"id": "Z"}, ["removenode"]),
+    ]
+    for command, payload, expected in steps:
+        await harness.send("graph", command, {**payload, "graph": "g"})
+        await harness.settle()
+        assert [m["command"] for m in harness.received("b")] == expected, command
+        harness.sent.clear()
+    assert list(harness.env.graph.processes) == ["B"]
+    assert harness.env.graph.processes["B"].metadata == {"x": 5}
