@@ -184,3 +184,44 @@ def test_merge_is_dict_update_with_null_deletion(
         else:
             expected[key] = value
     assert dict(stored) == expected
+
+
+names = st.sampled_from(["a", "b", "c", "d"])
+refs = st.builds(PortRef, names, st.sampled_from(["in", "out"]), st.none() | st.just(0))
+directions = st.sampled_from([IN, OUT])
+any_edit = st.one_of(
+    st.builds(rq.AddNode, st.just(G), names, st.just("core/Repeat")),
+    st.builds(rq.RemoveNode, st.just(G), names),
+    st.builds(rq.RenameNode, st.just(G), names, names),
+    st.builds(rq.AddEdge, st.just(G), refs, refs),
+    st.builds(rq.RemoveEdge, st.just(G), refs, refs),
+    st.builds(rq.AddInitial, st.just(G), st.integers(), refs),
+    st.builds(rq.RemoveInitial, st.just(G), refs),
+    st.builds(rq.AddExport, st.just(G), directions, names, names, st.just("in")),
+    st.builds(rq.RenameExport, st.just(G), directions, names, names),
+    st.builds(rq.AddGroup, st.just(G), names, st.lists(names, max_size=2).map(tuple)),
+    st.builds(rq.RenameGroup, st.just(G), names, names),
+)
+
+
+def consistent(g: Graph) -> None:
+    nodes = set(g.processes)
+    for conn in g.connections:
+        assert conn.tgt.process in nodes
+        if isinstance(conn, Edge):
+            assert conn.src.process in nodes
+    assert {exp.process for exp in (*g.inports.values(), *g.outports.values())} <= nodes
+    assert all(set(gr.nodes) <= nodes for gr in g.groups)
+    assert len({gr.name for gr in g.groups}) == len(g.groups)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.lists(any_edit, max_size=25))
+def test_any_sequence_of_edits_keeps_the_graph_consistent(requests: list[rq.GraphEdit]) -> None:
+    g = Graph()
+    for request in requests:
+        try:
+            g = edits.apply(request, g).graph
+        except ProtocolError:
+            continue
+        consistent(g)
