@@ -23,25 +23,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import cast
 
 from gateway.graph.diagnostics import Problem
 from gateway.graph.fbp_diagnose import describe_failure
+from gateway.graph.fbp_fast import FastLines
 from gateway.graph.fbp_result import (
-    NO_SOURCE,
     Endpoint,
     FbpParseResult,
     Item,
     ParsedExport,
-    ParsedNode,
 )
 from gateway.graph.fbp_tokens import (
     ANNOTATION,
     ANON_RUN,
     COMPONENT,
-    FAST_DECLARATION,
-    FAST_EDGE,
-    FAST_MIDDLE,
     INDEX,
     JSON_WS,
     META,
@@ -54,10 +49,9 @@ from gateway.graph.fbp_tokens import (
     js_index,
     json_parse,
     json_value_end,
-    parse_node_metadata,
     skip,
 )
-from gateway.graph.model import Edge, FrozenJson, Initial, PortRef
+from gateway.graph.model import PortRef
 
 Leaves = list[Item]
 _Port = tuple[str, int | None]
@@ -72,10 +66,10 @@ class _FbpParser:
         self.end = len(text)
         self.pos = 0
         self.case_sensitive = case_sensitive
-        self.fast = fast
         self.fail_pos = 0
         self.expected: set[str] = set()
         self.result = FbpParseResult()
+        self.fast = FastLines(text, self.result, case_sensitive=case_sensitive) if fast else None
         self.default_in = "IN"
         self.default_out = "OUT"
         self.anon_counts: dict[str, int] = {}
@@ -133,8 +127,11 @@ class _FbpParser:
 
     def line(self) -> bool:
         start = self.pos
-        if self.fast and self.fast_line():
-            return True
+        if self.fast is not None:
+            end = self.fast.line(start, self.default_in, self.default_out)
+            if end is not None:
+                self.pos = end
+                return True
         for alternative in (
             self.export_line,
             self.default_port_line,
@@ -147,107 +144,6 @@ class _FbpParser:
                 return True
             self.pos = start
         return False
-
-    def fast_line(self) -> bool:
-        """A line made only of statements the ``FAST_*`` patterns cover, taken in one go.
-
-        All or nothing: if any statement of the line is not covered, the grammar reads the
-        whole line, so its failure bookkeeping is exactly what it would have been.
-        """
-        text, pos = self.text, self.pos
-        found: list[re.Match[str]] = []
-        for _ in range(self.end - pos + 1):  # bounded: every statement takes some text
-            match = FAST_EDGE.match(text, pos) or FAST_DECLARATION.match(text, pos)
-            if match is None or (match["nl"] is None and match["comma"] is None):
-                return False
-            found.append(match)
-            pos = match.end()
-            if match["nl"] is not None:
-                break
-        for match in found:
-            if match.re is FAST_EDGE:
-                self.fast_edge(match)
-            else:
-                self.fast_node(match, "t")
-        self.pos = pos
-        return True
-
-    def fast_edge(self, match: re.Match[str]) -> None:
-        """The connections of one ``FAST_EDGE`` statement, in the order the grammar pairs them."""
-        src: PortRef | None = None
-        data: object = None
-        if match["s"] is not None:
-            # With a component the grammar also yields a target item before the source (the
-            # bridge rule); nothing comes before it in the statement, so it never pairs.
-            if match["sc"] is not None:
-                self.fast_node(match, "s")
-            offset = match.start("s")
-            src = self.fast_ref(match, "s", "sp", "spi", self.default_out)
-        elif match["iip"] is not None:
-            data = match["iip"].replace("\\'", "'")
-            offset = match.start("iip") - 1
-        else:
-            data = json_parse(match["num"])
-            offset = match.start("num")
-        if match["chain"]:
-            src, data, offset = self.fast_chain(match, src, data, offset)
-        node = "t" if match["t"] is not None else "u"
-        if match[node + "c"] is not None:
-            self.fast_node(match, node)
-        if node == "t":
-            tgt = self.fast_ref(match, "t", "tp", "tpi", self.default_in)
-        else:
-            tgt = self.fast_ref(match, "u", "", "", self.default_in)
-        self.connect(src, data, offset, tgt, match.start(node))
-
-    def fast_chain(
-        self, match: re.Match[str], src: PortRef | None, data: object, offset: int
-    ) -> tuple[PortRef, None, int]:
-        """The middle nodes of a chain: each the target of one edge and the source of the next."""
-        pos, end = match.span("chain")
-        for _ in range(end - pos):  # bounded: every middle takes some text
-            middle = FAST_MIDDLE.match(self.text, pos)
-            assert middle is not None  # FAST_EDGE matched these very middles
-            self.fast_node(middle, "m")
-            node_offset = middle.start("m")
-            tgt = self.fast_ref(middle, "m", "mi", "mii", "")
-            self.connect(src, data, offset, tgt, node_offset)
-            src, data, offset = self.fast_ref(middle, "m", "mo", "moi", ""), None, node_offset
-            pos = middle.end()
-            if pos >= end:
-                break
-        assert src is not None
-        return src, None, offset
-
-    def fast_ref(
-        self, match: re.Match[str], node: str, port_group: str, index_group: str, default: str
-    ) -> PortRef:
-        """The port reference of a node matched as group ``node`` (no ``port_group``: default)."""
-        port = match[port_group] if port_group else None
-        if port is None:
-            return PortRef(match[node], default if self.case_sensitive else default.lower())
-        index = match[index_group]
-        return PortRef(
-            match[node],
-            port if self.case_sensitive else port.lower(),
-            None if index is None else js_index(index),
-        )
-
-    def fast_node(self, match: re.Match[str], side: str) -> None:
-        component = match[side + "c"]
-        if component is not None:
-            meta = match[side + "m"]
-            items = None if meta is None else meta.split(",")
-            self.add_node(match[side], match.start(side), component, items)
-
-    def connect(
-        self, src: PortRef | None, data: object, offset: int, tgt: PortRef, tgt_offset: int
-    ) -> None:
-        if src is None:
-            # Initial freezes the value itself (the parser's are plain JSON values).
-            self.result.add(Initial(cast(FrozenJson, data), tgt), offset, NO_SOURCE, tgt_offset)
-        else:
-            self.result.add(Edge(src, tgt), offset, offset, tgt_offset)
 
     def line_terminator(self) -> None:
         # LineTerminator = _ ","? comment? newline?  (every part optional)
@@ -510,7 +406,7 @@ class _FbpParser:
         component = self.component()
         if component is None:
             return None
-        self.add_node(name.group(), start, *component)
+        self.result.add_node(name.group(), start, *component)
         return name.group(), start
 
     def node_component(self) -> tuple[str, int] | None:
@@ -525,7 +421,7 @@ class _FbpParser:
             base = ANON_RUN.sub("_", component[0], count=1)
             self.anon_counts[base] = self.anon_counts.get(base, 0) + 1
             name = self.anon_names[start] = f"_{base}_{self.anon_counts[base]}"
-            self.add_node(name, start, *component)
+            self.result.add_node(name, start, *component)
         return name, start
 
     def component(self) -> tuple[str, list[str] | None] | None:
@@ -544,15 +440,6 @@ class _FbpParser:
         if not self.take(")"):
             return None
         return name.group(), meta
-
-    def add_node(self, name: str, offset: int, component: str, meta: list[str] | None) -> None:
-        node = self.result.nodes.get(name)
-        if node is None:
-            node = self.result.nodes[name] = ParsedNode(offset)
-        if component:
-            node.component = component
-        if meta is not None:
-            node.metadata = parse_node_metadata(meta)
 
     def port(self) -> _Port | None:
         name = self.regex(PORT_NAME, "a port name")
@@ -594,7 +481,7 @@ class _FbpParser:
                 assert right.endpoint is not None
                 src = None if left.endpoint is None else _port_ref(left.endpoint)
                 tgt = _port_ref(right.endpoint)
-                self.connect(src, left.data, left.offset, tgt, right.endpoint.offset)
+                self.result.connect(src, left.data, left.offset, tgt, right.endpoint.offset)
                 i += 1
             i += 1
 
@@ -618,7 +505,7 @@ def parse_fbp_text(text: str, *, case_sensitive: bool = False, fast: bool = True
     """The raw parse of .fbp ``text``: nodes, connections, exports, properties, with offsets,
     and the syntax problems (semantic checks are the caller's).
 
-    ``fast=False`` turns off the one-regex shortcut for common lines, leaving only the grammar;
+    ``fast=False`` turns off the shortcut for common lines (``fbp_fast``), leaving the grammar;
     the tests use it to check that both give the same result.
     """
     return _FbpParser(text, case_sensitive=case_sensitive, fast=fast).parse()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from gateway.graph.diagnostics import Path, Problem
-from gateway.graph.fbp_tokens import NodeMetadata
-from gateway.graph.model import Connection
+from gateway.graph.fbp_tokens import NodeMetadata, parse_node_metadata
+from gateway.graph.model import Connection, Edge, FrozenJson, Initial, PortRef
 
 
 @dataclass(slots=True)
@@ -85,9 +85,28 @@ class FbpParseResult:
     # checks do not call them undeclared.
     failed_text: list[str] = field(default_factory=list)
 
-    def add(self, connection: Connection, offset: int, src_offset: int, tgt_offset: int) -> None:
-        self.graph_connections.append(connection)
-        self.offsets += (offset, src_offset, tgt_offset)
+    def add_node(self, name: str, offset: int, component: str, meta: list[str] | None) -> None:
+        """The grammar's ``addNode``: a node is kept where first seen, later mentions update it."""
+        node = self.nodes.get(name)
+        if node is None:
+            node = self.nodes[name] = ParsedNode(offset)
+        if component:
+            node.component = component
+        if meta is not None:
+            node.metadata = parse_node_metadata(meta)
+
+    def connect(
+        self, src: PortRef | None, data: object, offset: int, tgt: PortRef, tgt_offset: int
+    ) -> None:
+        """A paired connection: from ``src`` (its process name at ``offset``) or, if that is
+        None, an IIP of ``data`` (starting at ``offset``), to ``tgt`` (name at ``tgt_offset``)."""
+        if src is None:
+            # Initial freezes the value itself (the parser's are plain JSON values).
+            self.graph_connections.append(Initial(cast(FrozenJson, data), tgt))
+            self.offsets += (offset, NO_SOURCE, tgt_offset)
+        else:
+            self.graph_connections.append(Edge(src, tgt))
+            self.offsets += (offset, offset, tgt_offset)
 
     @property
     def connections(self) -> list[ParsedConnection]:
