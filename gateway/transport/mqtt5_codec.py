@@ -30,7 +30,12 @@ TOPIC_CACHE_SIZE = 4096  # encoded topics kept by a PublishEncoder before it sta
 
 
 class MalformedPacketError(TransportError):
-    """The broker sent bytes that are not a valid MQTT 5 packet for a client."""
+    """The broker sent bytes that are not a valid MQTT 5 packet for a client. ``events`` are
+    the good packets decoded before the bad one in the same :meth:`Decoder.feed` call."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.events: list[Event] = []
 
 
 class PacketType(enum.IntEnum):
@@ -673,6 +678,17 @@ class Decoder:
             data = bytes(self._buffer)
             self._buffer.clear()
         events: list[Event] = []
+        try:
+            pos = self._decode_into(events, data)
+        except MalformedPacketError as exc:
+            exc.events = events
+            raise
+        if pos < len(data):
+            self._buffer += data[pos:]
+        return events
+
+    def _decode_into(self, events: list[Event], data: bytes) -> int:
+        """Append the complete packets in ``data`` to ``events``; return where the rest starts."""
         pos, size = 0, len(data)
         publish = _decode_publish
         while pos + 2 <= size:
@@ -693,9 +709,7 @@ class Decoder:
             else:
                 events.append(decode_packet(first, data, start, end))
             pos = end
-        if pos < size:
-            self._buffer += data[pos:]
-        return events
+        return pos
 
     def _check_size(self, length: int) -> None:
         if length > self.max_packet_size:
