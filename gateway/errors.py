@@ -10,11 +10,11 @@
     ├── ProtocolError            an FBP runtime protocol request that cannot be served (names the
     │                            protocol whose ``error`` command carries it back to the client)
     └── TransportError           the broker connection failed or refused us
-        └── NotConnectedError    an operation that needs a live connection found none
 
 Input from the outside world (network, files, devices) raises these at the boundary where it is
 parsed; code past the boundary only sees typed objects. Command-line tools turn a GatewayError
-into a single ``program: error: ...`` line and exit status 2.
+into a single ``program: error: ...`` line (one per problem for a graph file) and exit status 2
+(``msgflo-graph`` exits 1 for an invalid graph and keeps 2 for usage errors, as its docs say).
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ class PortError(GatewayError):
 class TransportError(GatewayError):
     """The broker connection failed, or the broker refused an operation."""
 
-
-class NotConnectedError(TransportError):
-    """The operation needs a live broker connection and there is none right now."""
 
 
 class GraphError(GatewayError):
