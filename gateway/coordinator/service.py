@@ -33,7 +33,7 @@ from gateway.graph.model import Graph, Process, thaw
 from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
 from gateway.participant.foreign import load_foreign
-from gateway.transport.mqtt import MQTT_5, MqttTransport
+from gateway.transport.mqtt5_fast import FastMqttTransport
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ class CoordinatorService:
 
     def __init__(self, config: ServiceConfig, graph: Graph) -> None:
         self.config = config
-        self.transport = MqttTransport(
-            config.broker, client_id="msgflo-coordinator", protocol=MQTT_5
-        )
+        self.transport = FastMqttTransport(config.broker, client_id="msgflo-coordinator")
         options = CoordinatorOptions(
             expiry=config.expiry, retained=config.retained, iip_hold=config.wait_timeout
         )

@@ -21,7 +21,8 @@ from gateway.mosquitto import Mosquitto
 from gateway.participant import Message, Participant, serve
 from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
-from gateway.transport.mqtt import MQTT_5, MqttTransport
+from gateway.transport.mqtt import MqttTransport
+from gateway.transport.mqtt5_fast import FastMqttTransport
 from tests.conftest import Probe
 
 
@@ -31,7 +32,7 @@ def graph(text: str) -> Graph:
 
 @contextlib.asynccontextmanager
 async def coordinating(url: str, g: Graph, **options: Any) -> AsyncIterator[Coordinator]:
-    transport = MqttTransport(parse_broker_url(url), client_id="coordinator", protocol=MQTT_5)
+    transport = FastMqttTransport(parse_broker_url(url), client_id="coordinator")
     async with transport:
         coordinator = Coordinator(transport, g, options=CoordinatorOptions(**options))
         task = asyncio.create_task(coordinator.run())
