@@ -94,6 +94,8 @@ class RuntimeServer:
         self._clients: dict[str, _Client] = {}
         self._ids = (str(n) for n in itertools.count(1))
         self._server: Server | None = None
+        self._last_message: dict[str, Any] | None = None
+        self._last_text = ""
         self.ready = asyncio.Event()
 
     @property
@@ -122,7 +124,11 @@ class RuntimeServer:
 
     def send(self, target: str | Broadcast, message: dict[str, Any]) -> None:
         """Queue ``message`` for one client, or for all with :data:`BROADCAST`."""
-        text = json.dumps(message)
+        # The core fans one event out to each authorized client with the same dict object:
+        # encode it once, not once per client.
+        if message is not self._last_message:
+            self._last_message, self._last_text = message, json.dumps(message)
+        text = self._last_text
         targets = list(self._clients) if isinstance(target, Broadcast) else [target]
         for client_id in targets:
             client = self._clients.get(client_id)
