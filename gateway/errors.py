@@ -9,6 +9,11 @@
     ├── PortError                send/receive on a port the participant does not have
     ├── ProtocolError            an FBP runtime protocol request that cannot be served (names the
     │                            protocol whose ``error`` command carries it back to the client)
+    ├── SerialLinkError          a serial link frame that was dropped (``kind``: bad_cobs, bad_crc,
+    │                            too_short, too_long, unknown_type, bad_body); returned by the
+    │                            decoder as an event, not raised at the caller
+    ├── FrameTooLargeError       a frame bigger than the receiving device accepts; never sent
+    ├── DescriptionError         a device's describe JSON that cannot be used (names the key path)
     └── TransportError           the broker connection failed or refused us
 
 Input from the outside world (network, files, devices) raises these at the boundary where it is
@@ -149,3 +154,32 @@ class ProtocolError(GatewayError):
         super().__init__(message)
         self.protocol = protocol
         self.message = message
+
+
+class SerialLinkError(GatewayError):
+    """A frame received on a serial link was dropped. ``kind`` is one of the decoder's error
+    kinds (``gateway.bridges.serial.link.LinkErrorKind``); ``detail`` says what was seen."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"serial link: dropped frame ({kind}): {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class FrameTooLargeError(GatewayError):
+    """A frame of ``size`` decoded bytes does not fit the receiver's ``limit``; it is not sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"serial link: frame of {size} bytes exceeds the device's {limit}")
+        self.size = size
+        self.limit = limit
+
+
+class DescriptionError(GatewayError):
+    """A device description (the ``D`` JSON) is unusable; ``path`` names the key, if any."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        where = f"{path}: " if path else ""
+        super().__init__(f"invalid device description: {where}{problem}")
+        self.path = path
+        self.problem = problem
