@@ -144,13 +144,17 @@ def tls_context(url: BrokerUrl) -> ssl.SSLContext | None:
 
 
 class Connection(asyncio.Protocol):
-    """One network connection: bytes in go through the decoder to the transport's handlers."""
+    """One network connection: bytes in go through the decoder to the transport's handlers.
+
+    While reading is paused, decoded PUBLISH packets wait in the owner's backlog (acknowledged
+    only once handled); control packets are handled at once."""
 
     def __init__(self, owner: FastMqttTransport) -> None:
         self.owner = owner
         self.decoder = Decoder()
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
+        self.write_full = False  # past the transport's high-water mark
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -160,6 +164,28 @@ class Connection(asyncio.Protocol):
         with contextlib.suppress(OSError, AttributeError):
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.apply_reading()
+
+    def pause_writing(self) -> None:
+        self.write_full = True
+        self.apply_reading()
+
+    def resume_writing(self) -> None:
+        self.write_full = False
+        self.apply_reading()
+
+    def apply_reading(self) -> None:
+        """Read unless the owner paused reading or the broker is not taking our writes: a
+        forwarder that cannot write must not read (its buffer would grow without bound); the
+        broker then queues, and drops QoS 0 messages past its own limit."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        # Until the broker has accepted us, read anyway: the CONNACK must come in.
+        if (self.owner._paused and self.owner._live is self) or self.write_full:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -227,7 +253,7 @@ class FastMqttTransport(Transport):
         self._next_id = 0
         self._listeners: list[ConnectListener] = []
         self._paused = False
-        self._backlog: deque[Event] = deque()  # decoded while paused, handled on resume
+        self._backlog: deque[Publish] = deque()  # arrived while paused, handled on resume
         self._progress = asyncio.Event()  # set whenever a QoS>0 message is acknowledged
         self._last_sent = 0.0
         self._ping_sent: float | None = None
@@ -329,6 +355,7 @@ class FastMqttTransport(Transport):
         if connack.server_keep_alive is not None:
             self.keepalive = connack.server_keep_alive  # 3.2.2.3.14: the server's value wins
         self._live = conn
+        conn.apply_reading()
 
     def _connect_packet(self) -> bytes:
         return encode_connect(
@@ -528,13 +555,13 @@ class FastMqttTransport(Transport):
 
     def pause_reading(self) -> None:
         self._paused = True
-        if self._conn is not None and self._conn.transport is not None:
-            self._conn.transport.pause_reading()
+        if self._conn is not None:
+            self._conn.apply_reading()
 
     def resume_reading(self) -> None:
         self._paused = False
-        if self._conn is not None and self._conn.transport is not None:
-            self._conn.transport.resume_reading()
+        if self._conn is not None:
+            self._conn.apply_reading()
         if self._backlog and self._conn is not None:
             asyncio.get_running_loop().call_soon(self._handle_backlog, self._conn)
 
@@ -567,10 +594,11 @@ class FastMqttTransport(Transport):
         if conn is not self._conn:
             return
         for event in events:
-            if self._paused:
-                self._backlog.append(event)
-            elif type(event) is Publish:
-                self._on_publish(event)
+            if type(event) is Publish:
+                if self._paused or self._backlog:
+                    self._backlog.append(event)  # paused, or resumed and the backlog not done
+                else:
+                    self._on_publish(event)
             else:
                 self._control[type(event)](event)
 

@@ -189,6 +189,21 @@ async def test_pause_reading_holds_deliveries(mosquitto: Mosquitto, probe: Probe
     assert [int(d.payload) for d in got] == list(range(50))
 
 
+async def test_pause_survives_a_reconnect(mosquitto: Mosquitto, probe: Probe) -> None:
+    inbox = Inbox()
+    async with fast(mosquitto.url, backoff=QUICK) as transport:
+        await transport.subscribe("held", inbox)
+        transport.pause_reading()
+        transport._conn.abort()  # type: ignore[union-attr]  # private: a lost connection
+        await until(lambda: not transport.connected)
+        await until(lambda: transport.connected)
+        probe.transport.publish("held", b"1")
+        await asyncio.sleep(0.3)
+        assert inbox.got == []
+        transport.resume_reading()
+        await inbox.count(1)
+
+
 async def test_will_is_sent_when_the_connection_dies(mosquitto: Mosquitto, probe: Probe) -> None:
     await probe.watch("dev/status")
     will = Will("dev/status", b"offline", qos=1)
@@ -377,6 +392,28 @@ async def test_unacknowledged_messages_are_resent_with_dup() -> None:
         await asyncio.wait_for(transport.flush(), 5)
     assert seen[0] == (0x32, encode_publish("resend", b"once", qos=1, packet_id=1)[2:])
     assert seen[1] == (0x3A, seen[0][1])  # the same packet identifier, DUP set
+
+
+async def test_a_broker_that_does_not_read_stops_our_reading() -> None:
+    go_on = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await go_on.wait()
+        async with asyncio.timeout(10):
+            while True:
+                await read_packet(reader)
+
+    async with fake_broker(script) as url, fast(url) as transport:
+        conn = transport._conn  # private: the socket under test
+        assert conn is not None and conn.transport is not None
+        for _ in range(400):  # 40 MB, more than the kernel buffers hold
+            transport.publish("flood", b"x" * 100_000)
+            await asyncio.sleep(0)
+            if not conn.transport.is_reading():
+                break
+        assert not conn.transport.is_reading()
+        go_on.set()
+        await until(lambda: conn.transport is not None and conn.transport.is_reading())
 
 
 async def test_no_pingresp_drops_the_connection(caplog: pytest.LogCaptureFixture) -> None:
