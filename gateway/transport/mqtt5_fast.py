@@ -188,14 +188,18 @@ class Connection(asyncio.Protocol):
             transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        owner = self.owner
+        # What the handlers publish leaves in one write right after them, not in another
+        # event-loop turn (which would cost an extra epoll call per burst).
+        owner._flush_scheduled = True
         try:
-            events = self.decoder.feed(data)
+            owner._handle(self, self.decoder.feed(data))
         except MalformedPacketError as exc:
-            log.warning("mqtt: malformed packet from %s: %s; closing", self.owner.url, exc)
-            self.owner._handle(self, exc.events)  # the good packets before it
+            log.warning("mqtt: malformed packet from %s: %s; closing", owner.url, exc)
+            owner._handle(self, exc.events)  # the good packets before it
             self.abort()
-            return
-        self.owner._handle(self, events)
+        finally:
+            owner._flush_out()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
