@@ -296,12 +296,15 @@ class Coordinator:
         for target in self._wiring.table.targets(topic):
             self.transport.publish(target, payload, qos=qos)
 
-    def resend_iips(self) -> None:
+    def sendable_iips(self) -> list[tuple[Initial, str]]:
+        """The graph's IIPs whose target is discovered, with the topic each goes to."""
+        found = ((i, iip_queue(self.registry, i)) for i in self._initials())
+        return [(initial, queue) for initial, queue in found if queue is not None]
+
+    def resend_iips(self, *, notify: bool = True) -> None:
         """Send every IIP of the graph again now, to the targets that are discovered."""
-        for initial in self._initials():
-            queue = iip_queue(self.registry, initial)
-            if queue is not None:
-                self._send_iip(initial, queue)
+        for initial, queue in self.sendable_iips():
+            self._send_iip(initial, queue, notify=notify)
 
     def _start_hold(self) -> None:
         self._hold_until = self._clock() + self.options.iip_hold
@@ -328,10 +331,10 @@ class Coordinator:
     def _downstream_known(self, role: str) -> bool:
         return all(self.registry.known(r) for r in self._index.roles_downstream(role))
 
-    def _send_iip(self, initial: Initial, queue: str) -> None:
+    def _send_iip(self, initial: Initial, queue: str, *, notify: bool = True) -> None:
         self.publish(queue, json.dumps(thaw(initial.data)).encode("utf-8"), qos=1)
         self.stats.iips_sent += 1
-        if self.on_iip is not None:
+        if notify and self.on_iip is not None:
             self.on_iip(initial)
         log.info(
             "IIP %s -> %s %s (%s)",

@@ -136,9 +136,13 @@ class CoordinatorEnvironment(Environment):
         self.coordinator.publish(queue, json.dumps(data).encode("utf-8"), qos=1)
 
     async def start_network(self) -> None:
+        # The IIP deliveries are reported first: data that an earlier delivery of the same IIP
+        # set off may already be on its way and must not appear to come before them.
+        for initial, _ in self.coordinator.sendable_iips():
+            self._on_iip(initial)
         self.watch_edges([c for c in self.graph.connections if isinstance(c, Edge)])
         await self.coordinator.wired()
-        self.coordinator.resend_iips()
+        self.coordinator.resend_iips(notify=False)
 
     async def stop_network(self) -> None:
         self.watch_edges([])
