@@ -153,10 +153,13 @@ def test_a_frame_over_the_device_limit_is_refused() -> None:
         (PortMessage(0, b""), 256),
         (Hello("x" * 256, ""), 0),
         (DeviceError(-1), 0),
+        (DescribeRequest(0x10000), 0),
+        (Description(0, -1, b""), 0),
+        (Pong(ErrorCounters(cobs=-1)), 0),
     ],
 )
 def test_values_out_of_range_are_refused(frame: Frame, seq: int) -> None:
-    with pytest.raises(ValueError, match="255"):
+    with pytest.raises(ValueError, match="must be 0"):
         encode_frame(frame, seq)
 
 
@@ -180,6 +183,17 @@ def test_overflow_discards_until_the_next_zero() -> None:
     assert [event_name(e) for e in events] == ["error:too_long"]
     assert decoder.buffered == 0
     assert decoder.feed(encode_frame(Ping(), 2)) == [Received(Ping(), 2)]
+
+
+def test_an_avr_sized_decoder_drops_frames_over_60_bytes() -> None:
+    decoder = LinkDecoder(max_frame=AVR_MAX_FRAME)
+    fits = encode_frame(PortMessage(0, bytes(AVR_MAX_FRAME - 5)), 1)
+    too_long = encode_frame(PortMessage(0, bytes(AVR_MAX_FRAME - 4)), 2)
+    events = decoder.feed(fits + too_long + encode_frame(Ping(), 3))
+    assert [event_name(e) for e in events] == ["M", "error:too_long", "P"]
+    assert decoder.stats.errors[LinkErrorKind.TOO_LONG] == 1
+    with pytest.raises(ValueError, match=r"max_frame must be 4\.\.254"):
+        LinkDecoder(max_frame=255)
 
 
 # -- round trips ---------------------------------------------------------------------------------

@@ -203,10 +203,16 @@ def _u8(value: int, what: str) -> int:
     return value
 
 
+def _u16(value: int, what: str) -> bytes:
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{what} must be 0..65535, got {value}")
+    return value.to_bytes(2, "big")
+
+
 def _short_text(text: str, what: str) -> bytes:
     data = text.encode()
     if len(data) > 0xFF:
-        raise ValueError(f"{what} is longer than 255 bytes")
+        raise ValueError(f"{what} must be 0..255 bytes of UTF-8, got {len(data)}")
     return bytes([len(data)]) + data
 
 
@@ -217,16 +223,16 @@ def _body(frame: Frame) -> tuple[FrameType, bytes]:  # noqa: PLR0911 (one return
             body = head + _short_text(name, "name") + _short_text(version, "version")
             return FrameType.HELLO, body
         case DescribeRequest(offset):
-            return FrameType.DESCRIBE, b"" if offset == 0 else struct.pack(">H", offset)
+            return FrameType.DESCRIBE, b"" if offset == 0 else _u16(offset, "offset")
         case Description(offset, total, data):
-            return FrameType.DESCRIBE, struct.pack(">HH", offset, total) + data
+            return FrameType.DESCRIBE, _u16(offset, "offset") + _u16(total, "total") + data
         case PortMessage(port, payload):
             return FrameType.MESSAGE, bytes([_u8(port, "port")]) + payload
         case Ping():
             return FrameType.PING, b""
         case Pong(counters):
             values = (counters.cobs, counters.crc, counters.overflow, counters.rejected)
-            return FrameType.PONG, struct.pack(">4H", *(min(v, 0xFFFF) for v in values))
+            return FrameType.PONG, b"".join(_u16(min(v, 0xFFFF), "counter") for v in values)
         case DeviceError(code, text):
             return FrameType.ERROR, bytes([_u8(code, "code")]) + text.encode()
     raise TypeError(f"not a serial link frame: {frame!r}")
@@ -361,12 +367,17 @@ class LinkStats:
 class LinkDecoder:
     """Streaming decoder: feed it bytes as they come, get frames and errors back.
 
-    Every 0x00 ends a frame. Bytes past :data:`MAX_ENCODED` without a delimiter are an overflow:
-    one ``too_long`` error, then everything up to the next 0x00 is discarded. Empty frames
-    (``00 00``, or the lone 0x00 a host sends after opening) are not errors.
+    Every 0x00 ends a frame. More than ``max_frame + 1`` bytes without a delimiter (a frame
+    longer than ``max_frame`` once decoded) are an overflow: one ``too_long`` error, then
+    everything up to the next 0x00 is discarded. Empty frames (``00 00``, or the lone 0x00 a
+    host sends after opening) are not errors. A host keeps the default ``max_frame``; a
+    simulated device passes its own limit (e.g. :data:`AVR_MAX_FRAME`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        if not MIN_FRAME <= max_frame <= MAX_FRAME:
+            raise ValueError(f"max_frame must be {MIN_FRAME}..{MAX_FRAME}, got {max_frame}")
+        self._max_encoded = max_frame + 1
         self._buffer = bytearray()
         self._overflow = False
         self.stats = LinkStats()
@@ -393,7 +404,7 @@ class LinkDecoder:
         if self._overflow:
             return
         self._buffer += piece
-        if len(self._buffer) > MAX_ENCODED:
+        if len(self._buffer) > self._max_encoded:
             self._buffer.clear()
             self._overflow = True
             self._count(SerialLinkError(LinkErrorKind.TOO_LONG, "no delimiter in time"), events)
