@@ -465,8 +465,8 @@ class FastMqttTransport(Transport):
         if len(self._waiting) >= self._max_queued:
             self._drop(message.topic, "too many messages queued")
             return
-        self.stats.published += 1  # while disconnected: sent after the reconnect
         self._encoder.topic_bytes(message.topic)  # a bad topic raises here, not later
+        self.stats.published += 1  # while disconnected: sent after the reconnect
         self._waiting.append(message)
         self._send_waiting()
 

@@ -350,7 +350,7 @@ async def read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 @contextlib.asynccontextmanager
-async def fake_broker(script: Script) -> AsyncIterator[str]:
+async def fake_broker(script: Script, connack: bytes = CONNACK) -> AsyncIterator[str]:
     """A loopback server running ``script(reader, writer, connection_number)`` per client."""
     connections = 0
 
@@ -360,7 +360,7 @@ async def fake_broker(script: Script) -> AsyncIterator[str]:
         try:
             first, _ = await read_packet(reader)
             assert first == 0x10  # CONNECT
-            writer.write(CONNACK)
+            writer.write(connack)
             await script(reader, writer, connections)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -438,3 +438,53 @@ async def test_malformed_packet_drops_the_connection(caplog: pytest.LogCaptureFi
         await until(lambda: transport.stats.connects >= 2)
     assert any("malformed packet" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_incoming_qos2_is_delivered_once_and_acknowledged() -> None:
+    answers: list[bytes] = []
+    message = encode_publish("q2", b"once", qos=2, packet_id=7)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        first, _ = await read_packet(reader)  # SUBSCRIBE
+        writer.write(b"\x90\x04\x00\x01\x00\x02")  # SUBACK, granted QoS 2
+        writer.write(message)
+        writer.write(bytes([message[0] | 0x08]) + message[1:])  # the same again, DUP set
+        for expected in (0x50, 0x50):  # PUBREC for each copy
+            first, body = await read_packet(reader)
+            assert first == expected
+            answers.append(body)
+        writer.write(b"\x62\x02\x00\x07")  # PUBREL
+        first, body = await read_packet(reader)
+        answers.append(bytes([first]) + body)
+        await read_packet(reader)
+
+    inbox = Inbox()
+    async with fake_broker(script) as url, fast(url) as transport:
+        await transport.subscribe("q2", inbox, qos=2)
+        await until(lambda: len(answers) == 3)
+        await asyncio.sleep(0.1)
+    assert inbox.payloads == [b"once"]
+    assert answers == [b"\x00\x07", b"\x00\x07", b"\x70\x00\x07"]  # PUBREC x2, PUBCOMP
+
+
+async def test_receive_maximum_limits_messages_in_flight() -> None:
+    rounds: list[list[bytes]] = []
+    beyond: list[tuple[int, bytes]] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for _ in range(3):
+            got = [(await read_packet(reader))[1] for _ in range(2)]
+            with contextlib.suppress(TimeoutError):  # a third must not come before an ack
+                beyond.append(await asyncio.wait_for(read_packet(reader), 0.2))
+            rounds.append([body[7:] for body in got])  # after topic "rm", packet id, properties
+            for body in got:
+                writer.write(b"\x40\x02" + body[4:6])  # PUBACK
+        await read_packet(reader)
+
+    connack = b"\x20\x06\x00\x00\x03\x21\x00\x02"  # Receive Maximum 2
+    async with fake_broker(script, connack) as url, fast(url) as transport:
+        for n in range(6):
+            transport.publish("rm", str(n).encode(), qos=1)
+        await asyncio.wait_for(transport.flush(), 5)
+    assert beyond == []
+    assert rounds == [[b"0", b"1"], [b"2", b"3"], [b"4", b"5"]]
