@@ -332,3 +332,35 @@ TEST_CASE("random garbage between frames: every frame after a 0x00 comes through
   }
   CHECK(pings == 2000);
 }
+
+TEST_CASE("a device loop on a Stream answers a ping with its counters") {
+  fake::ScriptedStream<256> serial;
+  fake::BufferPrint<64> host;
+  FrameBytes frame;
+  const uint8_t noise[] = {0x42, 0x17, 0x00};  // a dropped frame the pong will report
+  serial.script(noise, sizeof noise);
+  REQUIRE(buildPing(frame, 77));
+  writeFrame(host, frame);
+  serial.script(host.data(), host.length());
+
+  fake::setMillis(1000);
+  StaticLinkDecoder<kAvrMaxFrame> decoder;
+  while (serial.available() > 0) {  // what a sketch's loop() does
+    const int byte = serial.read();
+    if (decoder.push(static_cast<uint8_t>(byte)) == LinkDecoder::Event::Frame &&
+        decoder.frame().type == FrameType::Ping) {
+      REQUIRE(buildPong(frame, decoder.frame().seq, decoder.counters()));
+      writeFrame(serial, frame);
+    }
+    fake::advanceMillis(1);
+  }
+  CHECK(millis() == 1000 + sizeof noise + host.length());
+
+  StaticLinkDecoder<kMaxFrame> hostDecoder;
+  Bytes wire = {{}, serial.written().length()};
+  memcpy(wire.data, serial.written().data(), wire.length);
+  REQUIRE(pushAll(hostDecoder, wire).frames == 1);
+  CHECK(hostDecoder.frame().type == FrameType::Pong);
+  CHECK(hostDecoder.frame().seq == 77);
+  CHECK(hostDecoder.frame().counters.cobs == 1);
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -45,6 +46,16 @@ from gateway.errors import DescriptionError, FrameTooLargeError, SerialLinkError
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "vectors" / "serial_link.json").read_text(encoding="utf-8")
 )
+
+
+def test_the_vectors_file_is_what_its_generator_writes() -> None:
+    path = Path(__file__).parents[1] / "vectors" / "make_serial_link_vectors.py"
+    spec = importlib.util.spec_from_file_location("make_serial_link_vectors", path)
+    assert spec is not None
+    assert spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.render(generator.build()) == generator.OUT.read_text(encoding="utf-8")
 
 
 def vector_id(case: dict[str, Any]) -> str:

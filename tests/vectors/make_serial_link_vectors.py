@@ -242,8 +242,8 @@ def stream_vectors() -> list[dict[str, Any]]:
     ]
 
 
-def main() -> None:
-    vectors = {
+def build() -> dict[str, Any]:
+    return {
         "description": "serial link test vectors, see docs/serial-link.md",
         "generator": "tests/vectors/make_serial_link_vectors.py",
         "protocol_version": 1,
@@ -253,7 +253,14 @@ def main() -> None:
         "invalid": invalid_vectors(),
         "streams": stream_vectors(),
     }
-    OUT.write_text(json.dumps(vectors, indent=1, sort_keys=True) + "\n")
+
+
+def render(vectors: dict[str, Any]) -> str:
+    return json.dumps(vectors, indent=1, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    OUT.write_text(render(build()), encoding="utf-8")
 
 
 if __name__ == "__main__":
