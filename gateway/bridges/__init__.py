@@ -1,0 +1,1 @@
+"""Bridges: drivers that make devices outside MQTT (USB serial, radio) msgflo participants."""

@@ -27,7 +27,7 @@ DELIMITER = b"\x00"
 
 
 class FrameType(enum.IntEnum):
-    """The type byte: an ASCII letter, upper case from the device unless noted."""
+    """The type byte, an ASCII letter (docs/serial-link.md section 4)."""
 
     HELLO = ord("H")
     DESCRIBE = ord("D")  # both ways: request (body 0 or 2 bytes) and reply (4 or more)
