@@ -40,7 +40,9 @@ bool same(const uint8_t* a, size_t aLength, const Bytes& b) {
   return aLength == b.length && (aLength == 0 || memcmp(a, b.data, aLength) == 0);
 }
 
-bool eq(const char* a, const char* b) { return strcmp(a, b) == 0; }
+bool eq(const char* a, const char* b) {
+  return strcmp(a, b) == 0;
+}
 
 bool sameText(const uint8_t* a, size_t aLength, const char* text) {
   return aLength == strlen(text) && (aLength == 0 || memcmp(a, text, aLength) == 0);

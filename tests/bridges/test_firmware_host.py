@@ -2,7 +2,8 @@
 with CMake in a temporary directory and run with ctest, so the C++ codec is checked against the
 same tests/vectors/serial_link.json as the Python one on every ``./bootstrap.sh test``.
 
-Missing cmake or a C++ compiler is a failure, not a skip: ``./bootstrap.sh setup`` installs them.
+Missing cmake, a C++ compiler or clang-format is a failure, not a skip: ``./bootstrap.sh setup``
+installs them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def run(command: list[str], cwd: Path) -> str:
 
 
 def test_tools_are_installed() -> None:
-    missing = [tool for tool in ("cmake", "ctest", "c++") if shutil.which(tool) is None]
+    tools = ("cmake", "ctest", "c++", "clang-format")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     assert not missing, f"missing {missing}: run ./bootstrap.sh setup"
 
 

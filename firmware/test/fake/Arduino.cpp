@@ -6,9 +6,15 @@ namespace {
 unsigned long now_ = 0;
 }
 
-unsigned long millis() { return now_; }
+unsigned long millis() {
+  return now_;
+}
 
 namespace fake {
-void setMillis(unsigned long now) { now_ = now; }
-void advanceMillis(unsigned long delta) { now_ += delta; }
+void setMillis(unsigned long now) {
+  now_ = now;
+}
+void advanceMillis(unsigned long delta) {
+  now_ += delta;
+}
 }  // namespace fake

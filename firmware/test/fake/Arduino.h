@@ -63,7 +63,10 @@ class BufferPrint : public Print {
   size_t length() const { return length_; }
   size_t writes() const { return writes_; }
   bool overflowed() const { return overflowed_; }
-  void clear() { length_ = writes_ = 0; overflowed_ = false; }
+  void clear() {
+    length_ = writes_ = 0;
+    overflowed_ = false;
+  }
 
  private:
   uint8_t data_[Capacity] = {};
