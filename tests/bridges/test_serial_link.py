@@ -359,3 +359,42 @@ def test_the_assembler_refuses_inconsistent_parts(parts: list[Description], mess
 
 def test_an_empty_description_text_is_complete_at_once() -> None:
     assert DescriptionAssembler().add(Description(0, 0, b"")) == b""
+
+
+port_ids = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True)
+port_lists = st.lists(st.builds(PortSpec, port_ids, texts.filter(bool)), max_size=6).map(
+    lambda ports: tuple({port.id: port for port in ports}.values())
+)
+
+
+@given(
+    st.builds(DeviceDescription, texts.filter(bool), texts, texts, port_lists, port_lists, texts),
+    st.integers(1, MAX_BODY - 4),
+)
+def test_a_description_round_trips_through_paged_frames(
+    description: DeviceDescription, page: int
+) -> None:
+    """The device side pages its JSON into D replies; the host side reassembles and parses."""
+    ports = {
+        key: [{"id": p.id, "type": p.type} for p in getattr(description, key)]
+        for key in ("inports", "outports")
+    }
+    doc = {
+        "component": description.component,
+        "label": description.label,
+        "icon": description.icon,
+        "version": description.version,
+        **ports,
+    }
+    text = json.dumps(doc).encode()
+    assembler = DescriptionAssembler()
+    decoder = LinkDecoder()
+    result = None
+    while result is None:
+        start = assembler.next_offset
+        reply = Description(start, len(text), text[start : start + page])
+        [received] = decoder.feed(encode_frame(reply, 1))
+        assert isinstance(received, Received)
+        assert isinstance(received.frame, Description)
+        result = assembler.add(received.frame)
+    assert parse_description(result) == description
