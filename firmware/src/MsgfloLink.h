@@ -68,8 +68,8 @@ const char* linkErrorName(LinkError error);
 uint16_t crc16Update(uint16_t crc, uint8_t byte);
 uint16_t crc16(const uint8_t* data, size_t length, uint16_t crc = 0xFFFF);
 
-// Random-access bytes the encoder reads (twice each: once for the CRC, once to find the next
-// zero, once to write). Subclass it to stream a body from wherever it lives.
+// Random-access bytes the encoder reads three times each (for the CRC, to find the next zero,
+// to write). Subclass it to stream a body from wherever it lives.
 class ByteSource {
  public:
   virtual size_t size() const = 0;
