@@ -64,7 +64,6 @@ class TransportError(GatewayError):
     """The broker connection failed, or the broker refused an operation."""
 
 
-
 class GraphError(GatewayError):
     """One problem in a graph file. ``line``/``col`` are 1-based; 0 means the position is unknown.
 
