@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError, TransportError
@@ -157,8 +157,8 @@ class Connection(asyncio.Protocol):
         self.write_full = False  # past the transport's high-water mark
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport: uvloop's does not subclass asyncio.Transport, so no isinstance.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         # Nagle would hold a small publish until the broker's delayed ACK (reference doc 4.2).
         with contextlib.suppress(OSError, AttributeError):
