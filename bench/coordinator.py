@@ -55,6 +55,7 @@ comparable).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -132,6 +133,30 @@ class Settings:
     quick: bool = False
     ours_cmd: tuple[str, ...] = ()
     ours_src: str = ""  # a copy of gateway/ at --ours-commit, put first on our PYTHONPATH
+    cpu_budget: float = 0.0  # percent of one core per coordinator (cgroup quota); 0: none
+
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1 cpu controller, as on these machines
+
+
+class CpuBudget:
+    """A cgroup with a CPU quota, so that a coordinator, not the broker or the load generator,
+    is what limits the flood: then msg/s measures the coordinator itself, with the same CPU
+    for both coordinators. Needs root and the cgroup v1 cpu controller."""
+
+    def __init__(self, percent: float, name: str) -> None:
+        self.path = CGROUP_CPU / f"msgflo-bench-{os.getpid()}-{name}"
+        self.path.mkdir()
+        period = 100_000
+        (self.path / "cpu.cfs_period_us").write_text(str(period))
+        (self.path / "cpu.cfs_quota_us").write_text(str(int(period * percent / 100)))
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
 
 class Coordinator:
@@ -160,6 +185,7 @@ class Coordinator:
         if kind == "ours" and settings.ours_src:
             # The working directory is not the checkout, so this wins over the editable install.
             env["PYTHONPATH"] = settings.ours_src
+        self.budget = CpuBudget(settings.cpu_budget, tag) if settings.cpu_budget else None
         self.process = subprocess.Popen(
             cmd,
             cwd=self.workdir,
@@ -169,6 +195,8 @@ class Coordinator:
             env=env,
             start_new_session=True,
         )
+        if self.budget is not None:
+            self.budget.add(self.process.pid)
 
     @property
     def pid(self) -> int:
@@ -193,6 +221,8 @@ class Coordinator:
                     self.process.wait(5)
         finally:
             self.log.close()
+            if self.budget is not None:
+                self.budget.remove()
 
 
 def node() -> str:
@@ -817,6 +847,14 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Plan]:
         "dir) instead of the working tree, which others may be editing",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2000 messages, 1 run")
+    parser.add_argument(
+        "--cpu-budget",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="give each coordinator this percent of one core (cgroup quota), so that it limits "
+        "the flood and msg/s compares the coordinators, not the shared machine",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--profile",
@@ -856,6 +894,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Plan]:
         profile,
         args.quick,
         tuple(shlex.split(args.ours_cmd or "")),
+        cpu_budget=args.cpu_budget,
     )
     plan = Plan(args.json, not args.no_forwarding, not args.no_scale, args.ours_commit or "")
     return settings, plan
