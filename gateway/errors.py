@@ -15,6 +15,8 @@
     ├── FrameTooLargeError       a frame bigger than the receiving device accepts; never sent
     ├── DescriptionError         a device's describe JSON that cannot be used (names the key path)
     └── TransportError           the broker connection failed or refused us
+        └── MalformedPacketError the broker sent bytes that are not MQTT 5 (defined with its
+                                 codec, gateway/transport/mqtt5_codec.py)
 
 Input from the outside world (network, files, devices) raises these at the boundary where it is
 parsed; code past the boundary only sees typed objects. Command-line tools turn a GatewayError

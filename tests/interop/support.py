@@ -21,7 +21,7 @@ from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph.model import Graph
 from gateway.participant import Message, Participant, serve
 from gateway.processes import with_parent_death_signal
-from gateway.transport.mqtt import MQTT_5, MqttTransport
+from gateway.transport.mqtt5_fast import FastMqttTransport
 
 TESTS = Path(__file__).parents[1]
 ROOT = TESTS.parent
@@ -228,7 +228,8 @@ async def within(
 @contextlib.asynccontextmanager
 async def coordinating(url: str, graph: Graph, **options: Any) -> AsyncIterator[Coordinator]:
     """Our coordinator on ``url``, as ``msgflo`` runs it (MQTT 5 for its forwarding options)."""
-    transport = MqttTransport(parse_broker_url(url), client_id="coordinator", protocol=MQTT_5)
+    # The transport the coordinator really uses (gateway/coordinator/service.py).
+    transport = FastMqttTransport(parse_broker_url(url), client_id="coordinator")
     async with transport:
         coordinator = Coordinator(transport, graph, options=CoordinatorOptions(**options))
         task = asyncio.create_task(coordinator.run())
