@@ -18,7 +18,6 @@ import random
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,6 +32,7 @@ from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError, TransportError
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import ConnectListener, Delivery, DeliveryHandler, Transport
+from gateway.transport.reconnect import keep_connected
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ MQTT_311 = 4  # protocol level numbers, as in the CONNECT packet
 MQTT_5 = 5
 CONNACK_TIMEOUT = 10.0
 MISC_INTERVAL = 1.0  # how often paho's keepalive bookkeeping runs
-STABLE_AFTER = 10.0  # a connection that lasted this long resets the backoff
 # QoS>0 messages paho holds beyond those in flight: while disconnected, and whenever more
 # than MAX_INFLIGHT are unacknowledged; past this, publishes are dropped and counted.
 DEFAULT_MAX_QUEUED = 10_000
@@ -183,25 +182,13 @@ class MqttTransport(Transport):
     # -- the reconnect loop --------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        attempt = 0
-        while not self._closing:
-            try:
-                await self._connect_once()
-            except (OSError, ssl.SSLError, TransportError, TimeoutError) as exc:
-                delay = self._backoff.delay(attempt)
-                attempt += 1
-                log.warning("mqtt: cannot connect to %s: %s; retry in %.1f s", self.url, exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            started = time.monotonic()
-            await self._run_connected()
-            if time.monotonic() - started >= STABLE_AFTER:
-                attempt = 0
-            if not self._closing:
-                delay = self._backoff.delay(attempt)
-                attempt += 1
-                log.warning("mqtt: lost connection to %s; reconnect in %.1f s", self.url, delay)
-                await asyncio.sleep(delay)
+        await keep_connected(
+            self.url,
+            self._backoff,
+            self._connect_once,
+            self._run_connected,
+            lambda: self._closing,
+        )
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()

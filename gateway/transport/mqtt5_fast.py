@@ -60,6 +60,7 @@ from gateway.transport.mqtt5_codec import (
     encode_unsubscribe,
     reason_name,
 )
+from gateway.transport.reconnect import keep_connected
 
 __all__ = ["FastMqttTransport", "TransportStats", "Will", "topic_matches"]
 
@@ -68,7 +69,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0  # TCP connect and TLS handshake
 CONNACK_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0  # for the DISCONNECT to leave when the context exits
-STABLE_AFTER = 10.0  # a connection that lasted this long resets the backoff
 DEFAULT_MAX_QUEUED = 10_000  # QoS>0 messages waiting to be sent, past which they are dropped
 SUBSCRIBE_BATCH = 100  # topic filters per SUBSCRIBE when subscriptions are replayed
 DRAIN_POLL = 0.005  # s between checks of the socket buffer in flush()
@@ -305,28 +305,19 @@ class FastMqttTransport(Transport):
     # -- the reconnect loop --------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        attempt = 0
-        while not self._closing:
-            try:
-                await self._connect_once()
-            except (OSError, ssl.SSLError, TransportError, TimeoutError) as exc:
-                delay = self._backoff.delay(attempt)
-                attempt += 1
-                log.warning("mqtt: cannot connect to %s: %s; retry in %.1f s", self.url, exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            started = time.monotonic()
-            try:
-                await self._run_connected()
-            finally:
-                self._live = None
-            if time.monotonic() - started >= STABLE_AFTER:
-                attempt = 0
-            if not self._closing:
-                delay = self._backoff.delay(attempt)
-                attempt += 1
-                log.warning("mqtt: lost connection to %s; reconnect in %.1f s", self.url, delay)
-                await asyncio.sleep(delay)
+        await keep_connected(
+            self.url,
+            self._backoff,
+            self._connect_once,
+            self._stay_connected,
+            lambda: self._closing,
+        )
+
+    async def _stay_connected(self) -> None:
+        try:
+            await self._run_connected()
+        finally:
+            self._live = None
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
