@@ -1,4 +1,4 @@
-"""MQTT 5 transport on our own codec (``mqtt5_codec.py``), driven by an asyncio Protocol.
+"""MQTT 5 transport on our own codec (``mqtt5_codec.py``, ``mqtt5_encoder.py``), driven by an asyncio Protocol.
 
 For forwarders, where every microsecond per message counts: paho builds an MQTT 5 properties
 object, an ``MQTTMessage`` and a ``threading.Condition`` per message and makes a syscall per
@@ -41,13 +41,16 @@ from gateway.transport.mqtt5_codec import (
     PubAck,
     PubComp,
     Publish,
-    PublishEncoder,
     PubRec,
     PubRel,
     RetainHandling,
     SubAck,
-    SubscriptionOptions,
     UnsubAck,
+    reason_name,
+)
+from gateway.transport.mqtt5_encoder import (
+    PublishEncoder,
+    SubscriptionOptions,
     Will,
     encode_connect,
     encode_disconnect,
@@ -58,7 +61,6 @@ from gateway.transport.mqtt5_codec import (
     encode_pubrel,
     encode_subscribe,
     encode_unsubscribe,
-    reason_name,
 )
 from gateway.transport.reconnect import keep_connected
 

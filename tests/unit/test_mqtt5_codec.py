@@ -18,15 +18,18 @@ from gateway.transport.mqtt5_codec import (
     PubAck,
     PubComp,
     Publish,
-    PublishEncoder,
     PubRec,
     PubRel,
     RetainHandling,
     SubAck,
-    SubscriptionOptions,
     UnsubAck,
-    Will,
     decode_varint,
+    reason_name,
+)
+from gateway.transport.mqtt5_encoder import (
+    PublishEncoder,
+    SubscriptionOptions,
+    Will,
     encode_binary,
     encode_connect,
     encode_disconnect,
@@ -40,7 +43,6 @@ from gateway.transport.mqtt5_codec import (
     encode_subscribe,
     encode_unsubscribe,
     encode_varint,
-    reason_name,
 )
 
 # -- what a server would send (the codec only encodes what a client sends) ---------------------
