@@ -1,4 +1,4 @@
-"""MQTT 5 transport on our own codec (``mqtt5_codec.py``, ``mqtt5_encoder.py``), driven by an asyncio Protocol.
+"""MQTT 5 transport on our own codec (mqtt5_codec, mqtt5_encoder), driven by an asyncio Protocol.
 
 For forwarders, where every microsecond per message counts: paho builds an MQTT 5 properties
 object, an ``MQTTMessage`` and a ``threading.Condition`` per message and makes a syscall per
