@@ -61,6 +61,7 @@ class CoordinatorEnvironment(Environment):
         self._discovery_wait = discovery_wait
         self._listener: Listener | None = None
         self._watched: list[Edge] = []
+        self._watched_sources: set[str] = set()  # roles with a watched outgoing edge
         self._running = False
         self._quiet: asyncio.TimerHandle | None = None
         self._participant_seen = asyncio.Event()
@@ -150,6 +151,7 @@ class CoordinatorEnvironment(Environment):
 
     def watch_edges(self, edges: list[Edge]) -> None:
         self._watched = list(edges)
+        self._watched_sources = {e.src.process for e in self._watched}
         self._refresh_observers()
 
     def set_listener(self, listener: Listener) -> None:
@@ -170,7 +172,7 @@ class CoordinatorEnvironment(Environment):
     def _edge_data(self, edge: Edge, data: Json) -> None:
         # Data that reached a node with no outgoing edges has arrived: the network carries
         # nothing more from it. Data into any other node keeps the network "running".
-        if any(e.src.process == edge.tgt.process for e in self._watched):
+        if edge.tgt.process in self._watched_sources:
             self._activity()
         if self._listener is not None:
             self._listener.edge_data(edge, data)
