@@ -61,6 +61,8 @@ class CoordinatorEnvironment(Environment):
         self._discovery_wait = discovery_wait
         self._listener: Listener | None = None
         self._watched: list[Edge] = []
+        self._selected: list[Edge] = []  # network:edges selections of the clients (union)
+        self._started = False
         self._watched_sources: set[str] = set()  # roles with a watched outgoing edge
         self._running = False
         self._quiet: asyncio.TimerHandle | None = None
@@ -79,7 +81,7 @@ class CoordinatorEnvironment(Environment):
     async def change_graph(self, graph: Graph) -> None:
         old = self.coordinator.graph
         await self.service.set_graph(graph)
-        self._refresh_observers()
+        self._rewatch()
         await self.coordinator.wired()
         started = [r for r in graph.processes if r not in old.processes and self._startable(r)]
         await self._wait_discovered(started)
@@ -141,16 +143,26 @@ class CoordinatorEnvironment(Environment):
         # set off may already be on its way and must not appear to come before them.
         for initial, _ in self.coordinator.sendable_iips():
             self._on_iip(initial)
-        self.watch_edges([c for c in self.graph.connections if isinstance(c, Edge)])
+        self._started = True
+        self._rewatch()
         await self.coordinator.wired()
         self.coordinator.resend_iips(notify=False)
 
     async def stop_network(self) -> None:
-        self.watch_edges([])
+        self._started = False
+        self._rewatch()
         await self.coordinator.wired()
 
     def watch_edges(self, edges: list[Edge]) -> None:
-        self._watched = list(edges)
+        self._selected = list(edges)
+        self._rewatch()
+
+    def _rewatch(self) -> None:
+        # Every edge while the network is started; otherwise what clients selected.
+        if self._started:
+            self._watched = [c for c in self.graph.connections if isinstance(c, Edge)]
+        else:
+            self._watched = list(self._selected)
         self._watched_sources = {e.src.process for e in self._watched}
         self._refresh_observers()
 

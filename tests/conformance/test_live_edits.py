@@ -102,3 +102,28 @@ async def test_every_command_needs_the_secret(mosquitto: Mosquitto, tmp_path: Pa
                     )
                     assert reply["command"] == "error", reply
                 assert all(SECRET not in str(m) for m in client.received)
+
+
+async def test_edge_selection_reports_data_and_survives_a_stop(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    async with (
+        runtime(mosquitto, tmp_path) as address,
+        RuntimeClient(address, secret=SECRET) as client,
+        asyncio.timeout(60),
+    ):
+        for name in ("a", "b"):
+            await client.request("graph", "addnode", node(name, "core/Repeat"))
+        await client.request("graph", "addedge", edge("a", "b"))
+        selection = {
+            "graph": GRAPH,
+            "edges": [{"src": {"node": "a", "port": "out"}, "tgt": {"node": "b", "port": "in"}}],
+        }
+        await client.request("network", "edges", selection)
+        await client.request("network", "start", {"graph": GRAPH}, expect=[("network", "started")])
+        await client.request("network", "stop", {"graph": GRAPH}, expect=[("network", "stopped")])
+        mark = len(client.received)
+        probe.transport.publish("a/in", b'{"seen": true}')
+        data = await client.wait_for({("network", "data")}, since=mark)
+    assert data["payload"]["id"] == "a() OUT -> IN b()"
+    assert data["payload"]["data"] == {"seen": True}
