@@ -129,7 +129,9 @@ def _subscribe_packet(batch: list[tuple[str, SubscriptionOptions]], packet_id: i
 
 def tls_context(url: BrokerUrl) -> ssl.SSLContext | None:
     """The client TLS context for ``mqtts://`` (options as msgflo-python: ca_certs, certfile,
-    keyfile; ``insecure`` skips verification), None for plain ``mqtt://``."""
+    keyfile; ``insecure`` skips the host name check only, as paho's ``tls_insecure_set`` does
+    for the participants: the broker's certificate must still come from the CA), None for
+    plain ``mqtt://``."""
     if not url.tls:
         return None
     opts = url.options
@@ -141,7 +143,6 @@ def tls_context(url: BrokerUrl) -> ssl.SSLContext | None:
         raise BrokerUrlError(str(url), f"TLS setup failed: {exc}") from None
     if opts.get("insecure", "") in ("1", "true", "yes"):
         context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     return context
 
 

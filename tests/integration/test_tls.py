@@ -76,3 +76,24 @@ def test_missing_ca_file_is_a_one_line_url_error(tmp_path: Path) -> None:
     with pytest.raises(Exception) as err:
         MqttTransport(url)
     assert "TLS setup failed" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("transport", ["paho", "fast"])
+async def test_insecure_skips_only_the_host_name_check(
+    tls_broker: Mosquitto,
+    pki: Pki,
+    tmp_path: Path,
+    transport: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.transport.mqtt5_fast import FastMqttTransport
+
+    (tmp_path / "other").mkdir()
+    other = make_pki(tmp_path / "other", ca_name="some other CA")
+    url = parse_broker_url(tls_url(tls_broker, pki, ca=other.ca) + "&insecure=1")
+    cls = MqttTransport if transport == "paho" else FastMqttTransport
+    async with cls(url, client_id=f"insecure-{transport}") as connection:
+        await asyncio.sleep(1.0)
+        # A broker certificate from another CA is still refused.
+        assert not connection.connected
+    assert any("certificate verify failed" in r.getMessage() for r in caplog.records)
