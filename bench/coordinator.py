@@ -81,10 +81,11 @@ from bench.participant import (  # noqa: E402
     LoadGen,
     Phase,
     broker_pid_of,
+    cpu_per_message,
     cpu_seconds,
     machine,
     own_cpu_seconds,
-    percentile,
+    round_trip_figures,
 )
 from gateway.mosquitto import Mosquitto, free_port  # noqa: E402
 from gateway.participant import define, encode_discovery  # noqa: E402
@@ -374,21 +375,9 @@ def load_figures(settings: Settings, load: HopLoad, pid: int, broker_pid: int) -
     cpu_after = [cpu_seconds(p) if p else 0.0 for p in pids] + [own_cpu_seconds()]
     rss = proc_status(pid, "VmRSS") if pid else float("nan")
     pings, pp_elapsed = load.ping_pong(settings.pings, timeout)
-    per_msg = [
-        (after - before) / max(flood.received, 1) * 1e6
-        for before, after in zip(cpu_before, cpu_after, strict=True)
-    ]
+    per_msg = cpu_per_message(cpu_before, cpu_after, flood.received)
     return {
-        "msgs_per_s": flood.received / elapsed,
-        "load_p50_ms": percentile(flood.rtts, 0.50) * 1e3,
-        "load_p99_ms": percentile(flood.rtts, 0.99) * 1e3,
-        "pp_p50_ms": percentile(pings.rtts, 0.50) * 1e3,
-        "pp_p99_ms": percentile(pings.rtts, 0.99) * 1e3,
-        "pp_msgs_per_s": pings.received / pp_elapsed,
-        "lost": (count - flood.received) + (pings.count - pings.received),
-        "reordered": flood.reordered + pings.reordered,
-        "duplicates": flood.duplicates + pings.duplicates,
-        "corrupt": flood.corrupt + pings.corrupt,
+        **round_trip_figures(count, flood, elapsed, pings, pp_elapsed),
         "coord_cpu_us": per_msg[0],
         "broker_cpu_us": per_msg[1],
         "load_cpu_us": per_msg[2],

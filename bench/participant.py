@@ -344,11 +344,27 @@ def child_load(config: dict[str, Any]) -> None:
     cpu_after = [cpu_seconds(pid) for pid in pids] + [own_cpu_seconds()]
     pings, pp_elapsed = load.ping_pong(config["pings"], timeout)
     load.close()
-    per_msg = [
-        (after - before) / max(flood.received, 1) * 1e6
-        for before, after in zip(cpu_before, cpu_after, strict=True)
-    ]
+    per_msg = cpu_per_message(cpu_before, cpu_after, flood.received)
     result = {
+        **round_trip_figures(count, flood, elapsed, pings, pp_elapsed),
+        "echo_cpu_us": per_msg[0],
+        "broker_cpu_us": per_msg[1],
+        "load_cpu_us": per_msg[2],
+        "elapsed_s": elapsed,
+    }
+    print(json.dumps(result), flush=True)
+
+
+def cpu_per_message(before: list[float], after: list[float], received: int) -> list[float]:
+    """CPU microseconds per message of each measured process between two readings."""
+    return [(a - b) / max(received, 1) * 1e6 for b, a in zip(before, after, strict=True)]
+
+
+def round_trip_figures(
+    count: int, flood: Any, elapsed: float, pings: Any, pp_elapsed: float
+) -> dict[str, float]:
+    """The figures of a windowed flood and a ping-pong run, shared by the bench scripts."""
+    return {
         "msgs_per_s": flood.received / elapsed,
         "load_p50_ms": percentile(flood.rtts, 0.50) * 1e3,
         "load_p99_ms": percentile(flood.rtts, 0.99) * 1e3,
@@ -359,12 +375,7 @@ def child_load(config: dict[str, Any]) -> None:
         "reordered": flood.reordered + pings.reordered,
         "duplicates": flood.duplicates + pings.duplicates,
         "corrupt": flood.corrupt + pings.corrupt,
-        "echo_cpu_us": per_msg[0],
-        "broker_cpu_us": per_msg[1],
-        "load_cpu_us": per_msg[2],
-        "elapsed_s": elapsed,
     }
-    print(json.dumps(result), flush=True)
 
 
 # -- the orchestrator --------------------------------------------------------------------------
