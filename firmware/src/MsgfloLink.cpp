@@ -359,11 +359,11 @@ LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame) {
   if (crc16(raw, length) != 0) {  // CRC over data + big-endian CRC is zero when intact
     return LinkError::BadCrc;
   }
+  frame.seq = raw[1];
   if (!knownType(raw[0])) {
     return LinkError::UnknownType;
   }
   frame.type = static_cast<FrameType>(raw[0]);
-  frame.seq = raw[1];
   frame.body = raw + 2;
   frame.bodyLength = length - kMinFrame;
   return parseBody(frame.body, frame.bodyLength, frame);

@@ -232,7 +232,8 @@ struct Frame {
   ErrorCounters counters;
 };
 
-// Checks a decoded frame's body for its type and fills `frame`. Returns None or why not.
+// Checks a decoded frame's body for its type and fills `frame`. Returns None or why not; after
+// UnknownType and BadBody, frame.seq still holds the frame's sequence number (for the reply).
 LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame);
 
 // Streaming decoder over caller-provided storage (no heap). `capacity` is the largest decoded
@@ -250,6 +251,9 @@ class LinkDecoder {
   const ErrorCounters& counters() const { return counters_; }
   uint16_t frames() const { return frames_; }
   size_t capacity() const { return capacity_; }
+  // The frame buffer (capacity() bytes). Once a frame has been handled it is free until the
+  // next push, and a device may build a reply in it (frame() then no longer holds).
+  uint8_t* scratch() { return buffer_; }
   void reset();
 
  private:

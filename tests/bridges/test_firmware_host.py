@@ -2,12 +2,17 @@
 with CMake in a temporary directory and run with ctest, so the C++ codec is checked against the
 same tests/vectors/serial_link.json as the Python one on every ``./bootstrap.sh test``.
 
+The C++ participant test reads its description back from a simulated device, slice by slice;
+here that text goes through Python's json module and the gateway's own validator, so the
+firmware's escaping is checked by the parser that will read it in production.
+
 Missing cmake, a C++ compiler or clang-format is a failure, not a skip: ``./bootstrap.sh setup``
 installs them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,11 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.bridges.serial.description import PortSpec, parse_description
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "firmware" / "test"
 
 
-def run(command: list[str], cwd: Path) -> str:
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         command,
         cwd=cwd,
@@ -28,12 +35,26 @@ def run(command: list[str], cwd: Path) -> str:
         text=True,
         timeout=300,
         check=False,
-        env={**os.environ, "CTEST_OUTPUT_ON_FAILURE": "1"},
+        env={**os.environ, "CTEST_OUTPUT_ON_FAILURE": "1", **(env or {})},
     )
     output = result.stdout + result.stderr
     if result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{output[-6000:]}")
     return output
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host tests, configured and built once for this module."""
+    tools = ("cmake", "ctest", "c++", "clang-format")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    assert not missing, f"missing {missing}: run ./bootstrap.sh setup"
+    build = tmp_path_factory.mktemp("firmware") / "build"
+    jobs = str(min(2, os.cpu_count() or 1))
+    configure = ["cmake", "-S", str(SOURCE), "-B", str(build)]
+    run([*configure, f"-DPython3_EXECUTABLE={sys.executable}"], ROOT)
+    run(["cmake", "--build", str(build), "--parallel", jobs], ROOT)
+    return build
 
 
 def test_tools_are_installed() -> None:
@@ -42,22 +63,23 @@ def test_tools_are_installed() -> None:
     assert not missing, f"missing {missing}: run ./bootstrap.sh setup"
 
 
-def test_firmware_host_tests_pass(tmp_path: Path) -> None:
-    build = tmp_path / "build"
-    jobs = str(min(2, os.cpu_count() or 1))
-    run(
-        [
-            "cmake",
-            "-S",
-            str(SOURCE),
-            "-B",
-            str(build),
-            f"-DPython3_EXECUTABLE={sys.executable}",
-        ],
-        ROOT,
-    )
-    run(["cmake", "--build", str(build), "--parallel", jobs], ROOT)
+def test_firmware_host_tests_pass(build: Path) -> None:
     output = run(["ctest", "--test-dir", str(build), "--output-on-failure"], ROOT)
     assert "100% tests passed" in output
-    report = run([str(build / "firmware_tests")], ROOT)
+    assert "out of 3" in output
+
+
+def test_device_description_passes_the_gateway_validator(build: Path, tmp_path: Path) -> None:
+    out = tmp_path / "description.json"
+    report = run([str(build / "firmware_tests")], ROOT, {"MSGFLO_DESCRIPTION_OUT": str(out)})
     assert "Status: SUCCESS!" in report
+    text = out.read_bytes()
+    label = 'A "quoted" C:\\dir label,\ta tab, a newline\n, \x01 and gr\u00fc\u00df'
+    assert json.loads(text)["label"] == label
+    description = parse_description(text)
+    assert description.component == "Echo"
+    assert description.label == label
+    assert description.icon == "repeat"
+    assert description.inports == (PortSpec("in", "string"), PortSpec("led", "boolean"))
+    assert description.outports == (PortSpec("out", "string"), PortSpec("raw", "any"))
+    assert description.version == "1.2.3"

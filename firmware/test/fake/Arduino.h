@@ -9,9 +9,12 @@
 #include <stdint.h>
 #include <string.h>
 
+// Flash strings as on the real cores: F() gives a distinct pointer type, so overloads for RAM
+// and flash text are told apart on the host as on an AVR.
+class __FlashStringHelper;
 #define PROGMEM
 #define PSTR(text) (text)
-#define F(text) (text)
+#define F(text) (reinterpret_cast<const __FlashStringHelper*>(PSTR(text)))
 #define pgm_read_byte(address) (*reinterpret_cast<const uint8_t*>(address))
 
 class Print {

@@ -1,0 +1,229 @@
+// The streaming JSON writer and number formatting; see MsgfloJson.h.
+
+#include "MsgfloJson.h"
+
+namespace msgflo {
+
+size_t flashLength(FlashText text) {
+  size_t length = 0;
+  if (text) {
+    while (flashByte(text, length) != 0) ++length;
+  }
+  return length;
+}
+
+namespace {
+
+// Digits of value, most significant first, at out; returns how many.
+size_t formatUnsigned(unsigned long value, char* out) {
+  char digits[kNumberTextSize];
+  size_t count = 0;
+  do {
+    digits[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  for (size_t i = 0; i < count; ++i) out[i] = digits[count - 1 - i];
+  return count;
+}
+
+}  // namespace
+
+size_t formatInteger(long value, char* out) {
+  size_t length = 0;
+  unsigned long magnitude = static_cast<unsigned long>(value);
+  if (value < 0) {
+    out[length++] = '-';
+    magnitude = 0UL - magnitude;  // well defined for the most negative long too
+  }
+  length += formatUnsigned(magnitude, out + length);
+  out[length] = 0;
+  return length;
+}
+
+size_t formatDecimal(float value, uint8_t decimals, char* out) {
+  if (!(value > -4e9f && value < 4e9f)) {  // NaN fails both comparisons
+    memcpy(out, "null", 5);
+    return 4;
+  }
+  if (decimals > 6) decimals = 6;
+  const bool negative = value < 0;
+  if (negative) value = -value;
+  uint32_t scale = 1;
+  for (uint8_t i = 0; i < decimals; ++i) scale *= 10;
+  uint32_t whole = static_cast<uint32_t>(value);
+  uint32_t fraction =
+      static_cast<uint32_t>((value - static_cast<float>(whole)) * static_cast<float>(scale) + 0.5f);
+  if (fraction >= scale) {  // rounding carried into the whole part: 0.999 -> 1.00
+    ++whole;
+    fraction -= scale;
+  }
+  size_t length = 0;
+  if (negative && (whole != 0 || fraction != 0)) out[length++] = '-';
+  length += formatUnsigned(whole, out + length);
+  if (decimals > 0) {
+    out[length++] = '.';
+    for (uint32_t digit = scale / 10; digit > 0; digit /= 10) {
+      out[length++] = static_cast<char>('0' + fraction / digit % 10);
+    }
+  }
+  out[length] = 0;
+  return length;
+}
+
+// -- JsonWriter --------------------------------------------------------------------------------
+
+void JsonWriter::separate() {
+  if (afterKey_) {
+    afterKey_ = false;
+    return;
+  }
+  if (depth_ == 0) return;
+  const uint16_t bit = static_cast<uint16_t>(1u << (depth_ - 1));
+  if (filled_ & bit) sink_.put(',');
+  filled_ = static_cast<uint16_t>(filled_ | bit);
+}
+
+JsonWriter& JsonWriter::open(char bracket) {
+  separate();
+  sink_.put(bracket);
+  if (depth_ < kMaxDepth) {
+    ++depth_;
+    filled_ = static_cast<uint16_t>(filled_ & ~(1u << (depth_ - 1)));
+  }
+  return *this;
+}
+
+JsonWriter& JsonWriter::close(char bracket) {
+  sink_.put(bracket);
+  if (depth_ > 0) --depth_;
+  return *this;
+}
+
+void JsonWriter::put(const char* text) {
+  while (*text) sink_.put(*text++);
+}
+
+void JsonWriter::putFlash(FlashText text) {
+  for (size_t i = 0; flashByte(text, i) != 0; ++i) sink_.put(static_cast<char>(flashByte(text, i)));
+}
+
+void JsonWriter::escaped(uint8_t byte) {
+  static const char kHex[] = "0123456789abcdef";
+  const char* shortForm = 0;
+  switch (byte) {
+    case '"':
+      shortForm = "\\\"";
+      break;
+    case '\\':
+      shortForm = "\\\\";
+      break;
+    case '\b':
+      shortForm = "\\b";
+      break;
+    case '\f':
+      shortForm = "\\f";
+      break;
+    case '\n':
+      shortForm = "\\n";
+      break;
+    case '\r':
+      shortForm = "\\r";
+      break;
+    case '\t':
+      shortForm = "\\t";
+      break;
+    default:
+      break;
+  }
+  if (shortForm) {
+    put(shortForm);
+  } else if (byte < 0x20) {
+    put("\\u00");
+    sink_.put(kHex[byte >> 4]);
+    sink_.put(kHex[byte & 0x0F]);
+  } else {
+    sink_.put(static_cast<char>(byte));
+  }
+}
+
+void JsonWriter::quoted(const uint8_t* text, size_t length, bool flash) {
+  sink_.put('"');
+  for (size_t i = 0; i < length; ++i) escaped(flash ? MSGFLO_PGM_BYTE(text + i) : text[i]);
+  sink_.put('"');
+}
+
+JsonWriter& JsonWriter::key(const char* name) {
+  string(name);
+  sink_.put(':');
+  afterKey_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::key(FlashText name) {
+  string(name);
+  sink_.put(':');
+  afterKey_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::string(const char* text) {
+  separate();
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(text ? text : "");
+  quoted(bytes, strlen(reinterpret_cast<const char*>(bytes)), false);
+  return *this;
+}
+
+JsonWriter& JsonWriter::string(FlashText text) {
+  separate();
+  quoted(reinterpret_cast<const uint8_t*>(text), flashLength(text), true);
+  return *this;
+}
+
+JsonWriter& JsonWriter::string(const uint8_t* bytes, size_t length) {
+  separate();
+  quoted(bytes, length, false);
+  return *this;
+}
+
+JsonWriter& JsonWriter::integer(long value) {
+  char text[kNumberTextSize];
+  formatInteger(value, text);
+  return raw(text);
+}
+
+JsonWriter& JsonWriter::decimal(float value, uint8_t decimals) {
+  char text[kNumberTextSize];
+  formatDecimal(value, decimals, text);
+  return raw(text);
+}
+
+JsonWriter& JsonWriter::boolean(bool value) {
+  return raw(value ? "true" : "false");
+}
+
+JsonWriter& JsonWriter::null() {
+  return raw("null");
+}
+
+JsonWriter& JsonWriter::raw(const char* json) {
+  separate();
+  put(json);
+  return *this;
+}
+
+// -- sinks -------------------------------------------------------------------------------------
+
+void JsonBufferBase::put(char c) {
+  if (length_ < capacity_) {
+    data_[length_++] = c;
+  } else {
+    overflowed_ = true;
+  }
+}
+
+void JsonWindow::put(char c) {
+  if (total_ >= offset_ && kept_ < capacity_) window_[kept_++] = static_cast<uint8_t>(c);
+  ++total_;
+}
+
+}  // namespace msgflo

@@ -1,0 +1,163 @@
+// The participant and its outport handles; see MsgfloParticipant.h.
+
+#include "MsgfloParticipant.h"
+
+namespace msgflo {
+
+namespace {
+const char kDefaultComponent[] PROGMEM = "MsgfloDevice";
+const char kComponentKey[] PROGMEM = "component";
+const char kLabelKey[] PROGMEM = "label";
+const char kIconKey[] PROGMEM = "icon";
+const char kInportsKey[] PROGMEM = "inports";
+const char kOutportsKey[] PROGMEM = "outports";
+const char kVersionKey[] PROGMEM = "version";
+const char kIdKey[] PROGMEM = "id";
+const char kTypeKey[] PROGMEM = "type";
+const char kAnyType[] PROGMEM = "any";
+
+FlashText flash(const char* progmem) {
+  return reinterpret_cast<FlashText>(progmem);
+}
+
+bool empty(FlashText text) {
+  return text == 0 || flashByte(text, 0) == 0;
+}
+
+void writePort(JsonWriter& json, FlashText id, FlashText type) {
+  json.beginObject();
+  json.key(flash(kIdKey)).string(id);
+  json.key(flash(kTypeKey)).string(empty(type) ? flash(kAnyType) : type);
+  json.endObject();
+}
+}  // namespace
+
+// -- Outport -----------------------------------------------------------------------------------
+
+bool Outport::send(const link::ByteSource& payload) {
+  return participant_ != 0 && participant_->send(index_, payload);
+}
+
+bool Outport::sendBytes(const uint8_t* data, size_t length) {
+  return send(link::RamBytes(data, length));
+}
+
+bool Outport::send(const char* text) {
+  return sendBytes(reinterpret_cast<const uint8_t*>(text), text ? strlen(text) : 0);
+}
+
+bool Outport::send(FlashText text) {
+  return send(link::ProgmemBytes(reinterpret_cast<const uint8_t*>(text), flashLength(text)));
+}
+
+bool Outport::sendInteger(long value) {
+  char text[kNumberTextSize];
+  return sendBytes(reinterpret_cast<const uint8_t*>(text), formatInteger(value, text));
+}
+
+bool Outport::sendDecimal(float value, uint8_t decimals) {
+  char text[kNumberTextSize];
+  return sendBytes(reinterpret_cast<const uint8_t*>(text), formatDecimal(value, decimals, text));
+}
+
+bool Outport::sendBoolean(bool value) {
+  return send(value ? "true" : "false");
+}
+
+bool Outport::sendJson(const JsonBufferBase& json) {
+  return !json.overflowed() && send(json);
+}
+
+// -- Participant -------------------------------------------------------------------------------
+
+Participant::Participant(FlashText component, InportSlot* inports, uint8_t inportCapacity,
+                         OutportSlot* outports, uint8_t outportCapacity)
+    : component_(component),
+      label_(0),
+      icon_(0),
+      version_(0),
+      inports_(inports),
+      outports_(outports),
+      inportCapacity_(inportCapacity),
+      outportCapacity_(outportCapacity),
+      inportCount_(0),
+      outportCount_(0),
+      transport_(0) {
+  chipId_[0] = 0;
+}
+
+void Participant::setChipId(const char* chipId) {
+  size_t length = 0;
+  while (chipId && chipId[length] && length < sizeof chipId_ - 1) {
+    chipId_[length] = chipId[length];
+    ++length;
+  }
+  chipId_[length] = 0;
+}
+
+FlashText Participant::component() const {
+  return empty(component_) ? flash(kDefaultComponent) : component_;
+}
+
+bool Participant::inport(FlashText id, FlashText type, InportCallback callback, void* context) {
+  if (transport_ || inportCount_ == inportCapacity_ || empty(id)) return false;
+  InportSlot& slot = inports_[inportCount_++];
+  slot.id = id;
+  slot.type = type;
+  slot.callback = callback;
+  slot.context = context;
+  return true;
+}
+
+Outport Participant::outport(FlashText id, FlashText type) {
+  if (transport_ || outportCount_ == outportCapacity_ || empty(id)) return Outport();
+  OutportSlot& slot = outports_[outportCount_];
+  slot.id = id;
+  slot.type = type;
+  return Outport(this, outportCount_++);
+}
+
+void Participant::begin(Transport& transport) {
+  transport_ = &transport;
+  transport.begin(*this);
+}
+
+void Participant::loop() {
+  if (transport_) transport_->loop();
+}
+
+bool Participant::deliver(uint8_t inport, const uint8_t* payload, size_t length) {
+  if (inport >= inportCount_) return false;
+  const InportSlot& slot = inports_[inport];
+  if (slot.callback) slot.callback(payload, length, slot.context);
+  return true;
+}
+
+bool Participant::send(uint8_t outport, const link::ByteSource& payload) {
+  return transport_ != 0 && outport < outportCount_ && transport_->send(outport, payload);
+}
+
+void Participant::describe(JsonWriter& json) const {
+  json.beginObject();
+  json.key(flash(kComponentKey)).string(component());
+  if (!empty(label_)) json.key(flash(kLabelKey)).string(label_);
+  if (!empty(icon_)) json.key(flash(kIconKey)).string(icon_);
+  json.key(flash(kInportsKey)).beginArray();
+  for (uint8_t i = 0; i < inportCount_; ++i) writePort(json, inports_[i].id, inports_[i].type);
+  json.endArray();
+  json.key(flash(kOutportsKey)).beginArray();
+  for (uint8_t i = 0; i < outportCount_; ++i) writePort(json, outports_[i].id, outports_[i].type);
+  json.endArray();
+  if (!empty(version_)) json.key(flash(kVersionKey)).string(version_);
+  json.endObject();
+}
+
+void Participant::writeId(JsonSink& sink) const {
+  const FlashText name = component();
+  for (size_t i = 0; flashByte(name, i) != 0; ++i) sink.put(static_cast<char>(flashByte(name, i)));
+  if (chipId_[0] == 0) return;
+  sink.put('-');
+  for (const char* c = chipId_; *c; ++c) sink.put(*c);
+}
+
+}  // namespace msgflo
