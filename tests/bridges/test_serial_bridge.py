@@ -1,0 +1,212 @@
+"""The serial bridge with fake devices on real ptys and a real mosquitto: discovery, echo both
+ways, several devices (one stalled, one noisy), unplug and replug."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
+from gateway.bridges.serial.fake_device import FakeDeviceCore, FakeDeviceOptions, PtyDevice, garbage
+from gateway.bridges.serial.roles import RoleMap
+from gateway.bridges.serial.session import SessionConfig, State
+from gateway.broker import parse_broker_url
+from gateway.mosquitto import Mosquitto
+from gateway.transport.backoff import Backoff
+from gateway.transport.mqtt import MqttTransport
+from tests.conftest import Probe
+
+pytestmark = pytest.mark.integration
+
+BY_ID = "usb-Arduino__www.arduino.cc__0043_{serial}-if00"
+
+
+def fast_config(directory: Path, roles: dict[str, str] | None = None) -> BridgeConfig:
+    return BridgeConfig(
+        globs=(str(directory / "usb-*"),),
+        roles=RoleMap(roles or {}),
+        period=1.1,  # announced every 0.5 s
+        poll_interval=0.05,
+        session=SessionConfig(role="-", hello_timeout=0.5, ping_interval=0.2, max_missed_pongs=3),
+        reopen=Backoff(initial=0.05, maximum=0.2, jitter=0.0),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(mosquitto: Mosquitto, config: BridgeConfig) -> AsyncIterator[SerialBridge]:
+    url = parse_broker_url(mosquitto.url)
+    async with MqttTransport(url, client_id="msgflo-serial-test") as transport:
+        async with asyncio.timeout(5):
+            await transport.wait_connected()
+        bridge = SerialBridge(config, transport)
+        task = asyncio.create_task(bridge.run())
+        try:
+            yield bridge
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def announcements(probe: Probe, role: str) -> list[dict[str, Any]]:
+    return [m["payload"] for m in probe.discovery() if m["payload"]["role"] == role]
+
+
+async def test_a_device_is_announced_and_echoes_byte_exact(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("lab/echo/out")
+    config = fast_config(tmp_path, {"ECHO0001": "lab/echo"})
+    async with PtyDevice() as device, running(mosquitto, config) as bridge:
+        device.plug(tmp_path, BY_ID.format(serial="ECHO0001"))
+        await until(lambda: bool(announcements(probe, "lab/echo")))
+        payload = announcements(probe, "lab/echo")[0]
+        assert payload == {
+            "component": "Repeat",
+            "label": "Sends back what it gets",
+            "icon": "retweet",
+            "role": "lab/echo",
+            "id": "lab/echo",
+            "inports": [{"id": "in", "type": "any", "queue": "lab/echo/in"}],
+            "outports": [{"id": "out", "type": "any", "queue": "lab/echo/out"}],
+        }
+        message = bytes([0, 1, 2, 0xFF, 0]) + b'{"x": 1}'
+        probe.transport.publish("lab/echo/in", message)
+        assert (await probe.wait_count("lab/echo/out", 1)) == [message]
+        # Oversize for an Uno-sized device: refused, never written; the device keeps working.
+        probe.transport.publish("lab/echo/in", b"z" * 100)
+        probe.transport.publish("lab/echo/in", b"after")
+        assert (await probe.wait_count("lab/echo/out", 2))[1] == b"after"
+        session = bridge.devices[str(tmp_path / BY_ID.format(serial="ECHO0001"))].session
+        assert session is not None
+        assert session.stats.refused == 1
+        # Announced again periodically.
+        await until(lambda: len(announcements(probe, "lab/echo")) >= 3)
+
+
+async def test_the_role_defaults_to_the_usb_serial_number_and_messages_from_the_device(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("75833353035351A0C1E1/out")
+    async with PtyDevice() as device, running(mosquitto, fast_config(tmp_path)):
+        device.plug(tmp_path, BY_ID.format(serial="75833353035351A0C1E1"))
+        await until(lambda: bool(announcements(probe, "75833353035351A0C1E1")))
+        device.send(0, b"pressed")
+        assert await probe.wait_count("75833353035351A0C1E1/out", 1) == [b"pressed"]
+
+
+async def test_a_device_without_a_hello_is_described_after_retries(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    async with PtyDevice(boot=False) as device, running(mosquitto, fast_config(tmp_path)):
+        device.plug(tmp_path, BY_ID.format(serial="NOHELLO1"))
+        await until(lambda: bool(announcements(probe, "NOHELLO1")))
+
+
+async def test_a_stalled_device_and_a_noisy_one_do_not_stop_a_good_one(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("good/out")
+    rng = random.Random(3)
+    async with (
+        PtyDevice() as good,
+        PtyDevice() as stalled,
+        PtyDevice() as noisy,
+        running(mosquitto, fast_config(tmp_path)) as bridge,
+    ):
+        for device, serial in ((good, "good"), (stalled, "stalled"), (noisy, "noisy")):
+            device.plug(tmp_path, BY_ID.format(serial=serial))
+        await until(lambda: all(announcements(probe, r) for r in ("good", "stalled", "noisy")))
+        stalled.stalled = True
+        for n in range(200):  # fill the stalled device's tty and the bridge's cap for it
+            probe.transport.publish("stalled/in", b"%d" % n)
+        for n in range(20):
+            noisy.write(garbage(300, rng))
+            probe.transport.publish("good/in", b"msg %d" % n)
+            await asyncio.sleep(0.01)
+        got = await probe.wait_count("good/out", 20)
+        assert got == [b"msg %d" % n for n in range(20)]
+        noisy_session = bridge.devices[str(tmp_path / BY_ID.format(serial="noisy"))].session
+        assert noisy_session is not None
+        assert noisy_session.decoder.stats.dropped > 0
+        # The stalled device stops answering pings: it is no longer announced, the others are.
+        await until(lambda: {d.role for d in bridge.announced.values()} == {"good", "noisy"})
+
+
+async def test_unplug_stops_announcing_and_replug_brings_the_same_role_back(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("door/out")
+    config = fast_config(tmp_path, {"DOOR42": "door"})
+    name = BY_ID.format(serial="DOOR42")
+    async with running(mosquitto, config) as bridge:
+        async with PtyDevice() as first:
+            first.plug(tmp_path, name)
+            await until(lambda: bool(announcements(probe, "door")))
+            first.close()  # pulled out: reads fail and the by-id link goes away
+            await until(lambda: not bridge.announced)
+        await asyncio.sleep(1.2)  # any announcement already under way has arrived
+        count = len(announcements(probe, "door"))
+        await asyncio.sleep(1.2)  # more than two announce intervals
+        assert len(announcements(probe, "door")) == count
+        async with PtyDevice() as second:  # plugged in again (another pty, the same serial)
+            second.plug(tmp_path, name)
+            await until(lambda: len(announcements(probe, "door")) > count)
+            again = announcements(probe, "door")[-1]
+            assert again["id"] == "door"
+            assert again["inports"][0]["queue"] == "door/in"
+            probe.transport.publish("door/in", b"open")
+            assert await probe.wait_count("door/out", 1) == [b"open"]
+
+
+async def test_removing_the_link_alone_is_an_unplug(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    async with PtyDevice() as device, running(mosquitto, fast_config(tmp_path)) as bridge:
+        device.plug(tmp_path, BY_ID.format(serial="LINK1"))
+        await until(lambda: bool(bridge.announced))
+        device.unplug()
+        await until(lambda: not bridge.announced)
+        device.plug(tmp_path, BY_ID.format(serial="LINK1"))
+        await until(lambda: bool(bridge.announced))
+        assert [d.role for d in bridge.announced.values()] == ["LINK1"]
+
+
+async def test_a_reset_device_is_described_again_and_announced_again(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    options = FakeDeviceOptions(page_size=20)  # a multi-page description over the tty
+    async with (
+        PtyDevice(FakeDeviceCore(options=options)) as device,
+        running(mosquitto, fast_config(tmp_path)) as bridge,
+    ):
+        device.plug(tmp_path, BY_ID.format(serial="RESET1"))
+        await until(lambda: bool(bridge.announced))
+        path = str(tmp_path / BY_ID.format(serial="RESET1"))
+        first = bridge.devices[path].session
+        device.reset()
+        await until(lambda: len(announcements(probe, "RESET1")) >= 3)
+        assert bridge.devices[path].session is first
+        assert first is not None
+        assert first.state is State.READY
+        assert json.dumps(announcements(probe, "RESET1")[-1])
