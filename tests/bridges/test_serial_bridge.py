@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
-from gateway.bridges.serial.fake_device import FakeDeviceCore, FakeDeviceOptions, PtyDevice, garbage
+from gateway.bridges.serial.fake_device import (
+    FakeDeviceCore,
+    FakeDeviceOptions,
+    FakePort,
+    PtyDevice,
+    garbage,
+)
+from gateway.bridges.serial.port import PortOpener, TtyPort
 from gateway.bridges.serial.roles import RoleMap
 from gateway.bridges.serial.session import SessionConfig, State
 from gateway.broker import parse_broker_url
@@ -40,12 +47,14 @@ def fast_config(directory: Path, roles: dict[str, str] | None = None) -> BridgeC
 
 
 @contextlib.asynccontextmanager
-async def running(mosquitto: Mosquitto, config: BridgeConfig) -> AsyncIterator[SerialBridge]:
+async def running(
+    mosquitto: Mosquitto, config: BridgeConfig, opener: PortOpener = TtyPort.open
+) -> AsyncIterator[SerialBridge]:
     url = parse_broker_url(mosquitto.url)
     async with MqttTransport(url, client_id="msgflo-serial-test") as transport:
         async with asyncio.timeout(5):
             await transport.wait_connected()
-        bridge = SerialBridge(config, transport)
+        bridge = SerialBridge(config, transport, opener=opener)
         task = asyncio.create_task(bridge.run())
         try:
             yield bridge
@@ -210,3 +219,30 @@ async def test_a_reset_device_is_described_again_and_announced_again(
         assert first is not None
         assert first.state is State.READY
         assert json.dumps(announcements(probe, "RESET1")[-1])
+
+
+async def test_in_memory_fake_ports_read_errors_reopen_and_a_vanished_path_withdraws(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("mem/out")
+    opened: list[FakePort] = []
+
+    def opener(path: str, baud: int) -> FakePort:
+        opened.append(FakePort(FakeDeviceCore(), path))
+        return opened[-1]
+
+    link = tmp_path / BY_ID.format(serial="MEM1")
+    link.touch()
+    config = fast_config(tmp_path, {"MEM1": "mem"})
+    async with running(mosquitto, config, opener) as bridge:
+        await until(lambda: bool(bridge.announced))
+        probe.transport.publish("mem/in", b"one")
+        assert await probe.wait_count("mem/out", 1) == [b"one"]
+        opened[0].unplug()  # a read error while the path is still there: reopened
+        await until(lambda: len(opened) == 2 and bool(bridge.announced))
+        opened[1].send(0, b"two")
+        assert await probe.wait_count("mem/out", 2) == [b"one", b"two"]
+        link.unlink()
+        await until(lambda: not bridge.announced)
+        assert bridge.devices[str(link)].stats.opens == 2

@@ -2,9 +2,10 @@
 
 :class:`FakeDeviceCore` is pure (``boot() -> bytes``, ``feed(bytes) -> bytes``) so a session test
 can wire it to :class:`~gateway.bridges.serial.session.DeviceSession` with no I/O, the way
-h11's tests pair a client and a server. :class:`PtyDevice` runs a core on the master end of a
-pseudo-terminal so the bridge talks to it through a real tty, and can make its path appear and
-disappear as a symlink (hotplug), stall, reset, or spew garbage.
+h11's tests pair a client and a server. :class:`FakePort` is the bridge's port ABC with a core
+behind it, in memory, for bridge tests that need no tty. :class:`PtyDevice` runs a core on the
+master end of a pseudo-terminal so the bridge talks to it through a real tty, and can make its
+path appear and disappear as a symlink (hotplug), stall, reset, or spew garbage.
 
 It behaves like the firmware's repeat/echo example: a message on inport ``i`` comes back on
 outport ``i`` (or with error NO_SUCH_PORT when there is none).
@@ -41,6 +42,7 @@ from gateway.bridges.serial.link import (
     Received,
     encode_frame,
 )
+from gateway.bridges.serial.port import SerialPort
 from gateway.errors import SerialLinkError
 
 ECHO_DESCRIPTION: dict[str, Any] = {
@@ -293,3 +295,44 @@ class PtyDevice:
             self._loop.add_writer(self._master, self._flush)
         else:
             self._loop.remove_writer(self._master)
+
+
+class FakePort(SerialPort):
+    """A :class:`SerialPort` with a :class:`FakeDeviceCore` behind it, no tty involved.
+
+    Use it as the bridge's opener: ``SerialBridge(..., opener=lambda path, baud: FakePort(core))``.
+    The device boots when the port is opened, as an Uno does; :meth:`unplug` makes the next
+    read fail as a USB unplug does.
+    """
+
+    def __init__(self, core: FakeDeviceCore, name: str = "fake", *, boot: bool = True) -> None:
+        self.name = name
+        self.core = core
+        self.written = bytearray()
+        self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+        if boot:
+            self._incoming.put_nowait(core.boot())
+
+    async def read(self) -> bytes:
+        data = await self._incoming.get()
+        if data is None:
+            self._incoming.put_nowait(None)
+            raise OSError(f"{self.name}: device unplugged")
+        return data
+
+    def write(self, data: bytes) -> bool:
+        self.written += data
+        answer = self.core.feed(data)
+        if answer:
+            self._incoming.put_nowait(answer)
+        return True
+
+    def send(self, port: int, payload: bytes) -> None:
+        """The device sends a message on its own."""
+        self._incoming.put_nowait(self.core.send(port, payload))
+
+    def unplug(self) -> None:
+        self._incoming.put_nowait(None)
+
+    def close(self) -> None:
+        self.unplug()
