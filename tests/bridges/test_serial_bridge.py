@@ -246,3 +246,37 @@ async def test_in_memory_fake_ports_read_errors_reopen_and_a_vanished_path_withd
         link.unlink()
         await until(lambda: not bridge.announced)
         assert bridge.devices[str(link)].stats.opens == 2
+
+
+async def test_a_bug_met_by_one_device_does_not_take_the_bridge_down(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await probe.watch("fbp")
+    calls: list[str] = []
+
+    def opener(path: str, baud: int) -> FakePort:
+        calls.append(path)
+        if "BROKEN" in path:
+            raise RuntimeError("driver bug")
+        return FakePort(FakeDeviceCore(), path)
+
+    for serial in ("BROKEN", "WORKS"):
+        (tmp_path / BY_ID.format(serial=serial)).touch()
+    async with running(mosquitto, fast_config(tmp_path), opener) as bridge:
+        await until(lambda: bool(announcements(probe, "WORKS")))
+        await until(lambda: "unexpected error" in caplog.text)
+        assert [d.role for d in bridge.announced.values()] == ["WORKS"]
+
+
+async def test_two_devices_with_one_role_are_reported(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def opener(path: str, baud: int) -> FakePort:
+        return FakePort(FakeDeviceCore(), path)
+
+    for serial in ("TWIN1", "TWIN2"):
+        (tmp_path / BY_ID.format(serial=serial)).touch()
+    config = fast_config(tmp_path, {"TWIN1": "twin", "TWIN2": "twin"})
+    async with running(mosquitto, config, opener) as bridge:
+        await until(lambda: len(bridge.announced) == 2)
+        assert "role 'twin' is already the role of" in caplog.text

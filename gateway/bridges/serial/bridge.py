@@ -256,6 +256,15 @@ class SerialBridge:
     # -- discovery -------------------------------------------------------------------------------
 
     def announce(self, path: str, definition: ParticipantDefinition) -> None:
+        for other, known in self.announced.items():
+            if other != path and known.role == definition.role:
+                log.error(
+                    "%s: role %r is already the role of %s; their queues clash (give each a "
+                    "distinct role with --role SERIALNUMBER=ROLE)",
+                    path,
+                    definition.role,
+                    other,
+                )
         self.announced[path] = definition
         self._publish_discovery(definition)
 
@@ -299,4 +308,14 @@ class SerialBridge:
         role = self.config.roles.role_for(path)
         device = self.devices[path] = self.devices.get(path) or Device(self, path, role)
         log.info("%s: found, role %r", path, role)
-        self._tasks[path] = group.create_task(device.run(), name=f"serial {path}")
+        self._tasks[path] = group.create_task(_guarded(device), name=f"serial {path}")
+
+
+async def _guarded(device: Device) -> None:
+    """A bug met by one device ends that device's task, never the daemon's TaskGroup; the
+    watcher starts it again on a later scan."""
+    try:
+        await device.run()
+    except Exception:
+        log.exception("%s: unexpected error; restarting this device shortly", device.path)
+        await asyncio.sleep(device.bridge.config.reopen.maximum)
