@@ -72,6 +72,20 @@ size_t formatDecimal(float value, uint8_t decimals, char* out) {
 
 // -- JsonWriter --------------------------------------------------------------------------------
 
+namespace {
+
+const char kTrue[] PROGMEM = "true";
+const char kFalse[] PROGMEM = "false";
+const char kNull[] PROGMEM = "null";
+
+const char kUnicodeEscape[] PROGMEM = "u00";
+
+char hexDigit(uint8_t nibble) {
+  return static_cast<char>(nibble < 10 ? '0' + nibble : 'a' + nibble - 10);
+}
+
+}  // namespace
+
 void JsonWriter::separate() {
   if (afterKey_) {
     afterKey_ = false;
@@ -108,47 +122,46 @@ void JsonWriter::putFlash(FlashText text) {
 }
 
 void JsonWriter::escaped(uint8_t byte) {
-  static const char kHex[] = "0123456789abcdef";
-  const char* shortForm = 0;
+  char letter = 0;  // of a two-character escape (RFC 8259 section 7)
   switch (byte) {
     case '"':
-      shortForm = "\\\"";
-      break;
     case '\\':
-      shortForm = "\\\\";
+      letter = static_cast<char>(byte);
       break;
     case '\b':
-      shortForm = "\\b";
+      letter = 'b';
       break;
     case '\f':
-      shortForm = "\\f";
+      letter = 'f';
       break;
     case '\n':
-      shortForm = "\\n";
+      letter = 'n';
       break;
     case '\r':
-      shortForm = "\\r";
+      letter = 'r';
       break;
     case '\t':
-      shortForm = "\\t";
+      letter = 't';
       break;
     default:
-      break;
+      if (byte >= 0x20) {  // UTF-8 passes through
+        sink_.put(static_cast<char>(byte));
+        return;
+      }
   }
-  if (shortForm) {
-    put(shortForm);
-  } else if (byte < 0x20) {
-    put("\\u00");
-    sink_.put(kHex[byte >> 4]);
-    sink_.put(kHex[byte & 0x0F]);
-  } else {
-    sink_.put(static_cast<char>(byte));
+  sink_.put('\\');
+  if (letter) {
+    sink_.put(letter);
+    return;
   }
+  putFlash(flash(kUnicodeEscape));
+  sink_.put(hexDigit(static_cast<uint8_t>(byte >> 4)));
+  sink_.put(hexDigit(byte & 0x0F));
 }
 
-void JsonWriter::quoted(const uint8_t* text, size_t length, bool flash) {
+void JsonWriter::quoted(const uint8_t* text, size_t length, bool inFlash) {
   sink_.put('"');
-  for (size_t i = 0; i < length; ++i) escaped(flash ? MSGFLO_PGM_BYTE(text + i) : text[i]);
+  for (size_t i = 0; i < length; ++i) escaped(inFlash ? MSGFLO_PGM_BYTE(text + i) : text[i]);
   sink_.put('"');
 }
 

@@ -22,6 +22,12 @@ namespace msgflo {
 // A NUL-terminated string in flash (PROGMEM), as Arduino's F("...") makes it.
 typedef const __FlashStringHelper* FlashText;
 
+// A PROGMEM array as FlashText, for strings defined outside functions (where F() cannot be):
+//   const char kComponent[] PROGMEM = "ButtonLed";  ...  flash(kComponent)
+inline FlashText flash(const char* progmem) {
+  return reinterpret_cast<FlashText>(progmem);
+}
+
 size_t flashLength(FlashText text);
 inline uint8_t flashByte(FlashText text, size_t index) {
   return MSGFLO_PGM_BYTE(reinterpret_cast<const uint8_t*>(text) + index);
@@ -70,7 +76,7 @@ class JsonWriter {
   void separate();  // a comma before every item but the first of its container
   void put(const char* text);
   void putFlash(FlashText text);
-  void quoted(const uint8_t* text, size_t length, bool flash);
+  void quoted(const uint8_t* text, size_t length, bool inFlash);
   void escaped(uint8_t byte);
 
   JsonSink& sink_;

@@ -15,10 +15,8 @@ const char kVersionKey[] PROGMEM = "version";
 const char kIdKey[] PROGMEM = "id";
 const char kTypeKey[] PROGMEM = "type";
 const char kAnyType[] PROGMEM = "any";
-
-FlashText flash(const char* progmem) {
-  return reinterpret_cast<FlashText>(progmem);
-}
+const char kTrue[] PROGMEM = "true";
+const char kFalse[] PROGMEM = "false";
 
 bool empty(FlashText text) {
   return text == 0 || flashByte(text, 0) == 0;

@@ -134,7 +134,9 @@ class Participant {
 template <uint8_t MaxInports, uint8_t MaxOutports>
 class StaticParticipant : public Participant {
  public:
-  explicit StaticParticipant(FlashText component)
+  // F() only works inside functions: a global participant gets its component in setup()
+  // (setComponent) or from a PROGMEM array (flash(kComponent)).
+  explicit StaticParticipant(FlashText component = 0)
       : Participant(component, inports_, MaxInports, outports_, MaxOutports) {}
 
  private:
