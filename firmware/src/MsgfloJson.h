@@ -17,6 +17,12 @@
 
 #include "MsgfloLink.h"
 
+#if defined(__GNUC__)
+#define MSGFLO_NOINLINE __attribute__((noinline))
+#else
+#define MSGFLO_NOINLINE
+#endif
+
 namespace msgflo {
 
 // A NUL-terminated string in flash (PROGMEM), as Arduino's F("...") makes it.
@@ -73,6 +79,7 @@ class JsonWriter {
  private:
   JsonWriter& open(char bracket);
   JsonWriter& close(char bracket);
+  void emit(char c);
   void separate();  // a comma before every item but the first of its container
   void put(const char* text);
   void putFlash(FlashText text);

@@ -306,34 +306,14 @@ LinkError parseDescribe(const uint8_t* body, size_t length, Frame& frame) {
   return fits ? LinkError::None : LinkError::BadBody;
 }
 
-LinkError parseBody(const uint8_t* body, size_t length, Frame& frame) {
-  switch (frame.type) {
-    case FrameType::Hello:
-      return parseHello(body, length, frame);
-    case FrameType::Describe:
-      return parseDescribe(body, length, frame);
-    case FrameType::Message:
-    case FrameType::Error:
-      if (length < 1) {
-        return LinkError::BadBody;
-      }
-      frame.port = frame.code = body[0];
-      frame.data = body + 1;
-      frame.dataLength = length - 1;
-      return LinkError::None;
-    case FrameType::Ping:
-      return length == 0 ? LinkError::None : LinkError::BadBody;
-    case FrameType::Pong:
-      if (length < 8) {  // more counters: later minor versions
-        return LinkError::BadBody;
-      }
-      frame.counters.cobs = readU16(body);
-      frame.counters.crc = readU16(body + 2);
-      frame.counters.overflow = readU16(body + 4);
-      frame.counters.rejected = readU16(body + 6);
-      return LinkError::None;
+LinkError parseMessage(const uint8_t* body, size_t length, Frame& frame) {
+  if (length < 1) {
+    return LinkError::BadBody;
   }
-  return LinkError::UnknownType;
+  frame.port = frame.code = body[0];
+  frame.data = body + 1;
+  frame.dataLength = length - 1;
+  return LinkError::None;
 }
 
 bool knownType(uint8_t type) {
@@ -351,7 +331,55 @@ bool knownType(uint8_t type) {
 
 }  // namespace
 
-LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame) {
+LinkError parseAnyBody(Frame& frame) {
+  const uint8_t* body = frame.body;
+  const size_t length = frame.bodyLength;
+  switch (frame.type) {
+    case FrameType::Hello:
+      return parseHello(body, length, frame);
+    case FrameType::Describe:
+      return parseDescribe(body, length, frame);
+    case FrameType::Message:
+    case FrameType::Error:
+      return parseMessage(body, length, frame);
+    case FrameType::Ping:
+      return length == 0 ? LinkError::None : LinkError::BadBody;
+    case FrameType::Pong:
+      if (length < 8) {  // more counters: later minor versions
+        return LinkError::BadBody;
+      }
+      frame.counters.cobs = readU16(body);
+      frame.counters.crc = readU16(body + 2);
+      frame.counters.overflow = readU16(body + 4);
+      frame.counters.rejected = readU16(body + 6);
+      return LinkError::None;
+  }
+  return LinkError::UnknownType;
+}
+
+LinkError parseDeviceBody(Frame& frame) {
+  const size_t length = frame.bodyLength;
+  switch (frame.type) {
+    case FrameType::Describe:
+      if (length == 1 || length == 3) {
+        return LinkError::BadBody;
+      }
+      if (length > 3) {
+        return LinkError::UnknownType;
+      }
+      frame.isRequest = true;
+      frame.offset = length == 2 ? readU16(frame.body) : 0;
+      return LinkError::None;
+    case FrameType::Message:
+      return parseMessage(frame.body, length, frame);
+    case FrameType::Ping:
+      return length == 0 ? LinkError::None : LinkError::BadBody;
+    default:  // hello, pong, error, description: they only go to a host
+      return LinkError::UnknownType;
+  }
+}
+
+LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame, BodyParser parser) {
   memset(&frame, 0, sizeof frame);
   if (length < kMinFrame) {
     return LinkError::TooShort;
@@ -366,16 +394,17 @@ LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame) {
   frame.type = static_cast<FrameType>(raw[0]);
   frame.body = raw + 2;
   frame.bodyLength = length - kMinFrame;
-  return parseBody(frame.body, frame.bodyLength, frame);
+  return parser(frame);
 }
 
 // -- LinkDecoder -------------------------------------------------------------------------------
 
-LinkDecoder::LinkDecoder(uint8_t* buffer, size_t capacity)
+LinkDecoder::LinkDecoder(uint8_t* buffer, size_t capacity, BodyParser parser)
     : buffer_(buffer),
       capacity_(capacity > kMaxFrame ? kMaxFrame : capacity),
       error_(LinkError::None),
-      frames_(0) {
+      frames_(0),
+      parser_(parser) {
   memset(&counters_, 0, sizeof counters_);
   memset(&frame_, 0, sizeof frame_);
   reset();
@@ -426,7 +455,7 @@ LinkDecoder::Event LinkDecoder::finish() {
   if (blockLeft_ != 0) {
     return fail(LinkError::BadCobs);
   }
-  const LinkError error = parseFrame(buffer_, length_, frame_);
+  const LinkError error = parseFrame(buffer_, length_, frame_, parser_);
   if (error != LinkError::None) {
     return fail(error);
   }

@@ -234,7 +234,15 @@ struct Frame {
 
 // Checks a decoded frame's body for its type and fills `frame`. Returns None or why not; after
 // UnknownType and BadBody, frame.seq still holds the frame's sequence number (for the reply).
-LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame);
+// Body parsers: parseAnyBody takes every type (a host, the tests); parseDeviceBody only what a
+// host sends a device (ping, describe request, message) and rejects the rest as UnknownType, so
+// a device does not link the parsers of frames it never receives.
+typedef LinkError (*BodyParser)(Frame& frame);
+LinkError parseAnyBody(Frame& frame);
+LinkError parseDeviceBody(Frame& frame);
+
+LinkError parseFrame(const uint8_t* raw, size_t length, Frame& frame,
+                     BodyParser parser = parseAnyBody);
 
 // Streaming decoder over caller-provided storage (no heap). `capacity` is the largest decoded
 // frame accepted (kMinFrame..kMaxFrame); a frame longer than that on the wire is an overflow:
@@ -243,7 +251,7 @@ class LinkDecoder {
  public:
   enum class Event : uint8_t { None, Frame, Error };
 
-  LinkDecoder(uint8_t* buffer, size_t capacity);
+  LinkDecoder(uint8_t* buffer, size_t capacity, BodyParser parser = parseAnyBody);
 
   Event push(uint8_t byte);
   const Frame& frame() const { return frame_; }
@@ -271,13 +279,15 @@ class LinkDecoder {
   LinkError error_;
   ErrorCounters counters_;
   uint16_t frames_;
+  BodyParser parser_;
   Frame frame_;
 };
 
 template <size_t Capacity>
 class StaticLinkDecoder : public LinkDecoder {
  public:
-  StaticLinkDecoder() : LinkDecoder(storage_, Capacity) {}
+  explicit StaticLinkDecoder(BodyParser parser = parseAnyBody)
+      : LinkDecoder(storage_, Capacity, parser) {}
 
  private:
   uint8_t storage_[Capacity];

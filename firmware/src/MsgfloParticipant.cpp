@@ -22,6 +22,10 @@ bool empty(FlashText text) {
   return text == 0 || flashByte(text, 0) == 0;
 }
 
+void optionalMember(JsonWriter& json, const char* key, FlashText value) {
+  if (!empty(value)) json.key(flash(key)).string(value);
+}
+
 void writePort(JsonWriter& json, FlashText id, FlashText type) {
   json.beginObject();
   json.key(flash(kIdKey)).string(id);
@@ -138,15 +142,15 @@ bool Participant::send(uint8_t outport, const link::ByteSource& payload) {
 void Participant::describe(JsonWriter& json) const {
   json.beginObject();
   json.key(flash(kComponentKey)).string(component());
-  if (!empty(label_)) json.key(flash(kLabelKey)).string(label_);
-  if (!empty(icon_)) json.key(flash(kIconKey)).string(icon_);
+  optionalMember(json, kLabelKey, label_);
+  optionalMember(json, kIconKey, icon_);
   json.key(flash(kInportsKey)).beginArray();
   for (uint8_t i = 0; i < inportCount_; ++i) writePort(json, inports_[i].id, inports_[i].type);
   json.endArray();
   json.key(flash(kOutportsKey)).beginArray();
   for (uint8_t i = 0; i < outportCount_; ++i) writePort(json, outports_[i].id, outports_[i].type);
   json.endArray();
-  if (!empty(version_)) json.key(flash(kVersionKey)).string(version_);
+  optionalMember(json, kVersionKey, version_);
   json.endObject();
 }
 

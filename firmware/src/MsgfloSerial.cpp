@@ -5,7 +5,6 @@
 namespace msgflo {
 
 using link::DeviceErrorCode;
-using link::FrameBytes;
 using link::FrameType;
 using link::LinkDecoder;
 using link::LinkError;
@@ -19,8 +18,8 @@ const char* flashChars(FlashText text) {
 }
 }  // namespace
 
-bool SerialLinkTransport::write(const FrameBytes& frame, bool built) {
-  if (built) link::writeFrame(stream_, frame);
+bool SerialLinkTransport::write(bool built) {
+  if (built) link::writeFrame(stream_, frame_);
   return built;
 }
 
@@ -31,20 +30,17 @@ void SerialLinkTransport::begin(Participant& participant) {
 
 void SerialLinkTransport::sendHello() {
   if (!participant_) return;
-  FrameBytes frame;
   const uint8_t maxFrame = static_cast<uint8_t>(decoder_.capacity());
-  write(frame, link::buildHello(frame, seq_++, flashChars(participant_->component()),
-                                flashChars(participant_->version()), maxFrame, true));
+  write(link::buildHello(frame_, seq_++, flashChars(participant_->component()),
+                         flashChars(participant_->version()), maxFrame, true));
 }
 
 bool SerialLinkTransport::sendError(uint8_t code, FlashText text) {
-  FrameBytes frame;
-  return write(frame, link::buildError(frame, seq_++, code, flashChars(text), true));
+  return write(link::buildError(frame_, seq_++, code, flashChars(text), true));
 }
 
 bool SerialLinkTransport::send(uint8_t outport, const link::ByteSource& payload) {
-  FrameBytes frame;
-  return write(frame, link::buildMessage(frame, seq_++, outport, payload));
+  return write(link::buildMessage(frame_, seq_++, outport, payload));
 }
 
 void SerialLinkTransport::loop() {
@@ -63,8 +59,7 @@ void SerialLinkTransport::loop() {
 void SerialLinkTransport::handleFrame(const link::Frame& frame) {
   switch (frame.type) {
     case FrameType::Ping: {
-      FrameBytes out;
-      write(out, link::buildPong(out, frame.seq, decoder_.counters()));
+      write(link::buildPong(frame_, frame.seq, decoder_.counters()));
       return;
     }
     case FrameType::Describe:
@@ -113,15 +108,12 @@ void SerialLinkTransport::reply(uint8_t seq, uint16_t offset) {
     replyError(seq, DeviceErrorCode::BadBody);
     return;
   }
-  FrameBytes frame;
   const link::RamBytes slice(decoder_.scratch(), window.kept());
-  write(frame,
-        link::buildDescription(frame, seq, offset, static_cast<uint16_t>(window.total()), slice));
+  write(link::buildDescription(frame_, seq, offset, static_cast<uint16_t>(window.total()), slice));
 }
 
 void SerialLinkTransport::replyError(uint8_t seq, DeviceErrorCode code) {
-  FrameBytes frame;
-  write(frame, link::buildError(frame, seq, static_cast<uint8_t>(code), 0));
+  write(link::buildError(frame_, seq, static_cast<uint8_t>(code), 0));
 }
 
 }  // namespace msgflo

@@ -45,19 +45,23 @@ class SerialLinkTransport : public Transport {
   void handleError();
   void reply(uint8_t seq, uint16_t offset);
   void replyError(uint8_t seq, link::DeviceErrorCode code);
-  bool write(const link::FrameBytes& frame, bool built);
+  bool write(bool built);  // frame_, if it was built
 
   Stream& stream_;
   link::LinkDecoder& decoder_;
   Participant* participant_;
   uint8_t seq_;  // the counter of device-initiated frames
+  // The frame being sent. One for all: a frame is written out before the next is built, also
+  // when an inport callback sends while a received message is being handled.
+  link::FrameBytes frame_;
 };
 
 // A serial link transport with its own decoder of MaxFrame bytes.
 template <size_t MaxFrame = kDefaultMaxFrame>
 class SerialLink : public SerialLinkTransport {
  public:
-  explicit SerialLink(Stream& stream) : SerialLinkTransport(stream, decoder_) {}
+  explicit SerialLink(Stream& stream)
+      : SerialLinkTransport(stream, decoder_), decoder_(link::parseDeviceBody) {}
 
  private:
   link::StaticLinkDecoder<MaxFrame> decoder_;

@@ -41,7 +41,7 @@ def test_avr_toolchain_is_installed() -> None:
     assert CORE.is_dir(), f"no {CORE}: run ./bootstrap.sh setup (arduino-core-avr)"
 
 
-@pytest.mark.parametrize("lto", [True], ids=["lto"])
+@pytest.mark.parametrize("lto", [True, False], ids=["lto", "no-lto"])
 def test_examples_build_for_an_uno_within_budget(tmp_path: Path, lto: bool) -> None:
     sizes = build(tmp_path, *([] if lto else ["--no-lto"]))
     assert set(sizes) == set(EXAMPLES)
