@@ -299,3 +299,18 @@ def test_the_discovery_of_a_ready_device_is_json_serialisable() -> None:
     assert isinstance(announce, Announce)
     assert json.loads(json.dumps(announce.definition.to_discovery()))["role"] == "echo1"
     assert logging.INFO in [a.level for a in pair.actions if isinstance(a, LogLine)]
+
+
+def test_a_flood_of_oversize_messages_is_logged_once_then_summarised() -> None:
+    pair = Pair(FakeDeviceCore())
+    pair.boot()
+    for _ in range(100):
+        pair.run(pair.session.on_mqtt("echo1/in", b"x" * 100, pair.now))
+    refused = [m for m in pair.logs() if m.startswith("refused messages")]
+    assert len(refused) == 1
+    assert "100-byte payload refused" in refused[0]
+    pair.advance(31.0)
+    refused = [m for m in pair.logs() if m.startswith("refused messages")]
+    assert refused[1] == "refused messages: 99 more in the last 30 s (too large: 99)"
+    assert pair.session.stats.refused == 100
+    assert not [r for r in pair.device.received if isinstance(r.frame, PortMessage)]

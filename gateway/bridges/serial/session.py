@@ -271,7 +271,7 @@ class DeviceSession:
         except FrameTooLargeError as error:
             self.stats.refused += 1
             line = f"{topic}: {len(payload)}-byte payload refused: {error}"
-            return [LogLine(logging.WARNING, line)]
+            return self._refusals.add("too large", line, now)
         self.stats.to_device += 1
         return [Write(data)]
 
