@@ -1,6 +1,8 @@
 # Fails if the given object files reference the heap or the C++ runtime.
-# cmake -DOBJECTS="a.o;b.o" -P check_no_heap.cmake
-find_program(NM nm REQUIRED)
+# cmake -DOBJECTS="a.o;b.o" [-DNM=arm-none-eabi-nm] -P check_no_heap.cmake
+if(NOT NM)
+  find_program(NM nm REQUIRED)
+endif()
 foreach(object IN LISTS OBJECTS)
   execute_process(COMMAND ${NM} -u ${object} OUTPUT_VARIABLE undefined RESULT_VARIABLE result)
   if(NOT result EQUAL 0)

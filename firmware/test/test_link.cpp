@@ -2,6 +2,7 @@
 // Python codec passes), plus limits, flash strings and a garbage soak under the sanitizers.
 
 #include <doctest/doctest.h>
+#include <stdio.h>
 
 #include "Arduino.h"
 #include "MsgfloLink.h"
@@ -365,4 +366,47 @@ TEST_CASE("a device loop on a Stream answers a ping with its counters") {
   CHECK(hostDecoder.frame().type == FrameType::Pong);
   CHECK(hostDecoder.frame().seq == 77);
   CHECK(hostDecoder.frame().counters.cobs == 1);
+}
+
+TEST_CASE("a device decoder parses only what a host sends it") {
+  StaticLinkDecoder<kMaxFrame> decoder(parseDeviceBody);
+  fake::BufferPrint<600> out;
+  FrameBytes frame;
+  const uint8_t payload[] = {'x'};
+  const RamBytes data(payload, 1);
+  REQUIRE(buildPing(frame, 1));
+  writeFrame(out, frame);
+  REQUIRE(buildDescribeRequest(frame, 2, 300));
+  writeFrame(out, frame);
+  REQUIRE(buildMessage(frame, 3, 7, payload, 1));
+  writeFrame(out, frame);
+  REQUIRE(buildHello(frame, 4, "host", "1", 60));  // the rest only ever goes to a host
+  writeFrame(out, frame);
+  REQUIRE(buildDescription(frame, 5, 0, 1, data));
+  writeFrame(out, frame);
+  const ErrorCounters counters = {0, 0, 0, 0};
+  REQUIRE(buildPong(frame, 6, counters));
+  writeFrame(out, frame);
+  REQUIRE(buildError(frame, 7, 1, "x"));
+  writeFrame(out, frame);
+  frame.begin(FrameType::Describe, 8);  // a 1-byte describe body is malformed for anyone
+  REQUIRE((frame.addByte(0) && frame.close()));
+  writeFrame(out, frame);
+  char events[100] = "";
+  for (size_t i = 0; i < out.length(); ++i) {
+    const LinkDecoder::Event event = decoder.push(out.data()[i]);
+    if (event == LinkDecoder::Event::None) continue;
+    const Frame& f = decoder.frame();
+    char text[20];
+    if (event == LinkDecoder::Event::Frame) {
+      snprintf(text, sizeof text, "%c%u ", static_cast<char>(f.type), f.seq);
+    } else {
+      snprintf(text, sizeof text, "%s%u ", linkErrorName(decoder.error()), f.seq);
+    }
+    strcat(events, text);
+    if (f.seq == 2) CHECK((f.isRequest && f.offset == 300));
+    if (f.seq == 3) CHECK((f.port == 7 && f.dataLength == 1));
+  }
+  CHECK(eq(events, "P1 D2 M3 unknown_type4 unknown_type5 unknown_type6 unknown_type7 bad_body8 "));
+  CHECK(decoder.counters().rejected == 5);
 }
