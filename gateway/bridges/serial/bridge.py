@@ -199,9 +199,12 @@ class Device:
     async def _subscribe(self, definition: ParticipantDefinition) -> None:
         await self._unsubscribe()
         self._announced = definition
-        self.bridge.announce(self.path, definition)
+        # Listening before announcing, as msgflo participants do: once the coordinator knows
+        # the device, what it forwards to the inports is not lost.
         for port in definition.inports:
             await self.bridge.transport.subscribe(port.queue, self._on_delivery, qos=port.qos)
+        if self._announced is definition:
+            self.bridge.announce(self.path, definition)
 
     async def _unsubscribe(self) -> None:
         definition, self._announced = self._announced, None

@@ -317,7 +317,7 @@ class FakePort(SerialPort):
         data = await self._incoming.get()
         if data is None:
             self._incoming.put_nowait(None)
-            raise OSError(f"{self.name}: device unplugged")
+            raise OSError("device unplugged")
         return data
 
     def write(self, data: bytes) -> bool:

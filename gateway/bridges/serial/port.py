@@ -86,7 +86,7 @@ class TtyPort(SerialPort):
                 await self._readable()
                 continue
             if not data:
-                raise OSError(f"{self.name}: end of file (device gone)")
+                raise OSError("end of file (device gone)")
             return data
 
     async def _readable(self) -> None:
