@@ -10,7 +10,7 @@
 static const uint8_t kButtonPin = 2;
 static const unsigned long kDebounceMs = 30;
 
-static msgflo::SerialLink<> link(Serial);
+static msgflo::SerialLink<> serialLink(Serial);
 static msgflo::StaticParticipant<1, 1> participant;
 static msgflo::Outport button;
 
@@ -37,7 +37,7 @@ void setup() {
   participant.setVersion(F("1.0.0"));
   participant.inport(F("led"), F("boolean"), onLed);
   button = participant.outport(F("button"), F("boolean"));
-  participant.begin(link);  // sends the hello
+  participant.begin(serialLink);  // sends the hello
 }
 
 void loop() {

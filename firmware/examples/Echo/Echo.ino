@@ -4,7 +4,7 @@
 
 #include <Msgflo.h>
 
-static msgflo::SerialLink<> link(Serial);
+static msgflo::SerialLink<> serialLink(Serial);
 static msgflo::StaticParticipant<1, 1> participant;
 static msgflo::Outport out;
 
@@ -22,7 +22,7 @@ void setup() {
   participant.setVersion(F("1.0.0"));
   participant.inport(F("in"), F("any"), onIn, &out);
   out = participant.outport(F("out"), F("any"));
-  participant.begin(link);
+  participant.begin(serialLink);
 }
 
 void loop() {

@@ -7,7 +7,7 @@
 
 static const uint8_t kSensorPin = A0;
 
-static msgflo::SerialLink<> link(Serial);
+static msgflo::SerialLink<> serialLink(Serial);
 static msgflo::StaticParticipant<1, 1> participant;
 static msgflo::Outport temperature;
 
@@ -15,7 +15,7 @@ static unsigned long intervalMs = 5000;
 static unsigned long lastSent = 0;
 
 static float readCelsius() {
-  const float millivolts = analogRead(kSensorPin) * (5000.0f / 1024.0f);
+  const float millivolts = static_cast<float>(analogRead(kSensorPin)) * (5000.0f / 1024.0f);
   return (millivolts - 500.0f) / 10.0f;
 }
 
@@ -37,7 +37,7 @@ void setup() {
   participant.setVersion(F("1.0.0"));
   participant.inport(F("interval"), F("number"), onInterval);
   temperature = participant.outport(F("temperature"), F("number"));
-  participant.begin(link);
+  participant.begin(serialLink);
 }
 
 void loop() {

@@ -43,6 +43,19 @@ class Stream : public Print {
 
 unsigned long millis();
 
+// Pins, for running the examples on the host: outputs are recorded, inputs set by the test.
+#define LOW 0
+#define HIGH 1
+#define INPUT 0
+#define OUTPUT 1
+#define INPUT_PULLUP 2
+#define LED_BUILTIN 13
+#define A0 14
+void pinMode(uint8_t pin, uint8_t mode);
+void digitalWrite(uint8_t pin, uint8_t value);
+int digitalRead(uint8_t pin);
+int analogRead(uint8_t pin);
+
 namespace fake {
 
 // The time millis() returns; tests move it forward explicitly.
@@ -100,6 +113,23 @@ class ScriptedStream : public Stream {
   BufferPrint<Capacity> out_;
 };
 
+const uint8_t kPins = 20;
+uint8_t pinModeOf(uint8_t pin);
+uint8_t outputOf(uint8_t pin);          // what digitalWrite set
+void setInput(uint8_t pin, int value);  // what digitalRead and analogRead return
+
+// The board's Serial: a scripted stream with begin().
+class SerialPort : public ScriptedStream<8192> {
+ public:
+  void begin(unsigned long baud) { baud_ = baud; }
+  unsigned long baud() const { return baud_; }
+
+ private:
+  unsigned long baud_ = 0;
+};
+
 }  // namespace fake
+
+extern fake::SerialPort Serial;
 
 #endif  // MSGFLO_FAKE_ARDUINO_H
