@@ -137,14 +137,15 @@ struct Rig {
   }
 };
 
-// Writes the description where the pytest wrapper parses it with Python's json module and the
-// gateway's validator (tests/bridges/test_firmware_host.py).
-void dump(const char* text) {
-  const char* path = getenv("MSGFLO_DESCRIPTION_OUT");
+// Writes the description, and the device's bytes on the wire, where the pytest wrapper decodes
+// them with the gateway's Python codec, json module and validator
+// (tests/bridges/test_firmware_host.py).
+void dump(const char* variable, const uint8_t* data, size_t length) {
+  const char* path = getenv(variable);
   if (!path) return;
   FILE* file = fopen(path, "wb");
   REQUIRE(file);
-  fwrite(text, 1, strlen(text), file);
+  fwrite(data, 1, length, file);
   fclose(file);
 }
 
@@ -172,7 +173,8 @@ TEST_CASE("a paged description from a 60-byte device is the escaped JSON, slice 
   CHECK(strcmp(text, kExpected) == 0);
   CHECK(largest == link::kAvrMaxFrame - 8);  // a slice fills the device's frame buffer
   CHECK(replies == (length + largest - 1) / largest);
-  dump(text);
+  dump("MSGFLO_DESCRIPTION_OUT", reinterpret_cast<const uint8_t*>(text), strlen(text));
+  dump("MSGFLO_DEVICE_WIRE_OUT", rig.serial.written().data(), rig.serial.written().length());
 }
 
 TEST_CASE("a 254-byte device sends the same text in 246-byte slices") {

@@ -21,7 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bridges.serial.description import PortSpec, parse_description
+from gateway.bridges.serial.description import (
+    DescriptionAssembler,
+    PortSpec,
+    parse_description,
+)
+from gateway.bridges.serial.link import Description, Hello, LinkDecoder, Received
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "firmware" / "test"
@@ -69,11 +74,37 @@ def test_firmware_host_tests_pass(build: Path) -> None:
     assert "out of 4" in output
 
 
-def test_device_description_passes_the_gateway_validator(build: Path, tmp_path: Path) -> None:
-    out = tmp_path / "description.json"
-    report = run([str(build / "firmware_tests")], ROOT, {"MSGFLO_DESCRIPTION_OUT": str(out)})
+@pytest.fixture(scope="module")
+def device_output(build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """What the C++ test of a 60-byte device read back: the description text and the wire."""
+    out = tmp_path_factory.mktemp("device")
+    files = {
+        "MSGFLO_DESCRIPTION_OUT": out / "description.json",
+        "MSGFLO_DEVICE_WIRE_OUT": out / "wire",
+    }
+    report = run([str(build / "firmware_tests")], ROOT, {k: str(v) for k, v in files.items()})
     assert "Status: SUCCESS!" in report
-    text = out.read_bytes()
+    return {key: path.read_bytes() for key, path in files.items()}
+
+
+def test_device_wire_decodes_with_the_python_codec(device_output: dict[str, bytes]) -> None:
+    """The hello and the 52-byte description slices, through the gateway's decoder and assembler."""
+    events = LinkDecoder().feed(device_output["MSGFLO_DEVICE_WIRE_OUT"])
+    frames = [event for event in events if isinstance(event, Received)]
+    assert len(frames) == len(events)
+    assert frames[0].frame == Hello(name="Echo", version="1.2.3", max_frame=60)
+    assembler = DescriptionAssembler()
+    text = None
+    for received in frames[1:]:
+        assert isinstance(received.frame, Description)
+        assert text is None
+        text = assembler.add(received.frame)
+    assert text == device_output["MSGFLO_DESCRIPTION_OUT"]
+    assert len(frames) - 1 == -(-len(text) // 52)
+
+
+def test_device_description_passes_the_gateway_validator(device_output: dict[str, bytes]) -> None:
+    text = device_output["MSGFLO_DESCRIPTION_OUT"]
     label = 'A "quoted" C:\\dir label,\ta tab, a newline\n, \x01 and gr\u00fc\u00df'
     assert json.loads(text)["label"] == label
     description = parse_description(text)

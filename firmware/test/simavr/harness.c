@@ -13,8 +13,9 @@
  * baud, 8N1: 10 bits) in simulated time, and only while simavr's 64-entry input FIFO is not
  * full (its XON/XOFF signals). Baud settings on the pty are ignored.
  *
- * SIGUSR1 injects line noise: 64 random bytes towards the host (on the pty) and 64 random bytes
- * into the device's UART input, each burst ending with a 0x00 frame delimiter.
+ * SIGUSR1 injects line noise: 64 random bytes (0x00 delimiters included, so both overlong and
+ * short bogus frames) towards the host on the pty and 64 into the device's UART input, each
+ * burst ending with a 0x00 so the next real frame starts clean.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -106,10 +107,10 @@ static void read_host(void) {
 
 static void inject_noise(void) {
   uint8_t burst[NOISE];
-  for (size_t i = 0; i < NOISE - 1; i++) burst[i] = (uint8_t)(rand() % 255 + 1);
+  for (size_t i = 0; i < NOISE - 1; i++) burst[i] = (uint8_t)(rand() % 256);
   burst[NOISE - 1] = 0;
   write_all(burst, NOISE);
-  for (size_t i = 0; i < NOISE - 1; i++) rx_push((uint8_t)(rand() % 255 + 1));
+  for (size_t i = 0; i < NOISE - 1; i++) rx_push((uint8_t)(rand() % 256));
   rx_push(0);
 }
 
