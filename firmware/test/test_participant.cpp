@@ -384,3 +384,18 @@ TEST_CASE("the id is never empty: component and chip id") {
   CHECK(strncmp(id.data(), "MsgfloDevice", id.length()) == 0);
   CHECK(id.length() == strlen("MsgfloDevice"));
 }
+
+TEST_CASE("an application error goes out with the device's own seq and a flash text") {
+  Rig<link::kMaxFrame> rig;
+  const Received hello = rig.one();
+  CHECK(hello.body[1] == 254);  // max_frame: the decoder's size
+  CHECK(rig.link.sendError(0x80, F("sensor \"A\" lost")));
+  const Received error = rig.one();
+  CHECK(error.type == FrameType::Error);
+  CHECK(error.seq == static_cast<uint8_t>(hello.seq + 1));
+  REQUIRE(error.bodyLength == 1 + strlen("sensor \"A\" lost"));
+  CHECK(error.body[0] == 0x80);
+  CHECK(memcmp(error.body + 1, "sensor \"A\" lost", error.bodyLength - 1) == 0);
+  CHECK(rig.link.sendError(0x81, 0));
+  CHECK(rig.one().bodyLength == 1);
+}
