@@ -17,7 +17,8 @@ cd "$here"
 # "package:command" means: skip the package when the command is already there (a Node.js from
 # elsewhere brings its own npm, which conflicts with Debian's npm package).
 APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
-    nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi)
+    nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
+    simavr libsimavr-dev libsimavrparts1)
 VENV="$here/.venv"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

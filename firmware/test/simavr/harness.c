@@ -105,12 +105,17 @@ static void read_host(void) {
   for (ssize_t i = 0; i < n; i++) rx_push(buffer[i]);
 }
 
+/* Random bytes, one in eight a 0x00 delimiter: short bogus frames as well as overlong ones. */
+static uint8_t noise_byte(void) {
+  return rand() % 8 == 0 ? 0 : (uint8_t)(rand() % 256);
+}
+
 static void inject_noise(void) {
   uint8_t burst[NOISE];
-  for (size_t i = 0; i < NOISE - 1; i++) burst[i] = (uint8_t)(rand() % 256);
+  for (size_t i = 0; i < NOISE - 1; i++) burst[i] = noise_byte();
   burst[NOISE - 1] = 0;
   write_all(burst, NOISE);
-  for (size_t i = 0; i < NOISE - 1; i++) rx_push((uint8_t)(rand() % 256));
+  for (size_t i = 0; i < NOISE - 1; i++) rx_push(noise_byte());
   rx_push(0);
 }
 
