@@ -1,13 +1,18 @@
 /* simavr harness: runs an ATmega328P firmware (an Arduino Uno at 16 MHz) with its UART0 on a
  * pseudo-terminal, so the serial bridge can open it as it would a USB serial board.
  *
- *     harness [--realtime] FIRMWARE.elf
+ *     harness [--realtime] [--usb-frame-us N] FIRMWARE.elf
  *
- * Prints the pty's slave path as the first line on stdout, then runs until killed (SIGTERM,
- * SIGKILL: killing it is "unplugging" the board). Options:
+ * Prints the pty's slave path as the first line on stdout, then runs until killed (killing it
+ * is "unplugging" the board); on SIGTERM it first prints on stderr how much simulated time passed
+ * in how much wall-clock time. Options:
  *
  *   --realtime   throttle so simulated time follows wall-clock time (otherwise simavr runs as
  *                fast as it can, several times faster than a real 16 MHz part)
+ *   --usb-frame-us N
+ *                device-to-host bytes are passed on in batches, as a USB-serial chip does: when
+ *                64 are waiting or N us (simulated) after the first of a batch; default 1000
+ *                (one USB full-speed frame); 0 passes on every byte at once
  *
  * Bytes from the pty reach the simulated UART at most one per byte time of the line (115200
  * baud, 8N1: 10 bits) in simulated time, and only while simavr's 64-entry input FIFO is not
@@ -43,8 +48,16 @@
 #define NOISE 64
 
 static int master = -1;
+static avr_t* avr = NULL;
+static avr_cycle_count_t usb_frame_cycles = FREQUENCY / 1000;
+
+/* device -> host bytes waiting for the end of the current USB frame */
+static uint8_t tx[64];
+static size_t tx_count = 0;
+static avr_cycle_count_t tx_deadline = 0;
 static int xon = 1;
 static volatile sig_atomic_t noise_requested = 0;
+static volatile sig_atomic_t stop_requested = 0;
 
 /* host -> device bytes waiting to enter the simulated UART */
 static uint8_t rx[RX_SIZE];
@@ -67,8 +80,12 @@ static void write_all(const uint8_t* data, size_t length) {
 static void uart_output(struct avr_irq_t* irq, uint32_t value, void* param) {
   (void)irq;
   (void)param;
-  uint8_t byte = (uint8_t)value;
-  write_all(&byte, 1);
+  if (tx_count == 0) tx_deadline = avr->cycle + usb_frame_cycles;
+  tx[tx_count++] = (uint8_t)value;
+  if (tx_count == sizeof tx || usb_frame_cycles == 0) {
+    write_all(tx, tx_count);
+    tx_count = 0;
+  }
 }
 
 static void uart_xon(struct avr_irq_t* irq, uint32_t value, void* param) {
@@ -88,6 +105,11 @@ static void uart_xoff(struct avr_irq_t* irq, uint32_t value, void* param) {
 static void on_usr1(int signal_number) {
   (void)signal_number;
   noise_requested = 1;
+}
+
+static void on_term(int signal_number) {
+  (void)signal_number;
+  stop_requested = 1;
 }
 
 static void rx_push(uint8_t byte) {
@@ -131,6 +153,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--realtime") == 0) {
       realtime = 1;
+    } else if (strcmp(argv[i], "--usb-frame-us") == 0 && i + 1 < argc) {
+      usb_frame_cycles = (avr_cycle_count_t)strtoul(argv[++i], NULL, 10) * (FREQUENCY / 1000000);
     } else if (argv[i][0] == '-') {
       fprintf(stderr, "harness: unknown option %s\n", argv[i]);
       return 2;
@@ -139,7 +163,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!path) {
-    fprintf(stderr, "usage: harness [--realtime] FIRMWARE.elf\n");
+    fprintf(stderr, "usage: harness [--realtime] [--usb-frame-us N] FIRMWARE.elf\n");
     return 2;
   }
 
@@ -154,7 +178,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "harness: cannot read %s\n", path);
     return 1;
   }
-  avr_t* avr = avr_make_mcu_by_name("atmega328p");
+  avr = avr_make_mcu_by_name("atmega328p");
   if (!avr) {
     fprintf(stderr, "harness: no atmega328p in this simavr\n");
     return 1;
@@ -196,6 +220,8 @@ int main(int argc, char** argv) {
   memset(&action, 0, sizeof action);
   action.sa_handler = on_usr1;
   sigaction(SIGUSR1, &action, NULL);
+  action.sa_handler = on_term;
+  sigaction(SIGTERM, &action, NULL);
   signal(SIGPIPE, SIG_IGN);
   srand((unsigned)getpid());
 
@@ -212,9 +238,19 @@ int main(int argc, char** argv) {
     }
     if (avr->cycle < next_poll) continue;
     next_poll = avr->cycle + POLL_CYCLES;
+    if (stop_requested) {
+      double wall = now() - start;
+      fprintf(stderr, "harness: %.3f s simulated in %.3f s of wall-clock time\n",
+              (double)avr->cycle / FREQUENCY, wall);
+      return 0;
+    }
     if (noise_requested) {
       noise_requested = 0;
       inject_noise();
+    }
+    if (tx_count > 0 && avr->cycle >= tx_deadline) {
+      write_all(tx, tx_count);
+      tx_count = 0;
     }
     read_host();
     if (rx_count > 0 && xon && avr->cycle >= next_byte) {
@@ -222,7 +258,9 @@ int main(int argc, char** argv) {
       rx_head = (rx_head + 1) % RX_SIZE;
       rx_count--;
       avr_raise_irq(input, byte);
-      next_byte = avr->cycle + CYCLES_PER_BYTE;
+      /* back to back at exactly the line rate, whatever the polling granularity */
+      avr_cycle_count_t from = avr->cycle - next_byte < CYCLES_PER_BYTE ? next_byte : avr->cycle;
+      next_byte = from + CYCLES_PER_BYTE;
     }
     if (realtime) {
       double ahead = (double)avr->cycle / FREQUENCY - (now() - start);
