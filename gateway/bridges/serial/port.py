@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 READ_CHUNK = 4096
 MAX_PENDING = 4096  # bytes the bridge holds for a device that does not read (then drops)
+MAX_RECEIVED = 65536  # bytes read ahead of the session before reading pauses
 
 
 class SerialPort(abc.ABC):
@@ -66,6 +67,13 @@ class TtyPort(SerialPort):
         self._pending = bytearray()
         self._max_pending = max_pending
         self._closed = False
+        # The fd stays registered while the port is open: re-registering it for every read
+        # cost two epoll_ctl calls and a future per read, at a read per USB frame (1 ms).
+        self._received = bytearray()
+        self._error: OSError | None = None
+        self._arrived = asyncio.Event()
+        self._reading = False
+        self._watch()
 
     @classmethod
     def open(cls, path: str, baud: int) -> TtyPort:
@@ -79,23 +87,39 @@ class TtyPort(SerialPort):
         return cls(fd, path)
 
     async def read(self) -> bytes:
-        while True:
-            try:
-                data = os.read(self._fd, READ_CHUNK)
-            except BlockingIOError:
-                await self._readable()
-                continue
-            if not data:
-                raise OSError("end of file (device gone)")
-            return data
+        while not self._received:
+            if self._error is not None:
+                raise self._error
+            self._arrived.clear()
+            await self._arrived.wait()
+        data = bytes(self._received)
+        self._received.clear()
+        self._watch()  # reading again if a backlog had paused it
+        return data
 
-    async def _readable(self) -> None:
-        ready: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_reader(self._fd, _resolve, ready)
-        try:
-            await ready
-        finally:
+    def _watch(self) -> None:
+        if not self._reading and not self._closed and self._error is None:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _unwatch(self) -> None:
+        if self._reading:
             self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as error:  # EIO: the device is gone
+            data, self._error = b"", error
+        if not data and self._error is None:
+            self._error = OSError("end of file (device gone)")
+        self._received += data
+        if self._error is not None or len(self._received) >= MAX_RECEIVED:
+            self._unwatch()  # gone, or the session is behind: the kernel buffers meanwhile
+        self._arrived.set()
 
     def write(self, data: bytes) -> bool:
         if self._closed:
@@ -125,11 +149,6 @@ class TtyPort(SerialPort):
         if self._closed:
             return
         self._closed = True
-        self._loop.remove_reader(self._fd)
+        self._unwatch()
         self._loop.remove_writer(self._fd)
         os.close(self._fd)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
