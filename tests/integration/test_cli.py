@@ -165,8 +165,16 @@ def test_send_to_unreachable_broker_times_out_with_one_line() -> None:
 
 def test_participant_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> None:
     port = free_port()
+    # A short discovery period: the dump below may subscribe just after the first announcement
+    # (sent the moment the participant connects), and must not wait 27 s for the next one.
     process = start(
-        "msgflo-python", str(EXAMPLES / "repeat.py"), "late", "--broker", f"mqtt://127.0.0.1:{port}"
+        "msgflo-python",
+        str(EXAMPLES / "repeat.py"),
+        "late",
+        "--broker",
+        f"mqtt://127.0.0.1:{port}",
+        "--discovery-period",
+        "2",
     )
     try:
         time.sleep(1.5)
