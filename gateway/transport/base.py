@@ -28,6 +28,26 @@ class Delivery:
     tag: object | None = None
 
 
+@dataclass(frozen=True)
+class Will:
+    """Last will: published by the broker if the connection dies without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+
+
+@dataclass
+class TransportStats:
+    """Message counters of a transport."""
+
+    published: int = 0
+    received: int = 0
+    dropped: int = 0
+    connects: int = 0
+
+
 DeliveryHandler = Callable[[Delivery], None]
 ConnectListener = Callable[[], None]
 

@@ -19,7 +19,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,7 +30,14 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError, TransportError
 from gateway.transport.backoff import Backoff
-from gateway.transport.base import ConnectListener, Delivery, DeliveryHandler, Transport
+from gateway.transport.base import (
+    ConnectListener,
+    Delivery,
+    DeliveryHandler,
+    Transport,
+    TransportStats,
+    Will,
+)
 from gateway.transport.reconnect import keep_connected
 
 log = logging.getLogger(__name__)
@@ -45,24 +51,6 @@ MISC_INTERVAL = 1.0  # how often paho's keepalive bookkeeping runs
 DEFAULT_MAX_QUEUED = 10_000
 MAX_INFLIGHT = 100  # paho's default of 20 throttles QoS 1 bursts
 READ_BURST = 64  # packets read per readable event, so one event-loop turn serves a burst
-
-
-@dataclass(frozen=True)
-class Will:
-    """Last will: published by the broker if the connection dies without a DISCONNECT."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-
-
-@dataclass
-class TransportStats:
-    published: int = 0
-    received: int = 0
-    dropped: int = 0
-    connects: int = 0
 
 
 class MqttTransport(Transport):

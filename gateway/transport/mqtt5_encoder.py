@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.transport.base import Will
 from gateway.transport.mqtt5_codec import (
     MAX_PACKET_ID,
     MAX_REMAINING_LENGTH,
@@ -20,16 +21,6 @@ from gateway.transport.mqtt5_codec import (
     TOPIC_CACHE_SIZE,
     RetainHandling,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    """Last will: published by the broker if the connection dies without a DISCONNECT."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,14 @@ from typing import Any, Self, cast
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError, TransportError
 from gateway.transport.backoff import Backoff
-from gateway.transport.base import ConnectListener, Delivery, DeliveryHandler, Transport
+from gateway.transport.base import (
+    ConnectListener,
+    Delivery,
+    DeliveryHandler,
+    Transport,
+    TransportStats,
+    Will,
+)
 from gateway.transport.mqtt5_codec import (
     ConnAck,
     Decoder,
@@ -51,7 +58,6 @@ from gateway.transport.mqtt5_codec import (
 from gateway.transport.mqtt5_encoder import (
     PublishEncoder,
     SubscriptionOptions,
-    Will,
     encode_connect,
     encode_disconnect,
     encode_pingreq,
@@ -76,14 +82,6 @@ SUBSCRIBE_BATCH = 100  # topic filters per SUBSCRIBE when subscriptions are repl
 DRAIN_POLL = 0.005  # s between checks of the socket buffer in flush()
 
 Subscription = tuple[SubscriptionOptions, DeliveryHandler]
-
-
-@dataclass
-class TransportStats:
-    published: int = 0
-    received: int = 0
-    dropped: int = 0
-    connects: int = 0
 
 
 @dataclass(eq=False)
