@@ -9,12 +9,16 @@ connect listeners, so callers announce themselves again after every reconnect.
 from __future__ import annotations
 
 import abc
+import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 from gateway.broker import BrokerUrl
+
+log = logging.getLogger("gateway.transport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +128,24 @@ class Transport(abc.ABC):
 
     def nack(self, delivery: Delivery) -> None:  # noqa: B027
         """Reject a delivery (AMQP: dead-letter it); on MQTT there is nothing to do."""
+
+
+def mqtt_client_id(url: BrokerUrl, default: str) -> str:
+    """The client id: the URL's ``clientId`` option or ``default``; ``%i`` becomes a random
+    number, as msgflo-cpp's ``clientId=name-%i``."""
+    cid = url.options.get("clientId") or default
+    return cid.replace("%i", str(random.randint(0, 99999)))
+
+
+def mqtt_keepalive(url: BrokerUrl, given: int | None) -> int:
+    """Keepalive seconds: the argument, else the URL's ``keepAlive`` option, else 60."""
+    return given or int(url.options.get("keepAlive", 60))
+
+
+def call_listeners(listeners: list[ConnectListener]) -> None:
+    """Tell every connect listener; one that fails is logged and does not stop the others."""
+    for listener in list(listeners):
+        try:
+            listener()
+        except Exception:
+            log.exception("mqtt: connect listener %r failed", listener)

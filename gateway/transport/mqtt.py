@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -37,6 +36,9 @@ from gateway.transport.base import (
     Transport,
     TransportStats,
     Will,
+    call_listeners,
+    mqtt_client_id,
+    mqtt_keepalive,
 )
 from gateway.transport.reconnect import keep_connected
 
@@ -74,7 +76,7 @@ class MqttTransport(Transport):
         self.url = url
         self.protocol = protocol
         self.stats = TransportStats()
-        self._keepalive = keepalive or int(url.options.get("keepAlive", 60))
+        self._keepalive = mqtt_keepalive(url, keepalive)
         self._backoff = backoff or Backoff()
         self._client = self._make_client(url, client_id, will, max_queued)
         self._subs: dict[str, tuple[int | SubscribeOptions, DeliveryHandler]] = {}
@@ -100,8 +102,7 @@ class MqttTransport(Transport):
     def _make_client(
         self, url: BrokerUrl, client_id: str, will: Will | None, max_queued: int
     ) -> paho.Client:
-        cid = url.options.get("clientId") or client_id
-        cid = cid.replace("%i", str(random.randint(0, 99999)))  # msgflo-cpp's clientId=name-%i
+        cid = mqtt_client_id(url, client_id)
         if self.protocol == MQTT_5:
             client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=paho.MQTTv5)
         else:
@@ -206,18 +207,11 @@ class MqttTransport(Transport):
         log.info("mqtt: connected to %s", self.url)
         self._replay_subscriptions()
         self._connected.set()
-        for listener in list(self._listeners):
-            self._call_listener(listener)
+        call_listeners(self._listeners)
         while not self._lost.is_set():
             self._client.loop_misc()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), MISC_INTERVAL)
-
-    def _call_listener(self, listener: ConnectListener) -> None:
-        try:
-            listener()
-        except Exception:
-            log.exception("mqtt: connect listener %r failed", listener)
 
     def _replay_subscriptions(self) -> None:
         if self._subs:

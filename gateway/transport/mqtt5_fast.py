@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import socket
 import ssl
 import time
@@ -37,6 +36,9 @@ from gateway.transport.base import (
     Transport,
     TransportStats,
     Will,
+    call_listeners,
+    mqtt_client_id,
+    mqtt_keepalive,
 )
 from gateway.transport.mqtt5_codec import (
     ConnAck,
@@ -233,9 +235,8 @@ class FastMqttTransport(Transport):
             raise BrokerUrlError(str(url), "not an MQTT URL")
         self.url = url
         self.stats = TransportStats()
-        cid = url.options.get("clientId") or client_id
-        self.client_id = cid.replace("%i", str(random.randint(0, 99999)))  # msgflo-cpp's name-%i
-        self.keepalive = keepalive or int(url.options.get("keepAlive", 60))
+        self.client_id = mqtt_client_id(url, client_id)
+        self.keepalive = mqtt_keepalive(url, keepalive)
         self._will = will
         self._ssl = tls_context(url)
         self._backoff = backoff or Backoff()
@@ -371,19 +372,12 @@ class FastMqttTransport(Transport):
         self._replay_subscriptions()
         self._resend_unacknowledged()
         self._connected.set()
-        for listener in list(self._listeners):
-            self._call_listener(listener)
+        call_listeners(self._listeners)
         tick = max(0.1, min(1.0, self.keepalive / 2)) if self.keepalive else 1.0
         while not self._lost.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), tick)
             self._keep_alive()
-
-    def _call_listener(self, listener: ConnectListener) -> None:
-        try:
-            listener()
-        except Exception:
-            log.exception("mqtt: connect listener %r failed", listener)
 
     def _keep_alive(self) -> None:
         """3.1.2.10: send PINGREQ when nothing else went out for a keep alive period, and give
