@@ -312,28 +312,6 @@ async def test_mqtts(tls_broker: Mosquitto, pki: Pki) -> None:
     assert sorted(int(d.payload) for d in got) == list(range(500))
 
 
-async def test_wrong_ca_is_refused_and_retried_without_traceback(
-    tls_broker: Mosquitto, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    (tmp_path / "other").mkdir()
-    other = make_pki(tmp_path / "other", ca_name="some other CA")
-    url = parse_broker_url(tls_url(tls_broker, pki, other.ca))
-    async with FastMqttTransport(url, client_id="tls-wrong-ca", backoff=QUICK) as transport:
-        await asyncio.sleep(1.0)
-        assert not transport.connected
-    failures = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert failures and "certificate verify failed" in failures[0]
-    assert "retry in" in failures[0]
-    assert not [r for r in caplog.records if r.exc_info]
-
-
-def test_missing_ca_file_is_a_one_line_url_error(tmp_path: Path) -> None:
-    url = parse_broker_url(f"mqtts://127.0.0.1:8883?ca_certs={tmp_path / 'nope.pem'}")
-    with pytest.raises(Exception) as err:
-        FastMqttTransport(url)
-    assert "TLS setup failed" in str(err.value) and "\n" not in str(err.value)
-
-
 # -- a scripted fake broker, for what mosquitto never does ---------------------------------------
 
 CONNACK = b"\x20\x03\x00\x00\x00"

@@ -14,6 +14,7 @@ from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto, TlsListener
 from gateway.participant import serve
 from gateway.transport.mqtt import MqttTransport
+from gateway.transport.mqtt5_fast import FastMqttTransport
 from tests.certs import Pki, make_pki
 from tests.conftest import Probe
 from tests.integration.test_participant_mqtt import Repeat
@@ -56,25 +57,36 @@ async def test_participant_over_mqtts(tls_broker: Mosquitto, pki: Pki) -> None:
                 await task
 
 
+def transport_class(name: str) -> type[MqttTransport] | type[FastMqttTransport]:
+    """Both MQTT transports (participants: paho; the coordinator: our own) behave alike here."""
+    return MqttTransport if name == "paho" else FastMqttTransport
+
+
+@pytest.mark.parametrize("transport", ["paho", "fast"])
 async def test_wrong_ca_is_refused_and_retried_without_traceback(
-    tls_broker: Mosquitto, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tls_broker: Mosquitto,
+    pki: Pki,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    transport: str,
 ) -> None:
     (tmp_path / "other").mkdir()
     other = make_pki(tmp_path / "other", ca_name="some other CA")
     url = parse_broker_url(tls_url(tls_broker, pki, ca=other.ca))
-    async with MqttTransport(url, client_id="tls-wrong-ca") as transport:
+    async with transport_class(transport)(url, client_id="tls-wrong-ca") as connection:
         await asyncio.sleep(1.0)
-        assert not transport.connected
+        assert not connection.connected
     failures = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert failures and "certificate verify failed" in failures[0]
     assert "retry in" in failures[0]
     assert not [r for r in caplog.records if r.exc_info]
 
 
-def test_missing_ca_file_is_a_one_line_url_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["paho", "fast"])
+def test_missing_ca_file_is_a_one_line_url_error(tmp_path: Path, transport: str) -> None:
     url = parse_broker_url(f"mqtts://127.0.0.1:8883?ca_certs={tmp_path / 'nope.pem'}")
     with pytest.raises(Exception) as err:
-        MqttTransport(url)
+        transport_class(transport)(url)
     assert "TLS setup failed" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -86,13 +98,10 @@ async def test_insecure_skips_only_the_host_name_check(
     transport: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from gateway.transport.mqtt5_fast import FastMqttTransport
-
     (tmp_path / "other").mkdir()
     other = make_pki(tmp_path / "other", ca_name="some other CA")
     url = parse_broker_url(tls_url(tls_broker, pki, ca=other.ca) + "&insecure=1")
-    cls = MqttTransport if transport == "paho" else FastMqttTransport
-    async with cls(url, client_id=f"insecure-{transport}") as connection:
+    async with transport_class(transport)(url, client_id=f"insecure-{transport}") as connection:
         await asyncio.sleep(1.0)
         # A broker certificate from another CA is still refused.
         assert not connection.connected
