@@ -18,7 +18,8 @@ cd "$here"
 # elsewhere brings its own npm, which conflicts with Debian's npm package).
 APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
     nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
-    simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf)
+    simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
+    hostapd mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools)
 VENV="$here/.venv"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

@@ -1,0 +1,103 @@
+"""The gateway's one config file (``/etc/msgflo-gateway/gateway.yaml``) as typed, frozen objects.
+
+Everything past ``load_config`` sees only these objects; the YAML, its line numbers and its
+spelling mistakes stay in ``gateway/config/load.py``. Defaults are the appliance's: a laptop
+usually sets ``data_dir`` and turns ``access_point`` off, and nothing else.
+
+Secrets (MQTT passwords, the runtime secret, the WiFi passphrase, TLS keys) are not part of
+this file: first boot generates them into ``data_dir`` (see ``gateway/appliance/secrets.py``).
+A value given here for ``runtime.secret`` or ``access_point.passphrase`` wins over the
+generated one, for a laptop or a provisioned kit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+DEFAULT_PATH = Path("/etc/msgflo-gateway/gateway.yaml")
+DEFAULT_DATA_DIR = Path("/var/lib/msgflo-gateway")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """The gateway's own Mosquitto: where it listens and how much it holds.
+
+    It always listens on loopback (``port``); on the access point's address too when the
+    access point is enabled (``port``, and ``tls_port`` with the per-device CA). Clients
+    always authenticate: there is no anonymous listener.
+    """
+
+    port: int = 1883
+    tls_port: int | None = 8883
+    max_message_size: int = 262_144
+    max_queued_messages: int = 1000
+    persistence: bool = True
+    autosave_interval: int = 30
+    # Extra MQTT users to create at first boot (devices that connect over WiFi, say), each
+    # allowed to read and write only its own ``<role>/#`` topics and to announce on ``fbp``.
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    graph: Path = DEFAULT_DATA_DIR / "graph.fbp"
+    library: Path | None = None
+    auto_save: bool = True
+    wait_timeout: float = 45.0
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The FBP runtime protocol server (Flowhub, fbp-spec). Beyond loopback only with a secret."""
+
+    host: str = "0.0.0.0"
+    port: int = 3569
+    secret: str | None = None
+    label: str = "msgflo-gateway"
+
+
+@dataclass(frozen=True)
+class SerialBridgeConfig:
+    enabled: bool = True
+    globs: tuple[str, ...] = ("/dev/serial/by-id/*",)
+    baud: int = 115_200
+    # USB serial number (or link name, or path) -> role
+    roles: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BridgesConfig:
+    """One entry per bridge daemon; each runs as ``msgflo-bridge@<name>.service`` when enabled."""
+
+    serial: SerialBridgeConfig = field(default_factory=SerialBridgeConfig)
+
+    def enabled(self) -> tuple[str, ...]:
+        return tuple(name for name in ("serial",) if getattr(self, name).enabled)
+
+
+@dataclass(frozen=True)
+class AccessPointConfig:
+    enabled: bool = True
+    interface: str = "wlan0"
+    # "{suffix}" is replaced by four hex digits unique to the device (from first boot).
+    ssid: str = "msgflo-{suffix}"
+    passphrase: str | None = None
+    country: str = "DE"
+    channel: int = 6
+    address: IPv4Interface = IPv4Interface("192.168.4.1/24")
+    dhcp_start: IPv4Address = IPv4Address("192.168.4.10")
+    dhcp_end: IPv4Address = IPv4Address("192.168.4.200")
+    # The name clients on the access point can use for the gateway (dnsmasq answers it).
+    hostname: str = "gateway.msgflo"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    bridges: BridgesConfig = field(default_factory=BridgesConfig)
+    access_point: AccessPointConfig = field(default_factory=AccessPointConfig)
