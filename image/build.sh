@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Build the Raspberry Pi SD-card image of the gateway (arm64, Debian bookworm).
+#
+#   image/build.sh [OUT_DIR]          default OUT_DIR: image/out
+#
+# Writes OUT_DIR/msgflo-gateway.img (MBR: FAT boot, ext4 root, ext4 data) and
+# OUT_DIR/build-report.txt (sizes and times). Needs root, Debian's packages from
+# bootstrap.sh (mmdebstrap, qemu-user-static, binfmt-support, fdisk, dosfstools, mtools,
+# e2fsprogs) and PyPI for the gateway's pure-Python dependencies; no loop mounts.
+#
+# The slow part, the base root filesystem (about 4 min of emulated dpkg), is cached in
+# $MSGFLO_IMAGE_CACHE (default /var/cache/msgflo-gateway-image) under a hash of the package
+# list (and a recipe version), so a rebuild after a change to the gateway takes a minute or two.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+out="$(realpath -m "${1:-$here/out}")"
+cache="${MSGFLO_IMAGE_CACHE:-/var/cache/msgflo-gateway-image}"
+mirror="${MSGFLO_IMAGE_MIRROR:-http://deb.debian.org/debian}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+
+# Bump when the mmdebstrap call in base_rootfs changes: the cache key is this plus the package list.
+BASE_RECIPE="base-v1"
+
+log() { printf 'image: %s\n' "$*" >&2; }
+now() { date +%s; }
+
+[ "$(id -u)" -eq 0 ] || { log "must run as root (chroot, device nodes, file owners)"; exit 2; }
+
+enable_binfmt() {
+    # qemu-user-static registers aarch64 with the F flag: the interpreter is opened at
+    # registration, so it works inside the chroot without copying it there.
+    [ "$(uname -m)" = aarch64 ] && return 0
+    if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    fi
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+}
+
+package_list() { grep -v '^\s*\(#\|$\)' "$here/packages.list" | paste -sd, -; }
+
+base_rootfs() {
+    # INITRD=No: the kernel's postinst would otherwise build a full initramfs (~14 min under
+    # qemu-user, and several times); customize.sh builds one small one at the end.
+    local key tar
+    key="$({ cat "$here/packages.list"; echo "$BASE_RECIPE"; } | sha256sum | cut -c1-16)"
+    tar="$cache/base-$key.tar"
+    if [ -f "$tar" ]; then
+        log "base root filesystem from cache: $tar"
+    else
+        log "building the base root filesystem (cached afterwards in $cache)"
+        mkdir -p "$cache"
+        INITRD=No mmdebstrap --variant=minbase --architectures=arm64 \
+            --components=main,non-free-firmware --include="$(package_list)" \
+            --aptopt='Apt::Install-Recommends "false"' \
+            --dpkgopt='path-exclude=/usr/share/doc/*' \
+            --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+            --dpkgopt='path-exclude=/usr/share/man/*' \
+            --dpkgopt='path-exclude=/usr/share/locale/*' \
+            bookworm "$tar.part" "$mirror" >&2
+        mv "$tar.part" "$tar"
+        find "$cache" -name 'base-*.tar' ! -name "base-$key.tar" -delete
+    fi
+    printf '%s\n' "$tar"
+}
+
+wheelhouse() {
+    # The gateway as a wheel plus its dependencies that Debian bookworm packages too old
+    # (paho-mqtt 2, websockets >= 13), at the versions the tests ran with, for aarch64.
+    local dir="$1" pins
+    "$python" -m pip wheel --quiet --no-deps --wheel-dir "$dir" "$repo" >&2
+    pins="$("$python" -m pip freeze | grep -iE '^(paho-mqtt|websockets)==')"
+    # shellcheck disable=SC2086
+    "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: \
+        --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
+        --python-version 3.11 --implementation cp $pins >&2
+}
+
+chroot_run() {
+    local root="$1"
+    shift
+    mount -t proc proc "$root/proc"
+    mount -t sysfs sysfs "$root/sys"
+    mount --rbind /dev "$root/dev"
+    local rc=0
+    chroot "$root" "$@" || rc=$?
+    umount -R "$root/dev"
+    umount "$root/proc" "$root/sys"
+    return "$rc"
+}
+
+main() {
+    local start t0 work rootfs base
+    start="$(now)"
+    enable_binfmt
+    work="$(mktemp -d "${TMPDIR:-/var/tmp}/msgflo-image.XXXXXX")"
+    trap 'umount -R "$work/rootfs/dev" "$work/rootfs/proc" "$work/rootfs/sys" 2>/dev/null || true; rm -rf "$work"' EXIT
+    rootfs="$work/rootfs"
+    mkdir -p "$rootfs" "$out"
+
+    t0="$(now)"
+    base="$(base_rootfs)"
+    tar -C "$rootfs" -xf "$base"
+    local t_base=$(($(now) - t0))
+
+    t0="$(now)"
+    local stage="$rootfs/tmp/msgflo-image"
+    mkdir -p "$stage/wheels"
+    wheelhouse "$stage/wheels"
+    cp -r "$here/rootfs" "$stage/files"
+    cp -r "$repo/services" "$stage/services"
+    cp -r "$repo/examples" "$stage/examples"
+    chroot_run "$rootfs" /bin/sh /tmp/msgflo-image/files/customize.sh >&2
+    rm -rf "$stage"
+    local t_custom=$(($(now) - t0))
+
+    t0="$(now)"
+    "$here/assemble.sh" "$rootfs" "$out/msgflo-gateway.img" >"$work/sizes.txt"
+    local t_assemble=$(($(now) - t0))
+
+    {
+        echo "msgflo-gateway image, built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
+        echo "base root filesystem: ${t_base} s (cached: $base)"
+        echo "gateway, services, initramfs: ${t_custom} s"
+        echo "image assembly: ${t_assemble} s"
+        echo "total: $(($(now) - start)) s"
+        cat "$work/sizes.txt"
+    } | tee "$out/build-report.txt" >&2
+}
+
+main "$@"

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Runs inside the arm64 root filesystem (chroot under qemu-user), called by image/build.sh:
+# installs the gateway and its services and makes the system an offline appliance with a
+# read-only root. Files staged by build.sh are in /tmp/msgflo-image.
+set -eu
+stage=/tmp/msgflo-image
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+
+# The gateway: a venv that also sees Debian's PyYAML and cryptography, and only wheels
+# staged by build.sh (no network here).
+python3 -m venv --system-site-packages /opt/msgflo-gateway
+/opt/msgflo-gateway/bin/pip install --quiet --no-index --no-cache-dir \
+    --find-links "$stage/wheels" msgflo-gateway
+for tool in /opt/msgflo-gateway/bin/gateway-* /opt/msgflo-gateway/bin/msgflo*; do
+    ln -sf "$tool" /usr/local/bin/
+done
+mkdir -p /usr/share/msgflo-gateway
+cp -r "$stage/examples" /usr/share/msgflo-gateway/demo
+rm -rf /usr/share/msgflo-gateway/demo/__pycache__
+
+# Units, udev rule, journald, network, sysctl; enables the gateway's units.
+sh "$stage/services/install.sh" /
+
+# The data partition's first content (image/assemble.sh moves /var/lib/msgflo-gateway
+# onto it): the config, the demo graph, the broker's and the clock's state directories.
+data=/var/lib/msgflo-gateway
+mkdir -p "$data/mosquitto" "$data/timesync"
+cp "$stage/services/gateway.yaml" "$data/gateway.yaml"
+sed -i 's|^\(\s*library:\).*|\1 /usr/share/msgflo-gateway/demo/library.yaml|' "$data/gateway.yaml"
+cp /usr/share/msgflo-gateway/demo/demo.fbp "$data/graph.fbp"
+chown mosquitto:mosquitto "$data/mosquitto"
+chown systemd-timesync:systemd-timesync "$data/timesync" 2>/dev/null || true
+mkdir -p /etc/msgflo-gateway
+ln -sf "$data/gateway.yaml" /etc/msgflo-gateway/gateway.yaml
+
+# Offline battery appliance: no periodic maintenance jobs, no services we replace.
+systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+    e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+    mosquitto.service hostapd.service wpa_supplicant.service \
+    systemd-networkd-wait-online.service >/dev/null 2>&1
+systemctl enable systemd-networkd.service systemd-timesyncd.service >/dev/null 2>&1
+
+echo msgflo-gateway >/etc/hostname
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tmsgflo-gateway\n::1\t\tlocalhost ip6-localhost\n' >/etc/hosts
+cp "$stage/files/fstab" /etc/fstab
+cp "$stage/files/overlayroot.conf" /etc/overlayroot.conf
+cp "$stage/files/raspi-firmware" /etc/default/raspi-firmware
+cp "$stage/files/raspi-extra-cmdline" /etc/default/raspi-extra-cmdline
+cp "$stage/files/raspi-firmware-custom" /etc/default/raspi-firmware-custom
+cp "$stage/files/modprobe-msgflo.conf" /etc/modprobe.d/msgflo-gateway.conf
+
+# One small initramfs, built once: MODULES=list with what the Pi's SD card, USB storage and
+# the QEMU boot test need (MODULES=most takes ~14 min under qemu-user and 37 MB).
+cp "$stage/files/initramfs.conf" /etc/initramfs-tools/conf.d/msgflo-gateway.conf
+cp "$stage/files/initramfs-modules" /etc/initramfs-tools/modules
+# Without this fsck never runs: initramfs-tools cannot tell the root's type in a chroot.
+echo FSTYPE=ext4 >/etc/initramfs-tools/conf.d/rootfstype
+kernel="$(ls /lib/modules | sort -V | tail -1)"
+update-initramfs -c -k "$kernel" >/dev/null
+DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$kernel" >/dev/null 2>&1 ||
+    DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$kernel"
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/*.log

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install the gateway's units and system settings into a root filesystem (default /) and
+# enable them. Used by image/rootfs/customize.sh; works on a Raspberry Pi OS / Debian install
+# that has the gateway's tools in /usr/local/bin.
+#
+#   services/install.sh [ROOT]
+set -eu
+here="$(cd "$(dirname "$0")" && pwd)"
+root="${1:-/}"
+install -d "$root/etc/systemd/system" "$root/etc/udev/rules.d" "$root/etc/systemd/journald.conf.d" \
+    "$root/etc/sysctl.d" "$root/etc/systemd/network" "$root/etc/msgflo-gateway"
+install -m 644 "$here"/systemd/* "$root/etc/systemd/system/"
+install -m 644 "$here/udev/90-msgflo-ap.rules" "$root/etc/udev/rules.d/"
+install -m 644 "$here/system/journald.conf" "$root/etc/systemd/journald.conf.d/msgflo-gateway.conf"
+install -m 644 "$here/system/sysctl.conf" "$root/etc/sysctl.d/50-msgflo-gateway.conf"
+install -m 644 "$here/system/20-wired.network" "$here/system/10-wlan.network" "$root/etc/systemd/network/"
+if [ "$root" = / ] || [ "$root" = "" ]; then
+    systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
+        msgflo-coordinator.service msgflo-bridge@serial.service >/dev/null 2>&1
+else
+    systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
+        msgflo-broker.service msgflo-coordinator.service msgflo-bridge@serial.service >/dev/null 2>&1
+fi
