@@ -1,0 +1,80 @@
+"""Replace a file all at once, durably: the appliance loses power at any moment.
+
+Temp file in the same directory (so the rename stays on one filesystem), write, set mode and
+owner on the descriptor, fsync the file, rename over the target, fsync the directory. A reader
+sees the old content or the new one, never a mixture, and after a power cut the new content is
+on disk once ``write_atomic`` has returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from gateway.appliance.errors import ApplianceError
+
+
+def write_atomic(
+    path: str | os.PathLike[str],
+    data: bytes | str,
+    mode: int = 0o600,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Write ``data`` (str as UTF-8) to ``path`` with ``mode`` and optional ``(uid, gid)``.
+
+    Raises ``ApplianceError`` naming the file; the old file, if any, is then untouched and no
+    temporary file is left behind.
+    """
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise ApplianceError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        _fill(fd, payload, mode, owner)
+        os.replace(tmp, target)
+    except (OSError, OverflowError) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ApplianceError(f"cannot write {target}: {reason}") from exc
+    fsync_directory(target.parent)
+
+
+def _fill(fd: int, payload: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    # Mode and owner before the data: a secret is never readable by others, not even briefly.
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), mode)
+        if owner is not None:
+            os.fchown(out.fileno(), *owner)
+        out.write(payload)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make renames and new entries in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(
+    path: str | os.PathLike[str], mode: int = 0o700, owner: tuple[int, int] | None = None
+) -> Path:
+    """Create ``path`` (and parents) if needed and set its mode and owner; returns it."""
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, mode)
+        if owner is not None:
+            os.chown(directory, *owner)
+    except OSError as exc:
+        raise ApplianceError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+    fsync_directory(directory.parent)
+    return directory

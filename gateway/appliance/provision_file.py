@@ -1,0 +1,79 @@
+"""The optional provisioning file on the boot partition, ``msgflo-provision.yaml``.
+
+Someone preparing an SD card can fix the WiFi name, passphrase and country, the runtime
+secret and the MQTT admin password before the first boot. Only these keys are read; anything
+else is reported (one line naming the file and the key) and ignored, and the valid keys are
+still applied. Parsing is pure: ``parse_provision`` returns the values and the problems.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from gateway.appliance.secrets import passphrase_problem
+
+FILE_NAME = "msgflo-provision.yaml"
+KEYS = ("wifi_passphrase", "ssid", "country", "runtime_secret", "admin_password")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+SSID_MAX_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Provision:
+    """Values from the provisioning file; ``None`` where it gave none (or an invalid one)."""
+
+    wifi_passphrase: str | None = None
+    ssid: str | None = None
+    country: str | None = None
+    runtime_secret: str | None = None
+    admin_password: str | None = None
+
+
+def parse_provision(text: str, file: str) -> tuple[Provision, tuple[str, ...]]:
+    """The valid values in ``text`` and one line per problem, each naming ``file``."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return Provision(), (f"{file}: not YAML: {_one_line(exc)}",)
+    if data is None:
+        return Provision(), ()
+    if not isinstance(data, dict):
+        return Provision(), (f"{file}: expected a mapping of keys to values",)
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in data.items():
+        problem = _problem(str(key), value)
+        if problem:
+            problems.append(f"{file}: {key}: {problem}")
+        else:
+            values[str(key)] = value
+    return Provision(**values), tuple(problems)
+
+
+def _problem(key: str, value: object) -> str | None:
+    if key not in KEYS:
+        return f"unknown key, ignored (known: {', '.join(KEYS)})"
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string, ignored"
+    problem = _value_problem(key, value)
+    return f"{problem}, ignored" if problem else None
+
+
+def _value_problem(key: str, value: str) -> str | None:
+    if "\n" in value or "\r" in value:
+        return "must be one line"
+    if key == "wifi_passphrase":
+        return passphrase_problem(value)
+    if key == "country" and not _COUNTRY.fullmatch(value):
+        return "must be two upper-case letters (ISO 3166-1, e.g. DE)"
+    if key == "ssid" and len(value.encode("utf-8")) > SSID_MAX_BYTES:
+        return f"must be at most {SSID_MAX_BYTES} bytes"
+    return None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

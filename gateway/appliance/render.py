@@ -1,0 +1,158 @@
+"""The texts of mosquitto.conf, its ACL file, hostapd.conf and dnsmasq.conf: pure functions.
+
+They take the typed config and secrets and return text; writing it (atomically) is the
+caller's job. Values that end up in these line-based files are checked for line breaks first,
+so a config value can never add a directive of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from gateway.appliance.errors import ApplianceError
+from gateway.appliance.secrets import Secrets, SecretsLayout, passphrase, ssid
+from gateway.appliance.users import MqttUser
+from gateway.config.model import GatewayConfig
+
+LOOPBACK = "127.0.0.1"
+PERSISTENCE_FILE = "mosquitto.db"
+# Room for the topic, properties and fixed header on top of the largest payload. Mosquitto 2.0
+# limits whole packets (max_packet_size); its payload limit, message_size_limit, is deprecated
+# and logs a note at every start.
+PACKET_OVERHEAD = 4096
+DHCP_LEASE_TIME = "12h"
+DHCP_LEASE_FILE = Path("/run/msgflo-gateway-dnsmasq.leases")
+SSID_MAX_BYTES = 32
+
+
+def mosquitto_conf(
+    config: GatewayConfig,
+    secrets_dir: Path,
+    persistence_dir: Path,
+    *,
+    run_as: str | None = None,
+) -> str:
+    """The broker's whole config: authenticated listeners only, logs to stderr (the journal).
+
+    ``run_as`` is the user Mosquitto switches to when started as root (its default is
+    ``mosquitto``); tests started as root name themselves so it can read their temp files.
+    """
+    files = SecretsLayout(secrets_dir)
+    broker = config.broker
+    lines = [
+        *([f"user {_line(run_as)}"] if run_as else []),
+        # One set of users and ACLs for every listener.
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {_line(str(files.passwd))}",
+        f"acl_file {_line(str(files.acl))}",
+        f"max_packet_size {broker.max_message_size + PACKET_OVERHEAD}",
+        f"max_queued_messages {broker.max_queued_messages}",
+        *_persistence(config, persistence_dir),
+        # The service's stderr goes to the journal; a log file would only wear the SD card.
+        "log_dest stderr",
+        *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
+        "connection_messages true",
+        *_listeners(config, files),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _persistence(config: GatewayConfig, persistence_dir: Path) -> list[str]:
+    if not config.broker.persistence:
+        return ["persistence false"]
+    return [
+        "persistence true",
+        # Mosquitto joins location and file name as strings: the location needs its slash.
+        f"persistence_location {_line(str(persistence_dir)).rstrip('/')}/",
+        f"persistence_file {PERSISTENCE_FILE}",
+        f"autosave_interval {config.broker.autosave_interval}",
+        # Save on the timer only, not every N changes: fewer writes to the SD card.
+        "autosave_on_changes false",
+    ]
+
+
+def _listeners(config: GatewayConfig, files: SecretsLayout) -> list[str]:
+    broker, ap = config.broker, config.access_point
+    lines = [f"listener {broker.port} {LOOPBACK}"]
+    if ap.enabled:
+        lines.append(f"listener {broker.port} {ap.address.ip}")
+    if broker.tls_port is not None:
+        host = ap.address.ip if ap.enabled else LOOPBACK
+        lines += [
+            f"listener {broker.tls_port} {host}",
+            f"cafile {_line(str(files.ca_crt))}",
+            f"certfile {_line(str(files.server_crt))}",
+            f"keyfile {_line(str(files.server_key))}",
+        ]
+    return lines
+
+
+def mosquitto_acl(users: Iterable[MqttUser]) -> str:
+    """The ``acl_file`` text: one ``user`` block per user with its ``topic`` rules."""
+    blocks = []
+    for user in users:
+        rules = "".join(f"topic {r.access} {_line(r.pattern)}\n" for r in user.rules)
+        blocks.append(f"user {_line(user.name)}\n{rules}")
+    return "\n".join(blocks)
+
+
+def hostapd_conf(config: GatewayConfig, secrets: Secrets, ctrl_dir: Path) -> str:
+    """A WPA2-PSK (CCMP only, no WPS, no TKIP) access point on the configured channel."""
+    ap = config.access_point
+    name = ssid(ap, secrets)
+    if not 1 <= len(name.encode("utf-8")) <= SSID_MAX_BYTES:
+        raise ApplianceError(f"access_point.ssid: {name!r} must be 1 to 32 bytes")
+    lines = [
+        f"interface={_line(ap.interface)}",
+        "driver=nl80211",
+        f"ctrl_interface={_line(str(ctrl_dir))}",
+        "ctrl_interface_group=0",
+        f"ssid={_line(name)}",
+        *(["utf8_ssid=1"] if not name.isascii() else []),
+        "ignore_broadcast_ssid=0",
+        # 802.11d: announce the country so clients use its channels and power limits.
+        f"country_code={_line(ap.country)}",
+        "ieee80211d=1",
+        "hw_mode=g",
+        f"channel={ap.channel}",
+        "ieee80211n=1",
+        "wmm_enabled=1",
+        "auth_algs=1",
+        "wpa=2",
+        "wpa_key_mgmt=WPA-PSK",
+        "rsn_pairwise=CCMP",
+        f"wpa_passphrase={_line(passphrase(ap, secrets))}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dnsmasq_conf(config: GatewayConfig) -> str:
+    """DHCP for the access point and one DNS name (the gateway); nothing forwarded upstream."""
+    ap = config.access_point
+    lines = [
+        f"interface={_line(ap.interface)}",
+        # dnsmasq adds loopback to --interface by itself; the AP is the only place it serves.
+        "except-interface=lo",
+        "bind-interfaces",
+        "no-resolv",
+        "no-hosts",
+        "domain-needed",
+        "bogus-priv",
+        f"address=/{_line(ap.hostname)}/{ap.address.ip}",
+        f"dhcp-range={ap.interface},{ap.dhcp_start},{ap.dhcp_end},"
+        f"{ap.address.network.netmask},{DHCP_LEASE_TIME}",
+        # An empty router option: clients get no default route here and keep using their
+        # mobile data for the internet while talking to the gateway over WiFi.
+        "dhcp-option=option:router",
+        "dhcp-authoritative",
+        f"dhcp-leasefile={DHCP_LEASE_FILE}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _line(value: str) -> str:
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ApplianceError(f"{value!r} contains a line break and cannot go into a config file")
+    return value

@@ -1,0 +1,102 @@
+"""The rendered mosquitto.conf and first boot's passwd/ACL/certificates on the real broker."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+
+from gateway.appliance.secrets import Secrets, SecretsLayout
+from gateway.config.model import GatewayConfig
+from tests.appliance.conftest import AP_ADDRESS, Broker, Client
+
+pytestmark = pytest.mark.integration
+
+Appliance = tuple[GatewayConfig, Secrets]
+
+
+def connect(
+    clients: list[Client], broker: Broker, user: str | None, password: str | None, **kw: object
+) -> Client:
+    host = str(kw.pop("host", "127.0.0.1"))
+    port = int(str(kw.pop("port", broker.config.broker.port)))
+    client = Client(host, port, user, password, **kw)  # type: ignore[arg-type]
+    clients.append(client)
+    return client
+
+
+def test_anonymous_clients_are_refused(broker: Broker, clients: list[Client]) -> None:
+    assert not connect(clients, broker, None, None).connect()
+
+
+def test_wrong_password_is_refused(broker: Broker, clients: list[Client]) -> None:
+    assert not connect(clients, broker, "coordinator", "not-the-password").connect()
+
+
+def test_coordinator_connects_on_loopback_and_the_ap_address(
+    broker: Broker, appliance: Appliance, clients: list[Client]
+) -> None:
+    password = appliance[1].mqtt_passwords["coordinator"]
+    for host in ("127.0.0.1", AP_ADDRESS):
+        assert connect(clients, broker, "coordinator", password, host=host).connect()
+
+
+def test_role_user_reads_only_its_own_topics(
+    broker: Broker, appliance: Appliance, clients: list[Client]
+) -> None:
+    passwords = appliance[1].mqtt_passwords
+    role = connect(clients, broker, "sensor", passwords["sensor"])
+    admin = connect(clients, broker, "admin", passwords["admin"])
+    assert role.connect() and admin.connect()
+    role.subscribe("#")  # the broker grants it, and then delivers only what the ACL allows
+    admin.subscribe("sensor/#")
+    admin.publish("other/x", b"secret")
+    admin.publish("sensor/x", b"mine")
+    assert role.wait_for("sensor/x") == b"mine"
+    assert ("other/x", b"secret") not in role.messages
+    # It may announce itself and write its own topics, but not another role's.
+    role.publish("other/y", b"forged")
+    role.publish("sensor/out", b"ok")
+    assert admin.wait_for("sensor/out") == b"ok"
+    admin.subscribe("other/#")
+    role.publish("other/z", b"forged")
+    admin.publish("other/marker", b"m")
+    admin.wait_for("other/marker")
+    assert not [t for t, _ in admin.messages if t in ("other/y", "other/z")]
+
+
+def test_tls_listener_on_the_ap_address_with_the_device_ca(
+    broker: Broker, appliance: Appliance, clients: list[Client]
+) -> None:
+    config, secrets = appliance
+    ca = SecretsLayout.at(config.data_dir).ca_crt
+    port = config.broker.tls_port
+    client = connect(
+        clients, broker, "admin", secrets.mqtt_passwords["admin"], host=AP_ADDRESS, port=port, ca=ca
+    )
+    assert client.connect()
+    client.subscribe("t/x")
+    client.publish("t/x", b"over tls")
+    assert client.wait_for("t/x") == b"over tls"
+
+
+def test_tls_certificate_is_refused_without_the_device_ca(
+    appliance: Appliance, broker: Broker
+) -> None:
+    port = appliance[0].broker.tls_port or 0
+    context = ssl.create_default_context()  # the system's CAs only
+    with (
+        socket.create_connection((AP_ADDRESS, port), 5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname=AP_ADDRESS).close()
+
+
+def test_tls_certificate_names_the_gateway(appliance: Appliance, broker: Broker) -> None:
+    config = appliance[0]
+    context = ssl.create_default_context(cafile=SecretsLayout.at(config.data_dir).ca_crt)
+    port = config.broker.tls_port or 0
+    for name in (config.access_point.hostname, "localhost", AP_ADDRESS):
+        with socket.create_connection((AP_ADDRESS, port), 5) as raw:
+            context.wrap_socket(raw, server_hostname=name).close()
