@@ -14,6 +14,8 @@
     │                            decoder as an event, not raised at the caller
     ├── FrameTooLargeError       a frame bigger than the receiving device accepts; never sent
     ├── DescriptionError         a device's describe JSON that cannot be used (names the key path)
+    ├── HostapdError             hostapd's control interface is unreachable, silent, refused a
+    │                            command or answered garbage (names the socket and command)
     └── TransportError           the broker connection failed or refused us
         └── MalformedPacketError the broker sent bytes that are not MQTT 5 (defined with its
                                  codec, gateway/transport/mqtt5_codec.py)
@@ -184,3 +186,17 @@ class DescriptionError(GatewayError):
         super().__init__(f"invalid device description: {where}{problem}")
         self.path = path
         self.problem = problem
+
+
+class HostapdError(GatewayError):
+    """hostapd's control interface failed us: no socket, no reply in time, ``FAIL``, ``UNKNOWN
+    COMMAND``, or a reply that cannot be parsed. ``path`` is the control socket and ``command``
+    the request; either may be empty when unknown (a parser does not know the socket)."""
+
+    def __init__(self, problem: str, *, command: str = "", path: str = "") -> None:
+        where = f" at {path}" if path else ""
+        what = f"{command}: " if command else ""
+        super().__init__(f"hostapd{where}: {what}{problem}")
+        self.problem = problem
+        self.command = command
+        self.path = path
