@@ -17,6 +17,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.appliance.firstboot import FirstBoot, run
 from gateway.appliance.render import mosquitto_conf
@@ -67,15 +68,17 @@ class Broker:
     def persistence(self) -> Path:
         return self.workdir / "persist"
 
-    def start(self, *, wait: bool = True) -> None:
+    def start(self, *, wait: bool = True, text: str | None = None) -> None:
+        """Start with the rendered config (or ``text``, which must listen on the same port)."""
         self.persistence.mkdir(exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        text = mosquitto_conf(
-            self.config,
-            secrets_dir(self.config.data_dir),
-            self.persistence,
-            run_as=getpass.getuser(),
-        )
+        if text is None:
+            text = mosquitto_conf(
+                self.config,
+                secrets_dir(self.config.data_dir),
+                self.persistence,
+                run_as=getpass.getuser(),
+            )
         conf.write_text(text)
         with self.log.open("ab") as stderr:
             self.process = subprocess.Popen(
@@ -128,7 +131,7 @@ class Client:
         self, host: str, port: int, user: str | None, password: str | None, ca: Path | None = None
     ) -> None:
         self.host, self.port = host, port
-        self.mqtt = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.mqtt = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         if ca is not None:
             self.mqtt.tls_set(ca_certs=str(ca))
         if user is not None:
@@ -148,7 +151,7 @@ class Client:
 
     def _on_message(self, _c: object, _u: object, message: paho.MQTTMessage) -> None:
         with self.arrived:
-            self.messages.append((message.topic, message.payload))
+            self.messages.append((message.topic, bytes(message.payload)))
             self.arrived.notify_all()
 
     def connect(self) -> bool:

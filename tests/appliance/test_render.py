@@ -1,0 +1,131 @@
+"""Rendered mosquitto.conf, ACL, hostapd.conf and dnsmasq.conf; the last checked by dnsmasq."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gateway.appliance.errors import ApplianceError
+from gateway.appliance.render import dnsmasq_conf, hostapd_conf, mosquitto_acl, mosquitto_conf
+from gateway.appliance.secrets import generate_secrets
+from gateway.appliance.users import user_for
+from gateway.config.model import AccessPointConfig, BrokerConfig, GatewayConfig
+
+SECRETS = generate_secrets(("coordinator",))
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def test_mosquitto_conf_with_the_access_point() -> None:
+    text = lines(mosquitto_conf(GatewayConfig(), Path("/s"), Path("/p")))
+    for line in [
+        "per_listener_settings false",
+        "allow_anonymous false",
+        "password_file /s/mosquitto.passwd",
+        "acl_file /s/mosquitto.acl",
+        "listener 1883 127.0.0.1",
+        "listener 1883 192.168.4.1",
+        "listener 8883 192.168.4.1",
+        "cafile /s/ca.crt",
+        "certfile /s/server.crt",
+        "keyfile /s/server.key",
+        "persistence true",
+        "persistence_location /p/",
+        "persistence_file mosquitto.db",
+        "autosave_interval 30",
+        "autosave_on_changes false",
+        "max_queued_messages 1000",
+        "log_dest stderr",
+        "log_type information",
+        "connection_messages true",
+    ]:
+        assert line in text
+    assert f"max_packet_size {262_144 + 4096}" in text
+    assert not [line for line in text if line.startswith(("user ", "log_dest file"))]
+    # TLS options follow their listener: the last listener line is the TLS one.
+    assert [line for line in text if line.startswith("listener")][-1] == "listener 8883 192.168.4.1"
+
+
+def test_mosquitto_conf_without_the_access_point_stays_on_loopback() -> None:
+    config = GatewayConfig(
+        access_point=AccessPointConfig(enabled=False),
+        broker=BrokerConfig(persistence=False, tls_port=None),
+    )
+    text = lines(mosquitto_conf(config, Path("/s"), Path("/p"), run_as="mosquitto"))
+    assert [line for line in text if line.startswith("listener")] == ["listener 1883 127.0.0.1"]
+    assert "persistence false" in text and "user mosquitto" in text
+    assert not [line for line in text if line.startswith(("cafile", "persistence_location"))]
+    with_tls = mosquitto_conf(replace(config, broker=BrokerConfig()), Path("/s"), Path("/p"))
+    assert "listener 8883 127.0.0.1" in lines(with_tls)
+
+
+def test_acl() -> None:
+    text = mosquitto_acl([user_for("coordinator"), user_for("lamp")])
+    assert text == (
+        "user coordinator\ntopic readwrite #\n\n"
+        "user lamp\ntopic readwrite lamp/#\ntopic write fbp\n"
+    )
+
+
+def test_hostapd_conf() -> None:
+    config = GatewayConfig(access_point=AccessPointConfig(country="FR", channel=11))
+    text = lines(hostapd_conf(config, SECRETS, Path("/run/hostapd")))
+    for line in [
+        "interface=wlan0",
+        "ctrl_interface=/run/hostapd",
+        f"ssid=msgflo-{SECRETS.device_id[:4]}",
+        "country_code=FR",
+        "ieee80211d=1",
+        "hw_mode=g",
+        "channel=11",
+        "ignore_broadcast_ssid=0",
+        "wpa=2",
+        "wpa_key_mgmt=WPA-PSK",
+        "rsn_pairwise=CCMP",
+        f"wpa_passphrase={SECRETS.wifi_passphrase}",
+    ]:
+        assert line in text
+    assert not [line for line in text if "wps" in line or "TKIP" in line]
+
+
+def test_line_breaks_in_values_are_refused() -> None:
+    config = GatewayConfig(access_point=AccessPointConfig(ssid="x\nwpa=1"))
+    with pytest.raises(ApplianceError, match="line break"):
+        hostapd_conf(config, SECRETS, Path("/run/hostapd"))
+    with pytest.raises(ApplianceError, match="32 bytes"):
+        hostapd_conf(GatewayConfig(access_point=AccessPointConfig(ssid="x" * 33)), SECRETS, Path())
+
+
+def test_dnsmasq_conf() -> None:
+    text = lines(dnsmasq_conf(GatewayConfig()))
+    for line in [
+        "interface=wlan0",
+        "bind-interfaces",
+        "no-resolv",
+        "address=/gateway.msgflo/192.168.4.1",
+        "dhcp-range=wlan0,192.168.4.10,192.168.4.200,255.255.255.0,12h",
+        "dhcp-option=option:router",
+        "dhcp-authoritative",
+    ]:
+        assert line in text
+    assert [line for line in text if line.startswith("dhcp-leasefile=/run/")]
+    assert not [line for line in text if line.startswith("server=")]
+
+
+def test_dnsmasq_accepts_the_rendered_file(tmp_path: Path) -> None:
+    dnsmasq = shutil.which("dnsmasq", path="/usr/sbin:/usr/bin")
+    if dnsmasq is None:
+        pytest.skip("dnsmasq is not installed")
+    conf = tmp_path / "dnsmasq.conf"
+    conf.write_text(dnsmasq_conf(GatewayConfig()))
+    done = subprocess.run(
+        [dnsmasq, "--test", f"--conf-file={conf}"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "syntax check OK" in done.stderr
