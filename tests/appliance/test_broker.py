@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import os
+import pwd
+import shutil
 import socket
 import ssl
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from gateway.appliance.secrets import Secrets, SecretsLayout
+from gateway.appliance.firstboot import FirstBoot, run
+from gateway.appliance.render import mosquitto_conf
+from gateway.appliance.secrets import Secrets, SecretsLayout, load_secrets, secrets_dir
 from gateway.config.model import GatewayConfig
-from tests.appliance.conftest import AP_ADDRESS, Broker, Client
+from tests.appliance.conftest import AP_ADDRESS, NOW, Broker, Client, appliance_config
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +108,35 @@ def test_tls_certificate_names_the_gateway(appliance: Appliance, broker: Broker)
     for name in (config.access_point.hostname, "localhost", AP_ADDRESS):
         with socket.create_connection((AP_ADDRESS, port), 5) as raw:
             context.wrap_socket(raw, server_hostname=name).close()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to start mosquitto as its own user")
+def test_mosquitto_dropping_to_its_user_reads_first_boots_files(
+    clients: list[Client],
+) -> None:
+    # What the device does: mosquitto started as root switches to "mosquitto" and must still
+    # read the password file, ACL and server key that first boot wrote for its group.
+    try:
+        entry = pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.skip("no mosquitto user")
+    root = Path(tempfile.mkdtemp(prefix="msgflo-appliance-"))  # pytest's tmp is 0700
+    try:
+        root.chmod(0o755)
+        config = appliance_config(root)
+        owner = (entry.pw_uid, entry.pw_gid)
+        job = FirstBoot(root / "gateway.yaml", root, owner, lambda _: config, lambda: NOW)
+        assert run(job, io.StringIO(), io.StringIO()) == 0
+        broker = Broker(config, root)
+        broker.persistence.mkdir()
+        os.chown(broker.persistence, *owner)
+        text = mosquitto_conf(config, secrets_dir(config.data_dir), broker.persistence)
+        broker.start(text=text)
+        try:
+            password = load_secrets(config.data_dir).mqtt_passwords["admin"]
+            client = connect(clients, broker, "admin", password)
+            assert client.connect()
+        finally:
+            broker.stop()
+    finally:
+        shutil.rmtree(root)
