@@ -2,6 +2,8 @@
 
     GatewayError                 root; ``str()`` is one line a user can act on
     ├── BrokerUrlError           a broker URL that cannot be used (names the URL and the problem)
+    ├── ConfigError              gateway.yaml problems, each ``file:line: key.path: problem``;
+    │                            all of them in ``.problems`` (or a file that cannot be read)
     ├── DefinitionError          an invalid participant definition (names the key path)
     ├── DiscoveryError           a discovery message that cannot be accepted (names the reason)
     ├── GraphError               a graph file problem, as ``file:line:col: problem`` (one problem)
@@ -23,10 +25,13 @@
 Input from the outside world (network, files, devices) raises these at the boundary where it is
 parsed; code past the boundary only sees typed objects. Command-line tools turn a GatewayError
 into a single ``program: error: ...`` line (one per problem for a graph file) and exit status 2
-(``msgflo-graph`` exits 1 for an invalid graph and keeps 2 for usage errors, as its docs say).
+(``msgflo-graph`` and ``gateway-config`` exit 1 for an invalid file and keep 2 for usage errors,
+as their docs say).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class GatewayError(Exception):
@@ -40,6 +45,24 @@ class BrokerUrlError(GatewayError):
         super().__init__(f"invalid broker URL {url!r}: {problem}")
         self.url = url
         self.problem = problem
+
+
+class ConfigError(GatewayError):
+    """The gateway's config file cannot be used; every problem found is in ``problems``.
+
+    Each problem is one line, ``file:line: key.path: problem (did you mean 'x'?)``, in file
+    order. The exception reads like the first problem with a count of the others, as
+    ``InvalidGraphError`` does, so code that only prints ``str(error)`` still shows one
+    actionable line.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        if not problems:
+            raise ValueError("ConfigError needs at least one problem")
+        self.problems = tuple(problems)
+        more = len(self.problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        super().__init__(f"{self.problems[0]}{tail}")
 
 
 class DefinitionError(GatewayError):

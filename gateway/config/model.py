@@ -86,9 +86,10 @@ class AccessPointConfig:
     passphrase: str | None = None
     country: str = "DE"
     channel: int = 6
-    address: IPv4Interface = IPv4Interface("192.168.4.1/24")
-    dhcp_start: IPv4Address = IPv4Address("192.168.4.10")
-    dhcp_end: IPv4Address = IPv4Address("192.168.4.200")
+    # Address objects are immutable, so one shared default instance is safe (RUF009's worry).
+    address: IPv4Interface = IPv4Interface("192.168.4.1/24")  # noqa: RUF009
+    dhcp_start: IPv4Address = IPv4Address("192.168.4.10")  # noqa: RUF009
+    dhcp_end: IPv4Address = IPv4Address("192.168.4.200")  # noqa: RUF009
     # The name clients on the access point can use for the gateway (dnsmasq answers it).
     hostname: str = "gateway.msgflo"
 

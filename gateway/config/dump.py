@@ -1,0 +1,56 @@
+"""A ``GatewayConfig`` back as ``gateway.yaml`` text: what ``gateway-config show`` prints.
+
+The output loads back to the same config (``parse_config(dump_config(c)) == c``): strings that
+the YAML 1.2 loader would read as something else (``0x10``, ``true``) or that YAML 1.1 tools
+would (``yes``, ``on``) are quoted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+import yaml
+
+from gateway.config.model import GatewayConfig, SerialBridgeConfig
+from gateway.participant.foreign import Yaml12Loader
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes a string if either YAML 1.1 or the gateway's YAML 1.2 loader would not read it
+    back as a string: the dumper quotes whatever its resolvers resolve to another type."""
+
+
+for _first, _pairs in Yaml12Loader.yaml_implicit_resolvers.items():
+    for _tag, _regexp in _pairs:
+        _Dumper.add_implicit_resolver(_tag, _regexp, [_first])
+
+
+def _plain(value: object) -> object:
+    """Dataclasses as dicts, and paths, addresses and tuples as YAML's plain types."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _field(value, f.name) for f in fields(value)}
+    if isinstance(value, Path | IPv4Address | IPv4Interface):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _field(owner: object, name: str) -> object:
+    value = getattr(owner, name)
+    if isinstance(owner, SerialBridgeConfig) and name == "roles":
+        return dict(value)  # stored as sorted pairs, written as the file spells it
+    return _plain(value)
+
+
+def dump_config(config: GatewayConfig) -> str:
+    """``config`` as YAML, every key present, in the model's order."""
+    return yaml.dump(
+        _plain(config),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )

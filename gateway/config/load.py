@@ -1,0 +1,382 @@
+"""Read ``gateway.yaml`` into a ``GatewayConfig``, or say everything that is wrong with it.
+
+The file is composed, not loaded: YAML nodes keep their line numbers, so each problem reads
+``gateway.yaml:7: access_point.chanel: unknown key (did you mean 'channel'?)``. Every problem
+in the file is collected before ``ConfigError`` is raised (ESPHome does the same), and the
+checks for single values live in ``values.py``. Scalars follow YAML 1.2 (the participant
+loader's rules): ``on``/``off``/``yes``/``no`` are strings, so a boolean must be ``true`` or
+``false``. Relative paths are relative to the file's folder, so one file works on a laptop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import yaml
+
+from gateway.config import values as v
+from gateway.config.model import (
+    AccessPointConfig,
+    BridgesConfig,
+    BrokerConfig,
+    CoordinatorConfig,
+    GatewayConfig,
+    RuntimeConfig,
+    SerialBridgeConfig,
+)
+from gateway.errors import ConfigError
+from gateway.graph.diagnostics import did_you_mean, format_path
+from gateway.participant.foreign import Yaml12Loader
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")
+KeyPath = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_CONSTRUCTED = {_STR, _NULL, *(f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool"))}
+# Implicit tags PyYAML's resolver still applies that mean nothing here: keep their text.
+_AS_TEXT = {f"tag:yaml.org,2002:{t}" for t in ("timestamp", "merge", "value")}
+
+
+class _Failed:
+    """The value at a path could not be read; its problem is already recorded."""
+
+
+FAILED = _Failed()
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A scalar PyYAML cannot turn into a value (``!!int abc``, an unknown tag)."""
+
+    reason: str
+
+
+Reader = Callable[["_Walk", yaml.Node, KeyPath], Any]
+
+
+@dataclass(frozen=True)
+class _Problem:
+    line: int
+    text: str
+
+
+@dataclass
+class _Walk:
+    """One pass over a file's nodes: where problems go, and which keys the file gave."""
+
+    source: str
+    base_dir: Path
+    problems: list[_Problem] = field(default_factory=list)
+    given: dict[KeyPath, yaml.Node] = field(default_factory=dict)
+    failed: set[KeyPath] = field(default_factory=set)
+    _loader: Yaml12Loader = field(default_factory=lambda: Yaml12Loader(""))
+
+    def problem(self, node: yaml.Node, path: KeyPath, message: str, hint: str = "") -> _Failed:
+        line = node.start_mark.line + 1
+        where = f" {format_path(path)}:" if path else ""
+        tail = f" ({hint})" if hint else ""
+        self.problems.append(_Problem(line, f"{self.source}:{line}:{where} {message}{tail}"))
+        self.failed.add(path)
+        return FAILED
+
+    def value(self, node: yaml.Node) -> object:
+        """The Python value of a scalar, a ``Shape`` for a collection, or ``_Unreadable``."""
+        if isinstance(node, yaml.MappingNode):
+            return v.Shape("a mapping")
+        if isinstance(node, yaml.SequenceNode):
+            return v.Shape("a list")
+        if node.tag in _AS_TEXT:
+            return str(node.value)
+        if node.tag not in _CONSTRUCTED:
+            return _Unreadable(f"unsupported YAML tag {node.tag!r}")
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, KeyError):  # ``!!bool maybe``, 5000-digit ints
+            return _Unreadable(f"cannot read {node.value!r} as {node.tag.rsplit(':', 1)[-1]}")
+
+    def got(self, node: yaml.Node) -> str:
+        """The ``got ...`` part of a message about ``node``."""
+        value = self.value(node)
+        return f"a value tagged {node.tag!r}" if isinstance(value, _Unreadable) else v.shown(value)
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL
+
+
+def scalar(check: v.Check[T]) -> Reader:
+    """A reader for one scalar value, checked by ``check``."""
+
+    def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> T | _Failed:
+        value = walk.value(node)
+        if isinstance(value, _Unreadable):
+            return walk.problem(node, path, value.reason)
+        try:
+            return check(value)
+        except v.InvalidValueError as exc:
+            return walk.problem(node, path, str(exc))
+
+    return read
+
+
+def _entries(walk: _Walk, node: yaml.MappingNode, path: KeyPath) -> Iterator[tuple[str, Any]]:
+    """(key, value node) of a mapping, reporting keys that are not names or come twice."""
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or _is_null(key_node):
+            walk.problem(key_node, path, f"expected a key name, got {walk.got(key_node)}")
+            continue
+        key = str(key_node.value)
+        if key in seen:
+            walk.problem(key_node, (*path, key), f"duplicate key (first at line {seen[key]})")
+            continue
+        seen[key] = key_node.start_mark.line + 1
+        yield key, (key_node, value_node)
+
+
+def _mapping_node(walk: _Walk, node: yaml.Node, path: KeyPath, what: str) -> Any:
+    """The node if it is a mapping; None for an empty value (defaults); FAILED otherwise."""
+    if isinstance(node, yaml.MappingNode):
+        return node
+    if _is_null(node):
+        return None
+    return walk.problem(node, path, f"expected {what}, got {walk.got(node)}")
+
+
+Finish = Callable[[_Walk, D, KeyPath], D]
+
+
+def section(kind: type[D], fields: Mapping[str, Reader], finish: Finish[D] | None = None) -> Reader:
+    """A reader for a mapping of known keys into the frozen dataclass ``kind``.
+
+    Missing keys keep the dataclass default; an unknown key is a problem with the nearest
+    valid key suggested. ``finish`` checks keys against each other once all are read.
+    """
+
+    def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> D | _Failed:
+        what = f"a mapping with keys {', '.join(fields)}"
+        found = _mapping_node(walk, node, path, what)
+        if found is None or found is FAILED:
+            return kind() if found is None else FAILED
+        changes: dict[str, object] = {}
+        for key, (key_node, value_node) in _entries(walk, found, path):
+            if key not in fields:
+                hint = did_you_mean(key, fields)
+                walk.problem(key_node, (*path, key), "unknown key", hint)
+                continue
+            walk.given[(*path, key)] = value_node
+            value = fields[key](walk, value_node, (*path, key))
+            if value is not FAILED:
+                changes[key] = value
+        config = replace(kind(), **changes)
+        return finish(walk, config, path) if finish else config
+
+    return read
+
+
+def sequence(check: v.Check[str], what: str, *, distinct: bool = False) -> Reader:
+    """A reader for a list of scalars (an empty value is an empty list) into a tuple."""
+    item = scalar(check)
+
+    def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> tuple[str, ...] | _Failed:
+        if _is_null(node):
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            return walk.problem(node, path, f"expected a list of {what}, got {walk.got(node)}")
+        items: list[str] = []
+        first_line: dict[str, int] = {}
+        ok = True
+        for index, child in enumerate(node.value):
+            value = item(walk, child, (*path, index))
+            if distinct and value in first_line:
+                problem = f"duplicate {value!r} (first at line {first_line[value]})"
+                value = walk.problem(child, (*path, index), problem)
+            if value is FAILED:
+                ok = False
+                continue
+            items.append(value)
+            first_line.setdefault(value, child.start_mark.line + 1)
+        return tuple(items) if ok else FAILED
+
+    return read
+
+
+def serial_roles(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
+    """``serial: role`` pairs, sorted. Serial numbers are read as written (``0042`` stays
+    ``'0042'``: USB serials are often all digits); each role belongs to one device only."""
+    found = _mapping_node(walk, node, path, "a mapping of serial numbers to roles")
+    if found is None or found is FAILED:
+        return () if found is None else FAILED
+    pairs: dict[str, str] = {}
+    owners: dict[str, tuple[str, int]] = {}  # role -> (serial, line)
+    read_role = scalar(v.role)
+    for serial, (key_node, value_node) in _entries(walk, found, path):
+        if not v.is_serial(serial):
+            walk.problem(key_node, path, f"expected a serial number, got {serial!r}")
+            continue
+        role = read_role(walk, value_node, (*path, serial))
+        if role is FAILED:
+            continue
+        if role in owners:
+            other, line = owners[role]
+            problem = f"role {role!r} already belongs to {other!r} (line {line})"
+            walk.problem(value_node, (*path, serial), problem)
+            continue
+        owners[role] = (serial, value_node.start_mark.line + 1)
+        pairs[serial] = role
+    return tuple(sorted(pairs.items()))
+
+
+def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
+    """(key, problem) for a DHCP range that does not fit the access point's network."""
+    net, own = ap.address.network, ap.address.ip
+    for key, addr in (("dhcp_start", ap.dhcp_start), ("dhcp_end", ap.dhcp_end)):
+        if addr not in net:
+            yield key, f"{addr} is outside the access point's network {net}"
+        elif addr in (net.network_address, net.broadcast_address) and net.prefixlen <= 30:
+            yield key, f"{addr} is the network or broadcast address of {net}"
+    if ap.dhcp_start > ap.dhcp_end:
+        yield "dhcp_end", f"{ap.dhcp_end} comes before dhcp_start {ap.dhcp_start}"
+    elif ap.dhcp_start <= own <= ap.dhcp_end:
+        yield (
+            "dhcp_start",
+            f"the range {ap.dhcp_start}-{ap.dhcp_end} includes the gateway's own {own}",
+        )
+
+
+def _finish_access_point(walk: _Walk, ap: AccessPointConfig, path: KeyPath) -> AccessPointConfig:
+    keys = [(*path, key) for key in ("address", "dhcp_start", "dhcp_end")]
+    if walk.failed.intersection(keys):
+        return ap  # already reported; comparing with a default would only confuse
+    for key, problem in _dhcp_problems(ap):
+        node = walk.given.get((*path, key))
+        note = ""
+        if node is None:
+            # A default that no longer fits is reported where the other values were changed.
+            node = next(walk.given[k] for k in keys if k in walk.given)
+            note = f" ({key} is not set; this is its default)"
+        walk.problem(node, (*path, key), problem + note)
+    return ap
+
+
+def _finish_gateway(walk: _Walk, config: GatewayConfig, path: KeyPath) -> GatewayConfig:
+    # The graph lives in data_dir unless placed elsewhere, so a laptop only sets data_dir.
+    if ("coordinator", "graph") in walk.given:
+        return config
+    graph = config.data_dir / "graph.fbp"
+    return replace(config, coordinator=replace(config.coordinator, graph=graph))
+
+
+def _schema(base: Path) -> Reader:
+    path = scalar(v.path(base))
+    broker = {
+        "port": scalar(v.port),
+        "tls_port": scalar(v.optional(v.port)),
+        "max_message_size": scalar(v.message_size),
+        "max_queued_messages": scalar(v.positive),
+        "persistence": scalar(v.boolean),
+        "autosave_interval": scalar(v.positive),
+        "roles": sequence(v.role, "role names", distinct=True),
+    }
+    coordinator = {
+        "graph": path,
+        "library": scalar(v.optional(v.path(base))),
+        "auto_save": scalar(v.boolean),
+        "wait_timeout": scalar(v.seconds),
+    }
+    runtime = {
+        "host": scalar(v.host),
+        "port": scalar(v.port),
+        "secret": scalar(v.optional(v.secret)),
+        "label": scalar(v.label),
+    }
+    serial = {
+        "enabled": scalar(v.boolean),
+        "globs": sequence(v.glob, "glob patterns"),
+        "baud": scalar(v.positive),
+        "roles": serial_roles,
+    }
+    access_point = {
+        "enabled": scalar(v.boolean),
+        "interface": scalar(v.netdev),
+        "ssid": scalar(v.ssid),
+        "passphrase": scalar(v.optional(v.passphrase)),
+        "country": scalar(v.country),
+        "channel": scalar(v.channel),
+        "address": scalar(v.ipv4_interface),
+        "dhcp_start": scalar(v.ipv4),
+        "dhcp_end": scalar(v.ipv4),
+        "hostname": scalar(v.hostname),
+    }
+    top = {
+        "data_dir": path,
+        "broker": section(BrokerConfig, broker),
+        "coordinator": section(CoordinatorConfig, coordinator),
+        "runtime": section(RuntimeConfig, runtime),
+        "bridges": section(BridgesConfig, {"serial": section(SerialBridgeConfig, serial)}),
+        "access_point": section(AccessPointConfig, access_point, _finish_access_point),
+    }
+    return section(GatewayConfig, top, _finish_gateway)
+
+
+def _syntax_problem(exc: yaml.YAMLError, text: str, source: str) -> str:
+    """One line for a YAML syntax error, with the line and column PyYAML reports."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        return f"{where}: invalid YAML: {exc.problem or exc.context}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        return f"{source}:{line}: invalid YAML: character #x{exc.character:04x} is not allowed"
+    return f"{source}: invalid YAML: {str(exc).splitlines()[0]}"
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=Yaml12Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_syntax_problem(exc, text, source)]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: values are nested too deeply to read"]) from None
+
+
+def parse_config(text: str, source: str, *, base_dir: Path | None = None) -> GatewayConfig:
+    """The config in ``text``; ``source`` names it in messages.
+
+    Relative paths are taken relative to ``base_dir``, by default ``source``'s folder.
+    Raises ``ConfigError`` listing every problem, in file order.
+    """
+    root = _compose(text, source)
+    if root is None:
+        return GatewayConfig()
+    walk = _Walk(source, base_dir if base_dir is not None else Path(source).parent)
+    config = _schema(walk.base_dir)(walk, root, ())
+    if walk.problems or not isinstance(config, GatewayConfig):
+        raise ConfigError([p.text for p in sorted(walk.problems, key=lambda p: p.line)])
+    return config
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text; ``ConfigError`` if it cannot be read or is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """The config in the file at ``path``; relative paths in it are relative to its folder."""
+    return parse_config(read_config_text(path), str(path), base_dir=path.absolute().parent)
+
+
+__all__ = ["load_config", "parse_config", "read_config_text"]
