@@ -1,0 +1,1 @@
+"""gateway.yaml: loading, validation messages, the shipped files and gateway-config."""
