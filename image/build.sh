@@ -84,14 +84,18 @@ chroot_run() {
     mount -t sysfs sysfs "$root/sys"
     mount --rbind /dev "$root/dev"
     local rc=0
-    chroot "$root" "$@" || rc=$?
+    # A clean environment: the host's PIP_*, proxy and locale settings mean nothing in there.
+    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" || rc=$?
     umount -R "$root/dev"
     umount "$root/proc" "$root/sys"
     return "$rc"
 }
 
+work=""  # global: the EXIT trap runs after main returns
+
 main() {
-    local start t0 work rootfs base
+    local start t0 rootfs base
     start="$(now)"
     enable_binfmt
     work="$(mktemp -d "${TMPDIR:-/var/tmp}/msgflo-image.XXXXXX")"

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import os
 import pwd
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import yaml
 
@@ -44,7 +43,7 @@ from gateway.appliance.secrets import (
 )
 from gateway.appliance.users import ADMIN, graph_roles, user_for, user_names
 from gateway.cli.options import run_tool
-from gateway.config.model import DEFAULT_PATH, GatewayConfig
+from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
 
 PROG = "gateway-firstboot"
 MARKER = "provisioned"
@@ -236,19 +235,9 @@ def info_text(config: GatewayConfig, secrets: Secrets, ca_pem: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def import_load_config() -> ConfigLoader:
-    """``gateway.config.load.load_config``, imported when run (that module is maintained
-    separately); a missing config file means the defaults."""
-    try:
-        module = importlib.import_module("gateway.config.load")
-    except ImportError as exc:
-        raise ApplianceError(f"cannot load the config: {exc}") from exc
-    load = cast(ConfigLoader, module.load_config)
-
-    def load_or_default(path: Path) -> GatewayConfig:
-        return load(path) if path.exists() else GatewayConfig()
-
-    return load_or_default
+def load_or_default(path: Path) -> GatewayConfig:
+    """A missing config file means the defaults (a first boot with no file yet)."""
+    return load_config(path) if path.exists() else GatewayConfig()
 
 
 def broker_owner(user: str) -> Owner:
@@ -281,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def job() -> int:
         first_boot = FirstBoot(
-            args.config, args.boot_dir, broker_owner(args.broker_user), import_load_config()
+            args.config, args.boot_dir, broker_owner(args.broker_user), load_or_default
         )
         return run(first_boot, sys.stdout, sys.stderr)
 

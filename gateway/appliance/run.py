@@ -1,0 +1,159 @@
+"""``gateway-run``: start one of the gateway's services from ``gateway.yaml``.
+
+The systemd units in ``services/`` call this, one subcommand per unit, so each service reads
+the same config file and the secrets first boot generated, and nothing secret ever appears on
+a command line (``ps`` shows it to every user)::
+
+    gateway-run broker              Mosquitto with the rendered config (execs mosquitto)
+    gateway-run coordinator         the coordinator and the FBP runtime protocol server
+    gateway-run bridge serial       a device bridge
+    gateway-run ap                  the WiFi access point (execs hostapd)
+    gateway-run dhcp                DHCP and the gateway's name on the access point (dnsmasq)
+    gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
+    gateway-run selftest            factory self-test over a second radio (see docs/appliance.md)
+
+``--config FILE`` (default ``$MSGFLO_GATEWAY_CONFIG`` or /etc/msgflo-gateway/gateway.yaml).
+Rendered configs go to ``$RUNTIME_DIRECTORY`` (systemd's, in /run) or ``--run-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway.appliance import render
+from gateway.appliance.atomic import write_atomic
+from gateway.appliance.broker_guard import guard_persistence
+from gateway.appliance.secrets import Secrets, load_secrets, mqtt_user_url, runtime_secret
+from gateway.broker import BrokerUrl, parse_broker_url
+from gateway.cli.options import run_tool
+from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
+from gateway.errors import GatewayError
+from gateway.participant.engine import configure_logging
+
+PROG = "gateway-run"
+log = logging.getLogger(PROG)
+
+
+def broker_url(config: GatewayConfig, secrets: Secrets, user: str) -> BrokerUrl:
+    """The local broker on loopback, as ``user`` with the password first boot generated."""
+    password = secrets.mqtt_passwords.get(user)
+    if password is None:
+        raise GatewayError(f"no MQTT password for user {user!r} in the secrets (first boot?)")
+    return parse_broker_url(mqtt_user_url(user, password, config.broker.port))
+
+
+def run_dir(args: argparse.Namespace) -> Path:
+    chosen = args.run_dir or os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    directory = Path(chosen or tempfile.mkdtemp(prefix="gateway-run-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def broker(args: argparse.Namespace, config: GatewayConfig) -> int:
+    persistence = config.data_dir / "mosquitto"
+    moved = guard_persistence(persistence / "mosquitto.db")
+    if moved:
+        log.warning("%s", moved)
+    conf = run_dir(args) / "mosquitto.conf"
+    text = render.mosquitto_conf(config, config.data_dir / "secrets", persistence)
+    write_atomic(conf, text, mode=0o644)
+    os.execvp("mosquitto", ["mosquitto", "-c", str(conf)])
+
+
+def coordinator(args: argparse.Namespace, config: GatewayConfig) -> int:
+    # Imported here: the coordinator pulls in the whole runtime, the other services do not.
+    from gateway.appliance.services import run_coordinator
+
+    secrets = load_secrets(config.data_dir)
+    url = broker_url(config, secrets, "coordinator")
+    secret = runtime_secret(config.runtime, secrets)
+    return run_coordinator(config, url, secret, secrets.device_id)
+
+
+def bridge(args: argparse.Namespace, config: GatewayConfig) -> int:
+    from gateway.appliance.services import run_bridge
+
+    secrets = load_secrets(config.data_dir)
+    return run_bridge(args.name, config, broker_url(config, secrets, f"bridge-{args.name}"))
+
+
+def enabled(args: argparse.Namespace, config: GatewayConfig) -> int:
+    name: str = args.name
+    if name == "access-point":
+        return 0 if config.access_point.enabled else 1
+    if name.startswith("bridge-") and name[7:] in config.bridges.__dataclass_fields__:
+        return 0 if name[7:] in config.bridges.enabled() else 1
+    raise GatewayError(f"enabled: unknown service {name!r} (access-point or bridge-NAME)")
+
+
+def access_point(args: argparse.Namespace, config: GatewayConfig) -> int:
+    ap = config.access_point
+    secrets = load_secrets(config.data_dir)
+    directory = run_dir(args)
+    conf = directory / "hostapd.conf"
+    write_atomic(conf, render.hostapd_conf(config, secrets, directory / "ctrl"), mode=0o600)
+    subprocess.run(["ip", "link", "set", ap.interface, "up"], check=True)
+    subprocess.run(["ip", "addr", "replace", str(ap.address), "dev", ap.interface], check=True)
+    os.execvp("hostapd", ["hostapd", str(conf)])
+
+
+def dhcp(args: argparse.Namespace, config: GatewayConfig) -> int:
+    conf = run_dir(args) / "dnsmasq.conf"
+    write_atomic(conf, render.dnsmasq_conf(config), mode=0o644)
+    os.execvp("dnsmasq", ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"])
+
+
+def selftest(args: argparse.Namespace, config: GatewayConfig) -> int:
+    from gateway.appliance.selftest import run_selftest
+
+    return run_selftest(config, load_secrets(config.data_dir), run_dir(args))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, GatewayConfig], int]] = {
+    "broker": broker,
+    "coordinator": coordinator,
+    "bridge": bridge,
+    "enabled": enabled,
+    "ap": access_point,
+    "dhcp": dhcp,
+    "selftest": selftest,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Start a gateway service from gateway.yaml.")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("MSGFLO_GATEWAY_CONFIG", DEFAULT_PATH)),
+        help=f"the gateway's config file (default {DEFAULT_PATH})",
+    )
+    p.add_argument(
+        "--run-dir", type=Path, help="where rendered configs go (default $RUNTIME_DIRECTORY)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("broker", "coordinator", "ap", "dhcp", "selftest"):
+        sub.add_parser(name)
+    sub.add_parser("bridge").add_argument("name", help="bridge name (serial)")
+    sub.add_parser("enabled").add_argument("name", help="access-point or bridge-NAME")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging()
+
+    def job() -> int:
+        config = load_config(args.config)
+        return COMMANDS[args.command](args, config)
+
+    status = run_tool(PROG, job)
+    sys.stdout.flush()
+    return status

@@ -1,0 +1,169 @@
+"""``gateway-run selftest``: check, from inside the gateway, what only the device can see.
+
+Run by ``msgflo-selftest.service`` (not enabled; boot with ``systemd.wants=`` it, as the QEMU
+boot test does, or ``systemctl start`` it on a kit). Prints one ``msgflo-selftest: key=value``
+line per finding, on the console:
+
+- ``root``: the root filesystem's type (``overlay`` with overlayroot) and whether its lower,
+  real filesystem is mounted read-only;
+- ``wifi``: a second radio (a USB WiFi stick, or ``mac80211_hwsim`` in QEMU) first tries the
+  access point with a wrong passphrase (must not be let in), then with the right one (must
+  be authorized by hostapd), then asks dnsmasq for an address and the gateway's name.
+
+Exits 1 if any check failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.appliance.secrets import Secrets, passphrase, ssid
+from gateway.config import GatewayConfig
+from gateway.errors import GatewayError
+from gateway.wifi.hostapd_client import HostapdClient
+
+PREFIX = "msgflo-selftest:"
+AP_CTRL = Path("/run/msgflo-gateway/ap/ctrl")
+
+
+def report(key: str, value: str) -> None:
+    print(f"{PREFIX} {key}={value}", flush=True)
+
+
+def mounts() -> list[tuple[str, str, str, str]]:
+    """(device, mount point, type, options) from /proc/self/mounts, in mount order."""
+    rows = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    return [tuple(row.split()[:4]) for row in rows if len(row.split()) >= 4]  # type: ignore[misc]
+
+
+def check_root() -> bool:
+    table = mounts()
+    root = [m for m in table if m[1] == "/"][-1]
+    lower = [m for m in table if m[1] == "/media/root-ro"]
+    lower_ro = bool(lower) and "ro" in lower[-1][3].split(",")
+    report("root_fstype", root[2])
+    report("root_lower", "ro" if lower_ro else "missing-or-rw")
+    return root[2] == "overlay" and lower_ro
+
+
+def client_interface(ap_interface: str) -> str | None:
+    names = sorted(os.listdir("/sys/class/net"))
+    return next((n for n in names if n.startswith("wlan") and n != ap_interface), None)
+
+
+def supplicant(
+    interface: str, network_ssid: str, psk: str, run_dir: Path
+) -> subprocess.Popen[bytes]:
+    conf = run_dir / f"selftest-{interface}.conf"
+    escaped = psk.replace("\\", "\\\\").replace('"', '\\"')
+    conf.write_text(
+        f'network={{\n  ssid="{network_ssid}"\n  psk="{escaped}"\n'
+        "  key_mgmt=WPA-PSK\n  proto=RSN\n  pairwise=CCMP\n}\n",
+        encoding="utf-8",
+    )
+    conf.chmod(0o600)
+    return subprocess.Popen(
+        ["wpa_supplicant", "-i", interface, "-D", "nl80211", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def authorized_station(ctrl: Path, wait: float) -> str | None:
+    deadline = time.monotonic() + wait
+    async with HostapdClient.connect(str(ctrl), timeout=5) as hostapd:
+        while time.monotonic() < deadline:
+            authorized = [s for s in await hostapd.stations() if s.authorized]
+            if authorized:
+                return str(authorized[0].mac)
+            await asyncio.sleep(0.5)
+    return None
+
+
+async def wait_for_ap(ctrl: Path, wait: float) -> str:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if os.path.exists(ctrl):  # noqa: ASYNC240 (a stat in a once-a-second poll)
+            try:
+                async with HostapdClient.connect(str(ctrl), timeout=2) as hostapd:
+                    status = await hostapd.status()
+                    if status.state.value == "ENABLED":
+                        return status.ssid or ""
+            except GatewayError:
+                pass
+        await asyncio.sleep(1)
+    raise GatewayError(f"the access point's control socket {ctrl} did not answer in {wait:.0f} s")
+
+
+@dataclass(frozen=True)
+class Radio:
+    """The second radio, as a client of the gateway's own access point."""
+
+    interface: str
+    network: str
+    ctrl: Path
+    run_dir: Path
+
+    def attempt(self, psk: str, wait: float) -> str | None:
+        """The MAC hostapd authorized with this passphrase, or None after ``wait`` s."""
+        process = supplicant(self.interface, self.network, psk, self.run_dir)
+        try:
+            return asyncio.run(authorized_station(self.ctrl, wait))
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def dhcp_and_name(config: GatewayConfig, radio: Radio, psk: str) -> bool:
+    interface = radio.interface
+    process = supplicant(interface, radio.network, psk, radio.run_dir)
+    try:
+        asyncio.run(authorized_station(radio.ctrl, 30))
+        lease = subprocess.run(
+            ["busybox", "udhcpc", "-i", interface, "-n", "-q", "-f", "-t", "8", "-s", "/bin/true"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        found = re.search(r"lease of (\S+) obtained", lease.stdout + lease.stderr)
+        report("wifi_dhcp_lease", found.group(1) if found else "none")
+        gateway_ip = str(config.access_point.address.ip)
+        lookup = subprocess.run(
+            ["busybox", "nslookup", config.access_point.hostname, gateway_ip],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        resolved = gateway_ip in lookup.stdout.split("Name:")[-1]
+        report("wifi_name", f"{config.access_point.hostname}->{gateway_ip if resolved else 'none'}")
+        return bool(found) and resolved
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def check_wifi(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> bool:
+    ap = config.access_point
+    if not ap.enabled:
+        report("wifi", "access-point-disabled")
+        return True
+    interface = client_interface(ap.interface)
+    if interface is None:
+        report("wifi", "no-second-radio")
+        return False
+    radio = Radio(interface, ssid(ap, secrets), AP_CTRL / ap.interface, run_dir)
+    report("wifi_ap_ssid", asyncio.run(wait_for_ap(radio.ctrl, 90)))
+    wrong = radio.attempt("not-the-passphrase-" + secrets.device_id[:8], 12)
+    report("wifi_wrong_passphrase", "refused" if wrong is None else f"authorized:{wrong}")
+    right = radio.attempt(passphrase(ap, secrets), 45)
+    report("wifi_client", f"authorized:{right}" if right else "refused")
+    named = dhcp_and_name(config, radio, passphrase(ap, secrets)) if right else False
+    return wrong is None and right is not None and named
+
+
+def run_selftest(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> int:
+    results = [check_root(), check_wifi(config, secrets, run_dir)]
+    report("result", "pass" if all(results) else "fail")
+    return 0 if all(results) else 1

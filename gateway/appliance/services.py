@@ -1,0 +1,75 @@
+"""The long-running services ``gateway-run`` starts in-process, built from ``gateway.yaml``.
+
+Kept apart from ``run.py`` so that the broker, access point and DHCP entry points, which only
+render a file and exec a daemon, do not import the coordinator's whole runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
+from gateway.bridges.serial.roles import RoleMap
+from gateway.broker import BrokerUrl
+from gateway.cli.msgflo import serve
+from gateway.config import GatewayConfig
+from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
+from gateway.coordinator.service import (
+    CoordinatorService,
+    ServiceConfig,
+    library_from_options,
+    load_service_graph,
+)
+from gateway.errors import GatewayError
+from gateway.participant.engine import until_signalled
+from gateway.transport.mqtt import MqttTransport
+
+
+def component_dir(library: Path | None) -> Path | None:
+    """Components live next to the library file, in ``components/`` (as in examples/)."""
+    if library is None:
+        return None
+    directory = library.parent / "components"
+    return directory if directory.is_dir() else None
+
+
+def runtime_id(device_id: str) -> str:
+    """A stable runtime id per device (Flowhub remembers runtimes by it)."""
+    return str(uuid.UUID(hex=device_id[:32].ljust(32, "0")))
+
+
+def run_coordinator(config: GatewayConfig, broker: BrokerUrl, secret: str, device_id: str) -> int:
+    c = config.coordinator
+    graph_path = c.graph if c.graph.exists() else None
+    service_config = ServiceConfig(
+        broker=broker,
+        graph_path=graph_path,
+        library=library_from_options(c.library, component_dir(c.library)),
+        auto_save=c.auto_save and graph_path is not None,
+        wait_timeout=c.wait_timeout,
+    )
+    r = config.runtime
+    settings = RuntimeSettings(r.host, r.port, secret, runtime_id(device_id), r.label)
+    service = CoordinatorService(service_config, load_service_graph(graph_path))
+    runtime = RuntimeProtocolService(service, settings)
+    print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
+    asyncio.run(until_signalled(serve(service, runtime)))
+    return 0
+
+
+def run_bridge(name: str, config: GatewayConfig, broker: BrokerUrl) -> int:
+    if name != "serial":
+        raise GatewayError(f"unknown bridge {name!r} (known: serial)")
+    serial = config.bridges.serial
+    bridge_config = BridgeConfig(
+        globs=serial.globs, baud=serial.baud, roles=RoleMap(dict(serial.roles))
+    )
+
+    async def serve_bridge() -> None:
+        async with MqttTransport(broker, client_id=f"msgflo-bridge-{name}-%i") as transport:
+            await SerialBridge(bridge_config, transport).run()
+
+    asyncio.run(until_signalled(serve_bridge()))
+    return 0
