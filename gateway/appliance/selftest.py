@@ -30,6 +30,8 @@ from gateway.wifi.hostapd_client import HostapdClient
 
 PREFIX = "msgflo-selftest:"
 AP_CTRL = Path("/run/msgflo-gateway/ap/ctrl")
+# Long-running units that must be up (first boot is a oneshot that exits).
+UNITS = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@serial", "msgflo-ap", "msgflo-dhcp")
 
 
 def report(key: str, value: str) -> None:
@@ -49,6 +51,8 @@ def check_root() -> bool:
     lower_ro = bool(lower) and "ro" in lower[-1][3].split(",")
     report("root_fstype", root[2])
     report("root_lower", "ro" if lower_ro else "missing-or-rw")
+    if not lower_ro:
+        report("mounts", ";".join(f"{m[1]}:{m[2]}:{m[3].split(',')[0]}" for m in table))
     return root[2] == "overlay" and lower_ro
 
 
@@ -163,7 +167,26 @@ def check_wifi(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> bool:
     return wrong is None and right is not None and named
 
 
+def check_units() -> bool:
+    """Each gateway unit's state; the journal's last lines of any that is not running."""
+    healthy = True
+    for unit in UNITS:
+        state = subprocess.run(
+            ["systemctl", "is-active", unit], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        report(f"unit[{unit}]", state)
+        if state != "active":
+            healthy = False
+            journal = subprocess.run(
+                ["journalctl", "--no-pager", "-o", "cat", "-n", "20", "-u", unit],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            for line in journal.stdout.splitlines():
+                print(f"{PREFIX} journal[{unit}]: {line}", flush=True)
+    return healthy
+
+
 def run_selftest(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> int:
-    results = [check_root(), check_wifi(config, secrets, run_dir)]
+    results = [check_units(), check_root(), check_wifi(config, secrets, run_dir)]
     report("result", "pass" if all(results) else "fail")
     return 0 if all(results) else 1
