@@ -143,6 +143,7 @@ class Guest:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
+        self.release()
 
     def poweroff(self, timeout: float = 90) -> None:
         """The power button (ACPI-less virt: a GPIO key); logind shuts the system down."""
@@ -151,10 +152,15 @@ class Guest:
             qmp(self.workdir / "qmp.sock", "system_powerdown")
         try:
             self.process.wait(timeout)
+            self.release()
         except subprocess.TimeoutExpired:
             self.power_cut()
             message = f"the guest did not power off in {timeout} s:\n{self.tail()}"
             raise AssertionError(message) from None
+
+    def release(self) -> None:
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

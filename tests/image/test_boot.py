@@ -136,18 +136,41 @@ async def runtime_capabilities(guest: Guest, secret: str | None) -> list[str]:
     return list(caps) if isinstance(caps, list) else []
 
 
+class Watcher:
+    """An MQTT subscriber in paho's thread, logged in as the kit's admin."""
+
+    def __init__(self, port: int, info: dict[str, str], topic: str) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        self.arrived = threading.Condition()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.username_pw_set(info["mqtt_user"], info["mqtt_password"])
+        self.client.on_connect = lambda c, *_: c.subscribe(topic)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.arrived:
+            self.got.append((msg.topic, msg.payload))
+            self.arrived.notify_all()
+
+    def wait_for(self, needle: bytes, timeout: float) -> bool:
+        """True once a payload contains ``needle``; discovery repeats every period/2.2 s."""
+        with self.arrived:
+            return self.arrived.wait_for(
+                lambda: any(needle in payload for _, payload in self.got), timeout
+            )
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
 def collect(port: int, info: dict[str, str], topic: str, seconds: float) -> list[tuple[str, bytes]]:
-    got: list[tuple[str, bytes]] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.username_pw_set(info["mqtt_user"], info["mqtt_password"])
-    client.on_connect = lambda c, *_: c.subscribe(topic)
-    client.on_message = lambda _c, _u, msg: got.append((msg.topic, msg.payload))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    watcher = Watcher(port, info, topic)
     time.sleep(seconds)
-    client.loop_stop()
-    client.disconnect()
-    return got
+    watcher.close()
+    return watcher.got
 
 
 @pytest.fixture(scope="module")
@@ -245,14 +268,20 @@ async def add_node(guest: Guest, secret: str) -> None:
 
 def test_power_cut_keeps_graph_edits_and_credentials(kit: Kit) -> None:
     guest = kit.running
-    asyncio.run(add_node(guest, kit.info["secret"]))
-    seen = collect(guest.mqtt_port, kit.info, "fbp", 8)
-    assert any(CUT_ROLE.encode() in payload for _, payload in seen), "new node never announced"
+    watcher = Watcher(guest.mqtt_port, kit.info, "fbp")
+    try:
+        asyncio.run(add_node(guest, kit.info["secret"]))
+        assert watcher.wait_for(CUT_ROLE.encode(), 90), "the added node never announced itself"
+    finally:
+        watcher.close()
     before = dict(kit.info)
     guest.power_cut()
     kit.info = {}
     kit.boot("after-power-cut")
     wait_ready(kit, "after-power-cut")
     assert kit.info == before
-    seen = collect(kit.running.mqtt_port, kit.info, "fbp", 15)
-    assert any(CUT_ROLE.encode() in payload for _, payload in seen), "graph edit lost"
+    watcher = Watcher(kit.running.mqtt_port, kit.info, "fbp")
+    try:
+        assert watcher.wait_for(CUT_ROLE.encode(), 90), "the graph edit was lost"
+    finally:
+        watcher.close()
