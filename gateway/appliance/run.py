@@ -19,8 +19,10 @@ Rendered configs go to ``$RUNTIME_DIRECTORY`` (systemd's, in /run) or ``--run-di
 from __future__ import annotations
 
 import argparse
+import grp
 import logging
 import os
+import pwd
 import subprocess
 import sys
 import tempfile
@@ -56,13 +58,31 @@ def run_dir(args: argparse.Namespace) -> Path:
     return directory
 
 
+def broker_user(secrets: Path) -> str | None:
+    """Who Mosquitto runs as. Started as root it switches to ``mosquitto``, which can read
+    the secrets when first boot gave that group access (the appliance); otherwise (root on a
+    laptop, first boot run with ``--broker-user ''``) it stays the user that owns them."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        if secrets.stat().st_gid == grp.getgrnam("mosquitto").gr_gid:
+            return None
+    except KeyError:
+        pass
+    return pwd.getpwuid(secrets.stat().st_uid).pw_name
+
+
 def broker(args: argparse.Namespace, config: GatewayConfig) -> int:
     persistence = config.data_dir / "mosquitto"
+    persistence.mkdir(mode=0o750, exist_ok=True)
     moved = guard_persistence(persistence / "mosquitto.db")
     if moved:
         log.warning("%s", moved)
     conf = run_dir(args) / "mosquitto.conf"
-    text = render.mosquitto_conf(config, config.data_dir / "secrets", persistence)
+    secrets = config.data_dir / "secrets"
+    if not secrets.is_dir():
+        raise GatewayError(f"{secrets}: no secrets; run gateway-firstboot first")
+    text = render.mosquitto_conf(config, secrets, persistence, run_as=broker_user(secrets))
     write_atomic(conf, text, mode=0o644)
     os.execvp("mosquitto", ["mosquitto", "-c", str(conf)])
 
