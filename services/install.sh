@@ -16,8 +16,10 @@ install -m 644 "$here/system/sysctl.conf" "$root/etc/sysctl.d/50-msgflo-gateway.
 install -m 644 "$here/system/20-wired.network" "$here/system/10-wlan.network" "$root/etc/systemd/network/"
 if [ "$root" = / ] || [ "$root" = "" ]; then
     systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
-        msgflo-coordinator.service msgflo-bridge@serial.service >/dev/null 2>&1
+        msgflo-coordinator.service msgflo-bridge@serial.service msgflo-clock.service \
+        msgflo-clock.timer >/dev/null 2>&1
 else
     systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
-        msgflo-broker.service msgflo-coordinator.service msgflo-bridge@serial.service >/dev/null 2>&1
+        msgflo-broker.service msgflo-coordinator.service msgflo-bridge@serial.service \
+        msgflo-clock.service msgflo-clock.timer >/dev/null 2>&1
 fi

@@ -189,6 +189,26 @@ def booted(image: Path, workdir: Path, **start: str) -> Iterator[Guest]:
         guest.stop()
 
 
+def data_file_mtime(image: Path, path: str, tmp: Path) -> int | None:
+    """The mtime of ``path`` on the image's data partition (the third), read with debugfs."""
+    table = json.loads(
+        subprocess.run(["sfdisk", "-J", str(image)], capture_output=True, check=True).stdout
+    )
+    part = table["partitiontable"]["partitions"][2]
+    data = tmp / "data.ext4"
+    subprocess.run(
+        ["dd", f"if={image}", f"of={data}", "bs=512", f"skip={part['start']}",
+         f"count={part['size']}", "status=none"],
+        check=True,
+    )  # fmt: skip
+    stat = subprocess.run(
+        ["debugfs", "-R", f"stat {path}", str(data)], capture_output=True, text=True, check=False
+    ).stdout
+    data.unlink()
+    found = re.search(r"mtime: 0x([0-9a-f]+)", stat)
+    return int(found.group(1), 16) if found else None
+
+
 def sparse_copy(source: Path, target: Path) -> None:
     subprocess.run(["cp", "--sparse=always", str(source), str(target)], check=True)
     os.sync()
