@@ -1,6 +1,7 @@
 """Every error the gateway raises on purpose, as one tree.
 
     GatewayError                 root; ``str()`` is one line a user can act on
+    ├── ApplianceError           provisioning or a service's file failed (names file and problem)
     ├── BrokerUrlError           a broker URL that cannot be used (names the URL and the problem)
     ├── ConfigError              gateway.yaml problems, each ``file:line: key.path: problem``;
     │                            all of them in ``.problems`` (or a file that cannot be read)
@@ -36,6 +37,10 @@ from collections.abc import Sequence
 
 class GatewayError(Exception):
     """Root of the gateway's errors. The message is a single line meant for a user."""
+
+
+class ApplianceError(GatewayError):
+    """Provisioning or a service file failed; the message names the file and the problem."""
 
 
 class BrokerUrlError(GatewayError):

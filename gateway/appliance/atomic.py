@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from gateway.appliance.errors import ApplianceError
+from gateway.errors import ApplianceError
 
 
 def write_atomic(

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.appliance.atomic import fsync_directory
-from gateway.appliance.errors import ApplianceError
+from gateway.errors import ApplianceError
 
 MAGIC = b"\x00\xb5\x00mosquitto db"
 HEADER = struct.Struct(">15sII")  # magic, crc, version

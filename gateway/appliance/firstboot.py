@@ -26,7 +26,6 @@ import yaml
 
 from gateway.appliance import provision_file, tls
 from gateway.appliance.atomic import ensure_dir, fsync_directory, write_atomic
-from gateway.appliance.errors import ApplianceError
 from gateway.appliance.passwd import password_file
 from gateway.appliance.provision_file import Provision, parse_provision
 from gateway.appliance.render import mosquitto_acl
@@ -44,6 +43,7 @@ from gateway.appliance.secrets import (
 from gateway.appliance.users import ADMIN, graph_roles, user_for, user_names
 from gateway.cli.options import run_tool
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
+from gateway.errors import ApplianceError
 
 PROG = "gateway-firstboot"
 MARKER = "provisioned"

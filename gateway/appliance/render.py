@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.appliance.errors import ApplianceError
 from gateway.appliance.secrets import Secrets, SecretsLayout, passphrase, ssid
 from gateway.appliance.users import MqttUser
 from gateway.config.model import GatewayConfig
+from gateway.errors import ApplianceError
 
 LOOPBACK = "127.0.0.1"
 PERSISTENCE_FILE = "mosquitto.db"

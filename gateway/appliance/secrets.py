@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.appliance.atomic import ensure_dir, write_atomic
-from gateway.appliance.errors import ApplianceError
 from gateway.config.model import AccessPointConfig, RuntimeConfig
+from gateway.errors import ApplianceError
 
 # Lower case without i, l, o, 0, 1: nothing to confuse when typing it from a label or screen.
 PASSPHRASE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"

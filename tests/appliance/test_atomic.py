@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.atomic import write_atomic
-from gateway.appliance.errors import ApplianceError
+from gateway.errors import ApplianceError
 
 
 def test_writes_bytes_and_text_with_the_mode(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
 FAIL_MID_WRITE = """
 import resource, signal, sys
 from gateway.appliance.atomic import write_atomic
-from gateway.appliance.errors import ApplianceError
+from gateway.errors import ApplianceError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:

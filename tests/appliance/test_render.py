@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.errors import ApplianceError
 from gateway.appliance.render import dnsmasq_conf, hostapd_conf, mosquitto_acl, mosquitto_conf
 from gateway.appliance.secrets import generate_secrets
 from gateway.appliance.users import user_for
 from gateway.config.model import AccessPointConfig, BrokerConfig, GatewayConfig
+from gateway.errors import ApplianceError
 
 SECRETS = generate_secrets(("coordinator",))
 

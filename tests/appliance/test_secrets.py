@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.errors import ApplianceError
 from gateway.appliance.secrets import (
     PASSPHRASE_ALPHABET,
     Secrets,
@@ -27,6 +26,7 @@ from gateway.appliance.secrets import (
 from gateway.appliance.users import Access, graph_roles, user_for, user_names
 from gateway.broker import parse_broker_url
 from gateway.config.model import AccessPointConfig, BrokerConfig, GatewayConfig, RuntimeConfig
+from gateway.errors import ApplianceError
 
 USERS = ("coordinator", "admin", "bridge-serial", "sensor")
 
