@@ -51,7 +51,8 @@ base_rootfs() {
     else
         log "building the base root filesystem (cached afterwards in $cache)"
         mkdir -p "$cache"
-        INITRD=No mmdebstrap --variant=minbase --architectures=arm64 \
+        rm -rf "$tar.part"
+        INITRD=No mmdebstrap --variant=minbase --architectures=arm64 --format=tar \
             --components=main,non-free-firmware --include="$(package_list)" \
             --aptopt='Apt::Install-Recommends "false"' \
             --dpkgopt='path-exclude=/usr/share/doc/*' \
