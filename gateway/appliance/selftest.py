@@ -26,10 +26,10 @@ from pathlib import Path
 from gateway.appliance.secrets import Secrets, passphrase, ssid
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
-from gateway.wifi.hostapd_client import HostapdClient
+from gateway.wifi.hostapd_client import DEFAULT_CTRL, HostapdClient
 
 PREFIX = "msgflo-selftest:"
-AP_CTRL = Path("/run/msgflo-gateway/ap/ctrl")
+AP_CTRL = Path(DEFAULT_CTRL).parent
 # Long-running units that must be up (first boot is a oneshot that exits).
 UNITS = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@serial", "msgflo-ap", "msgflo-dhcp")
 

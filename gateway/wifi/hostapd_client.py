@@ -48,7 +48,8 @@ from gateway.wifi.hostapd_ctrl import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CTRL = "/run/hostapd/wlan0"
+# Where the appliance's access point (msgflo-ap.service, gateway-run ap) puts its socket.
+DEFAULT_CTRL = "/run/msgflo-gateway/ap/ctrl/wlan0"
 # hostapd builds replies in a 4096-byte buffer (ctrl_iface.c); more room costs nothing.
 MAX_DATAGRAM = 16384
 DETACH_TIMEOUT = 1.0  # seconds to wait for DETACH's OK when closing; hostapd also detaches us
