@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from gateway.errors import GatewayError
-from gateway.processes import with_parent_death_signal
+from gateway.processes import stop_process, with_parent_death_signal
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -169,15 +169,7 @@ class Mosquitto:
         self._stop(signal.SIGTERM)
 
     def _stop(self, sig: signal.Signals) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(sig)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
+        stop_process(self._process, sig)
         self._process = None
 
     def __enter__(self) -> Self:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 
 def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
@@ -17,3 +20,17 @@ def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
     if setpriv is None:
         return list(argv)
     return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+
+
+def stop_process(
+    process: subprocess.Popen[Any] | None, sig: signal.Signals = signal.SIGTERM, grace: float = 5
+) -> None:
+    """Send ``sig`` and wait ``grace`` seconds; SIGKILL whatever is still running then."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(grace)

@@ -29,6 +29,7 @@ from gateway.config.model import (
     GatewayConfig,
 )
 from gateway.mosquitto import find_mosquitto, free_port
+from gateway.processes import stop_process
 
 AP_ADDRESS = "127.0.0.2"
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
@@ -100,13 +101,7 @@ class Broker:
         raise AssertionError(f"mosquitto did not listen: {self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         self.process = None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.processes import with_parent_death_signal
+from gateway.processes import stop_process, with_parent_death_signal
 
 HOSTAPD = Path("/usr/sbin/hostapd")
 START_TIMEOUT = 10.0
@@ -71,15 +71,7 @@ class Hostapd:
             time.sleep(0.02)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(sig)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
+        stop_process(self._process, sig)
         self._process = None
 
     def cleanup(self) -> None:
