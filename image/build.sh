@@ -67,15 +67,29 @@ base_rootfs() {
 }
 
 wheelhouse() {
-    # The gateway as a wheel plus its dependencies that Debian bookworm packages too old
-    # (paho-mqtt 2, websockets >= 13), at the versions the tests ran with, for aarch64.
+    # The gateway as a wheel plus its dependencies for aarch64, at the versions the tests ran
+    # with (those in $python's environment), except what the image takes from Debian.
     local dir="$1" pins
     "$python" -m pip wheel --quiet --no-deps --wheel-dir "$dir" "$repo" >&2
-    pins="$("$python" -m pip freeze | grep -iE '^(paho-mqtt|websockets)==')"
+    pins="$("$python" - <<'PY'
+import importlib.metadata as md
+import re
+
+FROM_DEBIAN = {"pyyaml", "cryptography"}  # python3-yaml, python3-cryptography
+names = set()
+for requirement in md.requires("msgflo-gateway") or []:
+    if "extra ==" in requirement:
+        continue
+    name = re.split(r"[ <>=!~;\[]", requirement, maxsplit=1)[0].lower()
+    if name not in FROM_DEBIAN:
+        names.add(name)
+print(" ".join(f"{name}=={md.version(name)}" for name in sorted(names)))
+PY
+)"
     # shellcheck disable=SC2086
     "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: \
         --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
-        --python-version 3.11 --implementation cp $pins >&2
+        --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp $pins >&2
 }
 
 chroot_run() {
