@@ -54,8 +54,10 @@ echo "image: $img, $((total)) MiB ($(du -k "$img" | cut -f1 | awk '{printf "%d",
 echo "  p1 boot (FAT32, RASPIFIRM): ${boot_mib} MiB, $(du -sk "$work/boot" | cut -f1) KiB used"
 echo "  p2 root (ext4, msgflo-root): ${root_mib} MiB, $((root_kib / 1024)) MiB of files"
 echo "  p3 data (ext4, msgflo-data): ${data_mib} MiB, $(du -sk "$work/data" | cut -f1) KiB used"
-initrd="$(ls "$work/boot"/initrd.img-* 2>/dev/null | head -1)"
-[ -n "$initrd" ] && echo "  initrd: $(($(stat -c %s "$initrd") / 1024)) KiB"
+for initrd in "$work/boot"/initrd.img-*; do
+    if [ -e "$initrd" ]; then echo "  initrd: $(($(stat -c %s "$initrd") / 1024)) KiB"; fi
+done
 echo "  largest in the root:"
-du -xsm "$rootfs"/usr/lib/* "$rootfs"/usr/share/* "$rootfs"/opt/* 2>/dev/null | sort -rn | head -8 |
-    sed "s|$rootfs||; s|^|    |; s|\t| MiB  |"
+# sed, not head: head would close the pipe early, and pipefail turns sort's SIGPIPE into a failure.
+du -xsm "$rootfs"/usr/lib/* "$rootfs"/usr/share/* "$rootfs"/opt/* 2>/dev/null | sort -rn |
+    sed -n "1,8{s|$rootfs||; s|^|    |; s|\t| MiB  |; p}"
