@@ -1,4 +1,5 @@
-"""Shared fixtures: a real private mosquitto per test, and a probe client to watch topics."""
+"""Shared fixtures: a real private mosquitto per test, one private RabbitMQ per session, and a
+probe client to watch topics."""
 
 from __future__ import annotations
 
@@ -14,11 +15,20 @@ from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
 from gateway.transport.base import Delivery
 from gateway.transport.mqtt import MqttTransport
+from tests.amqp_broker import RabbitMQ
 
 
 @pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
     with Mosquitto() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """One private RabbitMQ for the session (it takes seconds to start). Tests use queue names
+    of their own; a test that restarts it leaves it running."""
+    with RabbitMQ() as broker:
         yield broker
 
 

@@ -16,6 +16,10 @@ def open_transport(url: BrokerUrl, *, client_id: str = "") -> Transport:
         from gateway.transport.mqtt import MqttTransport
 
         return MqttTransport(url, client_id=client_id)
+    if url.scheme in ("amqp", "amqps"):
+        from gateway.transport.amqp import AmqpTransport
+
+        return AmqpTransport(url, client_id=client_id)
     raise BrokerUrlError(
-        str(url), f"{url.scheme}:// is not supported by this version (use mqtt://)"
+        str(url), f"{url.scheme}:// is not supported by this version (use mqtt:// or amqp://)"
     )
