@@ -1,4 +1,4 @@
-"""The reconnect loop both MQTT transports run: connect, stay connected, back off, again.
+"""The reconnect loop every transport runs: connect, stay connected, back off, again.
 
 A connection that lasted :data:`STABLE_AFTER` seconds resets the backoff, so a broker that
 accepts and then drops us at once (a duplicate client id, say) is not hammered.
@@ -38,7 +38,9 @@ async def keep_connected(
         except CONNECT_ERRORS as exc:
             delay = backoff.delay(attempt)
             attempt += 1
-            log.warning("mqtt: cannot connect to %s: %s; retry in %.1f s", url, exc, delay)
+            log.warning(
+                "%s: cannot connect to %s: %s; retry in %.1f s", url.scheme, url, exc, delay
+            )
             await asyncio.sleep(delay)
             continue
         started = time.monotonic()
@@ -48,5 +50,5 @@ async def keep_connected(
         if not closing():
             delay = backoff.delay(attempt)
             attempt += 1
-            log.warning("mqtt: lost connection to %s; reconnect in %.1f s", url, delay)
+            log.warning("%s: lost connection to %s; reconnect in %.1f s", url.scheme, url, delay)
             await asyncio.sleep(delay)
