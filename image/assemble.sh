@@ -33,8 +33,8 @@ root_mib=$((root_kib * 125 / 100 / 1024 + 96))
 
 mkfs.vfat -F 32 -n RASPIFIRM -C "$work/boot.vfat" $((boot_mib * 1024)) >/dev/null
 mcopy -s -i "$work/boot.vfat" "$work/boot/"* ::/
-mkfs.ext4 -q -F -L msgflo-root -m 0 -E root_owner=0:0 -d "$rootfs" "$work/root.ext4" "${root_mib}M"
-mkfs.ext4 -q -F -L msgflo-data -E root_owner=0:0 -d "$work/data" "$work/data.ext4" "${data_mib}M"
+mkfs.ext4 -q -F -L msgflo-root -m 0 -E root_owner=0:0 -d "$rootfs" "$work/root.ext4" "${root_mib}M" >/dev/null
+mkfs.ext4 -q -F -L msgflo-data -E root_owner=0:0 -d "$work/data" "$work/data.ext4" "${data_mib}M" >/dev/null
 
 first=4
 total=$((first + boot_mib + root_mib + data_mib + 1))
