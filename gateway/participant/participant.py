@@ -85,10 +85,13 @@ class Participant:
         self._runtime.send(outport, data)
 
     def ack(self, msg: Message) -> None:
+        """Acknowledge ``msg`` now (AMQP); the runtime acks it anyway once process returned."""
         if self._runtime is not None:
             self._runtime.ack(msg)
 
     def nack(self, msg: Message) -> None:
+        """Reject ``msg`` (AMQP: dead-letter it to ``dead-<queue>``); raising in process does
+        the same."""
         if self._runtime is not None:
             self._runtime.nack(msg)
 

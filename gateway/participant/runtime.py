@@ -5,6 +5,12 @@ inbox reaches its size the transport stops reading from the broker (TCP backpres
 dropping messages, and resumes once the handler has caught up to half of it. A few messages
 already read from the socket may still arrive after the pause, so the hard limit, past which
 messages are dropped and counted, is a multiple of the size.
+
+Acknowledgement (AMQP; MQTT has no per-message ack at this level): a message is acked once
+``process`` has returned, after the outputs it sent (the transport keeps them in order), and
+nacked, which dead-letters it to ``dead-<queue>`` as msgflo-nodejs does, when ``process`` raises.
+A message the process acked or nacked itself is not settled again. Until it is acked the broker
+counts it against the prefetch limit and redelivers it if this process dies.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class ParticipantRuntime:
         """Subscribe, announce and process messages until cancelled."""
         for port in self.definition.inports:
             if not port.hidden:
-                await self._transport.subscribe(port.queue, self._receiver(port), qos=port.qos)
+                await self._subscribe(port)
         # No await between these two lines: a connection made in between cannot be missed.
         self._transport.add_connect_listener(self._on_connected)
         if self._transport.connected:
@@ -128,6 +134,9 @@ class ParticipantRuntime:
 
     # -- receiving -----------------------------------------------------------------------------
 
+    async def _subscribe(self, port: PortDefinition) -> None:
+        await self._transport.subscribe_acked(port.queue, self._receiver(port), qos=port.qos)
+
     def _receiver(self, port: PortDefinition) -> Callable[[Delivery], None]:
         port_id = port.id
 
@@ -148,6 +157,7 @@ class ParticipantRuntime:
                     port_id,
                     self.stats.dropped,
                 )
+            self.nack(message)  # AMQP: dead-lettered, not left holding a prefetch slot
             return
         self._inbox.put_nowait((port_id, message))
         if not self._paused and self._inbox.qsize() >= self._inbox_size:
@@ -172,6 +182,8 @@ class ParticipantRuntime:
             self.stats.failed += 1
             log.exception("%s: process(%r) failed: %s", self.definition.role, port_id, exc)
             self.nack(message)
+            return
+        self.ack(message)  # after the outputs process sent: the transport keeps the order
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -281,6 +281,10 @@ class AmqpTransport(Transport):
         if self.connected:
             await self._consume(topic)
 
+    async def subscribe_acked(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> bool:
+        await self.subscribe(topic, handler, qos=qos, manual_ack=True)
+        return True
+
     async def unsubscribe(self, topic: str) -> None:
         """Stop consuming ``topic``; the queue stays, as in msgflo-nodejs (durable, shared)."""
         consumer = self._consumers.pop(topic, None)

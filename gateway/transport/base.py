@@ -109,6 +109,13 @@ class Transport(abc.ABC):
         A transport that cannot honour a non-default option raises ``TransportError``.
         """
 
+    async def subscribe_acked(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> bool:
+        """Subscribe so that the subscriber settles each delivery with :meth:`ack` or
+        :meth:`nack`. Returns whether the transport acknowledges per message (AMQP); where it
+        does not (MQTT), this is a plain :meth:`subscribe` and ack/nack do nothing."""
+        await self.subscribe(topic, handler, qos=qos)
+        return False
+
     @abc.abstractmethod
     async def unsubscribe(self, topic: str) -> None: ...
 

@@ -1,0 +1,201 @@
+"""Load-balanced roles and ack-after-processing, on a real RabbitMQ.
+
+AMQP: the participants of a role consume one queue; a message is acked only after ``process``
+returned, so a worker killed in the middle of a message loses nothing (the broker redelivers it
+to another worker), and a ``process`` that raises dead-letters the message to ``dead-<queue>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+from gateway.participant import Message, Participant, serve
+from tests.amqp_broker import RabbitMQ
+from tests.integration.test_transport_amqp import amqp
+from tests.integration.test_transport_contract import Inbox, unique
+
+MESSAGES = 200
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Worker(Participant):
+    """A Repeat that records what it processed; ``fail`` makes process raise."""
+
+    def __init__(self, role: str, inq: str, outq: str, *, qos: int = 0) -> None:
+        super().__init__(
+            {
+                "component": "Worker",
+                "inports": [{"id": "in", "queue": inq, "qos": qos}],
+                "outports": [{"id": "out", "queue": outq, "qos": qos}],
+            },
+            role,
+        )
+        self.done: list[object] = []
+        self.fail = False
+
+    def process(self, inport: str, msg: Message) -> None:
+        if self.fail:
+            raise ValueError(f"cannot process {msg.data!r}")
+        self.send("out", msg.data)
+        self.done.append(msg.data)
+
+
+@contextlib.asynccontextmanager
+async def running(participants: Sequence[Participant], url: str) -> AsyncIterator[None]:
+    """Each participant on a connection of its own, as separate worker processes would be."""
+    tasks = [asyncio.create_task(serve([p], url, discovery_period=60)) for p in participants]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def processed(workers: Sequence[Worker]) -> Counter[object]:
+    return Counter(item for worker in workers for item in worker.done)
+
+
+# -- AMQP ---------------------------------------------------------------------------------------
+
+
+async def consumers(rabbitmq: RabbitMQ, queue: str) -> int:
+    out = await asyncio.to_thread(rabbitmq.ctl, "list_queues", "name", "consumers")
+    for line in out.splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count)
+    return 0
+
+
+async def wait_consumers(rabbitmq: RabbitMQ, queue: str, count: int) -> None:
+    async with asyncio.timeout(15):
+        while await consumers(rabbitmq, queue) < count:
+            await asyncio.sleep(0.2)
+
+
+async def test_amqp_workers_of_a_role_share_one_queue(rabbitmq: RabbitMQ) -> None:
+    role = unique("share")
+    workers = [Worker(role, f"{role}.IN", f"{role}.OUT") for _ in range(3)]
+    async with running(workers, rabbitmq.url), amqp(rabbitmq) as producer:
+        await wait_consumers(rabbitmq, f"{role}.IN", len(workers))
+        for n in range(MESSAGES):
+            producer.publish(f"{role}.IN", str(n).encode())
+        await asyncio.wait_for(producer.flush(), 5)
+        await until(lambda: processed(workers).total() >= MESSAGES)
+        await asyncio.sleep(0.3)  # time for a duplicate to show up, if there were one
+    assert processed(workers) == Counter(range(MESSAGES))  # each message exactly once
+    assert all(worker.done for worker in workers), [len(w.done) for w in workers]
+
+
+async def test_amqp_a_raising_process_dead_letters_the_message(rabbitmq: RabbitMQ) -> None:
+    role, dead = unique("raise"), Inbox()
+    worker = Worker(role, f"{role}.IN", f"{role}.OUT")
+    worker.fail = True
+    async with amqp(rabbitmq) as probe, running([worker], rabbitmq.url):
+        # As noflo-runtime-msgflo --deadletter: a queue dead-<queue> fed by the same-named
+        # fanout exchange, which is <queue>'s dead-letter exchange.
+        await probe.subscribe(f"dead-{role}.IN", dead)
+        await wait_consumers(rabbitmq, f"{role}.IN", 1)
+        probe.publish(f"{role}.IN", b'"poison"')
+        assert await dead.wait_count(1) == [b'"poison"']
+        assert worker.stats.failed == 1
+        await asyncio.sleep(0.3)
+    assert dead.got == [b'"poison"']  # dead-lettered once, not redelivered in a loop
+
+
+async def test_amqp_a_busy_worker_holds_only_prefetch_messages(rabbitmq: RabbitMQ) -> None:
+    role, gate = unique("busy"), asyncio.Event()
+
+    class Busy(Worker):
+        async def process(self, inport: str, msg: Message) -> None:
+            await gate.wait()
+            super().process(inport, msg)
+
+    worker = Busy(role, f"{role}.IN", f"{role}.OUT")
+    async with running([worker], rabbitmq.url), amqp(rabbitmq) as producer:
+        await wait_consumers(rabbitmq, f"{role}.IN", 1)
+        for n in range(10):
+            producer.publish(f"{role}.IN", str(n).encode())
+        await asyncio.wait_for(producer.flush(), 5)
+        await asyncio.sleep(0.5)  # time for more to arrive, if prefetch did not bound them
+        counts = await asyncio.to_thread(
+            rabbitmq.ctl, "list_queues", "name", "messages_ready", "messages_unacknowledged"
+        )
+        assert f"{role}.IN\t8\t2" in counts.splitlines()  # prefetch 2: unacked until processed
+        assert worker.stats.received == 2
+        gate.set()
+        await until(lambda: len(worker.done) == 10)
+    assert worker.done == list(range(10))
+
+
+SLOW_WORKER = """
+    import asyncio
+    import sys
+
+    from gateway.participant import Message, Participant, engine
+
+
+    class Slow(Participant):
+        def __init__(self, role: str) -> None:
+            queues = {"inports": [{"id": "in", "queue": role + ".IN"}],
+                      "outports": [{"id": "out", "queue": role + ".OUT"}]}
+            super().__init__({"component": "Slow", **queues}, role)
+
+        async def process(self, inport: str, msg: Message) -> None:
+            print("processing", msg.data, flush=True)
+            if msg.data == "marker":
+                await asyncio.sleep(3600)  # killed in here
+            self.send("out", msg.data)
+
+
+    sys.exit(engine.main(Slow))
+"""
+
+
+async def test_amqp_a_worker_killed_mid_message_does_not_lose_it(
+    rabbitmq: RabbitMQ, tmp_path: Path
+) -> None:
+    role = unique("kill")
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent(SLOW_WORKER))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    slow = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), role, "--broker", rabbitmq.url,
+        stdout=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    other = Worker(role, f"{role}.IN", f"{role}.OUT")
+    try:
+        assert slow.stdout is not None
+        async with amqp(rabbitmq) as producer:
+            await wait_consumers(rabbitmq, f"{role}.IN", 1)
+            producer.publish(f"{role}.IN", b'"marker"')
+            async with asyncio.timeout(10):
+                while b"processing marker" not in await slow.stdout.readline():
+                    pass
+            async with running([other], rabbitmq.url):
+                await wait_consumers(rabbitmq, f"{role}.IN", 2)
+                assert other.done == []  # the marker is still the killed worker's, unacked
+                slow.send_signal(signal.SIGKILL)
+                await until(lambda: bool(other.done))
+                await asyncio.sleep(0.3)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            slow.kill()
+        await asyncio.wait_for(slow.wait(), 5)
+    assert slow.returncode == -signal.SIGKILL
+    assert other.done == ["marker"]
