@@ -1,13 +1,14 @@
-"""The coordinator: discovers participants, wires the graph over MQTT, sends IIPs.
+"""The coordinator: discovers participants, wires the graph on the broker, sends IIPs.
 
 It never waits for anyone: a graph loads at once, edges whose participants are not discovered
 yet are pending and get wired the moment they are, and a participant that comes back (a new id,
 or an id that had expired) gets its IIPs again. Discovery handling never raises: bad messages
 are logged once with their topic, reason and an excerpt, counted, and dropped.
 
-Forwarding (reference 4.1, fixed): each message is delivered byte-for-byte, with its QoS and
-retain flag, to every topic reachable from its source topic (see ``routing.py``), and the
-coordinator's subscriptions use MQTT 5 "no local" so its own publishes never come back to it.
+How resolved edges become real is the binder's business (``binder.py``): on MQTT the
+coordinator forwards each message byte-for-byte, with its QoS and retain flag, to every topic
+reachable from its source topic (reference 4.1, fixed; see ``routing.py``); on AMQP each edge
+is a broker-side binding and the coordinator is not in the data path (reference 4.2).
 """
 
 from __future__ import annotations
@@ -20,20 +21,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from gateway.coordinator.binder import Binder, ForwardStats, MqttForwarder
 from gateway.coordinator.registry import Change, Registry, RegistryEvent
-from gateway.coordinator.routing import RouteTable
 from gateway.coordinator.wiring import (
     EdgeState,
     GraphIndex,
     find_port,
     iip_queue,
     resolve_edge,
-    route_table,
 )
 from gateway.errors import DiscoveryError
 from gateway.graph.model import Edge, Graph, Initial, PortRef, thaw
 from gateway.participant.definition import Direction
-from gateway.participant.discovery import DISCOVERY_TOPIC, Discovered, parse_discovery
+from gateway.participant.discovery import Discovered, parse_discovery
 from gateway.transport.base import Delivery, Transport
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 EXCERPT = 120  # bytes of a bad payload shown in the log
 MAX_REMEMBERED_REJECTS = 1000  # distinct bad messages logged once each
 PARSED_CACHE = 4096  # distinct discovery messages whose parse is remembered
+RETRY_WIRING = 1.0  # seconds before wiring that the broker refused is tried again
 
 
 class RetainedPolicy(enum.Enum):
@@ -51,10 +52,9 @@ class RetainedPolicy(enum.Enum):
 
 
 @dataclass
-class CoordinatorStats:
+class CoordinatorStats(ForwardStats):
     discovery_messages: int = 0
     discovery_rejected: int = 0
-    forwarded: int = 0
     iips_sent: int = 0
     rewires: int = 0
 
@@ -72,11 +72,14 @@ class CoordinatorOptions:
 @dataclass
 class _Wiring:
     states: dict[int, EdgeState] = field(default_factory=dict)  # by edge index in the graph
-    table: RouteTable = field(default_factory=RouteTable)
 
 
 class Coordinator:
-    """Wires ``graph`` on ``transport``; run it with :meth:`run` (until cancelled)."""
+    """Wires ``graph`` on ``transport``; run it with :meth:`run` (until cancelled).
+
+    ``binder`` makes edges real on the broker; by default the one for the transport's kind
+    (MQTT forwarding, AMQP bindings), see :func:`binder_for`.
+    """
 
     def __init__(
         self,
@@ -85,6 +88,7 @@ class Coordinator:
         *,
         options: CoordinatorOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
+        binder: Binder | None = None,
     ) -> None:
         self.transport = transport
         self.options = options or CoordinatorOptions()
@@ -103,7 +107,9 @@ class Coordinator:
         self._listeners: list[Callable[[RegistryEvent], None]] = []
         self._held_iips: list[Initial] = []
         self._observers: dict[str, Callable[[bytes], None]] = {}
-        self._subscribed: frozenset[str] = frozenset()
+        self.binder = binder or binder_for(transport, self._observed, self.options, self.stats)
+        self.binder.on_reconnect = self._rewire_all
+        self._retry: asyncio.TimerHandle | None = None
         self.on_iip: Callable[[Initial], None] | None = None
         self._hold_until = clock() + self.options.iip_hold
         self._hold_timer: asyncio.TimerHandle | None = None
@@ -111,11 +117,16 @@ class Coordinator:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.transport.subscribe(DISCOVERY_TOPIC, self._on_discovery, qos=0)
-        self._start_hold()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._wire_forever())
-            tasks.create_task(self._expire_forever())
+        async with self.binder:
+            await self.binder.subscribe_discovery(self._on_discovery)
+            self._start_hold()
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._wire_forever())
+                    tasks.create_task(self._expire_forever())
+            finally:
+                if self._retry is not None:
+                    self._retry.cancel()
 
     async def _wire_forever(self) -> None:
         # One writer of the wiring; a burst of discovery messages is wired in one pass.
@@ -250,27 +261,18 @@ class Coordinator:
         else:
             touched = (e for role in dirty for e in self._index.edges_by_role.get(role, ()))
         for index, edge in touched:
-            self._wiring.states[index] = resolve_edge(self.registry, edge)
-        new = route_table(self._wiring.states.values())
-        self._wiring.table = new
+            kind = self._index.kind(index)
+            self._wiring.states[index] = resolve_edge(self.registry, edge, kind)
         self.stats.rewires += 1
-        wanted = new.sources | frozenset(self._observers)
-        await self._resubscribe(self._subscribed, wanted)
-        self._subscribed = wanted
+        complete = await self.binder.apply(self.edge_states(), frozenset(self._observers))
+        if not complete and self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(RETRY_WIRING, self._rewire_all)
 
-    async def _resubscribe(self, old: frozenset[str], new: frozenset[str]) -> None:
-        replay = self.options.retained is RetainedPolicy.FORWARD
-        for topic in sorted(new - old):
-            await self.transport.subscribe(
-                topic,
-                self._deliver,
-                qos=self.options.forward_qos,
-                no_local=True,
-                retain_as_published=True,
-                replay_retained=replay,
-            )
-        for topic in sorted(old - new):
-            await self.transport.unsubscribe(topic)
+    def _rewire_all(self) -> None:
+        self._retry = None
+        self._dirty_roles = None
+        self._clean.clear()
+        self._dirty.set()
 
     def _initials(self, role: str | None = None) -> list[Initial]:
         if role is None:
@@ -279,22 +281,14 @@ class Coordinator:
 
     # -- data ----------------------------------------------------------------------------------
 
-    def _deliver(self, delivery: Delivery) -> None:
-        for topic in self._wiring.table.targets(delivery.topic):
-            self.transport.publish(
-                topic, delivery.payload, qos=delivery.qos, retain=delivery.retain
-            )
-            self.stats.forwarded += 1
-        observer = self._observers.get(delivery.topic)
+    def _observed(self, topic: str, payload: bytes) -> None:
+        observer = self._observers.get(topic)
         if observer is not None:
-            observer(delivery.payload)
+            observer(payload)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 0) -> None:
-        """Publish as the coordinator: to ``topic`` and everything routed from it (the broker
-        does not echo our own messages back to the forwarder)."""
-        self.transport.publish(topic, payload, qos=qos)
-        for target in self._wiring.table.targets(topic):
-            self.transport.publish(target, payload, qos=qos)
+        """Publish as the coordinator: to ``topic`` and everything wired from it."""
+        self.binder.publish(topic, payload, qos=qos)
 
     def sendable_iips(self) -> list[tuple[Initial, str]]:
         """The graph's IIPs whose target is discovered, with the topic each goes to."""
@@ -343,3 +337,22 @@ class Coordinator:
             initial.tgt.process,
             queue,
         )
+
+
+def binder_for(
+    transport: Transport,
+    on_data: Callable[[str, bytes], None],
+    options: CoordinatorOptions,
+    stats: ForwardStats,
+) -> Binder:
+    """The binder for the transport's broker: AMQP bindings for ``amqp(s)://``, else MQTT
+    forwarding."""
+    if transport.url.scheme in ("amqp", "amqps"):
+        # Imported here so that an MQTT-only gateway never imports aio-pika.
+        from gateway.coordinator.amqp_binder import AmqpBinder
+
+        return AmqpBinder(transport, on_data)
+    replay = options.retained is RetainedPolicy.FORWARD
+    return MqttForwarder(
+        transport, on_data, qos=options.forward_qos, replay_retained=replay, stats=stats
+    )

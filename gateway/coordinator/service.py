@@ -26,13 +26,14 @@ from gateway.coordinator.coordinator import (
 from gateway.coordinator.library import ComponentLibrary, load_library, with_builtins
 from gateway.coordinator.registry import Change, RegistryEvent
 from gateway.coordinator.supervisor import OutputFn, ProcessSpec, Supervisor, print_prefixed
-from gateway.coordinator.wiring import GraphIndex
+from gateway.coordinator.wiring import GraphIndex, pseudo_roles
 from gateway.errors import DefinitionError, GatewayError
 from gateway.graph import load_graph, save_graph
 from gateway.graph.model import Graph, Process, thaw
 from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
 from gateway.participant.foreign import load_foreign
+from gateway.transport import Transport, open_transport
 from gateway.transport.mqtt5_fast import FastMqttTransport
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class CoordinatorService:
 
     def __init__(self, config: ServiceConfig, graph: Graph) -> None:
         self.config = config
-        self.transport = FastMqttTransport(config.broker, client_id="msgflo-coordinator")
+        self.transport = coordinator_transport(config.broker)
         options = CoordinatorOptions(
             expiry=config.expiry, retained=config.retained, iip_hold=config.wait_timeout
         )
@@ -120,9 +121,9 @@ class CoordinatorService:
     def _start_participants(self, supervisor: Supervisor) -> None:
         graph = self.coordinator.graph
         index = GraphIndex.of(graph)
-        running = set(supervisor.roles())
+        skip = set(supervisor.roles()) | self.config.ignore | pseudo_roles(graph)
         for role, process in graph.processes.items():
-            if role in self.config.ignore or role in running:
+            if role in skip:
                 continue
             argv = self.config.library.command(process.component, role, _iips_for(index, role))
             if argv is None:
@@ -178,8 +179,10 @@ class CoordinatorService:
 
     async def _report_missing(self) -> None:
         await asyncio.sleep(self.config.wait_timeout)
+        graph = self.coordinator.graph
+        pseudo = pseudo_roles(graph)
         missing = [
-            r for r in self.coordinator.graph.processes if not self.coordinator.registry.known(r)
+            r for r in graph.processes if r not in pseudo and not self.coordinator.registry.known(r)
         ]
         if missing:
             log.warning(
@@ -210,6 +213,14 @@ class CoordinatorService:
                 await asyncio.to_thread(save_graph, self.coordinator.graph, path, lossy=True)
             except GatewayError as exc:
                 log.error("auto-save of %s failed: %s", path, exc)
+
+
+def coordinator_transport(url: BrokerUrl) -> Transport:
+    """The coordinator's connection: the fast MQTT 5 client (it forwards every edge's data)
+    on MQTT; on AMQP the plain transport, which only publishes IIPs and packets."""
+    if url.is_mqtt:
+        return FastMqttTransport(url, client_id="msgflo-coordinator")
+    return open_transport(url, client_id="msgflo-coordinator")
 
 
 def _iips_for(index: GraphIndex, role: str) -> Mapping[str, object]:

@@ -4,18 +4,38 @@ Queues are always taken from discovery, never guessed from a naming convention (
 there is no single rule). An edge whose ends are not discovered yet is *pending*; it becomes a
 route the moment both ends resolve, and follows them when a participant re-announces with other
 topics.
+
+Pseudo-components (``msgflo/RoundRobin``, ``msgflo/PubSub``; msgflo ``src/common.coffee``
+``isParticipant``) are nodes with no participant: the edges through one are collapsed into
+direct edges from each of its sources to each of its targets, as msgflo ``graphBindings`` does.
+A RoundRobin's ``DEADLETTER`` outport becomes a *dead-letter* edge from each worker's inport to
+the dead-letter target (on AMQP: the worker queue's ``dead-<queue>`` exchange bound to it).
 """
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.coordinator.registry import Registry
 from gateway.coordinator.routing import Route, RouteTable
 from gateway.graph.model import Edge, Graph, Initial, PortRef
 from gateway.participant.definition import Direction, PortDefinition
+
+ROUND_ROBIN = "msgflo/RoundRobin"
+PUB_SUB = "msgflo/PubSub"
+PSEUDO_COMPONENTS = frozenset({ROUND_ROBIN, PUB_SUB})
+DEADLETTER_PORT = "deadletter"  # msgflo graphBindings compares the port id lower-case
+
+
+class EdgeKind(enum.Enum):
+    """``PUBSUB``: outport -> inport. ``DEADLETTER``: what an inport's participants reject
+    (AMQP nack) -> another inport; ``src`` of such an edge is an *inport*."""
+
+    PUBSUB = "pubsub"
+    DEADLETTER = "deadletter"
 
 
 @dataclass(frozen=True)
@@ -25,6 +45,7 @@ class EdgeState:
     edge: Edge
     src_queue: str | None
     tgt_queue: str | None
+    kind: EdgeKind = EdgeKind.PUBSUB
 
     @property
     def resolved(self) -> bool:
@@ -36,6 +57,9 @@ class EdgeState:
         return self.resolved and self.src_queue == self.tgt_queue
 
     def route(self) -> Route | None:
+        """The MQTT forwarding route; dead-lettering has no MQTT equivalent (reference 4.1)."""
+        if self.kind is EdgeKind.DEADLETTER:
+            return None
         if self.src_queue is None or self.tgt_queue is None or self.same_topic:
             return None
         return Route(self.src_queue, self.tgt_queue)
@@ -59,10 +83,11 @@ def find_port(registry: Registry, ref: PortRef, direction: Direction) -> PortDef
     return None
 
 
-def resolve_edge(registry: Registry, edge: Edge) -> EdgeState:
-    src = find_port(registry, edge.src, Direction.OUT)
+def resolve_edge(registry: Registry, edge: Edge, kind: EdgeKind = EdgeKind.PUBSUB) -> EdgeState:
+    src_direction = Direction.IN if kind is EdgeKind.DEADLETTER else Direction.OUT
+    src = find_port(registry, edge.src, src_direction)
     tgt = find_port(registry, edge.tgt, Direction.IN)
-    return EdgeState(edge, src.queue if src else None, tgt.queue if tgt else None)
+    return EdgeState(edge, src.queue if src else None, tgt.queue if tgt else None, kind)
 
 
 def resolve_edges(registry: Registry, edges: Iterable[Edge]) -> list[EdgeState]:
@@ -89,10 +114,16 @@ class GraphIndex:
     initials: tuple[Initial, ...]
     initials_by_role: Mapping[str, tuple[Initial, ...]]
     downstream: Mapping[str, frozenset[str]]
+    kinds: Mapping[int, EdgeKind] = field(default_factory=dict)  # absent: PUBSUB
 
     @classmethod
     def of(cls, graph: Graph) -> GraphIndex:
-        edges = tuple((i, c) for i, c in enumerate(graph.connections) if isinstance(c, Edge))
+        pseudo = pseudo_roles(graph)
+        plain = [c for c in graph.connections if isinstance(c, Edge)]
+        real = [e for e in plain if e.src.process not in pseudo and e.tgt.process not in pseudo]
+        collapsed, dead = _collapse(plain, pseudo)
+        edges = tuple(enumerate([*real, *collapsed]))
+        kinds = {len(real) + i: EdgeKind.DEADLETTER for i in dead}
         by_role: dict[str, list[tuple[int, Edge]]] = defaultdict(list)
         downstream: dict[str, set[str]] = defaultdict(set)
         for item in edges:
@@ -111,7 +142,11 @@ class GraphIndex:
             initials=initials,
             initials_by_role={role: tuple(items) for role, items in iips.items()},
             downstream={role: frozenset(roles) for role, roles in downstream.items()},
+            kinds=kinds,
         )
+
+    def kind(self, index: int) -> EdgeKind:
+        return self.kinds.get(index, EdgeKind.PUBSUB)
 
     def roles_downstream(self, role: str) -> set[str]:
         """Every role reachable from ``role`` along edges (``role`` itself excluded)."""
@@ -123,3 +158,26 @@ class GraphIndex:
                     todo.append(target)
         seen.discard(role)
         return seen
+
+
+def pseudo_roles(graph: Graph) -> frozenset[str]:
+    """Nodes that are no participant: nothing to start, discover or wait for."""
+    return frozenset(r for r, p in graph.processes.items() if p.component in PSEUDO_COMPONENTS)
+
+
+def _collapse(edges: list[Edge], pseudo: frozenset[str]) -> tuple[list[Edge], set[int]]:
+    """The direct edges that stand for the edges through pseudo-components, and which of them
+    (by position) are dead-letter edges. A pseudo-component wired to another is not followed."""
+    found: list[Edge] = []
+    dead: set[int] = set()
+    for role in sorted(pseudo):
+        into = [e.src for e in edges if e.tgt.process == role and e.src.process not in pseudo]
+        out = [e for e in edges if e.src.process == role and e.tgt.process not in pseudo]
+        workers = [e.tgt for e in out if e.src.port.casefold() != DEADLETTER_PORT]
+        sinks = [e.tgt for e in out if e.src.port.casefold() == DEADLETTER_PORT]
+        found += [Edge(src, tgt) for src in into for tgt in workers]
+        for worker in workers:
+            for sink in sinks:
+                dead.add(len(found))
+                found.append(Edge(worker, sink))
+    return found, dead

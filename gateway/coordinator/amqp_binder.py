@@ -1,0 +1,309 @@
+"""The coordinator on AMQP: edges as broker-side bindings, so the coordinator is not in the
+data path (reference 4.2).
+
+- pubsub edge ``src -> tgt``: the inport queue ``tgt`` bound to the outport's fanout exchange
+  ``src`` with routing key ``''`` (msgflo-nodejs ``bindQueue(tgt, src, '')``); removed with an
+  unbind when the edge goes (the original never unbinds).
+- dead-letter edge (a ``msgflo/RoundRobin``'s ``DEADLETTER``): the dead-letter target's queue
+  bound to the fanout exchange ``dead-<worker queue>``, which is the worker queue's
+  ``x-dead-letter-exchange``; declared durable as the original coordinator does, and deleted
+  again when its last dead-letter edge goes. The original also puts a direct exchange
+  ``out-<src>`` between source and workers; it routes exactly what a plain binding routes, and
+  would be a durable object nobody removes, so the binding is made directly.
+- edge inspection: per observed outport, an exclusive, auto-delete, server-lifetime-bound queue
+  bound to its exchange (the original's ``.msgflo-broker-subscriptions-<uuid>``), deleted when
+  the observation ends and by the broker when the coordinator's connection closes.
+- discovery: the durable queue ``fbp`` as participants declare it (no arguments), every message
+  acknowledged, even a bad one (reference 2.1).
+
+Everything here runs on a connection of its own, apart from the coordinator's transport: a
+refused operation (RabbitMQ closes the channel on a 404 or 406) costs only the admin channel,
+which is reopened, and the edge is tried again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from gateway.coordinator.binder import Binder, DataFn
+from gateway.coordinator.wiring import EdgeKind, EdgeState
+from gateway.errors import TransportError
+from gateway.participant.discovery import DISCOVERY_TOPIC
+from gateway.transport.amqp import CONNECT_TIMEOUT, dead_letter_exchange
+from gateway.transport.backoff import Backoff
+from gateway.transport.base import Delivery, DeliveryHandler, Transport
+from gateway.transport.reconnect import keep_connected
+
+log = logging.getLogger(__name__)
+
+AMQP_ERRORS = (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException)
+TAP_PREFIX = ".msgflo-coordinator-tap-"
+DISCOVERY_PREFETCH = 100
+
+AdminOp = Callable[[AbstractChannel], Awaitable[None]]
+TapFn = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, order=True)
+class Binding:
+    """Queue ``queue`` bound to fanout exchange ``exchange`` with routing key ``''``.
+    ``dead``: the exchange is a dead-letter exchange the coordinator declared."""
+
+    exchange: str
+    queue: str
+    dead: bool = False
+
+
+def binding_of(state: EdgeState) -> Binding | None:
+    """The broker binding that carries a resolved edge (``None``: nothing to bind)."""
+    if state.src_queue is None or state.tgt_queue is None:
+        return None
+    if state.kind is EdgeKind.DEADLETTER:
+        return Binding(dead_letter_exchange(state.src_queue), state.tgt_queue, dead=True)
+    if state.same_topic:  # the inport's own exchange already feeds its queue
+        return None
+    return Binding(state.src_queue, state.tgt_queue)
+
+
+class AmqpBinder(Binder):
+    """Bindings, taps and discovery on a connection of their own; IIPs go through
+    ``transport`` (to the inport's exchange, as a participant's output would)."""
+
+    def __init__(
+        self, transport: Transport, on_data: DataFn, *, backoff: Backoff | None = None
+    ) -> None:
+        self.transport = transport
+        self.url = transport.url
+        self.bound: set[Binding] = set()
+        self.taps: dict[str, str] = {}  # observed exchange -> its tap queue
+        self._on_data = on_data
+        self._backoff = backoff or Backoff()
+        self._discovery: DeliveryHandler | None = None
+        self._connection: AbstractConnection | None = None
+        self._consuming: AbstractChannel | None = None  # discovery and taps
+        self._admin: AbstractChannel | None = None  # declarations; may be closed by a refusal
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._supervise(), name=f"amqp binder {self.url}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing = True
+        for exchange in list(self.taps):
+            await self._untap(exchange)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._close()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    async def _supervise(self) -> None:
+        await keep_connected(
+            self.url, self._backoff, self._connect, self._stay_connected, lambda: self._closing
+        )
+
+    async def _connect(self) -> None:
+        self._lost.clear()
+        try:
+            connection = await aio_pika.connect(
+                host=self.url.host,
+                port=self.url.port,
+                login=self.url.username or "guest",
+                password=self.url.password or "guest",
+                virtualhost=self.url.vhost or "/",
+                ssl=self.url.tls,
+                timeout=CONNECT_TIMEOUT,
+                client_properties={"connection_name": "msgflo-coordinator"},
+            )
+            self._connection = connection
+            connection.close_callbacks.add(self._on_close)
+            self._consuming = await connection.channel()
+            self._consuming.close_callbacks.add(self._on_close)
+            await self._consuming.set_qos(prefetch_count=DISCOVERY_PREFETCH)
+            self._admin = await connection.channel()
+            if self._discovery is not None:
+                await self._consume_discovery()
+        except AMQP_ERRORS as exc:
+            await self._close()
+            raise TransportError(f"coordinator admin connection failed: {exc!r}") from None
+
+    async def _stay_connected(self) -> None:
+        # Taps died with the old connection; bindings are durable, but say them again.
+        self.taps.clear()
+        self.bound.clear()
+        self._connected.set()
+        if self.on_reconnect is not None:
+            self.on_reconnect()
+        await self._lost.wait()
+        self._connected.clear()
+        await self._close()
+
+    def _on_close(self, sender: object, exc: BaseException | None) -> None:
+        self._connected.clear()
+        self._lost.set()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._consuming = self._admin = None
+        if connection is not None and not connection.is_closed:
+            connection.close_callbacks.discard(self._on_close)
+            try:
+                await connection.close()
+            except (*AMQP_ERRORS, OSError) as exc:
+                log.debug("amqp binder: close failed: %r", exc)
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    async def subscribe_discovery(self, handler: DeliveryHandler) -> None:
+        self._discovery = handler
+        if self._connected.is_set():
+            await self._consume_discovery()
+
+    async def _consume_discovery(self) -> None:
+        assert self._consuming is not None
+        # As msgflo-nodejs participants declare it: durable, no arguments (reference 2.1).
+        queue = await self._consuming.declare_queue(DISCOVERY_TOPIC, durable=True)
+        await queue.consume(self._on_discovery, no_ack=False)
+
+    async def _on_discovery(self, message: AbstractIncomingMessage) -> None:
+        try:
+            if self._discovery is not None:
+                self._discovery(Delivery(DISCOVERY_TOPIC, message.body))
+        finally:
+            await message.ack()  # every message, even a bad one: it will not get better
+
+    # -- bindings ------------------------------------------------------------------------------
+
+    async def apply(self, states: Sequence[EdgeState], observed: frozenset[str]) -> bool:
+        if not self._connected.is_set():
+            return False
+        wanted = {b for s in states if (b := binding_of(s)) is not None}
+        complete = True
+        for binding in sorted(self.bound - wanted):
+            complete &= await self._unbind(binding)
+        for binding in sorted(wanted - self.bound):
+            complete &= await self._bind(binding)
+        for exchange in sorted(set(self.taps) - observed):
+            await self._untap(exchange)
+        for exchange in sorted(observed - set(self.taps)):
+            complete &= await self._tap(exchange)
+        return complete
+
+    async def _bind(self, binding: Binding) -> bool:
+        async def bind(channel: AbstractChannel) -> None:
+            # The exchange exactly as its owner declares it (participant outport: durable
+            # fanout; dead-letter exchange: durable fanout, as the original coordinator), so
+            # binding does not depend on who came first.
+            await self._declare_fanout(channel, binding.exchange)
+            queue = await channel.get_queue(binding.queue, ensure=False)
+            await queue.bind(binding.exchange, routing_key="")
+
+        if await self._admin_op(f"bind {binding.queue} to {binding.exchange}", bind):
+            self.bound.add(binding)
+            log.info("amqp: bound queue %s to exchange %s", binding.queue, binding.exchange)
+            return True
+        return False
+
+    async def _unbind(self, binding: Binding) -> bool:
+        async def unbind(channel: AbstractChannel) -> None:
+            queue = await channel.get_queue(binding.queue, ensure=False)
+            await queue.unbind(binding.exchange, routing_key="")
+
+        self.bound.discard(binding)
+        done = await self._admin_op(f"unbind {binding.queue} from {binding.exchange}", unbind)
+        if done:
+            log.info("amqp: unbound queue %s from exchange %s", binding.queue, binding.exchange)
+        if binding.dead and not any(b.exchange == binding.exchange for b in self.bound):
+            await self._admin_op(f"delete {binding.exchange}", _delete_unused(binding.exchange))
+        return done
+
+    @staticmethod
+    async def _declare_fanout(channel: AbstractChannel, name: str) -> None:
+        await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+
+    async def _admin_op(self, what: str, op: AdminOp) -> bool:
+        """Run ``op`` on the admin channel; a refusal is logged and the channel reopened."""
+        if self._connection is None or self._admin is None:
+            return False
+        try:
+            await op(self._admin)
+            return True
+        except AMQP_ERRORS as exc:
+            log.warning("amqp: cannot %s: %s; will retry", what, exc)
+        try:
+            self._admin = await self._connection.channel()
+        except AMQP_ERRORS as exc:
+            log.warning("amqp: cannot reopen the admin channel: %r", exc)
+        return False
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    async def _tap(self, exchange: str) -> bool:
+        name = f"{TAP_PREFIX}{uuid.uuid4().hex[:12]}-{exchange}"[:255]
+
+        async def tap(channel: AbstractChannel) -> None:
+            await self._declare_fanout(channel, exchange)
+            assert self._consuming is not None
+            queue = await self._consuming.declare_queue(
+                name, durable=False, exclusive=True, auto_delete=True
+            )
+            await queue.bind(exchange, routing_key="")
+            await queue.consume(self._tap_receiver(exchange), no_ack=True)
+
+        if not await self._admin_op(f"inspect {exchange}", tap):
+            return False
+        self.taps[exchange] = name
+        return True
+
+    def _tap_receiver(self, exchange: str) -> TapFn:
+        async def receive(message: AbstractIncomingMessage) -> None:
+            self._on_data(exchange, message.body)
+
+        return receive
+
+    async def _untap(self, exchange: str) -> None:
+        name = self.taps.pop(exchange, None)
+        if name is None or self._admin is None:
+            return
+
+        async def delete(channel: AbstractChannel) -> None:
+            await channel.queue_delete(name)
+
+        await self._admin_op(f"delete inspection queue {name}", delete)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, queue: str, payload: bytes, *, qos: int = 0) -> None:
+        # To the inport's own fanout exchange: the broker delivers it to the queue (and only
+        # there: an inport exchange is not an edge source).
+        self.transport.publish(queue, payload, qos=qos)
+
+
+def _delete_unused(exchange: str) -> AdminOp:
+    async def delete(channel: AbstractChannel) -> None:
+        await channel.exchange_delete(exchange, if_unused=True)
+
+    return delete

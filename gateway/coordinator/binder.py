@@ -1,0 +1,126 @@
+"""How the coordinator makes resolved edges real on a broker: one small interface, one
+implementation per kind of broker, chosen by the transport (so by the URL scheme).
+
+- MQTT (:class:`MqttForwarder`): the broker cannot route between topics, so the coordinator
+  subscribes to each source topic and republishes (reference 4.1, fixed as ``routing.py`` says).
+- AMQP (:class:`gateway.coordinator.amqp_binder.AmqpBinder`): each edge is a broker-side
+  binding and the coordinator is not in the data path (reference 4.2).
+
+The coordinator keeps all graph logic (discovery, pending edges, IIPs); a binder only turns the
+current set of resolved edges and observed outports into broker state, and is told the whole
+set each time, so it can diff against what it did before.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from gateway.coordinator.routing import RouteTable
+from gateway.coordinator.wiring import EdgeState, route_table
+from gateway.participant.discovery import DISCOVERY_TOPIC
+from gateway.transport.base import Delivery, DeliveryHandler, Transport
+
+DataFn = Callable[[str, bytes], None]  # (source queue, payload) of observed data
+
+
+class Binder(abc.ABC):
+    """Broker-specific wiring of edges, edge observation (inspection) and publishing.
+
+    ``on_reconnect`` (set by the coordinator) is called when the binder lost what it had
+    set up and needs :meth:`apply` again.
+    """
+
+    on_reconnect: Callable[[], None] | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(  # noqa: B027 - MQTT forwarding creates nothing of its own
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Remove what the binder created for itself (never the graph's bindings)."""
+
+    @abc.abstractmethod
+    async def subscribe_discovery(self, handler: DeliveryHandler) -> None:
+        """Deliver discovery messages (``fbp``) to ``handler``."""
+
+    @abc.abstractmethod
+    async def apply(self, states: Sequence[EdgeState], observed: frozenset[str]) -> bool:
+        """Make the broker carry exactly the resolved edges in ``states``, and hand data
+        published on the ``observed`` outport queues to ``on_data``. Returns False when part
+        of it failed and should be tried again later."""
+
+    @abc.abstractmethod
+    def publish(self, queue: str, payload: bytes, *, qos: int = 0) -> None:
+        """Publish to an inport queue as the coordinator (IIPs, ``runtime:packet``), so that
+        it also reaches whatever is wired from that queue."""
+
+
+@dataclass
+class ForwardStats:
+    forwarded: int = 0
+
+
+class MqttForwarder(Binder):
+    """MQTT edges forwarded by the coordinator, byte-for-byte, with MQTT 5 "no local"."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        on_data: DataFn,
+        *,
+        qos: int = 2,
+        replay_retained: bool = False,
+        stats: ForwardStats | None = None,
+    ) -> None:
+        self.transport = transport
+        self.table = RouteTable()
+        self.stats = stats or ForwardStats()
+        self._on_data = on_data
+        self._qos = qos  # subscribe at QoS 2 so each message keeps the QoS it was sent with
+        self._replay = replay_retained
+        self._subscribed: frozenset[str] = frozenset()
+        self._observed: frozenset[str] = frozenset()
+
+    async def subscribe_discovery(self, handler: DeliveryHandler) -> None:
+        await self.transport.subscribe(DISCOVERY_TOPIC, handler, qos=0)
+
+    async def apply(self, states: Sequence[EdgeState], observed: frozenset[str]) -> bool:
+        self.table = route_table(states)
+        self._observed = observed
+        wanted = self.table.sources | observed
+        for topic in sorted(wanted - self._subscribed):
+            await self.transport.subscribe(
+                topic,
+                self._deliver,
+                qos=self._qos,
+                no_local=True,
+                retain_as_published=True,
+                replay_retained=self._replay,
+            )
+        for topic in sorted(self._subscribed - wanted):
+            await self.transport.unsubscribe(topic)
+        self._subscribed = wanted
+        return True
+
+    def _deliver(self, delivery: Delivery) -> None:
+        for topic in self.table.targets(delivery.topic):
+            self.transport.publish(
+                topic, delivery.payload, qos=delivery.qos, retain=delivery.retain
+            )
+            self.stats.forwarded += 1
+        if delivery.topic in self._observed:
+            self._on_data(delivery.topic, delivery.payload)
+
+    def publish(self, queue: str, payload: bytes, *, qos: int = 0) -> None:
+        # The broker does not echo our own messages back to the forwarder (no local).
+        self.transport.publish(queue, payload, qos=qos)
+        for target in self.table.targets(queue):
+            self.transport.publish(target, payload, qos=qos)

@@ -1,0 +1,237 @@
+"""The coordinator on a real RabbitMQ: edges are broker bindings, not forwarding."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gateway.broker import parse_broker_url
+from gateway.coordinator.amqp_binder import TAP_PREFIX, AmqpBinder
+from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
+from gateway.graph import parse_fbp
+from gateway.graph.model import Graph
+from gateway.participant import Message, Participant, serve
+from gateway.transport import Transport, open_transport
+from tests.amqp_broker import RabbitMQ
+
+TIMEOUT = 10.0
+
+
+def unique(name: str) -> str:
+    """Role names of one test: the session's broker is shared and its objects are durable."""
+    return f"{name}{secrets.token_hex(3)}"
+
+
+class Repeat(Participant):
+    def __init__(self, role: str) -> None:
+        super().__init__({"component": "Repeat"}, role)
+
+    def process(self, inport: str, msg: Message) -> None:
+        self.send("out", msg.data)
+        self.ack(msg)
+
+
+class Collect(Participant):
+    """Remembers what arrives; nacks (dead-letters) the text ``bad`` when ``rejects``."""
+
+    def __init__(self, role: str, *, rejects: bool = False) -> None:
+        super().__init__({"component": "Collect", "outports": []}, role)
+        self.got: list[Any] = []
+        self.rejects = rejects
+
+    def process(self, inport: str, msg: Message) -> None:
+        if self.rejects and msg.data == "bad":
+            self.nack(msg)
+            return
+        self.got.append(msg.data)
+        self.ack(msg)
+
+
+def source(role: str) -> Participant:
+    return Participant({"component": "Source", "inports": [], "outports": [{"id": "out"}]}, role)
+
+
+@contextlib.asynccontextmanager
+async def coordinating(url: str, g: Graph) -> AsyncIterator[Coordinator]:
+    transport = open_transport(parse_broker_url(url), client_id="coordinator")
+    async with transport:
+        coordinator = Coordinator(transport, g, options=CoordinatorOptions(iip_hold=0.5))
+        task = asyncio.create_task(coordinator.run())
+        try:
+            yield coordinator
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def participants(url: str, *group: Participant) -> AsyncIterator[None]:
+    task = asyncio.create_task(serve(list(group), url))
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while any(p.stats.announced == 0 for p in group):
+                await asyncio.sleep(0.02)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def sender(url: str) -> AsyncIterator[Transport]:
+    async with open_transport(parse_broker_url(url), client_id="test-sender") as transport:
+        async with asyncio.timeout(TIMEOUT):
+            await transport.wait_connected()
+        yield transport
+
+
+async def bound(coordinator: Coordinator, count: int) -> None:
+    binder = coordinator.binder
+    assert isinstance(binder, AmqpBinder)
+    async with asyncio.timeout(TIMEOUT):
+        while len(binder.bound) < count:
+            await coordinator.wired()
+            await asyncio.sleep(0.02)
+        await coordinator.wired()
+
+
+async def arrived(collector: Collect, count: int) -> list[Any]:
+    async with asyncio.timeout(TIMEOUT):
+        while len(collector.got) < count:
+            await asyncio.sleep(0.02)
+    return collector.got
+
+
+def bindings(rabbitmq: RabbitMQ) -> set[tuple[str, str]]:
+    out = rabbitmq.ctl("list_bindings", "source_name", "destination_name")
+    return {(s, d) for s, d in (line.split("\t")[:2] for line in out.splitlines() if "\t" in line)}
+
+
+def names(rabbitmq: RabbitMQ, what: str) -> set[str]:
+    return {line.split("\t")[0] for line in rabbitmq.ctl(what, "name").splitlines() if line}
+
+
+async def test_an_edge_is_a_binding_and_works_without_the_coordinator(rabbitmq: RabbitMQ) -> None:
+    a, b = unique("a"), unique("b")
+    sink = Collect(b)
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+    async with participants(rabbitmq.url, Repeat(a), sink):
+        async with coordinating(rabbitmq.url, g) as coordinator:
+            await bound(coordinator, 1)
+        assert (f"{a}/out", f"{b}/in") in bindings(rabbitmq)
+        # The coordinator is gone: the broker carries the edge by itself.
+        async with sender(rabbitmq.url) as send:
+            send.publish(f"{a}/in", b'"through the broker"')
+            assert await arrived(sink, 1) == ["through the broker"]
+
+
+async def test_removing_an_edge_unbinds_it(rabbitmq: RabbitMQ) -> None:
+    a, b = unique("a"), unique("b")
+    sink = Collect(b)
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+    async with (
+        participants(rabbitmq.url, Repeat(a), sink),
+        coordinating(rabbitmq.url, g) as coordinator,
+        sender(rabbitmq.url) as send,
+    ):
+        await bound(coordinator, 1)
+        coordinator.set_graph(parse_fbp(f"{a}(Repeat)\n{b}(Collect)"))
+        await coordinator.wired()
+        assert (f"{a}/out", f"{b}/in") not in bindings(rabbitmq)
+        send.publish(f"{a}/in", b'"dropped"')
+        send.publish(f"{b}/in", b'"direct"')
+        assert await arrived(sink, 1) == ["direct"]
+        await asyncio.sleep(0.3)
+        assert sink.got == ["direct"]
+
+
+async def test_iip_reaches_the_inport(rabbitmq: RabbitMQ) -> None:
+    b = unique("b")
+    sink = Collect(b)
+    g = parse_fbp(f"'hello' -> IN {b}(Collect)")
+    async with participants(rabbitmq.url, sink), coordinating(rabbitmq.url, g):
+        assert await arrived(sink, 1) == ["hello"]
+
+
+async def test_round_robin_shares_work_and_dead_letters(rabbitmq: RabbitMQ) -> None:
+    src, rr, work, dead = unique("src"), unique("rr"), unique("work"), unique("dead")
+    g = parse_fbp(
+        f"{src}(Source) OUT -> IN {rr}(msgflo/RoundRobin)\n"
+        f"{rr} OUT -> IN {work}(Collect)\n"
+        f"{rr} DEADLETTER -> IN {dead}(Collect)"
+    )
+    w1, w2, sink = Collect(work, rejects=True), Collect(work, rejects=True), Collect(dead)
+    async with (
+        participants(rabbitmq.url, source(src), sink),
+        participants(rabbitmq.url, w1),
+        participants(rabbitmq.url, w2),
+        coordinating(rabbitmq.url, g) as coordinator,
+        sender(rabbitmq.url) as send,
+    ):
+        await bound(coordinator, 2)
+        assert (f"dead-{work}/in", f"{dead}/in") in bindings(rabbitmq)
+        for i in range(20):
+            send.publish(f"{src}/out", json.dumps(i).encode())
+        send.publish(f"{src}/out", b'"bad"')
+        assert await arrived(sink, 1) == ["bad"]
+        async with asyncio.timeout(TIMEOUT):
+            while len(w1.got) + len(w2.got) < 20:
+                await asyncio.sleep(0.02)
+        # One queue, two consumers: each message to one worker, and both got work.
+        assert sorted(w1.got + w2.got) == list(range(20))
+        assert w1.got and w2.got
+
+
+async def test_inspection_queue_lives_while_observed(rabbitmq: RabbitMQ) -> None:
+    a, b = unique("a"), unique("b")
+    seen: list[bytes] = []
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+    async with (
+        participants(rabbitmq.url, Repeat(a), Collect(b)),
+        coordinating(rabbitmq.url, g) as coordinator,
+        sender(rabbitmq.url) as send,
+    ):
+        await bound(coordinator, 1)
+        coordinator.observe({f"{a}/out": seen.append})
+        await coordinator.wired()
+        assert any(n.startswith(TAP_PREFIX) for n in names(rabbitmq, "list_queues"))
+        send.publish(f"{a}/in", b'"look"')
+        async with asyncio.timeout(TIMEOUT):
+            while not seen:
+                await asyncio.sleep(0.02)
+        assert seen == [b'"look"']
+        coordinator.observe({})
+        await coordinator.wired()
+        assert not any(n.startswith(TAP_PREFIX) for n in names(rabbitmq, "list_queues"))
+
+
+async def test_no_coordinator_objects_left_after_restarts(rabbitmq: RabbitMQ) -> None:
+    a, b = unique("a"), unique("b")
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+    async with participants(rabbitmq.url, Repeat(a), Collect(b)):
+        pass  # the participants' own objects exist from now on
+    queues, exchanges = names(rabbitmq, "list_queues"), names(rabbitmq, "list_exchanges")
+    for _ in range(2):
+        # AMQP discovery is one shared queue: a coordinator hears of the participants that
+        # announce while it is there (or before any coordinator took their announcement).
+        async with (
+            participants(rabbitmq.url, Repeat(a), Collect(b)),
+            coordinating(rabbitmq.url, g) as coordinator,
+        ):
+            await bound(coordinator, 1)
+            coordinator.observe({f"{a}/out": lambda _: None})
+            await coordinator.wired()
+            assert names(rabbitmq, "list_queues") - queues  # the inspection queue
+    # The coordinator closed its connection: its exclusive taps are gone with it.
+    async with asyncio.timeout(TIMEOUT):
+        while names(rabbitmq, "list_queues") != queues:
+            await asyncio.sleep(0.1)
+    # The only new exchange is a's outport, declared as a declares it (so that the binding
+    # exists before a's first message): the participant's object, not the coordinator's.
+    assert names(rabbitmq, "list_exchanges") - exchanges <= {f"{a}/out"}
