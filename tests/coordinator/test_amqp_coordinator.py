@@ -12,9 +12,13 @@ from typing import Any
 from gateway.broker import parse_broker_url
 from gateway.coordinator.amqp_binder import TAP_PREFIX, AmqpBinder
 from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
+from gateway.coordinator.runtime_environment import CoordinatorEnvironment
+from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.graph import parse_fbp
-from gateway.graph.model import Graph
+from gateway.graph.model import Edge, Graph, Initial
 from gateway.participant import Message, Participant, serve
+from gateway.participant.definition import Json
+from gateway.runtime_protocol.environment import Listener
 from gateway.transport import Transport, open_transport
 from tests.amqp_broker import RabbitMQ
 
@@ -235,3 +239,59 @@ async def test_no_coordinator_objects_left_after_restarts(rabbitmq: RabbitMQ) ->
     # The only new exchange is a's outport, declared as a declares it (so that the binding
     # exists before a's first message): the participant's object, not the coordinator's.
     assert names(rabbitmq, "list_exchanges") - exchanges <= {f"{a}/out"}
+
+
+class EdgeLog(Listener):
+    """What the runtime protocol would report as ``network:data``."""
+
+    def __init__(self) -> None:
+        self.data: list[tuple[Edge, Json]] = []
+
+    def edge_data(self, edge: Edge, data: Json) -> None:
+        self.data.append((edge, data))
+
+    def initial_data(self, initial: Initial) -> None:
+        pass
+
+    def exported_output(self, public: str, data: Json) -> None:
+        pass
+
+    def participant_output(self, role: str, line: str) -> None:
+        pass
+
+    def participant_error(self, role: str, message: str) -> None:
+        pass
+
+    def idle_changed(self, running: bool) -> None:
+        pass
+
+
+async def test_runtime_protocol_inspects_and_removes_edges(rabbitmq: RabbitMQ) -> None:
+    a, b = unique("a"), unique("b")
+    sink = Collect(b)
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+    service = CoordinatorService(ServiceConfig(broker=parse_broker_url(rabbitmq.url)), g)
+    environment = CoordinatorEnvironment(service, discovery_wait=1.0)
+    log = EdgeLog()
+    environment.set_listener(log)
+    running = asyncio.create_task(service.run())
+    try:
+        async with participants(rabbitmq.url, Repeat(a), sink), sender(rabbitmq.url) as send:
+            await bound(service.coordinator, 1)
+            edge = next(c for c in g.connections if isinstance(c, Edge))
+            environment.watch_edges([edge])  # network:edges
+            await service.coordinator.wired()
+            send.publish(f"{a}/in", b'"seen"')
+            assert await arrived(sink, 1) == ["seen"]
+            async with asyncio.timeout(TIMEOUT):
+                while not log.data:
+                    await asyncio.sleep(0.02)
+            assert log.data == [(edge, "seen")]
+            environment.watch_edges([])
+            await environment.change_graph(parse_fbp(f"{a}(Repeat)\n{b}(Collect)"))  # removeedge
+            assert (f"{a}/out", f"{b}/in") not in bindings(rabbitmq)
+            assert not any(n.startswith(TAP_PREFIX) for n in names(rabbitmq, "list_queues"))
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
