@@ -21,7 +21,9 @@ from gateway.participant import engine, msgflo_compat
 from gateway.participant.participant import Participant
 
 PROG = "msgflo-python"
-USAGE = f"usage: {PROG} FILE.py ROLE [--broker URL] [-i IIPS] [--discovery-period SECONDS]"
+USAGE = (
+    f"usage: {PROG} FILE.py ROLE [--broker URL] [-i IIPS] [--discovery-period SECONDS] [--shared]"
+)
 
 
 def load_module(path: Path) -> ModuleType:

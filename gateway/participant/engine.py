@@ -27,6 +27,7 @@ from gateway.transport import Transport, open_transport
 log = logging.getLogger(__name__)
 
 ENV_LOGLEVEL = "MSGFLO_PYTHON_LOGLEVEL"  # as msgflo-python
+ENV_SHARED = "MSGFLO_SHARED"  # 1: share the role's messages with its other participants
 
 
 async def serve(
@@ -43,12 +44,21 @@ async def serve(
     to ``$MSGFLO_DISCOVERY_PERIOD``, then 60 s. ``iips`` are delivered to every participant once,
     after it first connected. A ``transport`` given by the caller (not yet entered) is used
     instead of opening one for ``broker``, e.g. to tune its reconnect backoff.
+
+    On MQTT, when a participant is shared (:meth:`Participant.share`) the connection speaks
+    MQTT 5, which shared subscriptions need; otherwise MQTT 3.1.1, as the original.
     """
     period = discovery_period if discovery_period is not None else period_from_env()
     if transport is None:
         url = broker if isinstance(broker, BrokerUrl) else resolve_broker(broker)
         first = participants[0].id if participants else "msgflo"
-        transport = open_transport(url, client_id=f"{first}-{secrets.token_hex(3)}")
+        client_id = f"{first}-{secrets.token_hex(3)}"
+        if url.is_mqtt and any(p.shared for p in participants):
+            from gateway.transport.mqtt import MQTT_5, MqttTransport
+
+            transport = MqttTransport(url, client_id=client_id, protocol=MQTT_5)
+        else:
+            transport = open_transport(url, client_id=client_id)
     async with transport, asyncio.TaskGroup() as tg:
         for participant in participants:
             coro = participant.run_on(transport, discovery_period=period, iips=iips)
@@ -92,6 +102,8 @@ def main(
     try:
         iips = _parse_iips(args.iips)
         participant = factory(role or args.role)
+        if args.shared or _env_flag(ENV_SHARED):
+            participant.share()
         url = resolve_broker(args.broker)
         period = args.discovery_period or period_from_env()
     except GatewayError as exc:
@@ -109,7 +121,17 @@ def _parser(needs_role: bool) -> argparse.ArgumentParser:
     parser.add_argument("-i", "--iips", default="{}", help='initial packets: {"inport": data}')
     parser.add_argument("--broker", help="broker URL (default: $MSGFLO_BROKER or mqtt://localhost)")
     parser.add_argument("--discovery-period", type=float, help="seconds (default 60)")
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="share the work with the role's other participants (MQTT 5 shared subscription; "
+        f"on AMQP they share the queue anyway); also ${ENV_SHARED}=1",
+    )
     return parser
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _parse_iips(text: str) -> dict[str, Json]:

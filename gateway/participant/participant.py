@@ -37,6 +37,7 @@ class Participant:
         *,
         naming: QueueNaming = QueueNaming.PYTHON,
         process: ProcessFn | None = None,
+        shared: bool | str = False,
     ) -> None:
         if isinstance(definition, ParticipantDefinition):
             spec = definition
@@ -46,9 +47,20 @@ class Participant:
         # msgflo-python exposes the normalized definition as a dict; programs read it.
         self.definition: dict[str, Any] = spec.to_discovery()
         self._process_fn = process
+        self.shared: str | None = None
+        if shared:
+            self.share(shared if isinstance(shared, str) else None)
         self._runtime: ParticipantRuntime | None = None
         self._held: list[tuple[str, Json | Raw]] = []
         self._ready = False
+
+    def share(self, group: str | None = None) -> None:
+        """Share the inports' messages with the other participants of this role (load
+        balancing): each message goes to one of them. ``group`` names who shares (default: the
+        role). On MQTT this needs an MQTT 5 connection (:func:`serve` opens one) and a broker
+        with shared subscriptions (Mosquitto 2); on AMQP the role's participants share the
+        inport queue whether or not this is called."""
+        self.shared = group or share_name(self.role)
 
     @property
     def role(self) -> str:
@@ -104,7 +116,12 @@ class Participant:
     ) -> None:
         """Run on ``transport`` until cancelled."""
         self._runtime = ParticipantRuntime(
-            self.spec, self.process, transport, discovery_period=discovery_period, iips=iips
+            self.spec,
+            self.process,
+            transport,
+            discovery_period=discovery_period,
+            iips=iips,
+            shared=self.shared,
         )
         try:
             await self._runtime.run(self._on_first_connect)
@@ -118,3 +135,8 @@ class Participant:
         for outport, data in held:
             self.send(outport, data)
         return self.started()
+
+
+def share_name(role: str) -> str:
+    """An MQTT 5 share name for ``role``: share names cannot hold ``/``, ``+`` or ``#``."""
+    return "".join("_" if c in "/+#" else c for c in role)

@@ -11,6 +11,10 @@ Acknowledgement (AMQP; MQTT has no per-message ack at this level): a message is 
 nacked, which dead-letters it to ``dead-<queue>`` as msgflo-nodejs does, when ``process`` raises.
 A message the process acked or nacked itself is not settled again. Until it is acked the broker
 counts it against the prefetch limit and redelivers it if this process dies.
+
+A ``shared`` group makes several participants of one role share their inports' messages, each
+message to one of them: on AMQP that is what consuming one queue does anyway; on MQTT it is an
+MQTT 5 shared subscription (``$share/<group>/<topic>``). Discovery keeps the plain queue names.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class ParticipantRuntime:
         discovery_period: float = DEFAULT_PERIOD,
         iips: Mapping[str, Json] | None = None,
         inbox_size: int = DEFAULT_INBOX,
+        shared: str | None = None,
     ) -> None:
         self.definition = definition
         self.stats = RuntimeStats()
@@ -72,6 +77,7 @@ class ParticipantRuntime:
         self._iips = dict(iips or {})
         self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
         self._inbox_size = inbox_size
+        self._shared = shared
         self._paused = False
         self._listeners: list[OutputListener] = []
         self._first_connect = asyncio.Event()
@@ -135,7 +141,10 @@ class ParticipantRuntime:
     # -- receiving -----------------------------------------------------------------------------
 
     async def _subscribe(self, port: PortDefinition) -> None:
-        await self._transport.subscribe_acked(port.queue, self._receiver(port), qos=port.qos)
+        topic = port.queue
+        if self._shared is not None:
+            topic = self._transport.shared_subscription(topic, self._shared)
+        await self._transport.subscribe_acked(topic, self._receiver(port), qos=port.qos)
 
     def _receiver(self, port: PortDefinition) -> Callable[[Delivery], None]:
         port_id = port.id

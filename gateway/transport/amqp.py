@@ -285,6 +285,11 @@ class AmqpTransport(Transport):
         await self.subscribe(topic, handler, qos=qos, manual_ack=True)
         return True
 
+    def shared_subscription(self, topic: str, group: str) -> str:
+        """``topic`` itself: every consumer of an inport queue takes messages from the same
+        queue, one consumer per message (competing consumers, as msgflo-nodejs roles)."""
+        return topic
+
     async def unsubscribe(self, topic: str) -> None:
         """Stop consuming ``topic``; the queue stays, as in msgflo-nodejs (durable, shared)."""
         consumer = self._consumers.pop(topic, None)

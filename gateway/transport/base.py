@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from gateway.broker import BrokerUrl
+from gateway.errors import TransportError
 
 log = logging.getLogger("gateway.transport")
 
@@ -115,6 +116,12 @@ class Transport(abc.ABC):
         does not (MQTT), this is a plain :meth:`subscribe` and ack/nack do nothing."""
         await self.subscribe(topic, handler, qos=qos)
         return False
+
+    def shared_subscription(self, topic: str, group: str) -> str:
+        """The name to subscribe to so that the subscribers of ``group`` share the messages of
+        ``topic`` (each message to one of them). Raises ``TransportError`` where the transport
+        cannot share."""
+        raise TransportError(f"{type(self).__name__} cannot share {topic!r} between subscribers")
 
     @abc.abstractmethod
     async def unsubscribe(self, topic: str) -> None: ...

@@ -53,6 +53,14 @@ MISC_INTERVAL = 1.0  # how often paho's keepalive bookkeeping runs
 DEFAULT_MAX_QUEUED = 10_000
 MAX_INFLIGHT = 100  # paho's default of 20 throttles QoS 1 bursts
 READ_BURST = 64  # packets read per readable event, so one event-loop turn serves a burst
+SHARE_PREFIX = "$share/"  # MQTT 5 section 4.8.2: $share/<ShareName>/<TopicFilter>
+
+
+def routing_filter(subscription: str) -> str:
+    """The filter a delivery's topic is matched against: a shared subscription's messages
+    arrive with their real topic, so ``$share/<group>/<filter>`` routes on ``<filter>``."""
+    parts = subscription.split("/", 2)
+    return parts[2] if subscription.startswith(SHARE_PREFIX) and len(parts) == 3 else subscription
 
 
 class MqttTransport(Transport):
@@ -80,6 +88,7 @@ class MqttTransport(Transport):
         self._backoff = backoff or Backoff()
         self._client = self._make_client(url, client_id, will, max_queued)
         self._subs: dict[str, tuple[int | SubscribeOptions, DeliveryHandler]] = {}
+        self._routes: dict[str, DeliveryHandler] = {}  # routing_filter(subscription) -> handler
         self._subacks: dict[int, asyncio.Future[None]] = {}  # SUBSCRIBE mid -> its SUBACK
         self._listeners: list[ConnectListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -276,8 +285,11 @@ class MqttTransport(Transport):
         retain_as_published: bool = False,
         replay_retained: bool = True,
     ) -> None:
+        if topic.startswith(SHARE_PREFIX) and self.protocol != MQTT_5:
+            raise TransportError(f"{topic!r}: shared subscriptions need MQTT 5 (protocol=5)")
         options = self._subscribe_options(qos, no_local, retain_as_published, replay_retained)
         self._subs[topic] = (options, handler)
+        self._routes[routing_filter(topic)] = handler
         if self.connected:
             rc, mid = self._client.subscribe(*self._subscription(topic, options))
             if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
@@ -313,7 +325,17 @@ class MqttTransport(Transport):
             return (topic, options)
         return (topic, 0, options)
 
+    def shared_subscription(self, topic: str, group: str) -> str:
+        """``$share/<group>/<topic>`` (MQTT 5): the broker gives each message of ``topic`` to
+        one subscriber of ``group``. Needs ``protocol=MQTT_5``; Mosquitto 2 supports it."""
+        if self.protocol != MQTT_5:
+            raise TransportError(f"sharing {topic!r} needs MQTT 5 (protocol=5)")
+        if not group or any(c in group for c in "/+#"):
+            raise TransportError(f"{group!r} is not a share name (non-empty, no '/', '+', '#')")
+        return f"{SHARE_PREFIX}{group}/{topic}"
+
     async def unsubscribe(self, topic: str) -> None:
+        self._routes.pop(routing_filter(topic), None)
         if self._subs.pop(topic, None) is not None and self.connected:
             self._client.unsubscribe(topic)
 
@@ -375,19 +397,19 @@ class MqttTransport(Transport):
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self.stats.received += 1
         topic = message.topic
-        entry = self._subs.get(topic) or self._match_wildcard(topic)
-        if entry is None:
+        handler = self._routes.get(topic) or self._match_wildcard(topic)
+        if handler is None:
             return
         delivery = Delivery(topic, bytes(message.payload), message.qos, bool(message.retain))
         try:
-            entry[1](delivery)
+            handler(delivery)
         except Exception:
             log.exception("mqtt: handler for %r failed", topic)
 
-    def _match_wildcard(self, topic: str) -> tuple[int | SubscribeOptions, DeliveryHandler] | None:
-        for pattern, entry in self._subs.items():
+    def _match_wildcard(self, topic: str) -> DeliveryHandler | None:
+        for pattern, handler in self._routes.items():
             if ("+" in pattern or "#" in pattern) and paho.topic_matches_sub(pattern, topic):
-                return entry
+                return handler
         return None
 
     def _threadsafe(self, fn: Callable[[paho.Client, Any, Any], None]) -> Any:

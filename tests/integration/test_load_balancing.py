@@ -1,15 +1,19 @@
-"""Load-balanced roles and ack-after-processing, on a real RabbitMQ.
+"""Load-balanced roles and ack-after-processing, on a real RabbitMQ and a real mosquitto.
 
 AMQP: the participants of a role consume one queue; a message is acked only after ``process``
 returned, so a worker killed in the middle of a message loses nothing (the broker redelivers it
 to another worker), and a ``process`` that raises dead-letters the message to ``dead-<queue>``.
+MQTT: sharing is opt-in (MQTT 5 shared subscriptions); without it every participant of a role
+gets every message, as in the original.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 import signal
 import sys
 import textwrap
@@ -17,8 +21,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import pytest
+
+from gateway.broker import parse_broker_url
+from gateway.errors import TransportError
+from gateway.mosquitto import Mosquitto
 from gateway.participant import Message, Participant, serve
+from gateway.participant.participant import share_name
+from gateway.transport.amqp import AmqpTransport
+from gateway.transport.mqtt import MQTT_5, MqttTransport, routing_filter
 from tests.amqp_broker import RabbitMQ
+from tests.conftest import Probe
 from tests.integration.test_transport_amqp import amqp
 from tests.integration.test_transport_contract import Inbox, unique
 
@@ -29,7 +42,9 @@ REPO = Path(__file__).resolve().parents[2]
 class Worker(Participant):
     """A Repeat that records what it processed; ``fail`` makes process raise."""
 
-    def __init__(self, role: str, inq: str, outq: str, *, qos: int = 0) -> None:
+    def __init__(
+        self, role: str, inq: str, outq: str, *, qos: int = 0, shared: bool = False
+    ) -> None:
         super().__init__(
             {
                 "component": "Worker",
@@ -37,6 +52,7 @@ class Worker(Participant):
                 "outports": [{"id": "out", "queue": outq, "qos": qos}],
             },
             role,
+            shared=shared,
         )
         self.done: list[object] = []
         self.fail = False
@@ -199,3 +215,115 @@ async def test_amqp_a_worker_killed_mid_message_does_not_lose_it(
         await asyncio.wait_for(slow.wait(), 5)
     assert slow.returncode == -signal.SIGKILL
     assert other.done == ["marker"]
+
+
+def announcements(probe: Probe, role: str) -> int:
+    return len([d for d in probe.discovery() if d["payload"]["role"] == role])
+
+
+# -- MQTT ---------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def start_workers(
+    mosquitto: Mosquitto, probe: Probe, role: str, workers: Sequence[Worker]
+) -> AsyncIterator[None]:
+    await probe.watch("fbp")
+    async with running(workers, mosquitto.url):
+        # A participant subscribes before it announces, on one connection, so once its
+        # discovery message is here its subscription is active.
+        await until(lambda: announcements(probe, role) >= 2)
+        for n in range(MESSAGES):
+            probe.transport.publish(f"{role}/in", str(n).encode(), qos=1)
+        yield
+
+
+async def test_mqtt_shared_workers_split_the_messages(mosquitto: Mosquitto, probe: Probe) -> None:
+    role = f"share{secrets.token_hex(3)}"
+    workers = [Worker(role, f"{role}/in", f"{role}/out", qos=1, shared=True) for _ in range(2)]
+    async with start_workers(mosquitto, probe, role, workers):
+        await until(lambda: processed(workers).total() >= MESSAGES)
+        await asyncio.sleep(0.3)
+    assert processed(workers) == Counter(range(MESSAGES))  # each message exactly once
+    assert all(worker.done for worker in workers), [len(w.done) for w in workers]
+    # Discovery still names the plain topics, for the coordinator and the original tools.
+    announced = [d["payload"] for d in probe.discovery() if d["payload"]["role"] == role]
+    assert {p["queue"] for d in announced for p in d["inports"]} == {f"{role}/in"}
+
+
+async def test_mqtt_without_the_opt_in_every_worker_gets_every_message(
+    mosquitto: Mosquitto, probe: Probe
+) -> None:
+    role = f"plain{secrets.token_hex(3)}"
+    workers = [Worker(role, f"{role}/in", f"{role}/out", qos=1) for _ in range(2)]
+    async with start_workers(mosquitto, probe, role, workers):
+        await until(lambda: processed(workers).total() >= 2 * MESSAGES)
+        await asyncio.sleep(0.3)
+    for worker in workers:
+        assert worker.done == list(range(MESSAGES))
+
+
+TAGGER = """
+    import os
+    import sys
+
+    from gateway.participant import Message, Participant, engine
+
+
+    class Tagger(Participant):
+        def __init__(self, role: str) -> None:
+            queues = {"inports": [{"id": "in", "queue": role + "/in", "qos": 1}],
+                      "outports": [{"id": "out", "queue": role + "/out", "qos": 1}]}
+            super().__init__({"component": "Tagger", **queues}, role)
+
+        def process(self, inport: str, msg: Message) -> None:
+            self.send("out", [msg.data, os.getpid()])
+
+
+    sys.exit(engine.main(Tagger))
+"""
+
+
+async def test_mqtt_shared_opt_in_from_the_command_line_and_the_environment(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    role = f"cli{secrets.token_hex(3)}"
+    script = tmp_path / "tagger.py"
+    script.write_text(textwrap.dedent(TAGGER))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    await probe.watch("fbp")
+    await probe.watch(f"{role}/out", qos=1)
+    argv = [sys.executable, str(script), role, "--broker", mosquitto.url]
+    workers = [
+        await asyncio.create_subprocess_exec(*argv, "--shared", env=env, cwd=REPO),
+        await asyncio.create_subprocess_exec(*argv, env={**env, "MSGFLO_SHARED": "1"}, cwd=REPO),
+    ]
+    try:
+        await until(lambda: announcements(probe, role) >= 2)
+        for n in range(MESSAGES):
+            probe.transport.publish(f"{role}/in", str(n).encode(), qos=1)
+        await probe.wait_count(f"{role}/out", MESSAGES, timeout=10)
+        await asyncio.sleep(0.3)  # time for a duplicate to show up, if there were one
+    finally:
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                worker.terminate()
+        await asyncio.wait_for(asyncio.gather(*(w.wait() for w in workers)), 10)
+    results = [json.loads(m) for m in probe.received[f"{role}/out"]]
+    assert sorted(n for n, _ in results) == list(range(MESSAGES))  # each message exactly once
+    assert {pid for _, pid in results} == {w.pid for w in workers}  # each worker got a share
+
+
+def test_shared_subscription_names() -> None:
+    assert routing_filter("$share/grp/a/b/in") == "a/b/in"
+    assert routing_filter("/a/b") == "/a/b"
+    assert routing_filter("$share/no-filter") == "$share/no-filter"
+    assert share_name("bitraf/door+x#") == "bitraf_door_x_"
+    url = parse_broker_url("mqtt://localhost")
+    assert MqttTransport(url, protocol=MQTT_5).shared_subscription("/t/in", "g") == "$share/g//t/in"
+    with pytest.raises(TransportError, match="MQTT 5"):
+        MqttTransport(url).shared_subscription("t/in", "g")
+    with pytest.raises(TransportError, match="share name"):
+        MqttTransport(url, protocol=MQTT_5).shared_subscription("t/in", "a/b")
+    # On AMQP the role's participants share the inport queue itself.
+    assert AmqpTransport(parse_broker_url("amqp://localhost")).shared_subscription("q", "g") == "q"
