@@ -11,7 +11,6 @@ broker objects both libraries declare. One message crosses ours -> theirs and th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from pathlib import Path
@@ -19,9 +18,7 @@ from typing import Any
 
 import aio_pika
 
-from gateway.broker import parse_broker_url
 from gateway.participant import Message, Participant
-from gateway.transport.amqp import AmqpTransport
 from tests.amqp_broker import RabbitMQ
 from tests.integration.test_transport_amqp import wait_discovery
 from tests.interop.support import NODE_MODULES, Child, node_tools, our_participants, within
@@ -50,6 +47,14 @@ class QueueTag(Participant):
         self.ack(msg)
 
 
+async def next_message(queue: aio_pika.abc.AbstractQueue) -> bytes:
+    async with queue.iterator() as messages:
+        async for message in messages:
+            await message.ack()
+            return message.body
+    raise AssertionError("the answers queue closed")
+
+
 def ports(announced: dict[str, Any], kind: str) -> dict[str, str]:
     return {p["id"]: p["queue"] for p in announced["payload"][kind]}
 
@@ -70,15 +75,16 @@ async def test_nodejs_repeat_between_our_participants(rabbitmq: RabbitMQ, tmp_pa
         inqueue, outqueue = ports(announced, "inports")["in"], ports(announced, "outports")["out"]
         first = QueueTag("first", f"first{token}.IN", inqueue)
         last = QueueTag("last", outqueue, f"last{token}.OUT")
-        answers = asyncio.Queue[bytes]()
-        async with AmqpTransport(parse_broker_url(rabbitmq.url)) as probe:
-            await within(10, probe.wait_connected(), "the probe's connection")
-            await probe.subscribe(f"answers{token}", lambda d: answers.put_nowait(d.payload))
-            exchange = await channel.declare_exchange(
-                f"last{token}.OUT", aio_pika.ExchangeType.FANOUT, durable=True
-            )
-            await (await channel.get_queue(f"answers{token}")).bind(exchange)
-            async with our_participants(rabbitmq.url, first, last):
-                probe.publish(f"first{token}.IN", json.dumps(SENT).encode())
-                answer = await within(30, answers.get(), "the answer of last", [nodejs])
+        # Our probe: a queue of its own on last's outport exchange, and first's inport exchange.
+        answers = await channel.declare_queue(f"answers{token}", exclusive=True)
+        out = await channel.declare_exchange(
+            f"last{token}.OUT", aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        await answers.bind(out)
+        inport = await channel.declare_exchange(
+            f"first{token}.IN", aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        async with our_participants(rabbitmq.url, first, last):
+            await inport.publish(aio_pika.Message(json.dumps(SENT).encode()), routing_key="")
+            answer = await within(30, next_message(answers), "the answer of last", [nodejs])
     assert json.loads(answer) == {**SENT, "path": ["first", "last"]}
