@@ -39,7 +39,7 @@ from gateway.coordinator.binder import Binder, DataFn
 from gateway.coordinator.wiring import EdgeKind, EdgeState
 from gateway.errors import TransportError
 from gateway.participant.discovery import DISCOVERY_TOPIC
-from gateway.transport.amqp import CONNECT_TIMEOUT, dead_letter_exchange
+from gateway.transport.amqp import connect_amqp, dead_letter_exchange
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, DeliveryHandler, Transport
 from gateway.transport.reconnect import keep_connected
@@ -128,16 +128,7 @@ class AmqpBinder(Binder):
     async def _connect(self) -> None:
         self._lost.clear()
         try:
-            connection = await aio_pika.connect(
-                host=self.url.host,
-                port=self.url.port,
-                login=self.url.username or "guest",
-                password=self.url.password or "guest",
-                virtualhost=self.url.vhost or "/",
-                ssl=self.url.tls,
-                timeout=CONNECT_TIMEOUT,
-                client_properties={"connection_name": "msgflo-coordinator"},
-            )
+            connection = await connect_amqp(self.url, "msgflo-coordinator")
             self._connection = connection
             connection.close_callbacks.add(self._on_close)
             self._consuming = await connection.channel()
