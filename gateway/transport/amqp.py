@@ -331,13 +331,18 @@ class AmqpTransport(Transport):
     async def _consume(self, queue_name: str) -> None:
         channel = self._channel
         assert channel is not None
-        queue = await channel.declare_queue(
-            queue_name,
-            durable=True,
-            arguments={"x-dead-letter-exchange": dead_letter_exchange(queue_name)},
-        )
-        exchange = await self._exchange(queue_name)
-        await queue.bind(exchange, routing_key="")
+        if queue_name == DISCOVERY_QUEUE:
+            # Declared as the participants declare it (plain durable queue, default exchange):
+            # other arguments would make RabbitMQ close the channel (PRECONDITION_FAILED).
+            queue = await channel.declare_queue(DISCOVERY_QUEUE, durable=True)
+        else:
+            queue = await channel.declare_queue(
+                queue_name,
+                durable=True,
+                arguments={"x-dead-letter-exchange": dead_letter_exchange(queue_name)},
+            )
+            exchange = await self._exchange(queue_name)
+            await queue.bind(exchange, routing_key="")
         consumer = self._consumers.get(queue_name)
         if consumer is not None:  # unsubscribed meanwhile
             consumer.queue = queue

@@ -212,3 +212,18 @@ async def wait_discovery(fbp: aio_pika.abc.AbstractQueue, role: str) -> dict[str
             if announced.get("payload", {}).get("role") == role:
                 return announced
     raise AssertionError("the fbp queue iterator ended")
+
+
+async def test_subscribing_to_discovery_reads_what_participants_announce(
+    rabbitmq: RabbitMQ,
+) -> None:
+    """``fbp`` is a plain durable queue on AMQP; a dead-letter argument would be refused."""
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+    async with amqp(rabbitmq) as publisher, amqp(rabbitmq) as reader:
+        await reader.subscribe("fbp", lambda d: got.put_nowait(d.payload))
+        marker = f'{{"marker": "{secrets.token_hex(4)}"}}'.encode()
+        publisher.publish("fbp", marker)
+        async with asyncio.timeout(10):
+            while await got.get() != marker:
+                pass
+        assert reader.connected
