@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from gateway.errors import GatewayError
-from gateway.processes import stop_process, with_parent_death_signal
+from gateway.processes import stop_process, wait_listening, with_parent_death_signal
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -143,16 +142,13 @@ class Mosquitto:
             )
 
     def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise GatewayError(f"mosquitto exited at start: {self.log_tail()}")
-            try:
-                socket.create_connection((LOOPBACK, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise GatewayError(f"mosquitto did not listen on {self.port} within {START_TIMEOUT} s")
+        wait_listening(
+            self._process,
+            self.port,
+            name="mosquitto",
+            timeout=START_TIMEOUT,
+            log_tail=self.log_tail,
+        )
 
     def log_tail(self, lines: int = 5) -> str:
         text = ""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from gateway.errors import GatewayError
 
 
 def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
@@ -34,3 +38,26 @@ def stop_process(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(grace)
+
+
+def wait_listening(
+    process: subprocess.Popen[Any] | None,
+    port: int,
+    *,
+    name: str,
+    timeout: float,
+    log_tail: Callable[[], str],
+    host: str = "127.0.0.1",
+) -> None:
+    """Return once ``host:port`` accepts a TCP connection; a one-line GatewayError with the
+    server's last log lines if ``process`` exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise GatewayError(f"{name} exited at start: {log_tail()}")
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise GatewayError(f"{name} did not listen on {port} within {timeout} s: {log_tail()}")

@@ -13,16 +13,14 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from gateway.mosquitto import LOOPBACK, free_port
-from gateway.processes import stop_process, with_parent_death_signal
+from gateway.processes import stop_process, wait_listening, with_parent_death_signal
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 60.0
@@ -100,17 +98,10 @@ class RabbitMQ:
             )
 
     def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._server is not None and self._server.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited at start: {self.log_tail()}")
-            try:
-                # The AMQP listener opens only once the broker has booted completely.
-                socket.create_connection((LOOPBACK, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"rabbitmq did not listen within {START_TIMEOUT} s: {self.log_tail()}")
+        # The AMQP listener opens only once the broker has booted completely.
+        wait_listening(
+            self._server, self.port, name="rabbitmq", timeout=START_TIMEOUT, log_tail=self.log_tail
+        )
 
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl -n <node> args`` and return its output (tab-separated lists)."""
