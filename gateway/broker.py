@@ -19,9 +19,12 @@ ENV_BROKER = "MSGFLO_BROKER"
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "amqp": 5672, "amqps": 5671}
 
-# Query options understood for MQTT. Names follow msgflo-python (ca_certs, certfile, keyfile)
-# and msgflo-cpp (clientId, keepAlive); anything else is rejected so typos do not go unnoticed.
-MQTT_OPTIONS = frozenset({"ca_certs", "certfile", "keyfile", "clientId", "keepAlive", "insecure"})
+# Query options understood per scheme; anything else is rejected so that a typo (a misspelt
+# ``ca_certs``) does not go unnoticed. TLS options follow msgflo-python (gateway.transport.tls),
+# MQTT's clientId and keepAlive msgflo-cpp, AMQP's heartbeat amqplib (msgflo-nodejs).
+TLS_OPTIONS = frozenset({"ca_certs", "certfile", "keyfile", "insecure"})
+MQTT_OPTIONS = TLS_OPTIONS | {"clientId", "keepAlive"}
+AMQP_OPTIONS = TLS_OPTIONS | {"heartbeat"}
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,7 @@ def parse_broker_url(url: str) -> BrokerUrl:
     if not parts.hostname:
         raise BrokerUrlError(shown, "no host name")
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    if scheme.startswith("mqtt"):
-        _check_mqtt_options(shown, options)
+    _check_options(shown, options, MQTT_OPTIONS if scheme.startswith("mqtt") else AMQP_OPTIONS)
     return BrokerUrl(
         scheme=scheme,
         host=parts.hostname,
@@ -91,14 +93,17 @@ def parse_broker_url(url: str) -> BrokerUrl:
     )
 
 
-def _check_mqtt_options(shown: str, options: Mapping[str, str]) -> None:
-    unknown = sorted(set(options) - MQTT_OPTIONS)
+def _check_options(shown: str, options: Mapping[str, str], known: frozenset[str]) -> None:
+    unknown = sorted(set(options) - known)
     if unknown:
-        known = ", ".join(sorted(MQTT_OPTIONS))
-        raise BrokerUrlError(shown, f"unknown option {unknown[0]!r} (known: {known})")
+        names = ", ".join(sorted(known))
+        raise BrokerUrlError(shown, f"unknown option {unknown[0]!r} (known: {names})")
     keepalive = options.get("keepAlive")
     if keepalive is not None and not (keepalive.isdigit() and 0 < int(keepalive) <= 65535):
         raise BrokerUrlError(shown, f"keepAlive must be 1..65535 seconds, not {keepalive!r}")
+    heartbeat = options.get("heartbeat")
+    if heartbeat is not None and not (heartbeat.isdigit() and int(heartbeat) <= 65535):
+        raise BrokerUrlError(shown, f"heartbeat must be 0..65535 seconds, not {heartbeat!r}")
 
 
 def _redact_raw(url: str) -> str:

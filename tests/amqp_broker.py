@@ -4,6 +4,9 @@ Nothing is shared with a system RabbitMQ: the node name is unique, the Erlang po
 free port of its own (``ERL_EPMD_PORT``), the database, logs, config and Erlang cookie live in a
 temporary directory, and the only user is a generated one (``default_user`` in the config means
 ``guest`` is never created). Starting takes several seconds, so tests share one per session.
+
+Besides the plain listener there is a TLS one (``amqps://``) with a certificate from a CA made
+for the session (:attr:`RabbitMQ.pki`); it verifies a client certificate when one is presented.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Self
 
 from gateway.mosquitto import LOOPBACK, free_port
 from gateway.processes import stop_process, wait_listening, with_parent_death_signal
+from tests.certs import Pki, make_pki
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 60.0
@@ -34,11 +38,14 @@ class RabbitMQ:
         if not (RABBIT_BIN / "rabbitmq-server").exists():
             raise RuntimeError(MISSING)
         self.port = free_port()
+        self.tls_port = free_port()
         self.user = f"test-{secrets.token_hex(3)}"
         self.password = secrets.token_urlsafe(12)
         self.node = f"msgflo-test-{secrets.token_hex(4)}@localhost"
         self._dir = tempfile.TemporaryDirectory(prefix="msgflo-rabbitmq-")
         self.workdir = Path(self._dir.name)
+        (self.workdir / "pki").mkdir()
+        self.pki: Pki = make_pki(self.workdir / "pki", ca_name="msgflo-gateway RabbitMQ test CA")
         self._env = self._environment(free_port(), free_port())
         self._epmd: subprocess.Popen[bytes] | None = None
         self._server: subprocess.Popen[bytes] | None = None
@@ -47,10 +54,21 @@ class RabbitMQ:
     def url(self) -> str:
         return f"amqp://{self.user}:{self.password}@{LOOPBACK}:{self.port}/"
 
+    def tls_url(self, query: str = "") -> str:
+        """The TLS listener's URL with ``query`` (``ca_certs=...&certfile=...``) appended."""
+        url = f"amqps://{self.user}:{self.password}@{LOOPBACK}:{self.tls_port}/"
+        return f"{url}?{query}" if query else url
+
     def _environment(self, dist_port: int, epmd_port: int) -> dict[str, str]:
         d = self.workdir
         (d / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = {LOOPBACK}:{self.port}\n"
+            f"listeners.ssl.1 = {LOOPBACK}:{self.tls_port}\n"
+            f"ssl_options.cacertfile = {self.pki.ca}\n"
+            f"ssl_options.certfile = {self.pki.server_cert}\n"
+            f"ssl_options.keyfile = {self.pki.server_key}\n"
+            "ssl_options.verify = verify_peer\n"
+            "ssl_options.fail_if_no_peer_cert = false\n"
             f"default_user = {self.user}\n"
             f"default_pass = {self.password}\n"
             "default_user_tags.administrator = true\n"

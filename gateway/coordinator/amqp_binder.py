@@ -43,6 +43,7 @@ from gateway.transport.amqp import connect_amqp, dead_letter_exchange
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, DeliveryHandler, Transport
 from gateway.transport.reconnect import keep_connected
+from gateway.transport.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class AmqpBinder(Binder):
     ) -> None:
         self.transport = transport
         self.url = transport.url
+        self._tls = tls_context(self.url)
         self.bound: set[Binding] = set()
         self.taps: dict[str, str] = {}  # observed exchange -> its tap queue
         self._on_data = on_data
@@ -128,7 +130,7 @@ class AmqpBinder(Binder):
     async def _connect(self) -> None:
         self._lost.clear()
         try:
-            connection = await connect_amqp(self.url, "msgflo-coordinator")
+            connection = await connect_amqp(self.url, "msgflo-coordinator", self._tls)
             self._connection = connection
             connection.close_callbacks.add(self._on_close)
             self._consuming = await connection.channel()

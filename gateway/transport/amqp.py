@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -49,6 +50,7 @@ from gateway.transport.base import (
     call_listeners,
 )
 from gateway.transport.reconnect import keep_connected
+from gateway.transport.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,11 @@ class _Consumer:
     tag: str | None = None
 
 
-async def connect_amqp(url: BrokerUrl, name: str) -> aio_pika.abc.AbstractConnection:
-    """One AMQP connection to ``url``, named ``name`` in RabbitMQ's management views.
+async def connect_amqp(
+    url: BrokerUrl, name: str, tls: ssl.SSLContext | None
+) -> aio_pika.abc.AbstractConnection:
+    """One AMQP connection to ``url``, named ``name`` in RabbitMQ's management views, over
+    TLS when ``tls`` is given (:func:`gateway.transport.tls.tls_context`).
 
     aiormq opens the socket with asyncio.open_connection, whose transport sets TCP_NODELAY
     (asyncio base_events._set_nodelay): small messages do not wait on Nagle, unlike amqplib in
@@ -108,8 +113,10 @@ async def connect_amqp(url: BrokerUrl, name: str) -> aio_pika.abc.AbstractConnec
         login=url.username or "guest",
         password=url.password or "guest",
         virtualhost=url.vhost or "/",
-        ssl=url.tls,
+        ssl=tls is not None,
+        ssl_context=tls,
         timeout=CONNECT_TIMEOUT,
+        heartbeat=url.options.get("heartbeat"),  # None: aiormq's default (60 s)
         client_properties={"connection_name": name},
     )
 
@@ -134,6 +141,7 @@ class AmqpTransport(Transport):
         if url.scheme not in ("amqp", "amqps"):
             raise BrokerUrlError(str(url), "not an AMQP URL")
         self.url = url
+        self.tls = tls_context(url)  # here, so a bad certificate file fails at start
         self.client_id = client_id
         self.prefetch = prefetch
         self.stats = TransportStats()
@@ -186,7 +194,7 @@ class AmqpTransport(Transport):
     async def _connect_once(self) -> None:
         self._lost.clear()
         try:
-            connection = await connect_amqp(self.url, self.client_id or "msgflo-gateway")
+            connection = await connect_amqp(self.url, self.client_id or "msgflo-gateway", self.tls)
         except aiormq.exceptions.AMQPError as exc:
             raise TransportError(f"broker refused the connection: {exc!r}") from None
         self._connection = connection

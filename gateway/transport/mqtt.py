@@ -41,6 +41,7 @@ from gateway.transport.base import (
     mqtt_keepalive,
 )
 from gateway.transport.reconnect import keep_connected
+from gateway.transport.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class MqttTransport(Transport):
         if url.username is not None:
             client.username_pw_set(url.username, url.password)
         if url.tls:
-            self._configure_tls(client, url)
+            client.tls_set_context(tls_context(url))
         if will is not None:
             client.will_set(will.topic, will.payload, will.qos, will.retain)
         client.max_queued_messages_set(max_queued)
@@ -139,20 +140,6 @@ class MqttTransport(Transport):
         client.on_socket_register_write = self._threadsafe(self._on_register_write)
         client.on_socket_unregister_write = self._threadsafe(self._on_unregister_write)
         return client
-
-    @staticmethod
-    def _configure_tls(client: paho.Client, url: BrokerUrl) -> None:
-        opts = url.options
-        try:
-            client.tls_set(
-                ca_certs=opts.get("ca_certs") or None,
-                certfile=opts.get("certfile") or None,
-                keyfile=opts.get("keyfile") or None,
-            )
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise BrokerUrlError(str(url), f"TLS setup failed: {exc}") from None
-        if opts.get("insecure", "") in ("1", "true", "yes"):
-            client.tls_insecure_set(True)
 
     # -- context manager -----------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import logging
 import socket
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -71,6 +70,7 @@ from gateway.transport.mqtt5_encoder import (
     encode_unsubscribe,
 )
 from gateway.transport.reconnect import keep_connected
+from gateway.transport.tls import tls_context
 
 __all__ = ["FastMqttTransport", "TransportStats", "Will", "topic_matches"]
 
@@ -125,25 +125,6 @@ def topic_matches(pattern: str, topic: str) -> bool:
 
 def _subscribe_packet(batch: list[tuple[str, SubscriptionOptions]], packet_id: int) -> bytes:
     return encode_subscribe(packet_id, batch)
-
-
-def tls_context(url: BrokerUrl) -> ssl.SSLContext | None:
-    """The client TLS context for ``mqtts://`` (options as msgflo-python: ca_certs, certfile,
-    keyfile; ``insecure`` skips the host name check only, as paho's ``tls_insecure_set`` does
-    for the participants: the broker's certificate must still come from the CA), None for
-    plain ``mqtt://``."""
-    if not url.tls:
-        return None
-    opts = url.options
-    try:
-        context = ssl.create_default_context(cafile=opts.get("ca_certs") or None)
-        if opts.get("certfile"):
-            context.load_cert_chain(opts["certfile"], opts.get("keyfile") or None)
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        raise BrokerUrlError(str(url), f"TLS setup failed: {exc}") from None
-    if opts.get("insecure", "") in ("1", "true", "yes"):
-        context.check_hostname = False
-    return context
 
 
 class Connection(asyncio.Protocol):

@@ -20,11 +20,22 @@ def test_full_mqtt_url() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "port", "tls"),
-    [("mqtt://h", 1883, False), ("mqtts://h", 8883, True), ("amqp://h", 5672, False)],
+    [
+        ("mqtt://h", 1883, False),
+        ("mqtts://h", 8883, True),
+        ("amqp://h", 5672, False),
+        ("amqps://h", 5671, True),
+    ],
 )
 def test_default_ports(raw: str, port: int, tls: bool) -> None:
     url = parse_broker_url(raw)
     assert (url.port, url.tls) == (port, tls)
+
+
+def test_amqps_url_with_tls_options_and_vhost() -> None:
+    url = parse_broker_url("amqps://u:p@rabbit:5671/prod?ca_certs=/ca.pem&heartbeat=30")
+    assert (url.scheme, url.vhost, url.tls) == ("amqps", "prod", True)
+    assert url.options == {"ca_certs": "/ca.pem", "heartbeat": "30"}
 
 
 def test_ipv6_host() -> None:
@@ -43,6 +54,9 @@ def test_ipv6_host() -> None:
         ("mqtt://h:port", "port must be a number 1..65535, not 'port'"),
         ("mqtt://h?keepalive=3", "unknown option 'keepalive'"),
         ("mqtt://h?keepAlive=0", "keepAlive must be"),
+        ("amqps://h?cafile=ca.pem", "unknown option 'cafile'"),
+        ("amqp://h?keepAlive=30", "unknown option 'keepAlive'"),
+        ("amqp://h?heartbeat=soon", "heartbeat must be 0..65535 seconds"),
     ],
 )
 def test_invalid_urls_give_one_line_naming_url_and_problem(raw: str, problem: str) -> None:
