@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.errors import DefinitionError
+from gateway.transport.base import Persistence
 
 Json = Any  # a value that came from, or will go to, JSON
 
@@ -67,6 +68,12 @@ class PortDefinition:
     options: Mapping[str, Json] = field(default_factory=dict)
     qos: int = 0
     extra: Mapping[str, Json] = field(default_factory=dict)
+
+    @property
+    def persistence(self) -> Persistence:
+        """From ``options.persistent`` (checked to be a boolean when the port was parsed)."""
+        value = self.options.get("persistent")
+        return Persistence.from_option(value if isinstance(value, bool) else None)
 
     def to_discovery(self) -> dict[str, Json]:
         """The port object as announced: id, type, queue, then optional and pass-through keys."""
@@ -222,7 +229,7 @@ def port_from_dict(
         type=_str(raw.get("type", "any"), f"{path}.type"),
         description=_str(raw.get("description", ""), f"{path}.description"),
         hidden=hidden,
-        options=_mapping(raw.get("options", {}), f"{path}.options"),
+        options=_options(raw.get("options", {}), f"{path}.options"),
         qos=_qos(raw.get("qos", 0), f"{path}.qos"),
         extra={k: v for k, v in raw.items() if k not in PORT_KEYS},
     )
@@ -264,6 +271,14 @@ def _mapping(value: Json, path: str) -> Mapping[str, Json]:
     if not isinstance(value, Mapping):
         raise DefinitionError(path, f"must be an object, got {value!r}")
     return dict(value)
+
+
+def _options(value: Json, path: str) -> Mapping[str, Json]:
+    options = _mapping(value, path)
+    persistent = options.get("persistent")
+    if persistent is not None and not isinstance(persistent, bool):
+        raise DefinitionError(f"{path}.persistent", f"expected true or false, got {persistent!r}")
+    return options
 
 
 def _qos(value: Json, path: str) -> int:

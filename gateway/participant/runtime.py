@@ -87,6 +87,9 @@ class ParticipantRuntime:
 
     async def run(self, on_start: Callable[[], Awaitable[None] | None] | None = None) -> None:
         """Subscribe, announce and process messages until cancelled."""
+        for port in (*self.definition.inports, *self.definition.outports):
+            if not port.hidden:
+                self._transport.set_persistence(port.queue, port.persistence)
         for port in self.definition.inports:
             if not port.hidden:
                 await self._subscribe(port)

@@ -45,6 +45,7 @@ from gateway.transport.base import (
     ConnectListener,
     Delivery,
     DeliveryHandler,
+    Persistence,
     Transport,
     TransportStats,
     call_listeners,
@@ -64,6 +65,21 @@ TRANSIENT, PERSISTENT = 1, 2  # AMQP delivery modes
 def dead_letter_exchange(queue: str) -> str:
     """msgflo-nodejs names an inport's dead-letter exchange ``dead-<queue>``."""
     return f"dead-{queue}"
+
+
+async def exchange_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
+    """Whether exchange ``name`` exists, asked on a channel of its own: RabbitMQ closes the
+    channel that asks about a missing one (404), and declaring it ourselves could contradict
+    its owner's durability (406, e.g. a msgflo-nodejs port with ``persistent: false``)."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_exchange(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +164,7 @@ class AmqpTransport(Transport):
         self._backoff = backoff or Backoff()
         self._max_queued = max_queued
         self._consumers: dict[str, _Consumer] = {}
+        self._persistence: dict[str, Persistence] = {}  # per port queue; DURABLE when absent
         self._listeners: list[ConnectListener] = []
         self._outbox: collections.deque[_Publish | _Settle] = collections.deque()
         self._wake = asyncio.Event()  # something was put in the outbox
@@ -258,15 +275,17 @@ class AmqpTransport(Transport):
     ) -> None:
         """Queue ``payload`` for the outport exchange ``topic`` (``fbp``: the discovery queue).
 
-        ``persistent`` sets delivery mode 2, so a durable queue keeps the message across a
-        broker restart; msgflo-nodejs sends everything transient. Messages wait in the outbox
-        while disconnected, up to ``max_queued``; beyond that they are dropped and counted.
+        ``persistent`` (or the topic's :class:`Persistence`) sets delivery mode 2, so a durable
+        queue keeps the message across a broker restart; msgflo-nodejs sends everything
+        transient. Messages wait in the outbox while disconnected, up to ``max_queued``; beyond
+        that they are dropped and counted.
         """
         if retain:
             raise TransportError("AMQP has no retained messages (retain=True is MQTT only)")
         if len(self._outbox) >= self._max_queued:
             self._count_drop(topic)
             return
+        persistent = persistent or self._persistence.get(topic) is Persistence.PERSISTENT
         mode = PERSISTENT if persistent else TRANSIENT
         self._put(_Publish(topic, payload, mode))
         self.stats.published += 1
@@ -304,6 +323,15 @@ class AmqpTransport(Transport):
         """``topic`` itself: every consumer of an inport queue takes messages from the same
         queue, one consumer per message (competing consumers, as msgflo-nodejs roles)."""
         return topic
+
+    def set_persistence(self, topic: str, persistence: Persistence) -> None:
+        """``TRANSIENT``: declare ``topic``'s queue and exchange non-durable and auto-delete, as
+        msgflo-nodejs does for ``persistent: false`` (all users of a name must agree, or
+        RabbitMQ refuses the declaration); ``PERSISTENT``: publish with delivery mode 2."""
+        self._persistence[topic] = persistence
+
+    def _durable(self, name: str) -> bool:
+        return self._persistence.get(name) is not Persistence.TRANSIENT
 
     async def unsubscribe(self, topic: str) -> None:
         """Stop consuming ``topic``; the queue stays, as in msgflo-nodejs (durable, shared)."""
@@ -346,7 +374,8 @@ class AmqpTransport(Transport):
         else:
             queue = await channel.declare_queue(
                 queue_name,
-                durable=True,
+                durable=self._durable(queue_name),
+                auto_delete=not self._durable(queue_name),
                 arguments={"x-dead-letter-exchange": dead_letter_exchange(queue_name)},
             )
             exchange = await self._exchange(queue_name)
@@ -453,13 +482,20 @@ class AmqpTransport(Transport):
             await underlay.basic_nack(tag, requeue=item.requeue, wait=wait)
 
     async def _exchange(self, name: str) -> AbstractExchange:
+        """The fanout exchange ``name``, declared once per connection as its port says; one
+        of another participant's ports (an IIP, a sent message) is used as its owner declared
+        it, and declared durable, as msgflo-nodejs would, only when missing."""
         exchange = self._exchanges.get(name)
         if exchange is None:
-            channel = self._channel
-            assert channel is not None
-            exchange = await channel.declare_exchange(
-                name, aio_pika.ExchangeType.FANOUT, durable=True
-            )
+            channel, connection = self._channel, self._connection
+            assert channel is not None and connection is not None
+            if name not in self._persistence and await exchange_exists(connection, name):
+                exchange = await channel.get_exchange(name, ensure=False)
+            else:
+                durable = self._durable(name)
+                exchange = await channel.declare_exchange(
+                    name, aio_pika.ExchangeType.FANOUT, durable=durable, auto_delete=not durable
+                )
             self._exchanges[name] = exchange
         return exchange
 

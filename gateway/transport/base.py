@@ -9,6 +9,7 @@ connect listeners, so callers announce themselves again after every reconnect.
 from __future__ import annotations
 
 import abc
+import enum
 import logging
 import random
 from collections.abc import Callable
@@ -51,6 +52,26 @@ class TransportStats:
     received: int = 0
     dropped: int = 0
     connects: int = 0
+
+
+class Persistence(enum.Enum):
+    """How long a port's broker objects and messages live: msgflo's port option ``persistent``.
+
+    msgflo-nodejs knows ``persistent: false`` (its queue and exchange are deleted with their
+    last user) and the default (durable objects, transient messages, lost when the broker
+    restarts); ``persistent: true`` adds what the original lacked: messages that a durable
+    queue keeps across a broker restart. MQTT brokers have no such per-topic setting.
+    """
+
+    TRANSIENT = "transient"  # persistent: false
+    DURABLE = "durable"  # not given
+    PERSISTENT = "persistent"  # persistent: true
+
+    @classmethod
+    def from_option(cls, value: bool | None) -> Persistence:
+        if value is None:
+            return cls.DURABLE
+        return cls.PERSISTENT if value else cls.TRANSIENT
 
 
 DeliveryHandler = Callable[[Delivery], None]
@@ -125,6 +146,10 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def unsubscribe(self, topic: str) -> None: ...
+
+    def set_persistence(self, topic: str, persistence: Persistence) -> None:  # noqa: B027
+        """Declare ``topic``'s broker objects and send its messages as ``persistence`` says;
+        call it before subscribing or publishing. Nothing to do on MQTT."""
 
     @abc.abstractmethod
     def add_connect_listener(self, listener: ConnectListener) -> None:

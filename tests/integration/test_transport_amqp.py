@@ -227,3 +227,78 @@ async def test_subscribing_to_discovery_reads_what_participants_announce(
             while await got.get() != marker:
                 pass
         assert reader.connected
+
+
+class Persistent(Participant):
+    """A Repeat whose inport is ``persistent: false`` and outport ``persistent: true``."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(
+            {
+                "component": "PersistentRepeat",
+                "inports": [{"id": "in", "queue": f"{role}.IN", "options": {"persistent": False}}],
+                "outports": [
+                    {"id": "out", "queue": f"{role}.OUT", "options": {"persistent": True}}
+                ],
+            },
+            role,
+        )
+
+    def process(self, inport: str, msg: Message) -> None:
+        self.send("out", msg.data)
+        self.ack(msg)
+
+
+async def test_port_option_persistent_sets_declarations_and_delivery_mode(
+    rabbitmq: RabbitMQ,
+) -> None:
+    role = unique("persistent-port")
+    connection = await aio_pika.connect(rabbitmq.url)
+    async with connection, amqp(rabbitmq) as probe:
+        channel = await connection.channel()
+        out = await channel.declare_exchange(
+            f"{role}.OUT", aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        answers = await channel.declare_queue(exclusive=True)
+        await answers.bind(out)
+        task = asyncio.create_task(serve([Persistent(role)], rabbitmq.url, discovery_period=60))
+        try:
+            async with asyncio.timeout(10):
+                while (f"{role}.IN",) not in await ctl(rabbitmq, "list_queues", "name"):
+                    await asyncio.sleep(0.05)
+            queues = await ctl(rabbitmq, "list_queues", "name", "durable", "auto_delete")
+            exchanges = await ctl(rabbitmq, "list_exchanges", "name", "durable", "auto_delete")
+            probe.publish(f"{role}.IN", b'"kept"')
+            async with asyncio.timeout(10), answers.iterator() as messages:
+                async for message in messages:
+                    answer = message
+                    break
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    # persistent: false, as msgflo-nodejs declares it: gone with its last user.
+    assert (f"{role}.IN", "false", "true") in queues
+    assert (f"{role}.IN", "false", "true") in exchanges
+    # persistent: true: a durable exchange, and messages a durable queue keeps across restarts.
+    assert (f"{role}.OUT", "true", "false") in exchanges
+    assert (answer.body, answer.delivery_mode) == (b'"kept"', aio_pika.DeliveryMode.PERSISTENT)
+
+
+async def test_publishing_to_a_port_declared_transient_by_its_owner(rabbitmq: RabbitMQ) -> None:
+    """An IIP or a sent message for a msgflo-nodejs ``persistent: false`` inport: the sender
+    uses the exchange as declared, instead of a durable declaration RabbitMQ would refuse."""
+    name = unique("owned.IN")
+    connection = await aio_pika.connect(rabbitmq.url)
+    async with connection, amqp(rabbitmq) as sender:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, durable=False, auto_delete=True)
+        exchange = await channel.declare_exchange(
+            name, aio_pika.ExchangeType.FANOUT, durable=False, auto_delete=True
+        )
+        await queue.bind(exchange)
+        sender.publish(name, b'"iip"')
+        await asyncio.wait_for(sender.flush(), 5)
+        message = await queue.get(timeout=5, fail=True)
+        assert message is not None and message.body == b'"iip"'
+        assert sender.connected

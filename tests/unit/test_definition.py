@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import DefinitionError
 from gateway.participant.definition import QueueNaming, define, from_dict
+from gateway.transport.base import Persistence
 
 ROLES = st.text(
     alphabet=st.characters(blacklist_characters="+#\x00", blacklist_categories=["Cs"]),
@@ -72,6 +73,10 @@ def test_roles_are_used_verbatim(role: str) -> None:
         ({"component": "C", "outports": [{"id": "a", "qos": 3}]}, "must be 0, 1 or 2"),
         ({"component": "C", "id": ""}, "id: must be a non-empty string"),
         ({"component": "C", "outports": [{"id": "a", "hidden": "no"}]}, "expected true or false"),
+        (
+            {"component": "C", "inports": [{"id": "a", "options": {"persistent": "no"}}]},
+            "inports[0].options.persistent: expected true or false, got 'no'",
+        ),
     ],
 )
 def test_invalid_definitions_name_the_key_path(spec: dict[str, object], message: str) -> None:
@@ -79,6 +84,20 @@ def test_invalid_definitions_name_the_key_path(spec: dict[str, object], message:
         from_dict(spec, "r")
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "persistence"),
+    [
+        ({}, Persistence.DURABLE),
+        ({"persistent": False}, Persistence.TRANSIENT),
+        ({"persistent": True}, Persistence.PERSISTENT),
+    ],
+)
+def test_port_option_persistent(options: dict[str, object], persistence: Persistence) -> None:
+    d = from_dict({"component": "C", "inports": [{"id": "a", "options": options}]}, "r")
+    assert d.inports[0].persistence is persistence
+    assert d.to_discovery()["inports"][0].get("options", {}) == options  # announced as given
 
 
 def test_missing_role_is_an_error() -> None:
