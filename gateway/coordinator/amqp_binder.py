@@ -87,6 +87,8 @@ class AmqpBinder(Binder):
         self.url = transport.url
         self._tls = tls_context(self.url)
         self.bound: set[Binding] = set()
+        # Bound on an earlier connection: durable, so probably still on the broker.
+        self._maybe_bound: set[Binding] = set()
         self.taps: dict[str, str] = {}  # observed exchange -> its tap queue
         self._on_data = on_data
         self._backoff = backoff or Backoff()
@@ -144,8 +146,11 @@ class AmqpBinder(Binder):
             raise TransportError(f"coordinator admin connection failed: {exc!r}") from None
 
     async def _stay_connected(self) -> None:
-        # Taps died with the old connection; bindings are durable, but say them again.
+        # Taps died with the old connection. Bindings are durable, but say them again (the
+        # broker may have lost them), and remember them: an edge removed while the connection
+        # was down (the graph changes, apply cannot reach the broker) must still be unbound.
         self.taps.clear()
+        self._maybe_bound |= self.bound
         self.bound.clear()
         self._connected.set()
         if self.on_reconnect is not None:
@@ -195,7 +200,7 @@ class AmqpBinder(Binder):
             return False
         wanted = {b for s in states if (b := binding_of(s)) is not None}
         complete = True
-        for binding in sorted(self.bound - wanted):
+        for binding in sorted((self.bound | self._maybe_bound) - wanted):
             complete &= await self._unbind(binding)
         for binding in sorted(wanted - self.bound):
             complete &= await self._bind(binding)
@@ -216,6 +221,7 @@ class AmqpBinder(Binder):
 
         if await self._admin_op(f"bind {binding.queue} to {binding.exchange}", bind):
             self.bound.add(binding)
+            self._maybe_bound.discard(binding)
             log.info("amqp: bound queue %s to exchange %s", binding.queue, binding.exchange)
             return True
         return False
@@ -226,6 +232,7 @@ class AmqpBinder(Binder):
             await queue.unbind(binding.exchange, routing_key="")
 
         self.bound.discard(binding)
+        self._maybe_bound.discard(binding)
         done = await self._admin_op(f"unbind {binding.queue} from {binding.exchange}", unbind)
         if done:
             log.info("amqp: unbound queue %s from exchange %s", binding.queue, binding.exchange)

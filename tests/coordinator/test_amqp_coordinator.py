@@ -295,3 +295,77 @@ async def test_runtime_protocol_inspects_and_removes_edges(rabbitmq: RabbitMQ) -
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    url: str, g: Graph
+) -> AsyncIterator[tuple[CoordinatorService, CoordinatorEnvironment, EdgeLog]]:
+    """The coordinator service on ``g``, behind the runtime protocol's environment."""
+    service = CoordinatorService(ServiceConfig(broker=parse_broker_url(url)), g)
+    environment = CoordinatorEnvironment(service, discovery_wait=1.0)
+    log = EdgeLog()
+    environment.set_listener(log)
+    running = asyncio.create_task(service.run())
+    try:
+        yield service, environment, log
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+def taps_of(rabbitmq: RabbitMQ, exchange: str) -> list[str]:
+    return [
+        n
+        for n in names(rabbitmq, "list_queues")
+        if n.startswith(TAP_PREFIX) and n.endswith(f"-{exchange}")
+    ]
+
+
+async def unbound(rabbitmq: RabbitMQ, binding: tuple[str, str]) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while binding in bindings(rabbitmq):
+            await asyncio.sleep(0.1)
+
+
+async def reported(log: EdgeLog, count: int) -> list[tuple[Edge, Json]]:
+    async with asyncio.timeout(TIMEOUT):
+        while len(log.data) < count:
+            await asyncio.sleep(0.02)
+    return log.data
+
+
+async def test_the_coordinator_survives_a_broker_restart(rabbitmq: RabbitMQ) -> None:
+    # Last in this file: restarting the session's broker makes everyone reconnect.
+    a, b, c = unique("a"), unique("b"), unique("c")
+    sink, other = Collect(b), Collect(c)
+    both = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)\n{a} OUT -> IN {c}(Collect)")
+    to_b = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)\n{c}(Collect)")
+    edge_to_b = next(e for e in to_b.connections if isinstance(e, Edge))
+    async with (
+        participants(rabbitmq.url, Repeat(a), sink, other),
+        serving(rabbitmq.url, both) as (service, environment, log),
+    ):
+        await bound(service.coordinator, 2)
+        # An edge removed while the broker is away is unbound once it is back.
+        await asyncio.to_thread(rabbitmq.stop)
+        await environment.change_graph(to_b)
+        await rabbitmq.restart_async()
+        await unbound(rabbitmq, (f"{a}/out", f"{c}/in"))
+        # (a) The durable binding carries data once the participants are back.
+        async with sender(rabbitmq.url) as send:
+            send.publish(f"{a}/in", b'"after the restart"')
+            assert await arrived(sink, 1) == ["after the restart"]
+        # (b) The binder follows graph changes after the restart.
+        await environment.change_graph(both)
+        await bound(service.coordinator, 2)
+        assert {(f"{a}/out", f"{b}/in"), (f"{a}/out", f"{c}/in")} <= bindings(rabbitmq)
+        # (c) Inspection works, with one tap queue: the one from before died with the broker.
+        environment.watch_edges([edge_to_b])
+        await service.coordinator.wired()
+        assert len(taps_of(rabbitmq, f"{a}/out")) == 1
+        async with sender(rabbitmq.url) as send:
+            send.publish(f"{a}/in", b'"watched"')
+            assert await arrived(sink, 2) == ["after the restart", "watched"]
+            assert await reported(log, 1) == [(edge_to_b, "watched")]
