@@ -246,6 +246,7 @@ class EdgeLog(Listener):
 
     def __init__(self) -> None:
         self.data: list[tuple[Edge, Json]] = []
+        self.exported: list[tuple[str, Json]] = []
 
     def edge_data(self, edge: Edge, data: Json) -> None:
         self.data.append((edge, data))
@@ -254,7 +255,7 @@ class EdgeLog(Listener):
         pass
 
     def exported_output(self, public: str, data: Json) -> None:
-        pass
+        self.exported.append((public, data))
 
     def participant_output(self, role: str, line: str) -> None:
         pass
@@ -334,6 +335,28 @@ async def reported(log: EdgeLog, count: int) -> list[tuple[Edge, Json]]:
         while len(log.data) < count:
             await asyncio.sleep(0.02)
     return log.data
+
+
+async def test_exported_ports_leave_no_queue_behind(rabbitmq: RabbitMQ) -> None:
+    a, b = unique("a"), unique("b")
+    g = parse_fbp(f"INPORT={a}.IN:INPUT\nOUTPORT={b}.OUT:OUTPUT\n{a}(Repeat) OUT -> IN {b}(Repeat)")
+    async with participants(rabbitmq.url, Repeat(a), Repeat(b)):
+        queues, exchanges = names(rabbitmq, "list_queues"), names(rabbitmq, "list_exchanges")
+        async with serving(rabbitmq.url, g) as (service, environment, log):
+            await bound(service.coordinator, 1)
+            assert len(taps_of(rabbitmq, f"{b}/out")) == 1  # the exported outport's reader
+            exported = g.inports["input"]
+            environment.send_packet(exported.process, exported.port, {"n": 1})  # runtime:packet
+            async with asyncio.timeout(TIMEOUT):
+                while not log.exported:
+                    await asyncio.sleep(0.02)
+            assert log.exported == [("output", {"n": 1})]
+        # The service is gone: no msgflo-export-<n> or any other queue of its own is left.
+        async with asyncio.timeout(TIMEOUT):
+            while names(rabbitmq, "list_queues") != queues:
+                await asyncio.sleep(0.1)
+        # New exchanges: only the participants' outports, declared when they first publish.
+        assert names(rabbitmq, "list_exchanges") - exchanges <= {f"{a}/out", f"{b}/out"}
 
 
 async def test_the_coordinator_survives_a_broker_restart(rabbitmq: RabbitMQ) -> None:
