@@ -4,7 +4,9 @@
     msgflo-dump-message --queue repeat/out --amount 3    # a JSON array of three
 
 Payloads that are not JSON are printed as JSON strings (bytes decoded as UTF-8, invalid bytes
-replaced), so the output is always one valid JSON document.
+replaced), so the output is always one valid JSON document. On AMQP the queue name is an
+outport's exchange (or an inport's): a private queue bound to it receives copies, so the tool
+takes nothing from the participants and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ async def dump(url: BrokerUrl, args: argparse.Namespace) -> int:
             done.set()
 
     async with open_transport(url, client_id="msgflo-dump-message") as transport:
-        await transport.subscribe(args.queue, collect, qos=1)
+        # Observed, not consumed: on AMQP the port's own queue keeps its messages for its
+        # participants (reference 4.2: the original dump tool fails on an outport's exchange).
+        await transport.observe(args.queue, collect, qos=1)
         try:
             async with asyncio.timeout(args.timeout):
                 await done.wait()

@@ -109,6 +109,7 @@ class _Settle:
 class _Consumer:
     handler: DeliveryHandler
     manual_ack: bool
+    observer: bool = False  # a private copy of an exchange's messages, not its queue
     queue: aio_pika.abc.AbstractQueue | None = None
     tag: str | None = None
 
@@ -319,6 +320,15 @@ class AmqpTransport(Transport):
         await self.subscribe(topic, handler, qos=qos, manual_ack=True)
         return True
 
+    async def observe(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> None:
+        """Copies of what is published to the exchange ``topic`` (an outport, or an inport's
+        own exchange), through a private queue: nothing is taken from the port's queue."""
+        if topic == DISCOVERY_QUEUE:
+            raise TransportError("on AMQP 'fbp' is a queue, not an exchange: it cannot be observed")
+        self._consumers[topic] = _Consumer(handler, manual_ack=False, observer=True)
+        if self.connected:
+            await self._consume(topic)
+
     def shared_subscription(self, topic: str, group: str) -> str:
         """``topic`` itself: every consumer of an inport queue takes messages from the same
         queue, one consumer per message (competing consumers, as msgflo-nodejs roles)."""
@@ -365,25 +375,38 @@ class AmqpTransport(Transport):
     # -- receiving -----------------------------------------------------------------------------
 
     async def _consume(self, queue_name: str) -> None:
-        channel = self._channel
-        assert channel is not None
-        if queue_name == DISCOVERY_QUEUE:
-            # Declared as the participants declare it (plain durable queue, default exchange):
-            # other arguments would make RabbitMQ close the channel (PRECONDITION_FAILED).
-            queue = await channel.declare_queue(DISCOVERY_QUEUE, durable=True)
-        else:
-            queue = await channel.declare_queue(
-                queue_name,
-                durable=self._durable(queue_name),
-                auto_delete=not self._durable(queue_name),
-                arguments={"x-dead-letter-exchange": dead_letter_exchange(queue_name)},
-            )
-            exchange = await self._exchange(queue_name)
-            await queue.bind(exchange, routing_key="")
         consumer = self._consumers.get(queue_name)
-        if consumer is not None:  # unsubscribed meanwhile
+        if consumer is None:
+            return
+        queue = await self._declare_for(queue_name, observer=consumer.observer)
+        if self._consumers.get(queue_name) is consumer:  # not unsubscribed meanwhile
             consumer.queue = queue
             consumer.tag = await queue.consume(self._receiver(queue_name), no_ack=False)
+
+    async def _declare_for(self, name: str, *, observer: bool) -> aio_pika.abc.AbstractQueue:
+        """The queue to consume for ``name``: its inport queue as msgflo-nodejs declares it,
+        the discovery queue, or (``observer``) a private queue bound to its exchange."""
+        channel = self._channel
+        assert channel is not None
+        if observer:
+            # Server-named, exclusive, auto-delete: gone with this connection, never left to
+            # fill up (the original's dump tool declared a durable queue named like the port).
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(await self._exchange(name), routing_key="")
+            return queue
+        if name == DISCOVERY_QUEUE:
+            # Declared as the participants declare it (plain durable queue, default exchange):
+            # other arguments would make RabbitMQ close the channel (PRECONDITION_FAILED).
+            return await channel.declare_queue(DISCOVERY_QUEUE, durable=True)
+        durable = self._durable(name)
+        queue = await channel.declare_queue(
+            name,
+            durable=durable,
+            auto_delete=not durable,
+            arguments={"x-dead-letter-exchange": dead_letter_exchange(name)},
+        )
+        await queue.bind(await self._exchange(name), routing_key="")
+        return queue
 
     def _receiver(self, queue: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def receive(message: AbstractIncomingMessage) -> None:

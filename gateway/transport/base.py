@@ -138,6 +138,12 @@ class Transport(abc.ABC):
         await self.subscribe(topic, handler, qos=qos)
         return False
 
+    async def observe(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> None:
+        """Deliver a copy of each message published to ``topic`` without consuming anyone
+        else's messages (dump tools, monitors). On MQTT every subscriber gets a copy, so this
+        is a plain :meth:`subscribe`; AMQP binds a private queue."""
+        await self.subscribe(topic, handler, qos=qos)
+
     def shared_subscription(self, topic: str, group: str) -> str:
         """The name to subscribe to so that the subscribers of ``group`` share the messages of
         ``topic`` (each message to one of them). Raises ``TransportError`` where the transport

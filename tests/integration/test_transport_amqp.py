@@ -298,7 +298,9 @@ async def test_publishing_to_a_port_declared_transient_by_its_owner(rabbitmq: Ra
         )
         await queue.bind(exchange)
         sender.publish(name, b'"iip"')
-        await asyncio.wait_for(sender.flush(), 5)
-        message = await queue.get(timeout=5, fail=True)
-        assert message is not None and message.body == b'"iip"'
+        # flush() means written to the socket, not yet routed: wait for the broker's delivery.
+        async with asyncio.timeout(10), queue.iterator() as messages:
+            async for message in messages:
+                assert message.body == b'"iip"'
+                break
         assert sender.connected
