@@ -89,7 +89,7 @@ class ParticipantRuntime:
         """Subscribe, announce and process messages until cancelled."""
         for port in (*self.definition.inports, *self.definition.outports):
             if not port.hidden:
-                self._transport.set_persistence(port.queue, port.persistence)
+                await self._transport.declare_port(port.queue, port.persistence)
         for port in self.definition.inports:
             if not port.hidden:
                 await self._subscribe(port)

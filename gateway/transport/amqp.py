@@ -229,6 +229,8 @@ class AmqpTransport(Transport):
         await channel.set_qos(prefetch_count=self.prefetch)
         self._channel = channel
         self._exchanges = {}
+        for port in list(self._persistence):
+            await self._exchange(port)
         for queue in list(self._consumers):
             await self._consume(queue)
 
@@ -334,11 +336,21 @@ class AmqpTransport(Transport):
         queue, one consumer per message (competing consumers, as msgflo-nodejs roles)."""
         return topic
 
-    def set_persistence(self, topic: str, persistence: Persistence) -> None:
-        """``TRANSIENT``: declare ``topic``'s queue and exchange non-durable and auto-delete, as
-        msgflo-nodejs does for ``persistent: false`` (all users of a name must agree, or
-        RabbitMQ refuses the declaration); ``PERSISTENT``: publish with delivery mode 2."""
+    async def declare_port(self, topic: str, persistence: Persistence) -> None:
+        """Declare ``topic``'s fanout exchange now and after every reconnect, before the
+        connect listeners announce the participant (as msgflo-nodejs asserts its ports at
+        start): a coordinator that binds it after discovery finds it as declared here, instead
+        of declaring it durable first. ``TRANSIENT``: the exchange (and, when subscribed, the
+        queue) non-durable and auto-delete, as msgflo-nodejs does for ``persistent: false``;
+        ``PERSISTENT``: messages published with delivery mode 2."""
         self._persistence[topic] = persistence
+        if self.connected:
+            try:
+                await self._exchange(topic)
+            except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException) as exc:
+                # A refusal (406: declared otherwise before) closes the channel: the reconnect
+                # loop logs and retries, declaring it again first.
+                log.warning("amqp: cannot declare port %r: %r", topic, exc)
 
     def _durable(self, name: str) -> bool:
         return self._persistence.get(name) is not Persistence.TRANSIENT

@@ -153,9 +153,11 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def unsubscribe(self, topic: str) -> None: ...
 
-    def set_persistence(self, topic: str, persistence: Persistence) -> None:  # noqa: B027
-        """Declare ``topic``'s broker objects and send its messages as ``persistence`` says;
-        call it before subscribing or publishing. Nothing to do on MQTT."""
+    async def declare_port(self, topic: str, persistence: Persistence) -> None:  # noqa: B027
+        """Make ``topic`` one of this connection's own ports: its broker objects exist from
+        now on and after every reconnect, before anything is announced, declared and its
+        messages sent as ``persistence`` says. Call it before subscribing or publishing.
+        Nothing to do on MQTT, where topics need no declaring."""
 
     @abc.abstractmethod
     def add_connect_listener(self, listener: ConnectListener) -> None:
