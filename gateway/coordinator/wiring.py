@@ -15,6 +15,7 @@ the dead-letter target (on AMQP: the worker queue's ``dead-<queue>`` exchange bo
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,10 +32,13 @@ DEADLETTER_PORT = "deadletter"  # msgflo graphBindings compares the port id lowe
 
 
 class EdgeKind(enum.Enum):
-    """``PUBSUB``: outport -> inport. ``DEADLETTER``: what an inport's participants reject
-    (AMQP nack) -> another inport; ``src`` of such an edge is an *inport*."""
+    """``PUBSUB``: outport -> inport. ``ROUNDROBIN``: the same, collapsed from the edges through
+    a ``msgflo/RoundRobin`` (wired alike; named apart, as msgflo-setup prints it).
+    ``DEADLETTER``: what an inport's participants reject (AMQP nack) -> another inport; ``src``
+    of such an edge is an *inport*."""
 
     PUBSUB = "pubsub"
+    ROUNDROBIN = "roundrobin"
     DEADLETTER = "deadletter"
 
 
@@ -121,9 +125,9 @@ class GraphIndex:
         pseudo = pseudo_roles(graph)
         plain = [c for c in graph.connections if isinstance(c, Edge)]
         real = [e for e in plain if e.src.process not in pseudo and e.tgt.process not in pseudo]
-        collapsed, dead = _collapse(plain, pseudo)
+        collapsed, collapsed_kinds = _collapse(plain, graph)
         edges = tuple(enumerate([*real, *collapsed]))
-        kinds = {len(real) + i: EdgeKind.DEADLETTER for i in dead}
+        kinds = {len(real) + i: kind for i, kind in collapsed_kinds.items()}
         by_role: dict[str, list[tuple[int, Edge]]] = defaultdict(list)
         downstream: dict[str, set[str]] = defaultdict(set)
         for item in edges:
@@ -165,19 +169,27 @@ def pseudo_roles(graph: Graph) -> frozenset[str]:
     return frozenset(r for r, p in graph.processes.items() if p.component in PSEUDO_COMPONENTS)
 
 
-def _collapse(edges: list[Edge], pseudo: frozenset[str]) -> tuple[list[Edge], set[int]]:
-    """The direct edges that stand for the edges through pseudo-components, and which of them
-    (by position) are dead-letter edges. A pseudo-component wired to another is not followed."""
+def _collapse(edges: list[Edge], graph: Graph) -> tuple[list[Edge], dict[int, EdgeKind]]:
+    """The direct edges that stand for the edges through pseudo-components, and the kind of
+    each one that is not PUBSUB (by position). A pseudo-component wired to another is not
+    followed."""
+    pseudo = pseudo_roles(graph)
     found: list[Edge] = []
-    dead: set[int] = set()
+    kinds: dict[int, EdgeKind] = {}
+
+    def add(edge: Edge, kind: EdgeKind) -> None:
+        if kind is not EdgeKind.PUBSUB:
+            kinds[len(found)] = kind
+        found.append(edge)
+
     for role in sorted(pseudo):
         into = [e.src for e in edges if e.tgt.process == role and e.src.process not in pseudo]
         out = [e for e in edges if e.src.process == role and e.tgt.process not in pseudo]
         workers = [e.tgt for e in out if e.src.port.casefold() != DEADLETTER_PORT]
         sinks = [e.tgt for e in out if e.src.port.casefold() == DEADLETTER_PORT]
-        found += [Edge(src, tgt) for src in into for tgt in workers]
-        for worker in workers:
-            for sink in sinks:
-                dead.add(len(found))
-                found.append(Edge(worker, sink))
-    return found, dead
+        robin = graph.processes[role].component == ROUND_ROBIN
+        for src, tgt in itertools.product(into, workers):
+            add(Edge(src, tgt), EdgeKind.ROUNDROBIN if robin else EdgeKind.PUBSUB)
+        for worker, sink in itertools.product(workers, sinks):
+            add(Edge(worker, sink), EdgeKind.DEADLETTER)
+    return found, kinds

@@ -60,3 +60,22 @@ def test_graph_index_by_role_and_downstream() -> None:
     assert [i.tgt.process for i in index.initials_by_role["a"]] == ["a"]
     assert index.roles_downstream("a") == {"b", "c"}  # the cycle back to a is not counted
     assert index.roles_downstream("d") == set()
+
+
+def test_graph_index_kinds_of_collapsed_edges() -> None:
+    from gateway.coordinator.wiring import EdgeKind, GraphIndex
+    from gateway.graph import parse_fbp
+
+    graph = parse_fbp(
+        "s(S) OUT -> IN rr(msgflo/RoundRobin)\nrr OUT -> IN w(W)\nrr DEADLETTER -> IN d(D)\n"
+        "s OUT -> IN ps(msgflo/PubSub)\nps OUT -> IN x(X)\nw OUT -> IN x",
+        file="g.fbp",
+    )
+    index = GraphIndex.of(graph)
+    kinds = {(e.src.process, e.tgt.process): index.kind(i) for i, e in index.edges}
+    assert kinds == {
+        ("w", "x"): EdgeKind.PUBSUB,
+        ("s", "x"): EdgeKind.PUBSUB,  # through msgflo/PubSub
+        ("s", "w"): EdgeKind.ROUNDROBIN,
+        ("w", "d"): EdgeKind.DEADLETTER,
+    }
