@@ -1,8 +1,11 @@
 """``msgflo-setup GRAPH``: wire a graph once (and optionally start its participants).
 
-Prints the bindings as the original does (``PUBSUB: <src queue> -> <tgt queue>``), from the
-queues the participants announce. On MQTT the bindings are forwarded by this process, so
-without ``--forever`` they stop when it exits: it says so (msgflo/msgflo#181).
+Prints the bindings as the original does (``PUBSUB: <src queue> -> <tgt queue>``;
+``ROUNDROBIN:`` for the edges through a ``msgflo/RoundRobin``, ``DEADLETTER: <worker queue> ->
+<dead-letter queue>`` for its ``DEADLETTER`` edge), from the queues the participants announce.
+On MQTT the bindings are forwarded by this process, so without ``--forever`` they stop when it
+exits: it says so (msgflo/msgflo#181). On AMQP they are durable broker bindings and stay; it
+exits once the broker carries every resolved edge.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from pathlib import Path
 
 from gateway.broker import resolve_broker
 from gateway.cli.options import add_broker_option, add_flag, run_tool
+from gateway.coordinator.coordinator import Coordinator
 from gateway.coordinator.service import (
     CoordinatorService,
     ServiceConfig,
     library_from_options,
     load_service_graph,
 )
+from gateway.coordinator.wiring import EdgeKind, EdgeState
 from gateway.participant.engine import configure_logging, until_signalled
 
 PROG = "msgflo-setup"
@@ -54,31 +59,47 @@ def _roles(text: str) -> set[str]:
 
 async def setup(service: CoordinatorService, args: argparse.Namespace) -> None:
     coordinator = service.coordinator
+    mqtt = service.config.broker.is_mqtt
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(service.run())
-        try:
-            async with asyncio.timeout(args.timeout):
-                await coordinator.wired()
-                while not all(s.resolved for s in coordinator.edge_states()):
-                    await asyncio.sleep(0.05)
-                    await coordinator.wired()
-        except TimeoutError:
-            pending = [s for s in coordinator.edge_states() if not s.resolved]
-            print(
-                f"{PROG}: {len(pending)} edges not resolved after {args.timeout:g} s",
-                file=sys.stderr,
-            )
+        await _wait_wired(coordinator, args.timeout)
         for state in coordinator.edge_states():
-            if state.resolved:
-                print(f"PUBSUB: {state.src_queue} -> {state.tgt_queue}", flush=True)
+            line = _binding_line(state, mqtt=mqtt)
+            if line is not None:
+                print(line, flush=True)
         if args.forever:
             return
-        print(
-            f"{PROG}: MQTT bindings are forwarded by this process and stop now; "
-            "use --forever to keep them",
-            file=sys.stderr,
-        )
+        if mqtt:
+            print(
+                f"{PROG}: MQTT bindings are forwarded by this process and stop now; "
+                "use --forever to keep them",
+                file=sys.stderr,
+            )
+        else:
+            print(f"{PROG}: the bindings stay on the AMQP broker", file=sys.stderr)
         running.cancel()
+
+
+async def _wait_wired(coordinator: Coordinator, within: float) -> None:
+    """Until every edge is resolved and the broker carries it (a refused bind is retried)."""
+    try:
+        async with asyncio.timeout(within):
+            await coordinator.wired()
+            while coordinator.retrying or not all(s.resolved for s in coordinator.edge_states()):
+                await asyncio.sleep(0.05)
+                await coordinator.wired()
+    except TimeoutError:
+        pending = [s for s in coordinator.edge_states() if not s.resolved]
+        problem = f"{len(pending)} edges not resolved" if pending else "bindings refused"
+        print(f"{PROG}: {problem} after {within:g} s", file=sys.stderr)
+
+
+def _binding_line(state: EdgeState, *, mqtt: bool) -> str | None:
+    """``TYPE: src -> tgt`` for a resolved edge, as the original prints it. On MQTT nothing
+    carries a dead-letter edge (no nack there), so it is not printed."""
+    if not state.resolved or (mqtt and state.kind is EdgeKind.DEADLETTER):
+        return None
+    return f"{state.kind.value.upper()}: {state.src_queue} -> {state.tgt_queue}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -242,6 +242,12 @@ class Coordinator:
         """Wait until every change seen so far is wired (for tests and the protocol)."""
         await self._clean.wait()
 
+    @property
+    def retrying(self) -> bool:
+        """Part of the last wiring the broker refused; it is tried again in a moment. (After
+        :meth:`wired`, False means the broker carries every resolved edge.)"""
+        return self._retry is not None
+
     def observe(self, observers: dict[str, Callable[[bytes], None]]) -> None:
         """Hand every message published on these topics (by others: no local) to their
         observer, replacing the previous set: edge inspection and exported outports."""

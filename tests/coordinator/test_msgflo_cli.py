@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
 from gateway.mosquitto import Mosquitto
+from tests.amqp_broker import RabbitMQ
+from tests.coordinator.test_amqp_coordinator import bindings
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -221,6 +227,55 @@ def test_msgflo_setup_prints_bindings_from_discovery(project: Path, mosquitto: M
     assert bindings == ["PUBSUB: rep/out -> rep2/in"]  # the rest is the participants' output
     assert "use --forever to keep them" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def through_broker(url: str, exchange: str, queue: str) -> bytes:
+    """Publish to ``exchange`` (an outport) and take what arrives in ``queue`` (an inport)."""
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        outport = await channel.get_exchange(exchange, ensure=False)
+        await outport.publish(aio_pika.Message(b'"kept"'), routing_key="")
+        inport = await channel.get_queue(queue, ensure=False)
+        async with asyncio.timeout(10):
+            while (message := await inport.get(no_ack=True, fail=False)) is None:
+                await asyncio.sleep(0.05)
+        return message.body
+
+
+async def test_msgflo_setup_on_amqp_leaves_the_bindings_on_the_broker(
+    project: Path, rabbitmq: RabbitMQ
+) -> None:
+    # Role names of their own: the session's broker is shared and its objects are durable.
+    src, rr, work, dead = (f"{n}{secrets.token_hex(3)}" for n in ("src", "rr", "work", "dead"))
+    (project / "main.fbp").write_text(
+        f"{src}(Repeat) OUT -> IN {rr}(msgflo/RoundRobin)\n"
+        f"{rr} OUT -> IN {work}(Repeat)\n"
+        f"{rr} DEADLETTER -> IN {dead}(Repeat)\n"
+        f"{work} OUT -> IN {dead}\n"
+    )
+    argv = ["main.fbp", "--broker", rabbitmq.url, "--participants", "--timeout", "20"]
+    setup = await asyncio.create_subprocess_exec(
+        str(BIN / "msgflo-setup"), *argv, cwd=project, stdout=PIPE, stderr=PIPE
+    )
+    async with asyncio.timeout(60):
+        out, err = await setup.communicate()
+    assert setup.returncode == 0, err.decode()
+    lines = [line for line in out.decode().splitlines() if not line.startswith("[")]
+    assert lines == [
+        f"PUBSUB: {work}/out -> {dead}/in",
+        f"ROUNDROBIN: {src}/out -> {work}/in",
+        f"DEADLETTER: {work}/in -> {dead}/in",
+    ]
+    assert "the bindings stay on the AMQP broker" in err.decode()
+    assert "MQTT" not in err.decode() and "Traceback" not in err.decode()
+    # msgflo-setup and its participants are gone: the bindings are not.
+    assert {
+        (f"{work}/out", f"{dead}/in"),
+        (f"{src}/out", f"{work}/in"),
+        (f"dead-{work}/in", f"{dead}/in"),
+    } <= bindings(rabbitmq)
+    assert await through_broker(rabbitmq.url, f"{work}/out", f"{dead}/in") == b'"kept"'
+    assert await through_broker(rabbitmq.url, f"{src}/out", f"{work}/in") == b'"kept"'
 
 
 def test_msgflo_procfile(project: Path) -> None:
