@@ -39,7 +39,7 @@ from gateway.coordinator.binder import Binder, DataFn
 from gateway.coordinator.wiring import EdgeKind, EdgeState
 from gateway.errors import TransportError
 from gateway.participant.discovery import DISCOVERY_TOPIC
-from gateway.transport.amqp import connect_amqp, dead_letter_exchange
+from gateway.transport.amqp import connect_amqp, dead_letter_exchange, exchange_exists
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, DeliveryHandler, Transport
 from gateway.transport.reconnect import keep_connected
@@ -212,10 +212,10 @@ class AmqpBinder(Binder):
 
     async def _bind(self, binding: Binding) -> bool:
         async def bind(channel: AbstractChannel) -> None:
-            # The exchange exactly as its owner declares it (participant outport: durable
-            # fanout; dead-letter exchange: durable fanout, as the original coordinator), so
-            # binding does not depend on who came first.
-            await self._declare_fanout(channel, binding.exchange)
+            # Binding does not depend on who came first: a missing exchange is declared as
+            # its owner would (participant outport, or dead-letter exchange as the original
+            # coordinator: durable fanout); an existing one is left as its owner declared it.
+            await self._ensure_fanout(channel, binding.exchange)
             queue = await channel.get_queue(binding.queue, ensure=False)
             await queue.bind(binding.exchange, routing_key="")
 
@@ -240,9 +240,12 @@ class AmqpBinder(Binder):
             await self._admin_op(f"delete {binding.exchange}", _delete_unused(binding.exchange))
         return done
 
-    @staticmethod
-    async def _declare_fanout(channel: AbstractChannel, name: str) -> None:
-        await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+    async def _ensure_fanout(self, channel: AbstractChannel, name: str) -> None:
+        """Declare ``name`` durable only when it is missing: a port declared with
+        ``persistent: false`` is not durable, and a durable declaration would be refused."""
+        assert self._connection is not None
+        if not await exchange_exists(self._connection, name):
+            await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
     async def _admin_op(self, what: str, op: AdminOp) -> bool:
         """Run ``op`` on the admin channel; a refusal is logged and the channel reopened."""
@@ -265,7 +268,7 @@ class AmqpBinder(Binder):
         name = f"{TAP_PREFIX}{uuid.uuid4().hex[:12]}-{exchange}"[:255]
 
         async def tap(channel: AbstractChannel) -> None:
-            await self._declare_fanout(channel, exchange)
+            await self._ensure_fanout(channel, exchange)
             assert self._consuming is not None
             queue = await self._consuming.declare_queue(
                 name, durable=False, exclusive=True, auto_delete=True

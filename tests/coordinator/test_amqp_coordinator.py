@@ -392,3 +392,47 @@ async def test_the_coordinator_survives_a_broker_restart(rabbitmq: RabbitMQ) -> 
             send.publish(f"{a}/in", b'"watched"')
             assert await arrived(sink, 2) == ["after the restart", "watched"]
             assert await reported(log, 1) == [(edge_to_b, "watched")]
+
+
+class TransientRepeat(Participant):
+    """A Repeat whose ports are ``persistent: false``: non-durable objects, as msgflo-nodejs."""
+
+    def __init__(self, role: str) -> None:
+        transient = {"persistent": False}
+        super().__init__(
+            {
+                "component": "Repeat",
+                "inports": [{"id": "in", "options": transient}],
+                "outports": [{"id": "out", "options": transient}],
+            },
+            role,
+        )
+
+    def process(self, inport: str, msg: Message) -> None:
+        self.send("out", msg.data)
+        self.ack(msg)
+
+
+async def test_wires_and_inspects_ports_declared_transient(rabbitmq: RabbitMQ) -> None:
+    """The coordinator binds and taps a ``persistent: false`` outport as declared, instead of
+    declaring it durable (which RabbitMQ would refuse, to it or to the participant)."""
+    a, b = unique("transient-a"), unique("b")
+    sink = Collect(b)
+    seen: list[bytes] = []
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+    async with (
+        coordinating(rabbitmq.url, g) as coordinator,
+        participants(rabbitmq.url, TransientRepeat(a), sink),
+        sender(rabbitmq.url) as send,
+    ):
+        await bound(coordinator, 1)
+        coordinator.observe({f"{a}/out": seen.append})
+        await coordinator.wired()
+        send.publish(f"{a}/in", b'"light"')
+        assert await arrived(sink, 1) == ["light"]
+        async with asyncio.timeout(TIMEOUT):
+            while not seen:
+                await asyncio.sleep(0.02)
+        exchanges = rabbitmq.ctl("list_exchanges", "name", "durable", "auto_delete")
+    assert seen == [b'"light"']
+    assert f"{a}/out\tfalse\ttrue" in exchanges.splitlines()
