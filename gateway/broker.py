@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from gateway.errors import BrokerUrlError
@@ -21,10 +21,11 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "amqp": 5672, "amqps": 5671}
 
 # Query options understood per scheme; anything else is rejected so that a typo (a misspelt
 # ``ca_certs``) does not go unnoticed. TLS options follow msgflo-python (gateway.transport.tls),
-# MQTT's clientId and keepAlive msgflo-cpp, AMQP's heartbeat amqplib (msgflo-nodejs).
+# MQTT's clientId and keepAlive msgflo-cpp, AMQP's heartbeat amqplib (msgflo-nodejs) and
+# prefetch the msgflo-nodejs participant option of that name.
 TLS_OPTIONS = frozenset({"ca_certs", "certfile", "keyfile", "insecure"})
 MQTT_OPTIONS = TLS_OPTIONS | {"clientId", "keepAlive"}
-AMQP_OPTIONS = TLS_OPTIONS | {"heartbeat"}
+AMQP_OPTIONS = TLS_OPTIONS | {"heartbeat", "prefetch"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class BrokerUrl:
     @property
     def is_mqtt(self) -> bool:
         return self.scheme in ("mqtt", "mqtts")
+
+    def with_option(self, name: str, value: str) -> BrokerUrl:
+        """This URL with one query option set (checked as if it had been in the URL)."""
+        options = {**self.options, name: value}
+        _check_options(self.redacted(), options, _known_options(self.scheme))
+        return replace(self, options=options)
 
     def redacted(self) -> str:
         """The URL for logs and messages: scheme, user, host and port, no password."""
@@ -80,7 +87,7 @@ def parse_broker_url(url: str) -> BrokerUrl:
     if not parts.hostname:
         raise BrokerUrlError(shown, "no host name")
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    _check_options(shown, options, MQTT_OPTIONS if scheme.startswith("mqtt") else AMQP_OPTIONS)
+    _check_options(shown, options, _known_options(scheme))
     return BrokerUrl(
         scheme=scheme,
         host=parts.hostname,
@@ -91,6 +98,10 @@ def parse_broker_url(url: str) -> BrokerUrl:
         options=options,
         secret_url=url.strip(),
     )
+
+
+def _known_options(scheme: str) -> frozenset[str]:
+    return MQTT_OPTIONS if scheme.startswith("mqtt") else AMQP_OPTIONS
 
 
 def _check_options(shown: str, options: Mapping[str, str], known: frozenset[str]) -> None:
@@ -104,6 +115,9 @@ def _check_options(shown: str, options: Mapping[str, str], known: frozenset[str]
     heartbeat = options.get("heartbeat")
     if heartbeat is not None and not (heartbeat.isdigit() and int(heartbeat) <= 65535):
         raise BrokerUrlError(shown, f"heartbeat must be 0..65535 seconds, not {heartbeat!r}")
+    prefetch = options.get("prefetch")
+    if prefetch is not None and not (prefetch.isdigit() and 0 < int(prefetch) <= 65535):
+        raise BrokerUrlError(shown, f"prefetch must be 1..65535 messages, not {prefetch!r}")
 
 
 def _redact_raw(url: str) -> str:

@@ -105,6 +105,8 @@ def main(
         if args.shared or _env_flag(ENV_SHARED):
             participant.share()
         url = resolve_broker(args.broker)
+        if args.prefetch is not None:
+            url = url.with_option("prefetch", str(args.prefetch))
         period = args.discovery_period or period_from_env()
     except GatewayError as exc:
         print(f"{_prog()}: error: {exc}", file=sys.stderr)
@@ -126,6 +128,12 @@ def _parser(needs_role: bool) -> argparse.ArgumentParser:
         action="store_true",
         help="share the work with the role's other participants (MQTT 5 shared subscription; "
         f"on AMQP they share the queue anyway); also ${ENV_SHARED}=1",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        help="AMQP: messages held unacknowledged at a time (default 2, as msgflo-nodejs); "
+        "the same as ?prefetch=N in the broker URL",
     )
     return parser
 

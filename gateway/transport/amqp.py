@@ -151,7 +151,7 @@ class AmqpTransport(Transport):
         url: BrokerUrl,
         *,
         client_id: str = "",
-        prefetch: int = DEFAULT_PREFETCH,
+        prefetch: int | None = None,
         backoff: Backoff | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
@@ -160,7 +160,8 @@ class AmqpTransport(Transport):
         self.url = url
         self.tls = tls_context(url)  # here, so a bad certificate file fails at start
         self.client_id = client_id
-        self.prefetch = prefetch
+        # As given, else the URL's ``?prefetch=N``, else msgflo-nodejs's default.
+        self.prefetch = prefetch or int(url.options.get("prefetch", DEFAULT_PREFETCH))
         self.stats = TransportStats()
         self._backoff = backoff or Backoff()
         self._max_queued = max_queued

@@ -57,3 +57,21 @@ def test_dump_observes_inport_and_outport_without_taking_messages(rabbitmq: Rabb
     queues = rabbitmq.ctl("list_queues", "name").split()
     assert outport not in queues  # the original's dump left a durable queue named like the port
     assert observers(rabbitmq, inport) == observers(rabbitmq, outport) == 0
+
+
+def test_participant_prefetch_flag(rabbitmq: RabbitMQ) -> None:
+    role = f"pf{secrets.token_hex(3)}"
+    args = [str(EXAMPLES / "repeat.py"), role, "--broker", rabbitmq.url, "--prefetch", "5"]
+    repeat = start("msgflo-python", *args)
+
+    def prefetch_5() -> bool:
+        out = rabbitmq.ctl("list_channels", "prefetch_count")
+        return "5" in out.split()
+
+    try:
+        wait_for("a channel with prefetch 5", prefetch_5)
+    finally:
+        stop(repeat)
+    bad = tool("msgflo-python", *args[:-1], "0")
+    assert bad.returncode == 2
+    assert "prefetch must be 1..65535 messages, not '0'" in bad.stderr

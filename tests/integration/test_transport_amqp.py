@@ -110,6 +110,18 @@ async def test_prefetch_limits_unacknowledged_deliveries(rabbitmq: RabbitMQ) -> 
         assert sub.connected
 
 
+async def test_prefetch_from_the_url_and_the_participant_flag(rabbitmq: RabbitMQ) -> None:
+    url = parse_broker_url(rabbitmq.url).with_option("prefetch", "7")
+    assert AmqpTransport(url).prefetch == 7
+    assert AmqpTransport(url, prefetch=3).prefetch == 3  # given in code wins
+    assert AmqpTransport(parse_broker_url(rabbitmq.url)).prefetch == 2  # msgflo-nodejs
+    async with AmqpTransport(url, client_id="prefetch-7", backoff=FAST) as t:
+        await asyncio.wait_for(t.wait_connected(), 10)
+        await t.subscribe(unique("prefetch7"), lambda d: None)
+        channels = await ctl(rabbitmq, "list_channels", "connection", "prefetch_count")
+    assert any(count == "7" for _, count in channels)
+
+
 async def test_persistent_messages_survive_a_broker_restart(rabbitmq: RabbitMQ) -> None:
     name, inbox = unique("persist"), Inbox()
     async with amqp(rabbitmq) as t:

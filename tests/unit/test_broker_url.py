@@ -38,6 +38,14 @@ def test_amqps_url_with_tls_options_and_vhost() -> None:
     assert url.options == {"ca_certs": "/ca.pem", "heartbeat": "30"}
 
 
+def test_with_option_sets_and_checks_one_option() -> None:
+    url = parse_broker_url("amqp://u:pw@h/?heartbeat=5")
+    assert url.with_option("prefetch", "8").options == {"heartbeat": "5", "prefetch": "8"}
+    assert url.options == {"heartbeat": "5"}  # frozen: a new URL
+    with pytest.raises(BrokerUrlError, match="prefetch must be"):
+        url.with_option("prefetch", "-1")
+
+
 def test_ipv6_host() -> None:
     url = parse_broker_url("mqtt://[::1]:1883")
     assert url.host == "::1"
@@ -57,6 +65,8 @@ def test_ipv6_host() -> None:
         ("amqps://h?cafile=ca.pem", "unknown option 'cafile'"),
         ("amqp://h?keepAlive=30", "unknown option 'keepAlive'"),
         ("amqp://h?heartbeat=soon", "heartbeat must be 0..65535 seconds"),
+        ("amqp://h?prefetch=0", "prefetch must be 1..65535 messages, not '0'"),
+        ("mqtt://h?prefetch=5", "unknown option 'prefetch'"),
     ],
 )
 def test_invalid_urls_give_one_line_naming_url_and_problem(raw: str, problem: str) -> None:
