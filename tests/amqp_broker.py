@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -122,16 +123,32 @@ class RabbitMQ:
         )
 
     def ctl(self, *args: str) -> str:
-        """Run ``rabbitmqctl -n <node> args`` and return its output (tab-separated lists)."""
-        done = subprocess.run(
-            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "-q", *args],
-            env=self._env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return done.stdout
+        """Run ``rabbitmqctl -n <node> args`` and return its output (tab-separated lists).
+
+        rabbitmqctl is an Erlang node of its own that connects to the broker's; on a loaded
+        machine that once failed (exit 64) in an interop run: it gets two more tries, and what
+        it printed is in the error if all three fail."""
+        errors = []
+        for _ in range(3):
+            done = subprocess.run(
+                [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "-q", *args],
+                env=self._env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if done.returncode == 0:
+                return done.stdout
+            errors.append(f"exit {done.returncode}: {(done.stdout + done.stderr).strip()!r}")
+            time.sleep(0.5)
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {'; '.join(errors)}")
+
+    def bindings(self) -> set[tuple[str, str]]:
+        """(source exchange, destination) of every binding on the broker."""
+        out = self.ctl("list_bindings", "source_name", "destination_name")
+        rows = (line.split("\t")[:2] for line in out.splitlines() if "\t" in line)
+        return {(source, destination) for source, destination in rows}
 
     def log_tail(self, lines: int = 8) -> str:
         path = self.workdir / "server.log"

@@ -112,11 +112,6 @@ async def arrived(collector: Collect, count: int) -> list[Any]:
     return collector.got
 
 
-def bindings(rabbitmq: RabbitMQ) -> set[tuple[str, str]]:
-    out = rabbitmq.ctl("list_bindings", "source_name", "destination_name")
-    return {(s, d) for s, d in (line.split("\t")[:2] for line in out.splitlines() if "\t" in line)}
-
-
 def names(rabbitmq: RabbitMQ, what: str) -> set[str]:
     return {line.split("\t")[0] for line in rabbitmq.ctl(what, "name").splitlines() if line}
 
@@ -128,7 +123,7 @@ async def test_an_edge_is_a_binding_and_works_without_the_coordinator(rabbitmq: 
     async with participants(rabbitmq.url, Repeat(a), sink):
         async with coordinating(rabbitmq.url, g) as coordinator:
             await bound(coordinator, 1)
-        assert (f"{a}/out", f"{b}/in") in bindings(rabbitmq)
+        assert (f"{a}/out", f"{b}/in") in rabbitmq.bindings()
         # The coordinator is gone: the broker carries the edge by itself.
         async with sender(rabbitmq.url) as send:
             send.publish(f"{a}/in", b'"through the broker"')
@@ -147,7 +142,7 @@ async def test_removing_an_edge_unbinds_it(rabbitmq: RabbitMQ) -> None:
         await bound(coordinator, 1)
         coordinator.set_graph(parse_fbp(f"{a}(Repeat)\n{b}(Collect)"))
         await coordinator.wired()
-        assert (f"{a}/out", f"{b}/in") not in bindings(rabbitmq)
+        assert (f"{a}/out", f"{b}/in") not in rabbitmq.bindings()
         send.publish(f"{a}/in", b'"dropped"')
         send.publish(f"{b}/in", b'"direct"')
         assert await arrived(sink, 1) == ["direct"]
@@ -179,7 +174,7 @@ async def test_round_robin_shares_work_and_dead_letters(rabbitmq: RabbitMQ) -> N
         sender(rabbitmq.url) as send,
     ):
         await bound(coordinator, 2)
-        assert (f"dead-{work}/in", f"{dead}/in") in bindings(rabbitmq)
+        assert (f"dead-{work}/in", f"{dead}/in") in rabbitmq.bindings()
         for i in range(20):
             send.publish(f"{src}/out", json.dumps(i).encode())
         send.publish(f"{src}/out", b'"bad"')
@@ -290,7 +285,7 @@ async def test_runtime_protocol_inspects_and_removes_edges(rabbitmq: RabbitMQ) -
             assert log.data == [(edge, "seen")]
             environment.watch_edges([])
             await environment.change_graph(parse_fbp(f"{a}(Repeat)\n{b}(Collect)"))  # removeedge
-            assert (f"{a}/out", f"{b}/in") not in bindings(rabbitmq)
+            assert (f"{a}/out", f"{b}/in") not in rabbitmq.bindings()
             assert not any(n.startswith(TAP_PREFIX) for n in names(rabbitmq, "list_queues"))
     finally:
         running.cancel()
@@ -326,7 +321,7 @@ def taps_of(rabbitmq: RabbitMQ, exchange: str) -> list[str]:
 
 async def unbound(rabbitmq: RabbitMQ, binding: tuple[str, str]) -> None:
     async with asyncio.timeout(TIMEOUT):
-        while binding in bindings(rabbitmq):
+        while binding in rabbitmq.bindings():
             await asyncio.sleep(0.1)
 
 
@@ -383,7 +378,7 @@ async def test_the_coordinator_survives_a_broker_restart(rabbitmq: RabbitMQ) -> 
         # (b) The binder follows graph changes after the restart.
         await environment.change_graph(both)
         await bound(service.coordinator, 2)
-        assert {(f"{a}/out", f"{b}/in"), (f"{a}/out", f"{c}/in")} <= bindings(rabbitmq)
+        assert {(f"{a}/out", f"{b}/in"), (f"{a}/out", f"{c}/in")} <= rabbitmq.bindings()
         # (c) Inspection works, with one tap queue: the one from before died with the broker.
         environment.watch_edges([edge_to_b])
         await service.coordinator.wired()

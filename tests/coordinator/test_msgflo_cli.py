@@ -21,7 +21,6 @@ import pytest
 
 from gateway.mosquitto import Mosquitto
 from tests.amqp_broker import RabbitMQ
-from tests.coordinator.test_amqp_coordinator import bindings
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -273,7 +272,7 @@ async def test_msgflo_setup_on_amqp_leaves_the_bindings_on_the_broker(
         (f"{work}/out", f"{dead}/in"),
         (f"{src}/out", f"{work}/in"),
         (f"dead-{work}/in", f"{dead}/in"),
-    } <= bindings(rabbitmq)
+    } <= rabbitmq.bindings()
     assert await through_broker(rabbitmq.url, f"{work}/out", f"{dead}/in") == b'"kept"'
     assert await through_broker(rabbitmq.url, f"{src}/out", f"{work}/in") == b'"kept"'
 

@@ -9,11 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aio_pika
 import pytest
 
 from gateway.broker import parse_broker_url
@@ -27,6 +29,8 @@ TESTS = Path(__file__).parents[1]
 ROOT = TESTS.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 NODE_MODULES = TESTS / "npm" / "node_modules"
+BIN = Path(sys.executable).parent  # our console scripts, in the venv running the tests
+REPEAT = ROOT / "examples" / "repeat.py"
 REFERENCE_VENV = TESTS / ".venv-msgflo041"
 SETUP_HINT = "the test tools are installed by ./bootstrap.sh setup"
 STOP_TIMEOUT = 10.0
@@ -283,3 +287,22 @@ async def our_participants(url: str, *group: Participant) -> AsyncIterator[None]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def python_repeats(broker: str, roles: Sequence[str], workdir: Path, period: float) -> list[Child]:
+    """examples/repeat.py under our ``msgflo-python``, one process per role, announcing every
+    ``period`` / 2.2 s: the original coordinators subscribe to discovery only once node has
+    loaded them, later than our participants first announce."""
+    argv = ["--broker", broker, "--discovery-period", str(period)]
+    return [
+        Child(role, [BIN / "msgflo-python", REPEAT, role, *argv], workdir=workdir) for role in roles
+    ]
+
+
+async def next_body(queue: aio_pika.abc.AbstractQueue) -> bytes:
+    """The body of the next message on ``queue`` (acked); bound it with :func:`within`."""
+    async with queue.iterator() as messages:
+        async for message in messages:
+            await message.ack()
+            return message.body
+    raise AssertionError(f"queue {queue.name} closed")

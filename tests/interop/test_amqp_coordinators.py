@@ -22,9 +22,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,45 +37,19 @@ from gateway.mosquitto import LOOPBACK, free_port
 from tests.amqp_broker import RabbitMQ
 from tests.interop.support import (
     NODE_MODULES,
-    ROOT,
     Child,
     Tag,
+    next_body,
     node_tools,
     our_participants,
+    python_repeats,
     within,
 )
 
-BIN = Path(sys.executable).parent
-REPEAT = ROOT / "examples" / "repeat.py"
 SENT = {"path": [], "reading": 23.5, "ok": True, "unit": "°C"}
 START_TIMEOUT = 40.0  # node loads msgflo-nodejs / msgflo in seconds on a busy machine
 DISCOVERY_PERIOD = 2  # seconds, for our msgflo-python participants
 WAIT_TIMEOUT = 30  # the original's --wait-timeout, seconds
-
-
-def bindings(rabbitmq: RabbitMQ) -> set[tuple[str, str]]:
-    """(source exchange, destination) of every binding on the broker. rabbitmqctl exited with
-    status 64 here in one of several runs (its output was not kept): it gets two more tries,
-    and what it printed is shown if all fail."""
-    errors = []
-    for _ in range(3):
-        try:
-            out = rabbitmq.ctl("list_bindings", "source_name", "destination_name")
-        except subprocess.CalledProcessError as exc:
-            errors.append(f"exit {exc.returncode}: {exc.stdout!r} {exc.stderr!r}")
-            time.sleep(0.5)
-            continue
-        lines = (line.split("\t")[:2] for line in out.splitlines() if "\t" in line)
-        return {(s, d) for s, d in lines}
-    pytest.fail("rabbitmqctl list_bindings failed:\n" + "\n".join(errors))
-
-
-async def next_body(queue: aio_pika.abc.AbstractQueue) -> bytes:
-    async with queue.iterator() as messages:
-        async for message in messages:
-            await message.ack()
-            return message.body
-    raise AssertionError("the probe queue closed")
 
 
 async def tap(channel: aio_pika.abc.AbstractChannel, exchange: str) -> aio_pika.abc.AbstractQueue:
@@ -150,7 +121,7 @@ async def test_our_coordinator_wires_a_nodejs_participant(
         answer = await within(30, next_body(answers), "the answer of last", [child])
         assert child.running, child.describe()
         assert json.loads(answer) == {**SENT, "path": [first, last]}
-        found = await asyncio.to_thread(bindings, rabbitmq)
+        found = await asyncio.to_thread(rabbitmq.bindings)
     assert {(f"{first}/out", f"{nodejs}.IN"), (f"{nodejs}.OUT", f"{last}/in")} <= found
 
 
@@ -185,15 +156,7 @@ async def test_the_original_coordinator_wires_our_participants(
     a, b = f"a{token}", f"b{token}"
     graph = f"'hello' -> IN {b}(PythonRepeat)\n{a}(PythonRepeat) OUT -> IN {b}\n"
     original, started = original_coordinator(rabbitmq, tmp_path, graph)
-    period = ["--discovery-period", str(DISCOVERY_PERIOD)]
-    ours = [
-        Child(
-            role,
-            [BIN / "msgflo-python", REPEAT, role, "--broker", rabbitmq.url, *period],
-            workdir=tmp_path,
-        )
-        for role in (a, b)
-    ]
+    ours = python_repeats(rabbitmq.url, (a, b), tmp_path, DISCOVERY_PERIOD)
     children = [original, *ours]
     connection = await within(20, aio_pika.connect(rabbitmq.url), "a connection to RabbitMQ")
     async with connection:
@@ -205,7 +168,7 @@ async def test_the_original_coordinator_wires_our_participants(
         from_b = await tap(channel, f"{b}/out")
         async with original, ours[0], ours[1]:
             await within(WAIT_TIMEOUT + 10, until_started(original, started), started, children)
-            found = await asyncio.to_thread(bindings, rabbitmq)
+            found = await asyncio.to_thread(rabbitmq.bindings)
             assert (f"{a}/out", f"{b}/in") in found
             # The IIP went to b's inport queue when b was discovered.
             echo = await within(20, next_body(from_b), "the IIP's echo on b's outport", children)

@@ -21,7 +21,14 @@ import aio_pika
 from gateway.participant import Message, Participant
 from tests.amqp_broker import RabbitMQ
 from tests.integration.test_transport_amqp import wait_discovery
-from tests.interop.support import NODE_MODULES, Child, node_tools, our_participants, within
+from tests.interop.support import (
+    NODE_MODULES,
+    Child,
+    next_body,
+    node_tools,
+    our_participants,
+    within,
+)
 
 SENT = {"path": [], "reading": 23.5, "ok": True, "unit": "°C"}
 START_TIMEOUT = 40.0
@@ -47,14 +54,6 @@ class QueueTag(Participant):
         self.ack(msg)
 
 
-async def next_message(queue: aio_pika.abc.AbstractQueue) -> bytes:
-    async with queue.iterator() as messages:
-        async for message in messages:
-            await message.ack()
-            return message.body
-    raise AssertionError("the answers queue closed")
-
-
 def ports(announced: dict[str, Any], kind: str) -> dict[str, str]:
     return {p["id"]: p["queue"] for p in announced["payload"][kind]}
 
@@ -64,7 +63,10 @@ async def test_nodejs_repeat_between_our_participants(rabbitmq: RabbitMQ, tmp_pa
     assert (NODE_MODULES / "amqplib").is_dir(), "amqplib missing; ./bootstrap.sh setup installs it"
     token = secrets.token_hex(3)
     role = f"nodejs{token}"
-    argv = [tools.node, tools.msgflo_nodejs, "--name", role, "--broker", rabbitmq.url]
+    argv: list[str | Path] = [
+        *(tools.node, tools.msgflo_nodejs),
+        *("--name", role, "--broker", rabbitmq.url),
+    ]
     nodejs = Child("nodejs", [*argv, tools.nodejs_repeat], workdir=tmp_path)
     connection = await within(20, aio_pika.connect(rabbitmq.url), "a connection to RabbitMQ")
     async with connection, nodejs:
@@ -86,5 +88,5 @@ async def test_nodejs_repeat_between_our_participants(rabbitmq: RabbitMQ, tmp_pa
         )
         async with our_participants(rabbitmq.url, first, last):
             await inport.publish(aio_pika.Message(json.dumps(SENT).encode()), routing_key="")
-            answer = await within(30, next_message(answers), "the answer of last", [nodejs])
+            answer = await within(30, next_body(answers), "the answer of last", [nodejs])
     assert json.loads(answer) == {**SENT, "path": ["first", "last"]}

@@ -10,15 +10,12 @@ run elsewhere and waits for their discovery messages: it can only wire ``a/out``
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from gateway.mosquitto import LOOPBACK, Mosquitto, free_port
 from tests.conftest import Probe
-from tests.interop.support import ROOT, Child, node_tools, within
+from tests.interop.support import Child, node_tools, python_repeats, within
 
-BIN = Path(sys.executable).parent
-REPEAT = ROOT / "examples" / "repeat.py"
 GRAPH = "'hello' -> IN a(PythonRepeat)\na OUT -> IN b(PythonRepeat)\n"
 # Sent with trailing zeros and escapes, as a device would: only the values survive the chain.
 SENT = b'{"reading": 23.50, "unit": "\\u00b0C", "ok": true, "tags": ["x", "y"]}'
@@ -44,15 +41,7 @@ async def test_our_participants_under_the_original_coordinator(
     # The original subscribes to discovery only once node has loaded it, which takes longer than
     # our participants take to announce themselves; a short discovery period makes them announce
     # again within a second instead of the default 27 s.
-    period = ["--discovery-period", str(DISCOVERY_PERIOD)]
-    ours = [
-        Child(
-            role,
-            [BIN / "msgflo-python", REPEAT, role, "--broker", mosquitto.url, *period],
-            workdir=tmp_path,
-        )
-        for role in ("a", "b")
-    ]
+    ours = python_repeats(mosquitto.url, ("a", "b"), tmp_path, DISCOVERY_PERIOD)
     children = [original, *ours]
     for topic in ("a/out", "b/in", "b/out"):
         await probe.watch(topic)
