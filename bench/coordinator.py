@@ -172,7 +172,8 @@ class Coordinator:
         self.log = (self.workdir / f"{kind}.log").open("w+")
         wait = str(int(settings.scale_timeout + 30))  # the original gives up (and throws) then
         common = ["--graph", str(graph), "--broker", url, "--wait-timeout", wait]
-        common += ["--host", "127.0.0.1", "--port", str(free_port())]
+        self.port = free_port()  # where it serves the runtime protocol (both take --port)
+        common += ["--host", "127.0.0.1", "--port", str(self.port)]
         if kind == "original":
             cmd = [node(), str(ORIGINAL), *common]
         else:
@@ -638,7 +639,9 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def paired_ratios(results: list[dict[str, Any]]) -> dict[str, Any]:
     """ours/original per run (adjacent in time), hop latencies per run, and their medians."""
-    throughput, cpu, hop50, hop99 = [], [], {}, {}
+    throughput, cpu = [], []
+    hop50: dict[str, list[float]] = {}
+    hop99: dict[str, list[float]] = {}
     for run_no in sorted({r["run"] for r in results}):
         pair = {r["path"]: r for r in results if r["run"] == run_no and "error" not in r}
         if "ours" in pair and "original" in pair:
@@ -859,7 +862,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Plan]:
         parser.error("--count and --runs must be >= 1, --window 1..500, --pings >= 0")
     if args.participants < 2 or args.idle <= 0:
         parser.error("--participants must be >= 2 and --idle > 0")
-    only = COORDINATORS if args.only is None else (args.only,)
+    only: tuple[str, ...] = COORDINATORS if args.only is None else (args.only,)
     why = original_available()
     if "original" in only and why is not None:
         print(f"original coordinator skipped: {why}", file=sys.stderr)

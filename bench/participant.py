@@ -161,7 +161,7 @@ class Phase:
     def __post_init__(self) -> None:
         self.seen = bytearray(self.count)
 
-    def record(self, seq: int, sent_at: float, payload: bytes, now: float) -> None:
+    def record(self, seq: int, sent_at: float, payload: bytes | bytearray, now: float) -> None:
         if not 0 <= seq < self.count or self.seen[seq]:
             self.duplicates += 1
             return
@@ -200,7 +200,9 @@ class LoadGen:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         self.client.on_message = self._on_message
         self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-        self.sock = self.client.socket()
+        sock = self.client.socket()
+        assert sock is not None, "paho has a socket once connect() returned"
+        self.sock = sock
         nodelay(self.sock)  # the instrument must not hold back small packets
         self.client.subscribe(topic_out, qos)
 
@@ -300,7 +302,11 @@ class LoadGen:
             if time.monotonic() >= deadline:
                 break
             self.send(seq)
-            self.pump(lambda s=seq: phase.seen[s] == 1, deadline, PING_TIMEOUT)
+
+            def echoed(s: int = seq) -> bool:
+                return phase.seen[s] == 1
+
+            self.pump(echoed, deadline, PING_TIMEOUT)
         return phase, max(time.perf_counter() - start, 1e-9)
 
     def close(self) -> None:

@@ -296,8 +296,7 @@ def start_coordinator(bench: Bench, workdir: Path, tag: str) -> Coordinator:
 
 def runtime_address(coordinator: Coordinator) -> str:
     """Where the coordinator serves the protocol (bench/coordinator.py picked the port)."""
-    args = [str(a) for a in coordinator.process.args]
-    return f"ws://127.0.0.1:{args[args.index('--port') + 1]}"
+    return f"ws://127.0.0.1:{coordinator.port}"
 
 
 def not_ready(coordinator: Coordinator) -> str:

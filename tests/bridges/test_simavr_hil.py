@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,8 +122,8 @@ def spawned(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @contextlib.asynccontextmanager
-async def background(coroutine: object) -> AsyncIterator[None]:
-    task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+async def background(coroutine: Awaitable[object]) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(coroutine)
     try:
         yield
     finally:

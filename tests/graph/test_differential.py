@@ -114,7 +114,7 @@ def _feature_counts() -> dict[str, int]:
             "JSON IIP",
             any(isinstance(c, Initial) and not isinstance(c.data, str) for c in graph.connections),
         )
-        count("omitted ports", any(p in ("in", "out") for p in [*srcs, *tgts] for p in p[1:]))
+        count("omitted ports", any(p in ("in", "out") for s in [*srcs, *tgts] for p in s[1:]))
         count("upper-case ports lowered", any(p != p.upper() for s in srcs for p in s[1:]))
     return found
 

@@ -22,12 +22,13 @@ from gateway.graph import (
     to_fbp,
     to_json,
 )
+from gateway.graph.model import freeze
 
 from .conftest import VALID_FBP, read_source
 
 
-def edges(text: str, **kw: bool) -> list[tuple[str, str]]:
-    graph = parse_fbp(text, **kw)
+def edges(text: str, *, case_sensitive: bool = False) -> list[tuple[str, str]]:
+    graph = parse_fbp(text, case_sensitive=case_sensitive)
     out = []
     for c in graph.connections:
         src = f"{c.src.process}.{c.src.port}" if isinstance(c, Edge) else repr(c.data)
@@ -101,7 +102,7 @@ def test_model_is_immutable() -> None:
         graph.case_sensitive = True  # type: ignore[misc]
     assert isinstance(graph.processes, MappingProxyType)
     with pytest.raises(TypeError):
-        graph.processes["n"].metadata["x"] = 2  # type: ignore[index]
+        graph.processes["n"].metadata["x"] = 2
 
 
 def test_writer_output() -> None:
@@ -113,7 +114,7 @@ def test_writer_output() -> None:
             Initial("ends\\", PortRef("m", "cfg")),
             Initial("two\nlines", PortRef("m", "cfg")),
             Initial(False, PortRef("m", "on")),
-            Initial({"b": 1, "a": [None]}, PortRef("m", "cfg")),
+            Initial(freeze({"b": 1, "a": [None]}), PortRef("m", "cfg")),
         ),
         properties=Properties(environment={"type": "msgflo"}),
     )

@@ -22,6 +22,7 @@ from gateway.graph import (
     to_fbp,
     to_json,
 )
+from gateway.graph.model import FrozenJson, freeze
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SAFE_INT = 2**53
@@ -71,13 +72,15 @@ json_scalars = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
 )
-json_values = st.recursive(
+# Frozen as the model stores them (Initial, Process etc. would freeze plain lists and dicts the
+# same way on construction), so the values have the model's FrozenJson type.
+json_values: st.SearchStrategy[FrozenJson] = st.recursive(
     json_scalars,
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
     ),
     max_leaves=6,
-)
+).map(freeze)
 
 
 @st.composite

@@ -151,7 +151,7 @@ class Watcher:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.arrived:
-            self.got.append((msg.topic, msg.payload))
+            self.got.append((msg.topic, bytes(msg.payload)))
             self.arrived.notify_all()
 
     def wait_for(self, needle: bytes, timeout: float) -> bool:

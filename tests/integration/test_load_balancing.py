@@ -18,7 +18,7 @@ import signal
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -57,11 +57,13 @@ class Worker(Participant):
         self.done: list[object] = []
         self.fail = False
 
-    def process(self, inport: str, msg: Message) -> None:
+    # Participant's return type, so a subclass may make process async (Busy below).
+    def process(self, inport: str, msg: Message) -> Awaitable[None] | None:
         if self.fail:
             raise ValueError(f"cannot process {msg.data!r}")
         self.send("out", msg.data)
         self.done.append(msg.data)
+        return None
 
 
 @contextlib.asynccontextmanager

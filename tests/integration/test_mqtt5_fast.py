@@ -14,11 +14,8 @@ import pytest
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.mosquitto import Mosquitto, TlsListener
 from gateway.transport.backoff import Backoff
-from gateway.transport.base import Delivery
-from gateway.transport.mqtt5_encoder import (
-    Will,
-    encode_publish,
-)
+from gateway.transport.base import Delivery, Will
+from gateway.transport.mqtt5_encoder import encode_publish
 from gateway.transport.mqtt5_fast import FastMqttTransport, topic_matches
 from tests.certs import Pki, make_pki
 from tests.conftest import Probe

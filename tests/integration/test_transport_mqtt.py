@@ -107,7 +107,7 @@ async def test_socket_has_nagle_off(mosquitto: Mosquitto) -> None:
     async with MqttTransport(parse_broker_url(mosquitto.url), client_id="nodelay") as transport:
         await asyncio.wait_for(transport.wait_connected(), 5)
         sock = transport._client.socket()  # private, but the socket is the thing under test
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 

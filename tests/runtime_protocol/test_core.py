@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.graph.json_format import parse_json
-from gateway.graph.model import Edge, ExportedPort, Graph, Initial, PortRef, Process
+from gateway.graph.model import Edge, ExportedPort, Graph, Initial, PortRef, Process, freeze
 from gateway.runtime_protocol.core import BROADCAST
 from gateway.runtime_protocol.replies import CAPABILITIES
 from tests.runtime_protocol.conftest import Harness, payloads
@@ -199,7 +199,7 @@ async def test_network_start_status_stop(harness: Harness) -> None:
         processes={"Hello": Process("core/Repeat"), "World": Process("core/Drop")},
         connections=(
             Edge(PortRef("Hello", "out", 0), PortRef("World", "in")),
-            Initial([1, "x"], PortRef("Hello", "in")),
+            Initial(freeze([1, "x"]), PortRef("Hello", "in")),
         ),
     )
     await harness.send("network", "getstatus", {"graph": MAIN})

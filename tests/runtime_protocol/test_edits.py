@@ -9,7 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ProtocolError
-from gateway.graph.model import Edge, ExportedPort, Graph, Group, Initial, PortRef, Process, thaw
+from gateway.graph.model import (
+    Edge,
+    ExportedPort,
+    Graph,
+    Group,
+    Initial,
+    PortRef,
+    Process,
+    freeze,
+    thaw,
+)
 from gateway.runtime_protocol import edits
 from gateway.runtime_protocol import requests as rq
 
@@ -130,7 +140,7 @@ def test_edges_and_iips() -> None:
     assert g.edges[-1] == Edge(PortRef("c", "out"), PortRef("a", "in", 0), {"route": 1})
     removed = edits.apply(rq.RemoveEdge(G, PortRef("a", "out"), PortRef("b", "in")), g)
     assert len(removed.graph.edges) == 3 and removed.graph.initials == g.initials
-    added = edits.apply(rq.AddInitial(G, {"k": [1, None]}, PortRef("a", "in")), g)
+    added = edits.apply(rq.AddInitial(G, freeze({"k": [1, None]}), PortRef("a", "in")), g)
     assert events(added) == [
         (
             "addinitial",

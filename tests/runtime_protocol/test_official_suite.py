@@ -20,7 +20,7 @@ _DROPPED = {("network", "started"): ("time", "running"), ("network", "stopped"):
 
 
 def _comparable(msg: dict[str, Any]) -> dict[str, Any]:
-    payload = copy.deepcopy(msg["payload"])
+    payload: dict[str, Any] = copy.deepcopy(msg["payload"])
     for key in _DROPPED.get((msg["protocol"], msg["command"]), ()):
         payload.pop(key, None)
     if msg["command"] == "error":

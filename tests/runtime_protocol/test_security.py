@@ -51,15 +51,12 @@ async def test_every_command_is_refused_without_the_secret(
 async def test_the_secret_is_accepted_top_level_or_in_the_payload(
     secured: Harness, where: str
 ) -> None:
-    frame = {
-        "protocol": "graph",
-        "command": "addnode",
-        "payload": {"id": "n", "component": "c", "graph": MAIN},
-    }
+    payload = {"id": "n", "component": "c", "graph": MAIN}
+    frame: dict[str, object] = {"protocol": "graph", "command": "addnode", "payload": payload}
     if where == "top":
         frame["secret"] = SECRET
     else:
-        frame["payload"]["secret"] = SECRET
+        payload["secret"] = SECRET
     await secured.core.handle("a", json.dumps(frame))
     await secured.settle()
     assert [m["command"] for m in secured.take()] == ["addnode"]

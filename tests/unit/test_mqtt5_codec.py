@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.transport.base import Will
 from gateway.transport.mqtt5_codec import (
     ConnAck,
     Decoder,
@@ -29,7 +30,6 @@ from gateway.transport.mqtt5_codec import (
 from gateway.transport.mqtt5_encoder import (
     PublishEncoder,
     SubscriptionOptions,
-    Will,
     encode_binary,
     encode_connect,
     encode_disconnect,
