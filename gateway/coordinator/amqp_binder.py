@@ -15,6 +15,8 @@ data path (reference 4.2).
   the observation ends and by the broker when the coordinator's connection closes.
 - discovery: the durable queue ``fbp`` as participants declare it (no arguments), every message
   acknowledged, even a bad one (reference 2.1).
+- the record of what it bound (``amqp_bindings.py``), read at connect, so that bindings of
+  edges removed while no coordinator ran are removed too.
 
 Everything here runs on a connection of its own, apart from the coordinator's transport: a
 refused operation (RabbitMQ closes the channel on a 404 or 406) costs only the admin channel,
@@ -27,7 +29,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -35,11 +36,19 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from gateway.coordinator.amqp_bindings import (
+    Binding,
+    binding_of,
+    decode_record,
+    read_record,
+    record_queue,
+    write_record,
+)
 from gateway.coordinator.binder import Binder, DataFn
-from gateway.coordinator.wiring import EdgeKind, EdgeState
+from gateway.coordinator.wiring import EdgeState
 from gateway.errors import TransportError
 from gateway.participant.discovery import DISCOVERY_TOPIC
-from gateway.transport.amqp import connect_amqp, dead_letter_exchange, exchange_exists
+from gateway.transport.amqp import connect_amqp, exchange_exists
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, DeliveryHandler, Transport
 from gateway.transport.reconnect import keep_connected
@@ -55,40 +64,27 @@ AdminOp = Callable[[AbstractChannel], Awaitable[None]]
 TapFn = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
-@dataclass(frozen=True, order=True)
-class Binding:
-    """Queue ``queue`` bound to fanout exchange ``exchange`` with routing key ``''``.
-    ``dead``: the exchange is a dead-letter exchange the coordinator declared."""
-
-    exchange: str
-    queue: str
-    dead: bool = False
-
-
-def binding_of(state: EdgeState) -> Binding | None:
-    """The broker binding that carries a resolved edge (``None``: nothing to bind)."""
-    if state.src_queue is None or state.tgt_queue is None:
-        return None
-    if state.kind is EdgeKind.DEADLETTER:
-        return Binding(dead_letter_exchange(state.src_queue), state.tgt_queue, dead=True)
-    if state.same_topic:  # the inport's own exchange already feeds its queue
-        return None
-    return Binding(state.src_queue, state.tgt_queue)
-
-
 class AmqpBinder(Binder):
     """Bindings, taps and discovery on a connection of their own; IIPs go through
     ``transport`` (to the inport's exchange, as a participant's output would)."""
 
     def __init__(
-        self, transport: Transport, on_data: DataFn, *, backoff: Backoff | None = None
+        self,
+        transport: Transport,
+        on_data: DataFn,
+        *,
+        record: str | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.transport = transport
         self.url = transport.url
         self._tls = tls_context(self.url)
         self.bound: set[Binding] = set()
-        # Bound on an earlier connection: durable, so probably still on the broker.
+        # Bound on an earlier connection, or by an earlier coordinator of this deployment (its
+        # record): durable, so probably still on the broker, and unbound unless still wanted.
         self._maybe_bound: set[Binding] = set()
+        self._record = record  # the deployment's name; None: keep no record
+        self._recorded: set[Binding] | None = None  # what the record on the broker says
         self.taps: dict[str, str] = {}  # observed exchange -> its tap queue
         self._on_data = on_data
         self._backoff = backoff or Backoff()
@@ -139,6 +135,7 @@ class AmqpBinder(Binder):
             self._consuming.close_callbacks.add(self._on_close)
             await self._consuming.set_qos(prefetch_count=DISCOVERY_PREFETCH)
             self._admin = await connection.channel()
+            await self._read_record()
             if self._discovery is not None:
                 await self._consume_discovery()
         except AMQP_ERRORS as exc:
@@ -208,7 +205,34 @@ class AmqpBinder(Binder):
             await self._untap(exchange)
         for exchange in sorted(observed - set(self.taps)):
             complete &= await self._tap(exchange)
+        if self.bound != self._recorded:
+            await self._write_record()
         return complete
+
+    async def _read_record(self) -> None:
+        if self._record is None or self._admin is None:
+            return
+        body = await read_record(self._admin, self._record)
+        if body is None:
+            self._recorded = set()
+            return
+        try:
+            self._recorded = decode_record(body)
+        except ValueError as exc:
+            log.warning("amqp: ignoring %s: %s", record_queue(self._record), exc)
+            self._recorded = set()
+        self._maybe_bound |= self._recorded
+
+    async def _write_record(self) -> None:
+        if self._record is None:
+            return
+        bound, name = set(self.bound), self._record
+
+        async def write(channel: AbstractChannel) -> None:
+            await write_record(channel, name, bound)
+
+        if await self._admin_op(f"record the bindings in {record_queue(name)}", write):
+            self._recorded = bound
 
     async def _bind(self, binding: Binding) -> bool:
         async def bind(channel: AbstractChannel) -> None:

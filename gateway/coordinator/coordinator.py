@@ -67,6 +67,10 @@ class CoordinatorOptions:
     # discovered (so what it sets off is not lost on unwired edges), but never longer than this.
     iip_hold: float = 45.0
     forward_qos: int = 2  # subscribe at QoS 2 so each message keeps the QoS it was sent with
+    # The deployment's name (the graph's): on AMQP it keys the broker-side record of the
+    # bindings made, so a restart on an edited graph removes the edges it no longer has.
+    # None: no record (an embedded coordinator whose bindings someone else cleans up).
+    deployment: str | None = None
 
 
 @dataclass
@@ -357,7 +361,7 @@ def binder_for(
         # Imported here so that an MQTT-only gateway never imports aio-pika.
         from gateway.coordinator.amqp_binder import AmqpBinder
 
-        return AmqpBinder(transport, on_data)
+        return AmqpBinder(transport, on_data, record=options.deployment)
     replay = options.retained is RetainedPolicy.FORWARD
     return MqttForwarder(
         transport, on_data, qos=options.forward_qos, replay_retained=replay, stats=stats

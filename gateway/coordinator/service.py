@@ -10,6 +10,7 @@ asked to. Nothing here waits for a participant: ``--wait-timeout`` only reports 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -74,6 +75,18 @@ def library_from_options(library: Path | None, componentdir: Path | None) -> Com
     return with_builtins(found)
 
 
+def deployment_name(config: ServiceConfig, graph: Graph) -> str | None:
+    """Who this coordinator is, across restarts: the graph's ``name`` property, else its
+    file (name and a digest of the absolute path: two projects' ``main.fbp`` on one vhost
+    are different deployments), else nobody (no record is kept)."""
+    if graph.properties.name:
+        return graph.properties.name
+    if config.graph_path is None:
+        return None
+    where = hashlib.sha256(str(config.graph_path.resolve()).encode()).hexdigest()[:8]
+    return f"{config.graph_path.stem}-{where}"
+
+
 class CoordinatorService:
     """Everything the ``msgflo`` command runs, for one broker and one graph."""
 
@@ -81,7 +94,10 @@ class CoordinatorService:
         self.config = config
         self.transport = coordinator_transport(config.broker)
         options = CoordinatorOptions(
-            expiry=config.expiry, retained=config.retained, iip_hold=config.wait_timeout
+            expiry=config.expiry,
+            retained=config.retained,
+            iip_hold=config.wait_timeout,
+            deployment=deployment_name(config, graph),
         )
         self.coordinator = Coordinator(self.transport, graph, options=options)
         self.coordinator.add_listener(self._on_participant)

@@ -7,13 +7,15 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from gateway.broker import parse_broker_url
 from gateway.coordinator.amqp_binder import TAP_PREFIX, AmqpBinder
+from gateway.coordinator.amqp_bindings import record_queue
 from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.coordinator.runtime_environment import CoordinatorEnvironment
-from gateway.coordinator.service import CoordinatorService, ServiceConfig
+from gateway.coordinator.service import CoordinatorService, ServiceConfig, deployment_name
 from gateway.graph import parse_fbp
 from gateway.graph.model import Edge, Graph, Initial
 from gateway.participant import Message, Participant, serve
@@ -431,3 +433,61 @@ async def test_wires_and_inspects_ports_declared_transient(rabbitmq: RabbitMQ) -
         exchanges = rabbitmq.ctl("list_exchanges", "name", "durable", "auto_delete")
     assert seen == [b'"light"']
     assert f"{a}/out\tfalse\ttrue" in exchanges.splitlines()
+
+
+@contextlib.asynccontextmanager
+async def service_on(url: str, fbp: str, graph_file: str) -> AsyncIterator[Coordinator]:
+    """CoordinatorService on ``fbp`` loaded from ``graph_file`` (``msgflo --graph FILE``)."""
+    config = ServiceConfig(broker=parse_broker_url(url), graph_path=Path(graph_file))
+    service = CoordinatorService(config, parse_fbp(fbp))
+    running = asyncio.create_task(service.run())
+    try:
+        yield service.coordinator
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+def record_of(graph_file: str) -> str:
+    """The record queue of the coordinator of an unnamed graph in ``graph_file``."""
+    config = ServiceConfig(broker=parse_broker_url("amqp://x"), graph_path=Path(graph_file))
+    deployment = deployment_name(config, Graph())
+    assert deployment is not None
+    return record_queue(deployment)
+
+
+async def test_a_restart_on_an_edited_graph_removes_the_edges_it_dropped(
+    rabbitmq: RabbitMQ,
+) -> None:
+    """Bindings are durable and outlive the coordinator; its record on the broker lets the
+    next coordinator of the deployment unbind what the edited graph no longer has, and leaves
+    another deployment's bindings alone."""
+    a, b, c, d = unique("a"), unique("b"), unique("c"), unique("d")
+    mine, theirs = f"{unique('deployment')}.fbp", f"{unique('elsewhere')}/main.fbp"
+
+    def group() -> list[Participant]:
+        # Started anew with each coordinator: AMQP discovery is a queue, and a coordinator
+        # consumes the announcements it hears.
+        return [Repeat(a), Collect(b), Collect(c), Collect(d)]
+
+    other = f"{a}(Repeat) OUT -> IN {d}(Collect)"
+    async with participants(rabbitmq.url, *group()), service_on(rabbitmq.url, other, theirs) as x:
+        await bound(x, 1)
+    both = f"{a}(Repeat) OUT -> IN {b}(Collect)\n{a} OUT -> IN {c}(Collect)"
+    async with participants(rabbitmq.url, *group()), service_on(rabbitmq.url, both, mine) as y:
+        await bound(y, 2)
+    assert {(f"{a}/out", f"{b}/in"), (f"{a}/out", f"{c}/in")} <= rabbitmq.bindings()
+    # The graph file was edited: a -> c is gone.
+    edited = f"{a}(Repeat) OUT -> IN {b}(Collect)\n{c}(Collect)"
+    async with participants(rabbitmq.url, *group()), service_on(rabbitmq.url, edited, mine) as z:
+        await bound(z, 1)
+        async with asyncio.timeout(TIMEOUT):
+            while (f"{a}/out", f"{c}/in") in rabbitmq.bindings():
+                await asyncio.sleep(0.1)
+    found = rabbitmq.bindings()
+    assert (f"{a}/out", f"{b}/in") in found
+    assert (f"{a}/out", f"{d}/in") in found  # the other deployment's edge
+    records = rabbitmq.ctl("list_queues", "name", "messages", "durable").splitlines()
+    assert f"{record_of(mine)}\t1\ttrue" in records
+    assert f"{record_of(theirs)}\t1\ttrue" in records
