@@ -6,6 +6,8 @@ One run starts one private RabbitMQ on 127.0.0.1 (tests/amqp_broker.py) and meas
 1. **Echo** (the queue names of a role ``bench``: ``bench.IN`` -> ``bench.OUT``, the objects
    msgflo-nodejs declares), each echo in its own process, one after the other, twice (AB BA):
    - ``ours``: a Repeat participant of this library on ``amqp://`` (ack after process);
+   - ``persistent``: the same with its outport ``"options": {"persistent": true}`` (delivery
+     mode 2: RabbitMQ writes each answer to disk before it counts as routed);
    - ``raw``: the baseline, a bare aio-pika consumer that publishes each body to the outport
      exchange and acks it, with the same prefetch (2);
    - ``nodejs``: the Repeat example of msgflo-nodejs 0.11.1 under its own command (amqplib 0.5).
@@ -55,12 +57,14 @@ def serve_ours(url: str, kind: str, job_ms: float) -> None:
 
     class Echo(Participant):
         def __init__(self) -> None:
-            role = ROLE if kind == "ours" else "work"
+            role = "work" if kind == "work" else ROLE
+            # "persistent": the outport option that sends with delivery mode 2.
+            options = {"persistent": True} if kind == "persistent" else {}
             super().__init__(
                 {
                     "component": "BenchEcho",
                     "inports": [{"id": "in", "queue": f"{role}.IN"}],
-                    "outports": [{"id": "out", "queue": f"{role}.OUT"}],
+                    "outports": [{"id": "out", "queue": f"{role}.OUT", "options": options}],
                 },
                 role,
             )
@@ -132,7 +136,11 @@ class Load:
         out = await self.channel.declare_exchange(
             f"{self.role}.OUT", aio_pika.ExchangeType.FANOUT, durable=True
         )
-        answers = await self.channel.declare_queue(f"{self.role}.bench-answers", auto_delete=True)
+        # Durable, so that persistent answers are written to disk as they would be in a
+        # participant's inport queue (the same for every kind: transient ones are not).
+        answers = await self.channel.declare_queue(
+            f"{self.role}.bench-answers", durable=True, auto_delete=True
+        )
         await answers.purge()
         await answers.bind(out)
         await answers.consume(self._answer, no_ack=True)
@@ -217,7 +225,8 @@ async def measure_scale(url: str, workers: int, args: argparse.Namespace) -> flo
 
 
 async def bench(args: argparse.Namespace) -> dict[str, object]:
-    kinds = ["ours", "raw"] + (["nodejs"] if (NODE_MODULES / "amqplib").is_dir() else [])
+    kinds = ["ours", "persistent", "raw"]
+    kinds += ["nodejs"] if (NODE_MODULES / "amqplib").is_dir() else []
     echo: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
     with RabbitMQ() as broker:
         for run in range(args.runs):
@@ -225,7 +234,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                 echo[kind].append(await measure_echo(broker.url, kind, args))
                 rate, p50 = echo[kind][-1]
                 print(
-                    f"  run {run + 1} {kind:>6}: {rate:8.0f} msg/s   ping p50 {p50:6.2f} ms",
+                    f"  run {run + 1} {kind:>10}: {rate:8.0f} msg/s   ping p50 {p50:6.2f} ms",
                     flush=True,
                 )
         scale = {n: await measure_scale(broker.url, n, args) for n in (1, 2, 4)}
@@ -233,9 +242,9 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
         k: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v))
         for k, v in echo.items()
     }
-    print("\necho (median)          msg/s   vs raw   ping p50 ms")
+    print("\necho (median)              msg/s   vs raw   ping p50 ms")
     for kind, (rate, p50) in medians.items():
-        print(f"  {kind:>6}         {rate:10.0f}   {rate / medians['raw'][0]:5.2f}x   {p50:8.2f}")
+        print(f"  {kind:>10}     {rate:10.0f}   {rate / medians['raw'][0]:5.2f}x   {p50:8.2f}")
     print(f"\nscale-out: CPU-bound jobs of {args.job_ms:g} ms on {os.cpu_count()} cores")
     for n, rate in scale.items():
         print(f"  {n} worker{'s' if n > 1 else ' '}   {rate:8.1f} jobs/s   {rate / scale[1]:5.2f}x")
