@@ -6,7 +6,8 @@
 Payloads that are not JSON are printed as JSON strings (bytes decoded as UTF-8, invalid bytes
 replaced), so the output is always one valid JSON document. On AMQP the queue name is an
 outport's exchange (or an inport's): a private queue bound to it receives copies, so the tool
-takes nothing from the participants and leaves nothing behind.
+takes nothing from the participants and leaves no queue behind (the exchange of a port that
+does not exist yet is declared, durable, as its participant will declare it).
 """
 
 from __future__ import annotations
