@@ -97,10 +97,11 @@ async def sender(url: str) -> AsyncIterator[Transport]:
         yield transport
 
 
-async def bound(coordinator: Coordinator, count: int) -> None:
+async def bound(coordinator: Coordinator, count: int, timeout: float = TIMEOUT) -> None:
+    """Until the coordinator's binder has made ``count`` bindings."""
     binder = coordinator.binder
     assert isinstance(binder, AmqpBinder)
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(timeout):
         while len(binder.bound) < count:
             await coordinator.wired()
             await asyncio.sleep(0.02)
@@ -304,13 +305,20 @@ async def serving(
     environment = CoordinatorEnvironment(service, discovery_wait=1.0)
     log = EdgeLog()
     environment.set_listener(log)
-    running = asyncio.create_task(service.run())
-    try:
+    async with running(service):
         yield service, environment, log
+
+
+@contextlib.asynccontextmanager
+async def running(service: CoordinatorService) -> AsyncIterator[Coordinator]:
+    """``service.run()`` in the background until the block ends."""
+    task = asyncio.create_task(service.run())
+    try:
+        yield service.coordinator
     finally:
-        running.cancel()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await running
+            await task
 
 
 def taps_of(rabbitmq: RabbitMQ, exchange: str) -> list[str]:
@@ -439,14 +447,8 @@ async def test_wires_and_inspects_ports_declared_transient(rabbitmq: RabbitMQ) -
 async def service_on(url: str, fbp: str, graph_file: str) -> AsyncIterator[Coordinator]:
     """CoordinatorService on ``fbp`` loaded from ``graph_file`` (``msgflo --graph FILE``)."""
     config = ServiceConfig(broker=parse_broker_url(url), graph_path=Path(graph_file))
-    service = CoordinatorService(config, parse_fbp(fbp))
-    running = asyncio.create_task(service.run())
-    try:
-        yield service.coordinator
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+    async with running(CoordinatorService(config, parse_fbp(fbp))) as coordinator:
+        yield coordinator
 
 
 def record_of(graph_file: str) -> str:

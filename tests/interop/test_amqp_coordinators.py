@@ -19,22 +19,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aio_pika
 import pytest
 
 from gateway.broker import parse_broker_url
-from gateway.coordinator.amqp_binder import AmqpBinder
-from gateway.coordinator.coordinator import Coordinator
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.graph import parse_fbp
 from gateway.mosquitto import LOOPBACK, free_port
 from tests.amqp_broker import RabbitMQ
+from tests.coordinator.test_amqp_coordinator import bound, running
 from tests.interop.support import (
     NODE_MODULES,
     Child,
@@ -62,27 +59,6 @@ async def tap(channel: aio_pika.abc.AbstractChannel, exchange: str) -> aio_pika.
     return queue
 
 
-@contextlib.asynccontextmanager
-async def running(service: CoordinatorService) -> AsyncIterator[Coordinator]:
-    task = asyncio.create_task(service.run())
-    try:
-        yield service.coordinator
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def bound(coordinator: Coordinator, count: int) -> None:
-    """Until the coordinator's binder has made ``count`` bindings."""
-    binder = coordinator.binder
-    assert isinstance(binder, AmqpBinder)
-    while len(binder.bound) < count:
-        await coordinator.wired()
-        await asyncio.sleep(0.05)
-    await coordinator.wired()
-
-
 async def test_our_coordinator_wires_a_nodejs_participant(
     rabbitmq: RabbitMQ, tmp_path: Path
 ) -> None:
@@ -104,7 +80,9 @@ async def test_our_coordinator_wires_a_nodejs_participant(
     ):
         channel = await connection.channel()
         answers = await tap(channel, f"{last}/out")
-        await within(START_TIMEOUT, bound(coordinator, 2), "both edges bound", [child])
+        # node loads msgflo-nodejs in seconds: wait for its discovery as long as for a start.
+        waiting = bound(coordinator, 2, timeout=START_TIMEOUT + 5)
+        await within(START_TIMEOUT, waiting, "both edges bound", [child])
         queues = {
             (s.edge.src.process, s.edge.tgt.process): (s.src_queue, s.tgt_queue)
             for s in coordinator.edge_states()
