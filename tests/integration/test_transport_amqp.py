@@ -316,3 +316,35 @@ async def test_publishing_to_a_port_declared_transient_by_its_owner(rabbitmq: Ra
                 assert message.body == b'"iip"'
                 break
         assert sender.connected
+
+
+async def test_a_participant_redeclares_and_announces_again_after_a_broker_restart(
+    rabbitmq: RabbitMQ,
+) -> None:
+    role = unique("reannounce")
+    participant = Repeat(role)
+    transport = AmqpTransport(parse_broker_url(rabbitmq.url), backoff=FAST)
+    task = asyncio.create_task(serve([participant], transport=transport, discovery_period=600))
+    try:
+        async with asyncio.timeout(10):
+            while participant.stats.announced < 1:
+                await asyncio.sleep(0.02)
+        await rabbitmq.restart_async()  # transient announcements are gone with it
+        connection = await aio_pika.connect(rabbitmq.url)
+        async with connection, amqp(rabbitmq) as probe:
+            channel = await connection.channel()
+            fbp = await channel.declare_queue("fbp", durable=True)
+            announced = await wait_discovery(fbp, role)  # sent again at the reconnect
+            answers = await channel.declare_queue(exclusive=True)
+            await answers.bind(f"{role}.OUT")  # redeclared at the reconnect
+            probe.publish(f"{role}.IN", b'"after"')
+            async with asyncio.timeout(10), answers.iterator() as messages:
+                async for message in messages:
+                    assert message.body == b'"after"'
+                    break
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert announced["payload"]["role"] == role
+    assert participant.stats.announced >= 2
