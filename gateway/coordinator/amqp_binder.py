@@ -48,7 +48,7 @@ from gateway.coordinator.binder import Binder, DataFn
 from gateway.coordinator.wiring import EdgeState
 from gateway.errors import TransportError
 from gateway.participant.discovery import DISCOVERY_TOPIC
-from gateway.transport.amqp import connect_amqp, exchange_exists
+from gateway.transport.amqp import connect_amqp, ensure_fanout
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, DeliveryHandler, Transport
 from gateway.transport.reconnect import keep_connected
@@ -265,11 +265,10 @@ class AmqpBinder(Binder):
         return done
 
     async def _ensure_fanout(self, channel: AbstractChannel, name: str) -> None:
-        """Declare ``name`` durable only when it is missing: a port declared with
-        ``persistent: false`` is not durable, and a durable declaration would be refused."""
+        # Not declared durable over a port declared ``persistent: false``: RabbitMQ would
+        # refuse it (406), to us or to the participant.
         assert self._connection is not None
-        if not await exchange_exists(self._connection, name):
-            await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+        await ensure_fanout(self._connection, channel, name)
 
     async def _admin_op(self, what: str, op: AdminOp) -> bool:
         """Run ``op`` on the admin channel; a refusal is logged and the channel reopened."""

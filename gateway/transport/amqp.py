@@ -82,6 +82,17 @@ async def exchange_exists(connection: aio_pika.abc.AbstractConnection, name: str
     return True
 
 
+async def ensure_fanout(
+    connection: aio_pika.abc.AbstractConnection, channel: AbstractChannel, name: str
+) -> AbstractExchange:
+    """Fanout exchange ``name`` for a port of someone else's (an edge's source, a tap, an IIP's
+    target): used as its owner declared it, and declared durable, as msgflo-nodejs declares
+    ports, only when missing."""
+    if await exchange_exists(connection, name):
+        return await channel.get_exchange(name, ensure=False)
+    return await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+
+
 @dataclass(frozen=True, slots=True)
 class _Publish:
     topic: str
@@ -518,20 +529,19 @@ class AmqpTransport(Transport):
             await underlay.basic_nack(tag, requeue=item.requeue, wait=wait)
 
     async def _exchange(self, name: str) -> AbstractExchange:
-        """The fanout exchange ``name``, declared once per connection as its port says; one
-        of another participant's ports (an IIP, a sent message) is used as its owner declared
-        it, and declared durable, as msgflo-nodejs would, only when missing."""
+        """The fanout exchange ``name``, declared once per connection: as its port says when
+        it is one of ours (:meth:`declare_port`), else with :func:`ensure_fanout`."""
         exchange = self._exchanges.get(name)
         if exchange is None:
             channel, connection = self._channel, self._connection
             assert channel is not None and connection is not None
-            if name not in self._persistence and await exchange_exists(connection, name):
-                exchange = await channel.get_exchange(name, ensure=False)
-            else:
+            if name in self._persistence:
                 durable = self._durable(name)
                 exchange = await channel.declare_exchange(
                     name, aio_pika.ExchangeType.FANOUT, durable=durable, auto_delete=not durable
                 )
+            else:
+                exchange = await ensure_fanout(connection, channel, name)
             self._exchanges[name] = exchange
         return exchange
 
