@@ -18,11 +18,12 @@ from gateway.coordinator.runtime_environment import CoordinatorEnvironment
 from gateway.coordinator.service import CoordinatorService, ServiceConfig, deployment_name
 from gateway.graph import parse_fbp
 from gateway.graph.model import Edge, Graph, Initial
-from gateway.participant import Message, Participant, serve
+from gateway.participant import Message, Participant
 from gateway.participant.definition import Json
 from gateway.runtime_protocol.environment import Listener
 from gateway.transport import Transport, open_transport
 from tests.amqp_broker import RabbitMQ
+from tests.interop.support import our_participants as participants
 
 TIMEOUT = 10.0
 
@@ -73,20 +74,6 @@ async def coordinating(url: str, g: Graph) -> AsyncIterator[Coordinator]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-@contextlib.asynccontextmanager
-async def participants(url: str, *group: Participant) -> AsyncIterator[None]:
-    task = asyncio.create_task(serve(list(group), url))
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while any(p.stats.announced == 0 for p in group):
-                await asyncio.sleep(0.02)
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @contextlib.asynccontextmanager

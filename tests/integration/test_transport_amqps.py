@@ -22,11 +22,11 @@ from tests.coordinator.test_amqp_coordinator import (
     arrived,
     bound,
     coordinating,
-    participants,
     sender,
     unique,
 )
 from tests.integration.test_transport_contract import FAST
+from tests.interop.support import our_participants as participants
 
 
 def verified(rabbitmq: RabbitMQ, *, client_cert: bool = False) -> str:
