@@ -52,7 +52,8 @@ def run_coordinator(config: GatewayConfig, broker: BrokerUrl, secret: str, devic
     )
     r = config.runtime
     settings = RuntimeSettings(r.host, r.port, secret, runtime_id(device_id), r.label)
-    service = CoordinatorService(service_config, load_service_graph(graph_path))
+    graph = load_service_graph(graph_path, auto_save=service_config.auto_save)
+    service = CoordinatorService(service_config, graph)
     runtime = RuntimeProtocolService(service, settings)
     print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
     asyncio.run(until_signalled(serve(service, runtime)))

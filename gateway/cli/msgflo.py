@@ -130,7 +130,7 @@ def choose_broker(cli: str | None, stack: contextlib.ExitStack) -> BrokerUrl:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = load_service_graph(args.graph)
+    graph = load_service_graph(args.graph, auto_save=args.auto_save)
     library = library_from_options(args.library, args.componentdir)
     with contextlib.ExitStack() as stack:
         config = ServiceConfig(

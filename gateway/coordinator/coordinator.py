@@ -18,6 +18,7 @@ import enum
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -161,14 +162,26 @@ class Coordinator:
         return self._graph
 
     def set_graph(self, graph: Graph) -> None:
-        """Replace the graph: rewire everything and send the IIPs of the new graph."""
+        """Replace the graph: rewire everything and send the IIPs the old graph did not have.
+
+        An IIP both graphs have was sent already: a node added for a participant that was
+        discovered, or an edge drawn in Flowhub, must not deliver every IIP again.
+        """
+        held = Counter(_iip_key(i) for i in self._held_iips)
+        sent = Counter(_iip_key(i) for i in self._index.initials) - held
+        self._held_iips = []
         self._graph = graph
         self._index = GraphIndex.of(graph)
         self._wiring.states.clear()
         self._dirty_roles = None
         self._clean.clear()
         self._dirty.set()
-        self._held_iips = self._initials()
+        for initial in self._initials():
+            key = _iip_key(initial)
+            if sent[key] > 0:
+                sent[key] -= 1
+            else:
+                self._held_iips.append(initial)
         self._start_hold()
 
     def add_listener(self, listener: Callable[[RegistryEvent], None]) -> None:
@@ -347,6 +360,11 @@ class Coordinator:
             initial.tgt.process,
             queue,
         )
+
+
+def _iip_key(initial: Initial) -> tuple[PortRef, str]:
+    # By JSON text, not by value: the IIPs 0 and false are equal in Python but are two IIPs.
+    return initial.tgt, json.dumps(thaw(initial.data), sort_keys=True)
 
 
 def binder_for(

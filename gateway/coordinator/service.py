@@ -28,7 +28,7 @@ from gateway.coordinator.library import ComponentLibrary, load_library, with_bui
 from gateway.coordinator.registry import Change, RegistryEvent
 from gateway.coordinator.supervisor import OutputFn, ProcessSpec, Supervisor, print_prefixed
 from gateway.coordinator.wiring import GraphIndex, pseudo_roles
-from gateway.errors import DefinitionError, GatewayError
+from gateway.errors import DefinitionError, GatewayError, InvalidGraphError
 from gateway.graph import load_graph, save_graph
 from gateway.graph.model import Graph, Process, thaw
 from gateway.participant.definition import ParticipantDefinition
@@ -56,8 +56,39 @@ class ServiceConfig:
     retained: RetainedPolicy = RetainedPolicy.SKIP
 
 
-def load_service_graph(path: Path | None) -> Graph:
-    return Graph() if path is None else load_graph(path)
+def load_service_graph(path: Path | None, *, auto_save: bool = False) -> Graph:
+    """The graph to run: ``path``, or with ``auto_save`` what auto-save last wrote for it when
+    that is newer (see :func:`autosaved_path`)."""
+    if path is None:
+        return Graph()
+    fallback = autosaved_path(path)
+    if auto_save and fallback.exists() and fallback.stat().st_mtime >= path.stat().st_mtime:
+        log.warning(
+            "loading %s: auto-save wrote it because %s cannot hold the graph", fallback, path
+        )
+        return load_graph(fallback)
+    return load_graph(path)
+
+
+def autosaved_path(path: Path) -> Path:
+    """Where auto-save writes the graph when the .fbp at ``path`` cannot express it (a role
+    such as ``lab/button``, which .fbp names cannot hold): the same graph as FBP JSON, so that
+    no edit is lost; it is loaded instead of ``path`` while it is the newer of the two."""
+    return path.with_name(path.name + ".json")
+
+
+def save_service_graph(graph: Graph, path: Path) -> str | None:
+    """Save ``graph`` to ``path``, or to :func:`autosaved_path` when ``path`` is .fbp and
+    cannot hold it; returns why it went there, or None when ``path`` took it. Raises
+    ``GraphError`` when neither could be written."""
+    fallback = autosaved_path(path)
+    try:
+        save_graph(graph, path, lossy=True)
+    except InvalidGraphError as exc:
+        save_graph(graph, fallback)
+        return exc.problems[0].problem
+    fallback.unlink(missing_ok=True)  # the .fbp holds everything again
+    return None
 
 
 def library_from_options(library: Path | None, componentdir: Path | None) -> ComponentLibrary:
@@ -102,6 +133,7 @@ class CoordinatorService:
         self.coordinator = Coordinator(self.transport, graph, options=options)
         self.coordinator.add_listener(self._on_participant)
         self._save_pending = asyncio.Event()
+        self._fallback_reason: str | None = None  # why auto-save last wrote the JSON fallback
         self.supervisor: Supervisor | None = None
         # Who else wants the started participants' output and exits (the runtime protocol).
         self.output_hooks: list[OutputFn] = []
@@ -226,9 +258,19 @@ class CoordinatorService:
             self._save_pending.clear()
             try:
                 # fsync can take a while on an SD card: keep it off the event loop.
-                await asyncio.to_thread(save_graph, self.coordinator.graph, path, lossy=True)
+                why = await asyncio.to_thread(save_service_graph, self.coordinator.graph, path)
             except GatewayError as exc:
                 log.error("auto-save of %s failed: %s", path, exc)
+                continue
+            if why is not None and why != self._fallback_reason:
+                log.warning(
+                    "auto-save: %s cannot hold the graph (%s); saved it to %s, which is loaded "
+                    "instead while it is newer",
+                    path,
+                    why,
+                    autosaved_path(path),
+                )
+            self._fallback_reason = why
 
 
 def coordinator_transport(url: BrokerUrl) -> Transport:

@@ -28,6 +28,11 @@ DEFAULT_ICON = "file-word-o"  # msgflo-python's default icon
 ROLE_PLACEHOLDER = "#ROLE"
 # MQTT wildcards cannot appear in a topic we publish to, and NUL is invalid in any topic.
 FORBIDDEN_QUEUE_CHARS = frozenset("+#\x00")
+# An MQTT topic is a UTF-8 string of at most 65,535 bytes (MQTT 5 1.5.4, 3.1.1 1.5.3); an AMQP
+# queue or exchange name is a short string of at most 255 (AMQP 0-9-1 4.2.5.3). A device can
+# announce anything, so a queue that would make the encoder raise is refused here, once, at the
+# boundary, instead of inside the coordinator's forwarding path.
+MAX_QUEUE_BYTES = 65_535
 # Port keys this module understands; anything else is kept and announced untouched.
 PORT_KEYS = frozenset({"id", "type", "description", "hidden", "queue", "options", "qos"})
 DEFINITION_KEYS = frozenset({"id", "role", "component", "label", "icon", "inports", "outports"})
@@ -243,6 +248,13 @@ def check_queue(queue: str, path: str = "queue") -> str:
         raise DefinitionError(path, f"queue {queue!r} contains {bad[0]!r}{hint}")
     if not queue:
         raise DefinitionError(path, "queue is empty")
+    try:
+        size = len(queue.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        bad_char = queue[exc.start]
+        raise DefinitionError(path, f"queue contains {bad_char!r}, which is not UTF-8") from None
+    if size > MAX_QUEUE_BYTES:
+        raise DefinitionError(path, f"queue is {size} bytes long, more than {MAX_QUEUE_BYTES}")
     return queue
 
 

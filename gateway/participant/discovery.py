@@ -30,6 +30,9 @@ DEFAULT_PERIOD = 60.0
 PERIOD_DIVISOR = 2.2
 ENV_PERIOD = "MSGFLO_DISCOVERY_PERIOD"
 MAX_DISCOVERY_BYTES = 256 * 1024  # far above any real definition; bounds what a parser accepts
+# Roles, ids and component names of real participants are a few dozen characters; they end up
+# in log lines, graph files and (strict mode) topic prefixes, so longer ones are refused.
+MAX_NAME = 256
 
 
 def announce_interval(period: float) -> float:
@@ -81,15 +84,18 @@ def parse_discovery(data: bytes, *, lenient: bool = True) -> Discovered:
     role = payload.get("role")
     if not isinstance(role, str) or not role:
         raise DiscoveryError("payload.role must be a non-empty string")
+    _check_name(role, "payload.role")
     pid = payload.get("id")
     if not isinstance(pid, str) or not pid:
         if not lenient:
             raise DiscoveryError("payload.id must be a non-empty string")
         warnings.append(f"missing id, using role {role!r}")
         pid = role
+    _check_name(pid, f"payload.id (role {role!r})")
     component = payload.get("component")
     if not isinstance(component, str) or not component:
         raise DiscoveryError(f"payload.component must be a non-empty string (role {role!r})")
+    _check_name(component, f"payload.component (role {role!r})")
     inports = _ports(payload, Direction.IN, role, lenient, warnings)
     outports = _ports(payload, Direction.OUT, role, lenient, warnings)
     extra = {
@@ -108,6 +114,16 @@ def parse_discovery(data: bytes, *, lenient: bool = True) -> Discovered:
         extra=extra,
     )
     return Discovered(definition, tuple(warnings))
+
+
+def _check_name(name: str, path: str) -> None:
+    """A role, id or component must be printable (no control characters; no lone surrogates,
+    which are not UTF-8) and at most :data:`MAX_NAME` characters."""
+    if len(name) > MAX_NAME:
+        raise DiscoveryError(f"{path} is {len(name)} characters long, more than {MAX_NAME}")
+    if not name.isprintable():
+        bad = next(c for c in name if not c.isprintable())
+        raise DiscoveryError(f"{path} contains {bad!r}")
 
 
 def _payload(data: bytes) -> dict[str, Json]:

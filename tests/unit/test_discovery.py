@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,13 @@ from gateway.participant.discovery import (
 ORIGINAL_KEYS = {"id", "role", "component", "label", "icon", "inports", "outports"}
 TEXT = st.text(
     alphabet=st.characters(blacklist_characters="+#\x00", blacklist_categories=["Cs"]),
+    min_size=1,
+    max_size=20,
+)
+# Roles, ids and components are printable: no control, format or separator characters but " ".
+NAME = st.text(
+    alphabet=st.characters(blacklist_categories=["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"])
+    | st.just(" "),
     min_size=1,
     max_size=20,
 )
@@ -44,9 +52,9 @@ def ports(draw: st.DrawFn) -> tuple[PortDefinition, ...]:
 @st.composite
 def definitions(draw: st.DrawFn) -> ParticipantDefinition:
     return ParticipantDefinition(
-        role=draw(TEXT),
-        id=draw(TEXT),
-        component=draw(TEXT),
+        role=draw(NAME),
+        id=draw(NAME),
+        component=draw(NAME),
         label=draw(st.text(max_size=20)),
         icon=draw(st.text(max_size=10)),
         inports=draw(ports()),
@@ -147,3 +155,42 @@ def test_period_and_interval() -> None:
         period_from_env({"MSGFLO_DISCOVERY_PERIOD": "soon"})
     with pytest.raises(DefinitionError, match="positive"):
         period_from_env({"MSGFLO_DISCOVERY_PERIOD": "0"})
+
+
+def announcement(role: str = "r", *, pid: str = "r1", queue: str = "r/in") -> bytes:
+    payload = {"role": role, "id": pid, "component": "C", "inports": [{"id": "in", "queue": queue}]}
+    message = {"protocol": "discovery", "command": "participant", "payload": payload}
+    return json.dumps(message).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("queue", "reason"),
+    [
+        ("\udc80", r"contains '\udc80', which is not UTF-8"),
+        ("q" * 65_536, "65536 bytes long, more than 65535"),
+        ("\u00e9" * 32_768, "65536 bytes long, more than 65535"),
+        ("a/+/b", "contains '+'"),
+    ],
+)
+def test_a_queue_no_broker_could_carry_is_refused_at_discovery(queue: str, reason: str) -> None:
+    # Such a queue made the MQTT encoder raise inside the coordinator, which then exited.
+    with pytest.raises(DiscoveryError, match=re.escape(reason)):
+        parse_discovery(announcement(queue=queue))
+
+
+def test_the_longest_queue_mqtt_allows_is_accepted() -> None:
+    found = parse_discovery(announcement(queue="q" * 65_535))
+    assert found.definition.inports[0].queue == "q" * 65_535
+
+
+@pytest.mark.parametrize(
+    ("role", "pid", "reason"),
+    [
+        ("r" * 257, "r1", "payload.role is 257 characters long, more than 256"),
+        ("r\udc80", "r1", r"payload.role contains '\udc80'"),
+        ("r", "id\x1b[2J", r"payload.id (role 'r') contains '\x1b'"),
+    ],
+)
+def test_roles_and_ids_are_short_printable_names(role: str, pid: str, reason: str) -> None:
+    with pytest.raises(DiscoveryError, match=re.escape(reason)):
+        parse_discovery(announcement(role, pid=pid))
