@@ -31,7 +31,13 @@ from tests.coordinator.test_coordinator_mqtt import (
 
 
 def announcement(role: str, pid: str, **ports: list[dict[str, Any]]) -> bytes:
-    payload = {"role": role, "id": pid, "component": "C", "inports": [], "outports": []}
+    payload: dict[str, Any] = {
+        "role": role,
+        "id": pid,
+        "component": "C",
+        "inports": [],
+        "outports": [],
+    }
     payload.update(ports)
     message = {"protocol": "discovery", "command": "participant", "payload": payload}
     return json.dumps(message).encode("utf-8")
