@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 EXCERPT = 120  # bytes of a bad payload shown in the log
 MAX_REMEMBERED_REJECTS = 1000  # distinct bad messages logged once each
-PARSED_CACHE = 4096  # distinct discovery messages whose parse is remembered
+PARSED_CACHE_BYTES = 4 * 1024 * 1024  # discovery messages whose parse is remembered
 RETRY_WIRING = 1.0  # seconds before wiring that the broker refused is tried again
 
 
@@ -108,7 +108,8 @@ class Coordinator:
         self._dirty.set()
         self._clean = asyncio.Event()  # set while everything seen so far is wired
         self._rejects_seen: set[tuple[str, str]] = set()
-        self._parsed: dict[bytes, Discovered] = {}
+        self._parsed: dict[bytes, Discovered] = {}  # oldest first
+        self._parsed_bytes = 0
         self._listeners: list[Callable[[RegistryEvent], None]] = []
         self._held_iips: list[Initial] = []
         self._observers: dict[str, Callable[[bytes], None]] = {}
@@ -194,23 +195,32 @@ class Coordinator:
 
     def _on_discovery(self, delivery: Delivery) -> None:
         self.stats.discovery_messages += 1
-        # Participants re-announce the same bytes every 27 s: a thousand of them would keep
-        # the coordinator parsing JSON all day. Seen bytes are looked up instead.
-        found = self._parsed.get(delivery.payload)
-        if found is None:
-            try:
-                found = parse_discovery(delivery.payload)
-            except DiscoveryError as exc:
-                self._reject(delivery, exc.reason)
-                return
-            for warning in found.warnings:
-                log.debug("discovery from %s: %s", found.definition.role, warning)
-            if len(self._parsed) >= PARSED_CACHE:
-                self._parsed.pop(next(iter(self._parsed)))  # the oldest entry
-            self._parsed[delivery.payload] = found
-        event = self.registry.observe(found.definition, self._clock())
+        try:
+            found = self._parse(delivery.payload)
+            event = self.registry.observe(found.definition, self._clock())
+        except DiscoveryError as exc:
+            self._reject(delivery, exc.reason)
+            return
         if event is not None:
             self._notify(event)
+
+    def _parse(self, payload: bytes) -> Discovered:
+        # Participants re-announce the same bytes every 27 s: a thousand of them would keep
+        # the coordinator parsing JSON all day. Seen bytes are looked up instead; the cache is
+        # bounded in bytes, since every message may be up to MAX_DISCOVERY_BYTES long.
+        found = self._parsed.get(payload)
+        if found is not None:
+            return found
+        found = parse_discovery(payload)
+        for warning in found.warnings:
+            log.debug("discovery from %s: %s", found.definition.role, warning)
+        while self._parsed and self._parsed_bytes + len(payload) > PARSED_CACHE_BYTES:
+            oldest = next(iter(self._parsed))
+            self._parsed_bytes -= len(oldest)
+            del self._parsed[oldest]
+        self._parsed[payload] = found
+        self._parsed_bytes += len(payload)
+        return found
 
     def _reject(self, delivery: Delivery, reason: str) -> None:
         self.stats.discovery_rejected += 1
@@ -218,8 +228,17 @@ class Coordinator:
         key = (reason, excerpt)
         if key in self._rejects_seen:
             return
-        if len(self._rejects_seen) < MAX_REMEMBERED_REJECTS:
-            self._rejects_seen.add(key)
+        if len(self._rejects_seen) >= MAX_REMEMBERED_REJECTS:
+            # A flood of distinct bad messages: a line now and then, not one each.
+            if self.stats.discovery_rejected % MAX_REMEMBERED_REJECTS == 0:
+                log.warning(
+                    "discovery: %d messages rejected so far; the latest on %r: %s",
+                    self.stats.discovery_rejected,
+                    delivery.topic,
+                    reason,
+                )
+            return
+        self._rejects_seen.add(key)
         log.warning(
             "discovery on %r rejected: %s; payload %r (%d rejected so far)",
             delivery.topic,

@@ -8,6 +8,12 @@ Fixes over the original coordinator (reference 2.4, 2.5): participants expire wh
 announcing (default 600 s, or three of their own declared periods), stale participants never win a
 queue lookup over live ones, and a role announced by several sources (a YAML registration and the
 device itself) resolves each port from whichever live participant declares it.
+
+It is bounded, because anyone who may publish on ``fbp`` can invent participant ids: the original
+kept every id it ever saw. A role keeps at most :data:`MAX_GONE_PER_ROLE` participants that went
+quiet (the newest; their ports still wire the role), and a new id is refused while its role has
+:data:`MAX_LIVE_PER_ROLE` live participants or the registry holds :data:`MAX_PARTICIPANTS`
+(quiet ones are forgotten first, oldest first).
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from gateway.errors import DiscoveryError
 from gateway.participant.definition import Direction, ParticipantDefinition, PortDefinition
 
 DEFAULT_EXPIRY = 600.0  # seconds; the limit the original documents
 PERIOD_KEY = "discoveryPeriod"  # optional, opt-in: a participant's own announce period, seconds
 MISSED_PERIODS = 3  # a participant that declares its period is gone after missing this many
+MAX_PARTICIPANTS = 1000  # a kit has tens; with 64 KiB definitions at most, this bounds memory
+MAX_LIVE_PER_ROLE = 64  # workers sharing one role
+MAX_GONE_PER_ROLE = 4
 
 
 class Change(enum.Enum):
@@ -58,16 +68,26 @@ class RegistryEvent:
 class Registry:
     """Participants by id; see the module docstring."""
 
-    def __init__(self, expiry: float = DEFAULT_EXPIRY) -> None:
+    def __init__(
+        self,
+        expiry: float = DEFAULT_EXPIRY,
+        *,
+        max_participants: int = MAX_PARTICIPANTS,
+        max_live_per_role: int = MAX_LIVE_PER_ROLE,
+    ) -> None:
         self.expiry = expiry
+        self.max_participants = max_participants
+        self.max_live_per_role = max_live_per_role
         self._by_id: dict[str, Seen] = {}
         self._by_role: dict[str, dict[str, Seen]] = {}  # role -> id -> participant
 
     def observe(self, definition: ParticipantDefinition, now: float) -> RegistryEvent | None:
-        """Record a discovery message; return what changed, or ``None`` for a plain heartbeat."""
+        """Record a discovery message; return what changed, or ``None`` for a plain heartbeat.
+        Raises :class:`DiscoveryError` for a new id the registry has no room for."""
         timeout = self._timeout_for(definition)
         known = self._by_id.get(definition.id)
         if known is None:
+            self._make_room(definition.role)
             seen = Seen(definition, now, now, timeout)
             self._store(seen)
             return RegistryEvent(Change.ADDED, seen)
@@ -88,8 +108,31 @@ class Registry:
             if seen.alive and now - seen.last_seen > seen.timeout:
                 gone = replace(seen, alive=False)
                 self._store(gone)
+                self._forget_gone(seen.role, keep=MAX_GONE_PER_ROLE)
                 events.append(RegistryEvent(Change.GONE, gone))
         return events
+
+    def _make_room(self, role: str) -> None:
+        """Room for a new id of ``role``: forget quiet participants, or refuse it."""
+        live = len(self.live(role))
+        if live >= self.max_live_per_role:
+            raise DiscoveryError(
+                f"role {role!r} has {live} live participants already; new id refused"
+            )
+        self._forget_gone(role, keep=MAX_GONE_PER_ROLE - 1)
+        if len(self._by_id) < self.max_participants:
+            return
+        gone = [s for s in self._by_id.values() if not s.alive]
+        if not gone:
+            raise DiscoveryError(
+                f"{len(self._by_id)} participants known, the most allowed; new id refused"
+            )
+        self.remove(min(gone, key=lambda s: s.last_seen).id)
+
+    def _forget_gone(self, role: str, keep: int) -> None:
+        gone = [s for s in self.known(role) if not s.alive]  # newest first
+        for seen in gone[keep:]:
+            self.remove(seen.id)
 
     def next_expiry(self) -> float | None:
         """When the next live participant would expire if it stays silent (for a timer)."""

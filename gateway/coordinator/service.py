@@ -134,6 +134,7 @@ class CoordinatorService:
         self.coordinator.add_listener(self._on_participant)
         self._save_pending = asyncio.Event()
         self._fallback_reason: str | None = None  # why auto-save last wrote the JSON fallback
+        self._new_nodes: dict[str, Process] = {}  # discovered roles becoming nodes this turn
         self.supervisor: Supervisor | None = None
         # Who else wants the started participants' output and exits (the runtime protocol).
         self.output_hooks: list[OutputFn] = []
@@ -243,12 +244,22 @@ class CoordinatorService:
         if event.change is not Change.ADDED:
             return
         seen = event.participant
+        if seen.role in self.coordinator.graph.processes or seen.role in self._new_nodes:
+            return
+        # As the original: a discovered participant becomes a node, so tools can see it. A
+        # burst of new roles is added in one graph change: one per role made a flood of
+        # announcements cost quadratic time while real messages waited.
+        if not self._new_nodes:
+            asyncio.get_running_loop().call_soon(self._add_new_nodes)
+        self._new_nodes[seen.role] = Process(seen.definition.component)
+
+    def _add_new_nodes(self) -> None:
         graph = self.coordinator.graph
-        if seen.role not in graph.processes:
-            # As the original: a discovered participant becomes a node, so tools can see it.
-            processes = {**graph.processes, seen.role: Process(seen.definition.component)}
-            # Nothing to start or stop: the participant is already running somewhere.
-            self.coordinator.set_graph(replace(graph, processes=processes))
+        added = {r: p for r, p in self._new_nodes.items() if r not in graph.processes}
+        self._new_nodes.clear()
+        if added:
+            # Nothing to start or stop: the participants are already running somewhere.
+            self.coordinator.set_graph(replace(graph, processes={**graph.processes, **added}))
             self._save_pending.set()
 
     async def _autosave(self, path: Path) -> None:

@@ -29,7 +29,7 @@ DISCOVERY_TOPIC = "fbp"
 DEFAULT_PERIOD = 60.0
 PERIOD_DIVISOR = 2.2
 ENV_PERIOD = "MSGFLO_DISCOVERY_PERIOD"
-MAX_DISCOVERY_BYTES = 256 * 1024  # far above any real definition; bounds what a parser accepts
+MAX_DISCOVERY_BYTES = 64 * 1024  # 20 times a large real definition; bounds what a parser accepts
 # Roles, ids and component names of real participants are a few dozen characters; they end up
 # in log lines, graph files and (strict mode) topic prefixes, so longer ones are refused.
 MAX_NAME = 256
@@ -131,7 +131,9 @@ def _payload(data: bytes) -> dict[str, Json]:
         raise DiscoveryError(f"{len(data)} bytes is larger than {MAX_DISCOVERY_BYTES}")
     try:
         message = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except RecursionError:  # "[[[[..." deeper than Python's recursion limit
+        raise DiscoveryError("not JSON: values are nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # also: ints over max_str_digits
         raise DiscoveryError(f"not JSON: {exc}") from None
     if not isinstance(message, dict):
         raise DiscoveryError(f"expected a JSON object, got {type(message).__name__}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.coordinator.registry import Change, Registry
+import pytest
+
+from gateway.coordinator.registry import MAX_GONE_PER_ROLE, Change, Registry
+from gateway.errors import DiscoveryError
 from gateway.participant.definition import Direction, ParticipantDefinition, define
 
 
@@ -74,3 +77,43 @@ def test_role_announced_by_two_sources_resolves_each_port() -> None:
     registry.observe(firmware, now=1)
     assert registry.port("alien-alarm", Direction.OUT, "door").queue == "alien-alarm/door"  # type: ignore[union-attr]
     assert registry.port("alien-alarm", Direction.OUT, "door-open") is not None
+
+
+def worker(pid: str, role: str = "worker") -> ParticipantDefinition:
+    return define(role, "Worker", inports=["in"], participant_id=pid)
+
+
+def test_invented_ids_cannot_grow_the_registry_without_bound() -> None:
+    registry = Registry(expiry=10, max_participants=5, max_live_per_role=3)
+    for i in range(3):
+        registry.observe(worker(f"w{i}"), now=0)
+    with pytest.raises(DiscoveryError, match="role 'worker' has 3 live participants already"):
+        registry.observe(worker("w3"), now=1)
+    assert registry.observe(worker("w0"), now=1) is None  # known ids keep announcing
+    registry.observe(worker("a", "other"), now=2)
+    registry.observe(worker("b", "other"), now=2)
+    with pytest.raises(DiscoveryError, match="5 participants known, the most allowed"):
+        registry.observe(worker("c", "third"), now=3)
+    assert len(registry) == 5
+
+
+def test_quiet_participants_make_room_oldest_first() -> None:
+    registry = Registry(expiry=10, max_participants=3)
+    registry.observe(worker("old", "a"), now=0)
+    registry.observe(worker("older", "b"), now=5)
+    registry.observe(worker("live", "c"), now=5)
+    registry.expire(now=16)  # "old" and "older" went quiet: both still wire their roles
+    assert registry.port("a", Direction.IN, "in") is not None
+    registry.observe(worker("live", "c"), now=16)
+    registry.observe(worker("new", "d"), now=17)
+    assert registry.get("old") is None  # forgotten to make room: it was quiet the longest
+    assert registry.get("older") is not None and registry.get("new") is not None
+
+
+def test_a_role_keeps_a_few_quiet_participants() -> None:
+    registry = Registry(expiry=1)
+    for i in range(20):  # a device that comes back with a new id after every reboot
+        registry.observe(worker(f"boot{i}"), now=i * 10)
+        registry.expire(now=i * 10 + 5)
+    assert len(registry.known("worker")) == MAX_GONE_PER_ROLE
+    assert [s.id for s in registry.known("worker")][0] == "boot19"
