@@ -75,5 +75,11 @@ def _value_problem(key: str, value: str) -> str | None:
     return None
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def _one_line(exc: yaml.YAMLError) -> str:
+    # Only what is wrong and where, never the text: PyYAML quotes the line, and the line may
+    # hold the passphrase (this message goes to the journal).
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{exc.problem or exc.context or 'syntax error'}{where}"
+    return type(exc).__name__
