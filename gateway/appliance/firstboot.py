@@ -3,19 +3,18 @@
 Runs before the broker, the access point and the coordinator (the systemd unit has
 ``ConditionPathExists=!<data_dir>/provisioned``). If ``<data_dir>/provisioned`` exists it
 changes nothing. Otherwise it applies ``<boot>/msgflo-provision.yaml`` (then deletes it),
-writes ``<data_dir>/secrets/`` (see ``gateway.appliance.secrets``), tells a human the WiFi name
-and passphrase (stdout, for the console, and ``<boot>/msgflo-gateway.txt``), and writes the
-marker last. A run cut short by a power cut runs again from the start at the next boot;
-only an already complete ``secrets.json`` is kept, because the provisioning file that may have
-fixed its values is gone by then.
+writes ``<data_dir>/secrets/`` (see ``gateway.appliance.secrets`` and
+``gateway.appliance.credentials``), tells a human the WiFi name and passphrase (the console
+named by ``--console`` and ``<boot>/msgflo-gateway.txt``; stdout, which the journal keeps, gets
+the name only), and writes the marker last. A run cut short by a power cut runs again from the
+start at the next boot; only an already complete ``secrets.json`` is kept, because the
+provisioning file that may have fixed its values is gone by then.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import pwd
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -26,9 +25,15 @@ import yaml
 
 from gateway.appliance import provision_file, tls
 from gateway.appliance.atomic import ensure_dir, fsync_directory, write_atomic
-from gateway.appliance.passwd import password_file
+from gateway.appliance.credentials import (
+    Owner,
+    Owners,
+    add_service_users,
+    group_readable,
+    system_user,
+    write_user_files,
+)
 from gateway.appliance.provision_file import Provision, parse_provision
-from gateway.appliance.render import mosquitto_acl
 from gateway.appliance.secrets import (
     Secrets,
     SecretsLayout,
@@ -40,7 +45,7 @@ from gateway.appliance.secrets import (
     save_secrets,
     ssid,
 )
-from gateway.appliance.users import ADMIN, graph_roles, user_for, user_names
+from gateway.appliance.users import ADMIN, user_names
 from gateway.cli.options import run_tool
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
 from gateway.errors import ApplianceError
@@ -51,18 +56,28 @@ INFO_FILE = "msgflo-gateway.txt"
 DEFAULT_BOOT_DIR = Path("/boot/firmware")
 
 ConfigLoader = Callable[[Path], GatewayConfig]
-Owner = tuple[int, int] | None
 
 
 @dataclass(frozen=True)
 class FirstBoot:
-    """One first-boot run's inputs; ``load_config`` and ``now`` are injected for tests."""
+    """One first-boot run's inputs; ``load_config`` and ``now`` are injected for tests.
+
+    ``console`` is where the WiFi passphrase is shown (``/dev/console`` on the appliance: the
+    screen and serial console, not the journal); ``None`` shows it nowhere but the text file.
+    """
 
     config_path: Path
     boot_dir: Path
     broker_owner: Owner
     load_config: ConfigLoader
     now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    coordinator_owner: Owner = None
+    bridge_owner: Owner = None
+    console: Path | None = None
+
+    @property
+    def owners(self) -> Owners:
+        return Owners(self.broker_owner, self.coordinator_owner, self.bridge_owner)
 
 
 def run(job: FirstBoot, out: TextIO, err: TextIO) -> int:
@@ -77,10 +92,10 @@ def run(job: FirstBoot, out: TextIO, err: TextIO) -> int:
     for problem in problems:
         print(f"{PROG}: error: {problem}", file=err)
     config = apply_to_config(job, config, provision)
-    secrets = make_secrets(config, provision, job.broker_owner)
+    secrets = make_secrets(config, provision, job.owners.shared)
     remove_provision_file(job.boot_dir)
-    write_broker_files(config, secrets, job.broker_owner, job.now())
-    tell_human(job.boot_dir, config, secrets, out)
+    write_broker_files(config, secrets, job.owners, job.now())
+    tell_human(job.boot_dir, config, secrets, out, job.console)
     write_atomic(marker, f"{job.now().isoformat()}\n", 0o644)
     return 0
 
@@ -120,8 +135,12 @@ def apply_to_config(job: FirstBoot, config: GatewayConfig, provision: Provision)
 def update_config_file(path: Path, changes: dict[str, dict[str, str]]) -> None:
     """Merge ``changes`` (section -> key -> value) into the YAML file at ``path``, atomically.
 
-    The file is rewritten from its parsed form, so comments in it are lost.
+    The file is rewritten from its parsed form, so comments in it are lost. A link is
+    followed: /etc/msgflo-gateway/gateway.yaml is one to the data partition, and replacing the
+    link itself would write to the read-only root (lost at the next boot, refused by the
+    sandbox).
     """
+    path = path.resolve()
     data = _read_yaml_mapping(path)
     for section, values in changes.items():
         current = data.setdefault(section, {})
@@ -147,8 +166,11 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 
 def make_secrets(config: GatewayConfig, provision: Provision, owner: Owner) -> Secrets:
-    """Secrets for every MQTT user, with the provisioned values; saved to secrets.json."""
-    users = user_names(config, graph_roles(config.coordinator.graph))
+    """Secrets for every MQTT user, with the provisioned values; saved to secrets.json.
+
+    The graph's roles are not stored: their passwords are derived from the coordinator's
+    (``gateway.appliance.credentials``), so roles added later get one too."""
+    users = user_names(config)
     secrets = _existing_secrets(config.data_dir) or generate_secrets(users)
     passwords = dict(secrets.mqtt_passwords)
     if provision.admin_password is not None:
@@ -172,14 +194,13 @@ def _existing_secrets(data_dir: Path) -> Secrets | None:
 
 
 def write_broker_files(
-    config: GatewayConfig, secrets: Secrets, owner: Owner, now: datetime.datetime
+    config: GatewayConfig, secrets: Secrets, owners: Owners, now: datetime.datetime
 ) -> None:
-    """Password file, ACL, CA and server certificate; the broker can read what it needs."""
-    files = SecretsLayout(ensure_secrets_dir(config.data_dir, owner))
-    broker_mode, broker_owner = (0o600, None) if owner is None else (0o640, _group(owner))
-    users = [user_for(name) for name in secrets.mqtt_passwords]
-    write_atomic(files.passwd, password_file(secrets.mqtt_passwords), broker_mode, broker_owner)
-    write_atomic(files.acl, mosquitto_acl(users), broker_mode, broker_owner)
+    """Password file, ACL, the services' credentials, CA and server certificate; each service
+    user can read what it needs and nothing else."""
+    files = SecretsLayout(ensure_secrets_dir(config.data_dir, owners.shared))
+    write_user_files(config, secrets, owners)
+    broker_mode, broker_owner = group_readable(owners.broker)
     ca = tls.make_ca(secrets.device_id, now)
     server = tls.make_server_cert(ca, config.access_point, now)
     write_atomic(files.ca_key, ca.key_pem, 0o600)
@@ -188,19 +209,35 @@ def write_broker_files(
     write_atomic(files.server_crt, server.cert_pem, 0o644)
 
 
-def _group(owner: tuple[int, int]) -> tuple[int, int]:
-    # Owned by us, readable by the broker's group: the broker cannot change its own secrets.
-    return (os.getuid(), owner[1])
-
-
-def tell_human(boot_dir: Path, config: GatewayConfig, secrets: Secrets, out: TextIO) -> None:
-    """The WiFi name and passphrase on stdout (the console) and everything in the text file."""
+def tell_human(
+    boot_dir: Path, config: GatewayConfig, secrets: Secrets, out: TextIO, console: Path | None
+) -> None:
+    """Everything in the text file; the WiFi name and passphrase on the console. ``out`` (the
+    journal, on the appliance) gets the name only: the journal is readable by more than root
+    (the ``adm`` and ``systemd-journal`` groups) and is sent on by anything that collects logs.
+    """
     ap = config.access_point
-    print(f"WiFi name: {ssid(ap, secrets)}", file=out)
-    print(f"WiFi passphrase: {passphrase(ap, secrets)}", file=out)
     ca_pem = SecretsLayout.at(config.data_dir).ca_crt.read_text(encoding="ascii")
     # FAT has no permissions: the mode is for a test directory; the docs say who can read it.
     write_atomic(boot_dir / INFO_FILE, info_text(config, secrets, ca_pem), 0o600)
+    name = f"WiFi name: {ssid(ap, secrets)}"
+    shown = console is not None and show_on_console(
+        console, f"{name}\nWiFi passphrase: {passphrase(ap, secrets)}\n", out
+    )
+    where = "on the console and in" if shown else "in"
+    print(f"{name} (the passphrase is {where} {boot_dir / INFO_FILE})", file=out)
+
+
+def show_on_console(console: Path, text: str, out: TextIO) -> bool:
+    """Write ``text`` straight to the console device (not through stdout: the service
+    manager would copy that to the journal)."""
+    try:
+        with console.open("a", encoding="utf-8") as device:
+            device.write(text)
+    except OSError as exc:
+        print(f"cannot show the passphrase on {console}: {exc.strerror or exc}", file=out)
+        return False
+    return True
 
 
 def info_text(config: GatewayConfig, secrets: Secrets, ca_pem: str) -> str:
@@ -242,13 +279,7 @@ def load_or_default(path: Path) -> GatewayConfig:
 
 def broker_owner(user: str) -> Owner:
     """``(uid, gid)`` of the broker's system user; ``None`` for ``""`` (a laptop, a test)."""
-    if not user:
-        return None
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise ApplianceError(f"no such user {user!r} (--broker-user)") from None
-    return (entry.pw_uid, entry.pw_gid)
+    return system_user(user, "--broker-user")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -262,6 +293,14 @@ def parser() -> argparse.ArgumentParser:
         help="system user Mosquitto runs as; it may read the password, ACL and key files "
         "('' for none)",
     )
+    add_service_users(parser)
+    parser.add_argument(
+        "--console",
+        default="",
+        metavar="DEVICE",
+        help="show the WiFi passphrase here (/dev/console on the appliance; default: only in "
+        "msgflo-gateway.txt); never on stdout, which the journal keeps",
+    )
     return parser
 
 
@@ -270,7 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def job() -> int:
         first_boot = FirstBoot(
-            args.config, args.boot_dir, broker_owner(args.broker_user), load_or_default
+            args.config,
+            args.boot_dir,
+            broker_owner(args.broker_user),
+            load_or_default,
+            coordinator_owner=system_user(args.coordinator_user, "--coordinator-user"),
+            bridge_owner=system_user(args.bridge_user, "--bridge-user"),
+            console=Path(args.console) if args.console else None,
         )
         return run(first_boot, sys.stdout, sys.stderr)
 

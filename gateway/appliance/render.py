@@ -22,7 +22,6 @@ PERSISTENCE_FILE = "mosquitto.db"
 # and logs a note at every start.
 PACKET_OVERHEAD = 4096
 DHCP_LEASE_TIME = "12h"
-DHCP_LEASE_FILE = Path("/run/msgflo-gateway-dnsmasq.leases")
 SSID_MAX_BYTES = 32
 
 
@@ -128,8 +127,10 @@ def hostapd_conf(config: GatewayConfig, secrets: Secrets, ctrl_dir: Path) -> str
     return "\n".join(lines) + "\n"
 
 
-def dnsmasq_conf(config: GatewayConfig) -> str:
-    """DHCP for the access point and one DNS name (the gateway); nothing forwarded upstream."""
+def dnsmasq_conf(config: GatewayConfig, run_dir: Path) -> str:
+    """DHCP for the access point and one DNS name (the gateway); nothing forwarded upstream.
+    The leases and the pid file go to ``run_dir`` (the unit's own runtime directory: the rest
+    of /run is read-only to it)."""
     ap = config.access_point
     lines = [
         f"interface={_line(ap.interface)}",
@@ -147,7 +148,8 @@ def dnsmasq_conf(config: GatewayConfig) -> str:
         # mobile data for the internet while talking to the gateway over WiFi.
         "dhcp-option=option:router",
         "dhcp-authoritative",
-        f"dhcp-leasefile={DHCP_LEASE_FILE}",
+        f"dhcp-leasefile={_line(str(run_dir / 'dnsmasq.leases'))}",
+        f"pid-file={_line(str(run_dir / 'dnsmasq.pid'))}",
     ]
     return "\n".join(lines) + "\n"
 

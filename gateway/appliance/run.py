@@ -10,6 +10,7 @@ a command line (``ps`` shows it to every user)::
     gateway-run ap                  the WiFi access point (execs hostapd)
     gateway-run dhcp                DHCP and the gateway's name on the access point (dnsmasq)
     gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
+    gateway-run users               give every role of the graph its broker user (as root)
     gateway-run selftest            factory self-test over a second radio (see docs/appliance.md)
 
 ``--config FILE`` (default ``$MSGFLO_GATEWAY_CONFIG`` or /etc/msgflo-gateway/gateway.yaml).
@@ -32,7 +33,16 @@ from pathlib import Path
 from gateway.appliance import render
 from gateway.appliance.atomic import write_atomic
 from gateway.appliance.broker_guard import guard_persistence
-from gateway.appliance.secrets import Secrets, load_secrets, mqtt_user_url, runtime_secret
+from gateway.appliance.credentials import (
+    Owners,
+    RoleBrokers,
+    ServiceCredentials,
+    add_service_users,
+    load_service_credentials,
+    sync_users,
+    system_user,
+)
+from gateway.appliance.secrets import load_secrets, mqtt_user_url
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.cli.options import run_tool
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
@@ -43,12 +53,10 @@ PROG = "gateway-run"
 log = logging.getLogger(PROG)
 
 
-def broker_url(config: GatewayConfig, secrets: Secrets, user: str) -> BrokerUrl:
-    """The local broker on loopback, as ``user`` with the password first boot generated."""
-    password = secrets.mqtt_passwords.get(user)
-    if password is None:
-        raise GatewayError(f"no MQTT password for user {user!r} in the secrets (first boot?)")
-    return parse_broker_url(mqtt_user_url(user, password, config.broker.port))
+def broker_url(config: GatewayConfig, credentials: ServiceCredentials) -> BrokerUrl:
+    """The local broker on loopback, as the service's user with the password first boot made."""
+    url = mqtt_user_url(credentials.user, credentials.password, config.broker.port)
+    return parse_broker_url(url)
 
 
 def run_dir(args: argparse.Namespace) -> Path:
@@ -91,17 +99,39 @@ def coordinator(args: argparse.Namespace, config: GatewayConfig) -> int:
     # Imported here: the coordinator pulls in the whole runtime, the other services do not.
     from gateway.appliance.services import run_coordinator
 
-    secrets = load_secrets(config.data_dir)
-    url = broker_url(config, secrets, "coordinator")
-    secret = runtime_secret(config.runtime, secrets)
-    return run_coordinator(config, url, secret, secrets.device_id)
+    # Its own file, not secrets.json: the coordinator's user cannot read the WiFi passphrase.
+    own = load_service_credentials(config.data_dir, "coordinator")
+    secret = config.runtime.secret or own.runtime_secret
+    roles = RoleBrokers.of(own, config.broker.port)
+    return run_coordinator(config, broker_url(config, own), secret, own.device_id, roles)
 
 
 def bridge(args: argparse.Namespace, config: GatewayConfig) -> int:
     from gateway.appliance.services import run_bridge
 
-    secrets = load_secrets(config.data_dir)
-    return run_bridge(args.name, config, broker_url(config, secrets, f"bridge-{args.name}"))
+    own = load_service_credentials(config.data_dir, f"bridge-{args.name}")
+    return run_bridge(args.name, config, broker_url(config, own))
+
+
+def users(args: argparse.Namespace, config: GatewayConfig) -> int:
+    """Add a broker user for each role of the graph that has none; reload the broker if so."""
+    owners = Owners(
+        system_user(args.broker_user, "--broker-user"),
+        system_user(args.coordinator_user, "--coordinator-user"),
+        system_user(args.bridge_user, "--bridge-user"),
+    )
+    added, removed = sync_users(config, load_secrets(config.data_dir), owners)
+    if not added and not removed:
+        print(f"{PROG}: broker users unchanged", flush=True)
+        return 0
+    changes = [f"{what}: {', '.join(sorted(names))}" for what, names in
+               (("added", added), ("removed", removed)) if names]  # fmt: skip
+    print(f"{PROG}: broker users {'; '.join(changes)}", flush=True)
+    if args.reload:
+        # Mosquitto reads its password file and ACL again on SIGHUP (the unit's ExecReload).
+        reload = ["systemctl", "--no-block", "try-reload-or-restart", args.reload]
+        subprocess.run(reload, check=True)
+    return 0
 
 
 def enabled(args: argparse.Namespace, config: GatewayConfig) -> int:
@@ -125,8 +155,9 @@ def access_point(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def dhcp(args: argparse.Namespace, config: GatewayConfig) -> int:
-    conf = run_dir(args) / "dnsmasq.conf"
-    write_atomic(conf, render.dnsmasq_conf(config), mode=0o644)
+    directory = run_dir(args)
+    conf = directory / "dnsmasq.conf"
+    write_atomic(conf, render.dnsmasq_conf(config, directory), mode=0o644)
     os.execvp("dnsmasq", ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"])
 
 
@@ -141,6 +172,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, GatewayConfig], int]] = {
     "coordinator": coordinator,
     "bridge": bridge,
     "enabled": enabled,
+    "users": users,
     "ap": access_point,
     "dhcp": dhcp,
     "selftest": selftest,
@@ -163,6 +195,10 @@ def parser() -> argparse.ArgumentParser:
         sub.add_parser(name)
     sub.add_parser("bridge").add_argument("name", help="bridge name (serial)")
     sub.add_parser("enabled").add_argument("name", help="access-point or bridge-NAME")
+    sync = sub.add_parser("users")
+    sync.add_argument("--broker-user", default="", metavar="USER", help="Mosquitto's user")
+    add_service_users(sync)
+    sync.add_argument("--reload", metavar="UNIT", help="reload this unit if users changed")
     return p
 
 

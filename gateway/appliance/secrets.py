@@ -1,12 +1,15 @@
 """The device's secrets: generated once at first boot, kept in ``<data_dir>/secrets/``.
 
-Layout (the directory is 0700, or 0750 with the broker's group when an owner is given)::
+Layout (the directory is 0700, or 0751 with the broker's group when the services have users
+of their own: they reach their own files, which the file modes protect, and cannot list it)::
 
-    secrets.json      device id, WiFi passphrase, runtime secret, MQTT passwords (0600)
+    secrets.json      device id, WiFi passphrase, runtime secret, MQTT passwords (0600, root)
     mosquitto.passwd  the MQTT users' password hashes (0640, readable by the broker)
     mosquitto.acl     what each MQTT user may read and write (0640, readable by the broker)
     ca.crt  ca.key    the per-device CA (the key 0600, root only)
     server.crt  server.key   the broker's TLS certificate and key (readable by the broker)
+    coordinator.json, bridge-<name>.json   each service's own part (0640, its group; see
+                      ``gateway.appliance.credentials``)
 
 Values in the config file (``access_point.passphrase``, ``runtime.secret``) win over the
 generated ones, so a laptop or a provisioned kit can fix them.
@@ -174,11 +177,11 @@ def save_secrets(data_dir: Path, secrets: Secrets, owner: tuple[int, int] | None
 
 
 def ensure_secrets_dir(data_dir: Path, owner: tuple[int, int] | None = None) -> Path:
-    """``<data_dir>/secrets``: 0700; with a broker owner, 0750 and its group, so the broker
-    can reach the files made readable for it (and nothing else)."""
+    """``<data_dir>/secrets``: 0700; with an owner, 0751 and its group, so each service user
+    can reach the one file made readable for it (and list nothing)."""
     if owner is None:
         return ensure_dir(secrets_dir(data_dir), 0o700)
-    return ensure_dir(secrets_dir(data_dir), 0o750, (os.getuid(), owner[1]))
+    return ensure_dir(secrets_dir(data_dir), 0o751, (os.getuid(), owner[1]))
 
 
 def load_secrets(data_dir: Path) -> Secrets:

@@ -7,8 +7,12 @@ render a file and exec a daemon, do not import the coordinator's whole runtime.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
 from gateway.bridges.serial.roles import RoleMap
@@ -26,6 +30,12 @@ from gateway.errors import GatewayError
 from gateway.participant.engine import until_signalled
 from gateway.transport.mqtt import MqttTransport
 
+log = logging.getLogger("gateway-run")
+RoleBroker = Callable[[str], BrokerUrl]
+# The ServiceConfig field through which the coordinator gives each started participant the
+# broker URL of its own role (see docs/appliance.md, "Users and sandboxing").
+PARTICIPANT_BROKER_FIELD = "participant_broker"
+
 
 def component_dir(library: Path | None) -> Path | None:
     """Components live next to the library file, in ``components/`` (as in examples/)."""
@@ -40,7 +50,26 @@ def runtime_id(device_id: str) -> str:
     return str(uuid.UUID(hex=device_id[:32].ljust(32, "0")))
 
 
-def run_coordinator(config: GatewayConfig, broker: BrokerUrl, secret: str, device_id: str) -> int:
+def with_role_brokers(service_config: ServiceConfig, roles: RoleBroker) -> ServiceConfig:
+    """``service_config`` whose started participants get their role's credentials, if this
+    coordinator can do that; otherwise unchanged, with a warning (they get the coordinator's)."""
+    if PARTICIPANT_BROKER_FIELD not in {f.name for f in dataclasses.fields(ServiceConfig)}:
+        log.warning(
+            "this coordinator cannot give participants their own role's broker user: "
+            "they start with the coordinator's credentials"
+        )
+        return service_config
+    changes: dict[str, Any] = {PARTICIPANT_BROKER_FIELD: roles}
+    return dataclasses.replace(service_config, **changes)
+
+
+def run_coordinator(
+    config: GatewayConfig,
+    broker: BrokerUrl,
+    secret: str,
+    device_id: str,
+    roles: RoleBroker | None = None,
+) -> int:
     c = config.coordinator
     graph_path = c.graph if c.graph.exists() else None
     service_config = ServiceConfig(
@@ -50,6 +79,8 @@ def run_coordinator(config: GatewayConfig, broker: BrokerUrl, secret: str, devic
         auto_save=c.auto_save and graph_path is not None,
         wait_timeout=c.wait_timeout,
     )
+    if roles is not None:
+        service_config = with_role_brokers(service_config, roles)
     r = config.runtime
     settings = RuntimeSettings(r.host, r.port, secret, runtime_id(device_id), r.label)
     graph = load_service_graph(graph_path, auto_save=service_config.auto_save)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.appliance.credentials import role_password
 from gateway.appliance.firstboot import INFO_FILE, MARKER, FirstBoot, main, run
 from gateway.appliance.passwd import parse_password_file, verify_password
 from gateway.appliance.provision_file import FILE_NAME, parse_provision
@@ -43,9 +44,12 @@ class Setup:
 
     def run(self) -> int:
         self.out, self.err = io.StringIO(), io.StringIO()
-        return run(
-            FirstBoot(self.config_path, self.boot, None, self.load, lambda: NOW), self.out, self.err
-        )
+        job = FirstBoot(self.config_path, self.boot, None, self.load, lambda: NOW)
+        return run(replace(job, console=self.console), self.out, self.err)
+
+    @property
+    def console(self) -> Path:
+        return self.root / "console"
 
     def snapshot(self) -> dict[str, tuple[bytes, int]]:
         return {
@@ -68,7 +72,7 @@ def test_first_boot_makes_everything_and_the_second_changes_nothing(setup: Setup
         assert path.exists()
     assert stat.S_IMODE(layout.ca_key.stat().st_mode) == 0o600
     assert (setup.data / MARKER).exists()
-    assert f"WiFi passphrase: {secrets.wifi_passphrase}" in setup.out.getvalue()
+    assert f"WiFi passphrase: {secrets.wifi_passphrase}" in setup.console.read_text()
     info = (setup.boot / INFO_FILE).read_text()
     for value in (
         secrets.wifi_passphrase,
@@ -81,6 +85,7 @@ def test_first_boot_makes_everything_and_the_second_changes_nothing(setup: Setup
         assert value in info
     hashes = parse_password_file(layout.passwd.read_text())
     assert set(hashes) == {"coordinator", "admin", "bridge-serial"}
+    assert (setup.data / "secrets" / "coordinator.json").exists()
     assert verify_password(secrets.mqtt_passwords["admin"], hashes["admin"])
     before = setup.snapshot()
     assert setup.run() == 0
@@ -92,7 +97,12 @@ def test_graph_roles_become_users(setup: Setup) -> None:
     setup.data.mkdir()
     (setup.data / "graph.fbp").write_text("button(Repeat) OUT -> IN lamp(Repeat)\n")
     setup.run()
-    assert {"button", "lamp"} <= set(load_secrets(setup.data).mqtt_passwords)
+    # Not stored: derived from the coordinator's password (gateway.appliance.credentials).
+    secrets = load_secrets(setup.data)
+    assert not {"button", "lamp"} & set(secrets.mqtt_passwords)
+    hashes = parse_password_file(SecretsLayout.at(setup.data).passwd.read_text())
+    lamp = role_password(secrets.mqtt_passwords["coordinator"], "lamp")
+    assert verify_password(lamp, hashes["lamp"])
     acl = SecretsLayout.at(setup.data).acl.read_text()
     assert "user lamp\ntopic readwrite lamp/#\ntopic write fbp\n" in acl
 
@@ -117,6 +127,7 @@ def test_provisioning_file_is_applied_and_deleted(setup: Setup) -> None:
     assert secrets.runtime_secret == "rt-secret"
     assert secrets.mqtt_passwords["admin"] == "admin-pw"
     assert f"WiFi name: kit-{secrets.device_id[:4]}" in setup.out.getvalue()
+    assert f"WiFi name: kit-{secrets.device_id[:4]}" in setup.console.read_text()
 
 
 def test_provisioning_creates_a_missing_config_file(setup: Setup) -> None:
@@ -192,3 +203,57 @@ def test_an_invalid_graph_is_skipped_with_a_warning(
     with caplog.at_level(logging.WARNING):
         assert setup.run() == 0
     assert "graph not read" in caplog.text
+
+
+def test_the_passphrase_reaches_the_console_and_the_card_only(
+    setup: Setup, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """stdout and stderr are what the unit sends to the journal; logging goes there too."""
+    setup.data.mkdir()
+    (setup.data / "graph.fbp").write_text("a( -> \n")  # a warning is logged
+    (setup.boot / FILE_NAME).write_text("wifi_passphrase: [unclosed-secret-value\n")
+    with caplog.at_level(logging.DEBUG):
+        assert setup.run() == 0
+    secrets = load_secrets(setup.data)
+    streams = (setup.out.getvalue(), setup.err.getvalue(), caplog.text, *capfd.readouterr())
+    journal = "".join(streams)
+    assert "WiFi name: msgflo-" in setup.out.getvalue()  # the name, not the passphrase
+    assert "not YAML" in setup.err.getvalue()
+    for secret in (
+        secrets.wifi_passphrase,
+        secrets.runtime_secret,
+        secrets.mqtt_passwords["admin"],
+        "unclosed-secret-value",  # PyYAML quotes the line of a syntax error
+    ):
+        assert secret not in journal
+    assert f"WiFi passphrase: {secrets.wifi_passphrase}" in setup.console.read_text()
+    assert secrets.wifi_passphrase in (setup.boot / INFO_FILE).read_text()
+
+
+def test_no_console_means_the_card_only(setup: Setup, tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    job = FirstBoot(setup.config_path, setup.boot, None, setup.load, lambda: NOW)
+    assert run(job, out, err) == 0
+    passphrase = load_secrets(setup.data).wifi_passphrase
+    assert passphrase not in out.getvalue() + err.getvalue()
+    assert f"the passphrase is in {setup.boot / INFO_FILE}" in out.getvalue()
+    unwritable = replace(job, console=tmp_path / "no-such-dir" / "console")
+    (setup.data / MARKER).unlink()
+    out = io.StringIO()
+    assert run(unwritable, out, err) == 0
+    assert "cannot show the passphrase on" in out.getvalue()
+
+
+def test_provisioning_follows_the_config_link(setup: Setup) -> None:
+    """/etc/msgflo-gateway/gateway.yaml links to the data partition: the file there changes,
+    the link stays (the root filesystem is read-only)."""
+    real = setup.root / "data-partition" / "gateway.yaml"
+    real.parent.mkdir()
+    real.write_text("runtime:\n  port: 4000\n")
+    setup.config_path.parent.mkdir()
+    setup.config_path.symlink_to(real)
+    (setup.boot / FILE_NAME).write_text("country: NL\n")
+    assert setup.run() == 0
+    assert setup.config_path.is_symlink()
+    assert yaml.safe_load(real.read_text())["access_point"] == {"country": "NL"}
+    assert [p.name for p in setup.config_path.parent.iterdir()] == ["gateway.yaml"]

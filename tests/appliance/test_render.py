@@ -103,7 +103,7 @@ def test_line_breaks_in_values_are_refused() -> None:
 
 
 def test_dnsmasq_conf() -> None:
-    text = lines(dnsmasq_conf(GatewayConfig()))
+    text = lines(dnsmasq_conf(GatewayConfig(), Path("/run/msgflo-gateway/dhcp")))
     for line in [
         "interface=wlan0",
         "bind-interfaces",
@@ -114,7 +114,9 @@ def test_dnsmasq_conf() -> None:
         "dhcp-authoritative",
     ]:
         assert line in text
-    assert [line for line in text if line.startswith("dhcp-leasefile=/run/")]
+    # In the unit's own runtime directory: the sandbox leaves the rest of /run read-only.
+    assert "dhcp-leasefile=/run/msgflo-gateway/dhcp/dnsmasq.leases" in text
+    assert "pid-file=/run/msgflo-gateway/dhcp/dnsmasq.pid" in text
     assert not [line for line in text if line.startswith("server=")]
 
 
@@ -123,7 +125,7 @@ def test_dnsmasq_accepts_the_rendered_file(tmp_path: Path) -> None:
     if dnsmasq is None:
         pytest.skip("dnsmasq is not installed")
     conf = tmp_path / "dnsmasq.conf"
-    conf.write_text(dnsmasq_conf(GatewayConfig()))
+    conf.write_text(dnsmasq_conf(GatewayConfig(), tmp_path))
     done = subprocess.run(
         [dnsmasq, "--test", f"--conf-file={conf}"], capture_output=True, text=True, check=False
     )
