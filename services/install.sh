@@ -8,18 +8,27 @@ set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 root="${1:-/}"
 install -d "$root/etc/systemd/system" "$root/etc/udev/rules.d" "$root/etc/systemd/journald.conf.d" \
-    "$root/etc/sysctl.d" "$root/etc/systemd/network" "$root/etc/msgflo-gateway"
+    "$root/etc/sysctl.d" "$root/etc/systemd/network" "$root/etc/msgflo-gateway" \
+    "$root/usr/lib/sysusers.d"
 install -m 644 "$here"/systemd/* "$root/etc/systemd/system/"
 install -m 644 "$here/udev/90-msgflo-ap.rules" "$root/etc/udev/rules.d/"
 install -m 644 "$here/system/journald.conf" "$root/etc/systemd/journald.conf.d/msgflo-gateway.conf"
 install -m 644 "$here/system/sysctl.conf" "$root/etc/sysctl.d/50-msgflo-gateway.conf"
 install -m 644 "$here/system/20-wired.network" "$here/system/10-wlan.network" "$root/etc/systemd/network/"
+# The services' own users (msgflo-coordinator, msgflo-bridge), made now: the first boot's
+# root filesystem is read-only.
+install -m 644 "$here/system/sysusers.conf" "$root/usr/lib/sysusers.d/msgflo-gateway.conf"
+if [ "$root" = / ] || [ "$root" = "" ]; then
+    systemd-sysusers msgflo-gateway.conf
+else
+    systemd-sysusers --root="$root" msgflo-gateway.conf
+fi
 if [ "$root" = / ] || [ "$root" = "" ]; then
     systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
         msgflo-coordinator.service msgflo-bridge@serial.service msgflo-clock.service \
-        msgflo-clock.timer >/dev/null 2>&1
+        msgflo-clock.timer msgflo-users.path >/dev/null 2>&1
 else
     systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
         msgflo-broker.service msgflo-coordinator.service msgflo-bridge@serial.service \
-        msgflo-clock.service msgflo-clock.timer >/dev/null 2>&1
+        msgflo-clock.service msgflo-clock.timer msgflo-users.path >/dev/null 2>&1
 fi

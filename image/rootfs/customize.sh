@@ -22,14 +22,19 @@ rm -rf /usr/share/msgflo-gateway/demo/__pycache__
 sh "$stage/services/install.sh" /
 
 # The data partition's first content (image/assemble.sh moves /var/lib/msgflo-gateway
-# onto it): the config, the demo graph, the broker's and the clock's state directories.
+# onto it): the config, the demo graph, the broker's and the clock's state directories. The
+# graph lives in the coordinator's own directory, the one place its user may write (the
+# services' users come from services/install.sh: msgflo-coordinator, msgflo-bridge).
 data=/var/lib/msgflo-gateway
-mkdir -p "$data/mosquitto" "$data/timesync"
+mkdir -p "$data/mosquitto" "$data/timesync" "$data/coordinator"
 cp "$stage/services/gateway.yaml" "$data/gateway.yaml"
 sed -i 's|^\(\s*library:\).*|\1 /usr/share/msgflo-gateway/demo/library.yaml|' "$data/gateway.yaml"
-cp /usr/share/msgflo-gateway/demo/demo.fbp "$data/graph.fbp"
+sed -i "s|^\(\s*graph:\).*|\1 $data/coordinator/graph.fbp|" "$data/gateway.yaml"
+cp /usr/share/msgflo-gateway/demo/demo.fbp "$data/coordinator/graph.fbp"
 chown mosquitto:mosquitto "$data/mosquitto"
-chown systemd-timesync:systemd-timesync "$data/timesync" 2>/dev/null || true
+chmod 750 "$data/mosquitto"
+chown -R msgflo-coordinator:msgflo-coordinator "$data/coordinator"
+chown systemd-timesync:systemd-timesync "$data/timesync"
 mkdir -p /etc/msgflo-gateway
 ln -sf "$data/gateway.yaml" /etc/msgflo-gateway/gateway.yaml
 

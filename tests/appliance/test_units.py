@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS, exposure
+
 UNITS = Path(__file__).resolve().parents[2] / "services" / "systemd"
 LONG_RUNNING = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@", "msgflo-ap", "msgflo-dhcp")
 
@@ -68,3 +70,80 @@ def test_access_point_follows_its_interface() -> None:
     assert ap.get("Unit", "BindsTo") == "sys-subsystem-net-devices-wlan0.device"
     rules = (UNITS.parent / "udev" / "90-msgflo-ap.rules").read_text(encoding="utf-8")
     assert 'SYSTEMD_WANTS}+="msgflo-ap.service' in rules
+
+
+RUNS_AS = {
+    "msgflo-broker.service": "mosquitto",
+    "msgflo-coordinator.service": "msgflo-coordinator",
+    "msgflo-bridge@.service": "msgflo-bridge",
+    "msgflo-clock.service": "systemd-timesync",
+    "msgflo-clock-save.service": "systemd-timesync",
+}
+# Root, with only these capabilities (what each truly needs).
+ROOT_WITH = {
+    "msgflo-ap.service": {"CAP_NET_ADMIN", "CAP_NET_RAW"},
+    "msgflo-dhcp.service": {
+        "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETUID", "CAP_SETGID",
+        "CAP_CHOWN",
+    },
+    "msgflo-firstboot.service": {"CAP_CHOWN", "CAP_FOWNER"},
+    "msgflo-users.service": {"CAP_CHOWN"},
+    "msgflo-selftest.service": {"CAP_NET_ADMIN", "CAP_NET_RAW"},
+}  # fmt: skip
+
+
+def test_each_unit_runs_as_its_own_user_or_as_root_with_few_capabilities() -> None:
+    for name, user in RUNS_AS.items():
+        parsed = unit(name)
+        assert parsed.get("Service", "User") == user, name
+        assert parsed.get("Service", "CapabilityBoundingSet") == "", name
+    for name, capabilities in ROOT_WITH.items():
+        parsed = unit(name)
+        assert not parsed.has_option("Service", "User"), name
+        assert words(name, "Service", "CapabilityBoundingSet") == capabilities, name
+    for name in (*RUNS_AS, *ROOT_WITH):
+        assert unit(name).get("Service", "NoNewPrivileges") == "yes", name
+        assert unit(name).get("Service", "ProtectSystem") == "strict", name
+    sysusers = (UNITS.parent / "system" / "sysusers.conf").read_text(encoding="utf-8")
+    assert "u msgflo-coordinator " in sysusers and "u msgflo-bridge " in sysusers
+    assert "m msgflo-bridge dialout" in sysusers
+
+
+def test_the_serial_bridge_may_open_usb_serial_devices_only() -> None:
+    parsed = unit("msgflo-bridge@.service")
+    assert parsed.get("Service", "DevicePolicy") == "closed"
+    allowed = [line for line in (UNITS / "msgflo-bridge@.service").read_text().splitlines()
+               if line.startswith("DeviceAllow=")]  # fmt: skip
+    assert allowed == ["DeviceAllow=char-ttyUSB rw", "DeviceAllow=char-ttyACM rw"]
+    assert parsed.get("Service", "SupplementaryGroups") == "dialout"
+
+
+def test_firstboot_keeps_the_passphrase_out_of_stdout() -> None:
+    command = unit("msgflo-firstboot.service").get("Service", "ExecStart")
+    assert "--console /dev/console" in command
+    assert "--coordinator-user msgflo-coordinator --bridge-user msgflo-bridge" in command
+
+
+def test_new_graph_roles_get_broker_users() -> None:
+    assert "msgflo-users.service" in words("msgflo-coordinator.service", "Unit", "After")
+    assert "msgflo-users.service" in words("msgflo-coordinator.service", "Unit", "Wants")
+    path = unit("msgflo-users.path").get("Path", "PathChanged")
+    assert path == "/var/lib/msgflo-gateway/coordinator/graph.fbp"
+    assert "msgflo-users.path" in (UNITS.parent / "install.sh").read_text()
+    assert unit("msgflo-broker.service").get("Service", "ExecReload").startswith("/bin/kill -HUP")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+@pytest.mark.parametrize("name", SECURITY_UNITS)
+def test_systemd_rates_every_unit_ok_or_better(name: str, tmp_path: Path) -> None:
+    # As installed (services/install.sh), rated from the files alone: nothing is booted.
+    units = tmp_path / "etc" / "systemd" / "system"
+    shutil.copytree(UNITS, units)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", f"--root={tmp_path}", "--no-pager",
+         name],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    rated = exposure(result.stdout)
+    assert rated is not None, result.stdout + result.stderr
+    assert rated[0] < MAX_EXPOSURE and rated[1] in ("OK", "SAFE", "PERFECT"), (name, rated)
