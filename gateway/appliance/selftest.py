@@ -6,6 +6,11 @@ line per finding, on the console:
 
 - ``root``: the root filesystem's type (``overlay`` with overlayroot) and whether its lower,
   real filesystem is mounted read-only;
+- ``security``: ``systemd-analyze security``'s exposure of each gateway unit as loaded (below
+  5.0, "OK" or better, passes);
+- ``secret``: mode, owner and group of each secrets file (see ``SECRET_FILES``);
+- ``journal_secrets``: that the WiFi passphrase, the runtime secret and the admin password
+  appear nowhere in this boot's journal;
 - ``wifi``: a second radio (a USB WiFi stick, or ``mac80211_hwsim`` in QEMU) first tries the
   access point with a wrong passphrase (must not be let in), then with the right one (must
   be authorized by hostapd), then asks dnsmasq for an address and the gateway's name.
@@ -18,12 +23,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.appliance.secrets import Secrets, passphrase, ssid
+from gateway.appliance.credentials import group_name, user_name
+from gateway.appliance.secrets import Secrets, SecretsLayout, passphrase, runtime_secret, ssid
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError
 from gateway.wifi.hostapd_client import DEFAULT_CTRL, HostapdClient
@@ -32,6 +40,33 @@ PREFIX = "msgflo-selftest:"
 AP_CTRL = Path(DEFAULT_CTRL).parent
 # Long-running units that must be up (first boot is a oneshot that exits).
 UNITS = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@serial", "msgflo-ap", "msgflo-dhcp")
+# Every gateway unit that runs a process, as systemd-analyze security rates it.
+SECURITY_UNITS = (
+    "msgflo-broker.service",
+    "msgflo-coordinator.service",
+    "msgflo-bridge@serial.service",
+    "msgflo-users.service",
+    "msgflo-ap.service",
+    "msgflo-dhcp.service",
+    "msgflo-clock.service",
+    "msgflo-clock-save.service",
+    "msgflo-firstboot.service",
+    "msgflo-selftest.service",
+)
+MAX_EXPOSURE = 5.0  # systemd 252: below 5.0 is "OK" (below 1.0 "SAFE"), from 5.0 "MEDIUM"
+# Mode, owner and group of each file under <data_dir>/secrets on the appliance.
+SECRET_FILES = {
+    "secrets.json": (0o600, "root", "root"),
+    "ca.key": (0o600, "root", "root"),
+    "mosquitto.passwd": (0o640, "root", "mosquitto"),
+    "mosquitto.acl": (0o640, "root", "mosquitto"),
+    "server.key": (0o640, "root", "mosquitto"),
+    "coordinator.json": (0o640, "root", "msgflo-coordinator"),
+    "bridge-serial.json": (0o640, "root", "msgflo-bridge"),
+    "ca.crt": (0o644, "root", "root"),
+    "server.crt": (0o644, "root", "root"),
+}
+SECRETS_DIR_MODE = 0o751
 
 
 def report(key: str, value: str) -> None:
@@ -167,6 +202,68 @@ def check_wifi(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> bool:
     return wrong is None and right is not None and named
 
 
+def exposure(output: str) -> tuple[float, str] | None:
+    """(exposure, rating) from ``systemd-analyze security UNIT``'s last line."""
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", output)
+    return (float(found.group(1)), found.group(2)) if found else None
+
+
+def check_security() -> bool:
+    healthy = True
+    for unit in SECURITY_UNITS:
+        result = subprocess.run(
+            ["systemd-analyze", "security", "--no-pager", unit],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        rated = exposure(result.stdout)
+        report(f"security[{unit}]", f"{rated[0]}:{rated[1]}" if rated else "unknown")
+        healthy = healthy and rated is not None and rated[0] < MAX_EXPOSURE
+    return healthy
+
+
+def file_state(path: Path) -> str:
+    """``0640:root:mosquitto``."""
+    info = path.stat()
+    return f"{stat.S_IMODE(info.st_mode):04o}:{user_name(info.st_uid)}:{group_name(info.st_gid)}"
+
+
+def check_secret_files(config: GatewayConfig) -> bool:
+    """Each secrets file as ``SECRET_FILES`` says, and no other file readable by others."""
+    directory = SecretsLayout.at(config.data_dir).directory
+    healthy = stat.S_IMODE(directory.stat().st_mode) == SECRETS_DIR_MODE
+    report("secret_dir", file_state(directory))
+    for path in sorted(directory.iterdir()):
+        state = file_state(path)
+        wanted = SECRET_FILES.get(path.name)
+        if wanted is None:
+            ok = not stat.S_IMODE(path.stat().st_mode) & 0o077
+        else:
+            ok = state == f"{wanted[0]:04o}:{wanted[1]}:{wanted[2]}"
+        report(f"secret[{path.name}]", state if ok else f"{state}:wrong")
+        healthy = healthy and ok
+    missing = [name for name in SECRET_FILES if not (directory / name).exists()]
+    if missing:
+        report("secret_missing", ",".join(missing))
+    return healthy and not missing
+
+
+def check_journal(config: GatewayConfig, secrets: Secrets) -> bool:
+    """None of the secrets a human is given appears in this boot's journal."""
+    journal = subprocess.run(
+        ["journalctl", "-b", "--no-pager", "-o", "cat"],
+        capture_output=True, text=True, timeout=120, check=False,
+    ).stdout  # fmt: skip
+    values = {
+        "wifi_passphrase": passphrase(config.access_point, secrets),
+        "runtime_secret": runtime_secret(config.runtime, secrets),
+        "admin_password": secrets.mqtt_passwords.get("admin", ""),
+    }
+    found = [name for name, value in values.items() if value and value in journal]
+    report("journal_lines", str(journal.count("\n")))
+    report("journal_secrets", "absent" if not found else "present:" + ",".join(found))
+    return not found
+
+
 def check_units() -> bool:
     """Each gateway unit's state; the journal's last lines of any that is not running."""
     healthy = True
@@ -187,6 +284,15 @@ def check_units() -> bool:
 
 
 def run_selftest(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> int:
-    results = [check_units(), check_root(), check_wifi(config, secrets, run_dir)]
+    # The hostapd client's reply socket goes here, not in /tmp: hostapd's /tmp is its own.
+    tempfile.tempdir = str(run_dir)
+    results = [
+        check_units(),
+        check_security(),
+        check_secret_files(config),
+        check_journal(config, secrets),
+        check_root(),
+        check_wifi(config, secrets, run_dir),
+    ]
     report("result", "pass" if all(results) else "fail")
     return 0 if all(results) else 1
