@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Any
 
 import pytest
 
-from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
+from gateway.bridges.serial.bridge import MAX_ABSENT, BridgeConfig, SerialBridge
 from gateway.bridges.serial.fake_device import (
+    ECHO_DESCRIPTION,
     FakeDeviceCore,
     FakeDeviceOptions,
     FakePort,
     PtyDevice,
+    description_text,
     garbage,
 )
 from gateway.bridges.serial.port import PortOpener, TtyPort
@@ -280,3 +283,115 @@ async def test_two_devices_with_one_role_are_reported(
     async with running(mosquitto, config, opener) as bridge:
         await until(lambda: len(bridge.announced) == 2)
         assert "role 'twin' is already the role of" in caplog.text
+
+
+def ports(n: int) -> list[dict[str, str]]:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return [{"id": digits[i // 36] + digits[i % 36]} for i in range(n)]
+
+
+def lines_about(caplog: pytest.LogCaptureFixture, path: Path, level: int) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith(f"{path}: ") and r.levelno >= level
+    ]
+
+
+async def test_hostile_devices_get_one_line_each_and_a_good_one_goes_on(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("good/out")
+    rng = random.Random(11)
+    deep = b'{"component":"x","inports":' + b"[" * 4000  # a RecursionError once
+    many = description_text(dict(ECHO_DESCRIPTION, inports=ports(250)))
+    surrogate = description_text(dict(ECHO_DESCRIPTION, component="\udc80"))
+    hostile = {
+        "deep": FakeDeviceCore(deep, max_frame=254),
+        "many": FakeDeviceCore(many, max_frame=254),
+        "surrogate": FakeDeviceCore(surrogate),
+        "noisy": FakeDeviceCore(),
+        "storm": FakeDeviceCore(),
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        good = await stack.enter_async_context(PtyDevice())
+        devices = {n: await stack.enter_async_context(PtyDevice(c)) for n, c in hostile.items()}
+        bridge = await stack.enter_async_context(running(mosquitto, fast_config(tmp_path)))
+        good.plug(tmp_path, BY_ID.format(serial="good"))
+        for name, device in devices.items():
+            device.plug(tmp_path, BY_ID.format(serial=name))
+        await until(lambda: bool(announcements(probe, "good")) and "noisy" in roles(bridge))
+        for _ in range(200):  # a device rebooting in a loop
+            devices["storm"].reset()
+        for _ in range(20):  # huge frames (no delimiter for 2 MB), then line noise
+            devices["noisy"].write(b"\x55" * 100_000)
+        devices["noisy"].write(garbage(50_000, rng))
+        for n in range(20):
+            probe.transport.publish("good/in", b"msg %d" % n)
+        assert await probe.wait_count("good/out", 20) == [b"msg %d" % n for n in range(20)]
+        noisy = bridge.devices[str(tmp_path / BY_ID.format(serial="noisy"))].session
+        await until(lambda: noisy is not None and noisy.decoder.stats.dropped >= 20, timeout=20)
+        assert noisy is not None
+        assert noisy.decoder.buffered <= 255  # never more than one frame held
+        storm = bridge.devices[str(tmp_path / BY_ID.format(serial="storm"))].session
+        await until(lambda: storm is not None and storm.stats.hellos >= 201)
+        await asyncio.sleep(0.5)  # a few more pings, announcements and scans
+        assert roles(bridge) == {"good", "noisy"}
+    for name, expected in (
+        ("deep", "nested more than 16 levels deep"),
+        ("many", "250 ports, at most 64 per device"),
+        ("surrogate", "component: lone surrogate"),
+    ):
+        (line,) = lines_about(caplog, tmp_path / BY_ID.format(serial=name), logging.ERROR)
+        assert expected in line
+    storm_lines = lines_about(caplog, tmp_path / BY_ID.format(serial="storm"), logging.WARNING)
+    assert sum("restarting in a loop" in line for line in storm_lines) == 1
+    assert len(storm_lines) <= 2
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def roles(bridge: SerialBridge) -> set[str]:
+    return {d.role for d in bridge.announced.values()}
+
+
+async def test_rapid_replug_keeps_the_bridge_bounded(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    def opener(path: str, baud: int) -> FakePort:
+        return FakePort(FakeDeviceCore(), path)
+
+    def opens(bridge: SerialBridge, link: Path) -> int:
+        device = bridge.devices.get(str(link))
+        return 0 if device is None else device.stats.opens
+
+    async with running(mosquitto, fast_config(tmp_path), opener) as bridge:
+        same = tmp_path / BY_ID.format(serial="SAME")
+        for n in range(30):  # the same device, in and out
+            same.touch()
+            await until(lambda: opens(bridge, same) > n)  # noqa: B023 (awaited here)
+            await until(lambda: bool(bridge.announced))
+            same.unlink()
+            await until(lambda: not bridge.announced)
+        # a device that comes back under a new name each time (or many devices, once each)
+        for n in range(MAX_ABSENT + 20):
+            link = tmp_path / BY_ID.format(serial=f"NEW{n}")
+            link.touch()
+            await until(lambda: opens(bridge, link) > 0)  # noqa: B023 (awaited here)
+            link.unlink()
+        await until(lambda: len(bridge.devices) <= MAX_ABSENT)
+        assert opens(bridge, link) == 1  # the latest ones are kept
+
+
+async def test_a_bug_met_again_and_again_logs_one_traceback(
+    mosquitto: Mosquitto, probe: Probe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def opener(path: str, baud: int) -> FakePort:
+        raise RuntimeError("driver bug")
+
+    (tmp_path / BY_ID.format(serial="BROKEN")).touch()
+    async with running(mosquitto, fast_config(tmp_path), opener):
+        await until(lambda: caplog.text.count("unexpected error") >= 4)
+    records = [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert [bool(r.exc_info) for r in records[:4]] == [True, False, False, False]
+    assert "unexpected error again (4 times): RuntimeError('driver bug')" in records[3].getMessage()

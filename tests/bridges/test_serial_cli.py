@@ -46,7 +46,9 @@ def test_configured_roles_match_serial_number_link_name_or_path() -> None:
     assert roles.role_for(FTDI) == "A50285BI"
 
 
-@pytest.mark.parametrize("text", ["nokey", "=role", "serial=", "s=a/+/b"])
+@pytest.mark.parametrize(
+    "text", ["nokey", "=role", "serial=", "s=a/+/b", "s=lab/\udc80", "s=" + "r" * 60_001]
+)
 def test_bad_role_options_are_one_line_errors(text: str) -> None:
     with pytest.raises(GatewayError, match="--role"):
         parse_role_option(text)

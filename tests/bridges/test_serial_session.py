@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 
 import pytest
 
+from gateway.bridges.serial.description import MAX_DESCRIPTION, check_topic, parse_description
 from gateway.bridges.serial.fake_device import (
     ECHO_DESCRIPTION,
     FakeDeviceCore,
@@ -38,6 +40,7 @@ from gateway.bridges.serial.session import (
     Withdraw,
     Write,
 )
+from gateway.errors import DescriptionError
 
 CONFIG = SessionConfig(role="echo1", hello_timeout=2.0, ping_interval=5.0, max_missed_pongs=3)
 
@@ -314,3 +317,156 @@ def test_a_flood_of_oversize_messages_is_logged_once_then_summarised() -> None:
     assert refused[1] == "refused messages: 99 more in the last 30 s (too large: 99)"
     assert pair.session.stats.refused == 100
     assert not [r for r in pair.device.received if isinstance(r.frame, PortMessage)]
+
+
+# -- hostile devices -----------------------------------------------------------------------------
+
+
+def error_lines(pair: Pair) -> list[str]:
+    return [a.message for a in pair.actions if isinstance(a, LogLine) and a.level >= 40]
+
+
+def ports(n: int) -> list[dict[str, str]]:
+    """``n`` ports with short distinct ids, so that many fit in a description."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return [{"id": digits[i // 36] + digits[i % 36]} for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 4,000 levels deep (unclosed, as a device cut short would send it): once a RecursionError
+        b'{"component":"x","inports":' + b"[" * 4000,
+        b'{"component":"x","a":' + b"[" * 2000 + b"]" * 2000 + b"}",
+        b'{"component":"x","a":' + b'{"a":' * 17 + b"1" + b"}" * 17 + b"}",
+    ],
+)
+def test_a_deeply_nested_description_is_one_line_not_a_recursion_error(text: bytes) -> None:
+    assert len(text) <= MAX_DESCRIPTION
+    with pytest.raises(DescriptionError, match="nested more than 16 levels deep"):
+        parse_description(text)
+    pair = Pair(FakeDeviceCore(text, max_frame=254))
+    pair.boot()
+    assert pair.session.state is State.FAILED
+    assert len(error_lines(pair)) == 1
+    assert "nested more than 16 levels deep" in error_lines(pair)[0]
+
+
+def test_nesting_inside_strings_does_not_count() -> None:
+    text = description_text(dict(ECHO_DESCRIPTION, label="[{" * 500 + '\\"'))
+    assert parse_description(text).label == "[{" * 500 + '\\"'
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        (dict(ECHO_DESCRIPTION, inports=ports(65), outports=[]), "inports: 65 ports, at most 64"),
+        (dict(ECHO_DESCRIPTION, inports=ports(250), outports=[]), "250 ports, at most 64"),
+        (dict(ECHO_DESCRIPTION, inports=ports(40), outports=ports(40)), "80 ports in all"),
+        (dict(ECHO_DESCRIPTION, component="\udc80"), "component: lone surrogate"),
+        (dict(ECHO_DESCRIPTION, label="a\x00b"), "label: contains NUL"),
+        (dict(ECHO_DESCRIPTION, outports=[{"id": "o", "type": "x\ud800"}]), "outports[0].type"),
+    ],
+)
+def test_descriptions_a_host_cannot_use_are_refused_with_one_line(
+    description: dict[str, object], expected: str
+) -> None:
+    text = description_text(description)  # json.dumps escapes lone surrogates: \udc80
+    pair = Pair(FakeDeviceCore(text, max_frame=254))
+    pair.boot()
+    assert pair.session.state is State.FAILED
+    assert not pair.of(Announce)
+    (line,) = error_lines(pair)
+    assert expected in line
+
+
+def test_sixty_four_ports_are_accepted() -> None:
+    text = description_text(dict(ECHO_DESCRIPTION, inports=ports(32), outports=ports(32)))
+    pair = Pair(FakeDeviceCore(text, max_frame=254))
+    pair.boot()
+    assert pair.session.state is State.READY
+
+
+def test_a_description_longer_than_the_limit_is_refused_before_it_is_collected() -> None:
+    pair = Pair(FakeDeviceCore(b" " * 5000 + description_text(ECHO_DESCRIPTION), max_frame=254))
+    pair.boot()
+    assert pair.session.state is State.FAILED
+    (line,) = error_lines(pair)
+    assert "at most 4096" in line
+    requests = [r for r in pair.device.received if isinstance(r.frame, DescribeRequest)]
+    assert len(requests) == 1  # nothing collected past the first reply
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("lab/\udc80", "inports[0].queue"),
+        ("r" * 70_000, "65535"),
+        ("a\x00b", "'\\x00'"),
+        ("lab/+", "'+'"),
+        ("lab/#", "'#'"),
+    ],
+)
+def test_a_role_that_makes_queue_names_mqtt_cannot_carry_is_one_line(
+    role: str, expected: str
+) -> None:
+    pair = Pair(FakeDeviceCore(), SessionConfig(role=role))
+    pair.boot()
+    assert pair.session.state is State.FAILED
+    assert not pair.of(Announce)
+    (line,) = error_lines(pair)
+    assert "cannot announce the device as role" in line
+    assert expected in line
+    assert len(line) < 300
+    line.encode()  # a log handler can write it
+
+
+def test_a_device_restarting_in_a_loop_is_described_once_it_is_quiet() -> None:
+    device = FakeDeviceCore()
+    pair = Pair(device)
+    for _ in range(1000):  # a hello storm: a device in a reset loop, or a hostile one
+        pair.boot()
+        pair.now += 0.01
+    announces = pair.of(Announce)
+    assert len(announces) == CONFIG.restart_burst - 1  # described at each of the first hellos
+    assert len(pair.logs()) < 2 * CONFIG.restart_burst + 2
+    assert sum("restarting in a loop" in m for m in pair.logs()) == 1
+    assert pair.session.stats.hellos_held_off == 1000 - CONFIG.restart_burst + 1
+    assert pair.session.state is State.DESCRIBING
+    requests = pair.session.stats.describe_requests
+    pair.advance(CONFIG.restart_holdoff - 1)
+    assert pair.session.stats.describe_requests == requests
+    pair.advance(1.5)  # quiet for the hold-off: described and announced again
+    assert pair.session.state.name == "READY"
+    assert len(pair.of(Announce)) == len(announces) + 1
+
+
+def test_a_flood_of_unrequested_descriptions_is_ignored() -> None:
+    device = FakeDeviceCore()
+    pair = Pair(device)
+    pair.boot()
+    flood = b"".join(
+        encode_frame(Description(0, 4096, b"[" * 200), seq % 256) for seq in range(2000)
+    )
+    assert pair.session.feed(flood, pair.now) == []
+    assert pair.session.state is State.READY
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        ("a/\udc80", "lone surrogate at character 2"),
+        ("x" * 65_536, "65536-byte queue name, at most 65535"),
+        ("a\x00", "contains '\\x00'"),
+        ("a/+", "contains '+'"),
+        ("a/#", "contains '#'"),
+        ("", "empty"),
+    ],
+)
+def test_check_topic_refuses_what_the_mqtt_encoder_cannot_carry(topic: str, expected: str) -> None:
+    with pytest.raises(DescriptionError, match=re.escape(expected)):
+        check_topic(topic, "inports[0].queue")
+
+
+def test_check_topic_takes_the_longest_name_mqtt_carries() -> None:
+    assert check_topic("é" * 32_767 + "x") == "é" * 32_767 + "x"  # 65,535 bytes

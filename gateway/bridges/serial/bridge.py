@@ -56,6 +56,8 @@ log = logging.getLogger("gateway.bridges.serial")
 DEFAULT_GLOB = "/dev/serial/by-id/*"
 DEFAULT_BAUD = 115200
 MAX_TICK = 1.0  # a device task looks at the clock at least this often
+MAX_ABSENT = 32  # unplugged devices whose stats are kept (a device re-enumerating under ever new
+# names must not grow the bridge without bound)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ class Device:
     def __init__(self, bridge: SerialBridge, path: str, role: str) -> None:
         self.bridge = bridge
         self.path = path
+        self.label = printable(path)  # the path in log lines
         self.role = role
+        self.failures = 0  # unexpected errors met by this device's task
         self.stats = DeviceStats()
         self.session: DeviceSession | None = None
         self._port: SerialPort | None = None
@@ -110,10 +114,10 @@ class Device:
             port = self.bridge.opener(self.path, self.bridge.config.baud)
         except (OSError, ValueError) as error:
             if attempt == 0:
-                log.warning("%s: cannot open: %s (retrying while it exists)", self.path, error)
+                log.warning("%s: cannot open: %s (retrying while it exists)", self.label, error)
             return None
         self.stats.opens += 1
-        log.info("%s: opened at %d baud, role %r", self.path, self.bridge.config.baud, self.role)
+        log.info("%s: opened at %d baud, role %r", self.label, self.bridge.config.baud, self.role)
         return port
 
     async def _serve(self, port: SerialPort) -> bool:
@@ -126,7 +130,7 @@ class Device:
             self._apply_now(session.start())
             await self._loop(session, port)
         except OSError as error:
-            log.warning("%s: %s; device unplugged?", self.path, error)
+            log.warning("%s: %s; device unplugged?", self.label, error)
         finally:
             self._port = None
             port.close()
@@ -179,7 +183,7 @@ class Device:
             if self.stats.write_drops in (1, 10, 100) or self.stats.write_drops % 1000 == 0:
                 log.warning(
                     "%s: device is not reading; %d frames dropped",
-                    self.path,
+                    self.label,
                     self.stats.write_drops,
                 )
 
@@ -190,7 +194,7 @@ class Device:
 
     def _log(self, action: Action) -> None:
         assert isinstance(action, LogLine)
-        log.log(action.level, "%s: %s", self.path, action.message)
+        log.log(action.level, "%s: %s", self.label, action.message)
 
     def _withdraw(self, action: Action) -> None:
         assert isinstance(action, Withdraw)
@@ -264,16 +268,16 @@ class SerialBridge:
                 log.error(
                     "%s: role %r is already the role of %s; their queues clash (give each a "
                     "distinct role with --role SERIALNUMBER=ROLE)",
-                    path,
+                    printable(path),
                     definition.role,
-                    other,
+                    printable(other),
                 )
         self.announced[path] = definition
         self._publish_discovery(definition)
 
     def withdraw(self, path: str) -> None:
         if self.announced.pop(path, None) is not None:
-            log.info("%s: no longer announced", path)
+            log.info("%s: no longer announced", printable(path))
 
     def announce_all(self) -> None:
         for definition in list(self.announced.values()):
@@ -305,20 +309,48 @@ class SerialBridge:
                     task.cancel()
                 if task.done() or path not in present:
                     del self._tasks[path]
+            self._forget_absent(present)
             await asyncio.sleep(self.config.poll_interval)
+
+    def _forget_absent(self, present: set[str]) -> None:
+        """Keep the stats of at most MAX_ABSENT unplugged devices, the most recent ones."""
+        absent = [path for path in self.devices if path not in present and path not in self._tasks]
+        for path in absent[: max(0, len(absent) - MAX_ABSENT)]:
+            del self.devices[path]
 
     def _start(self, group: asyncio.TaskGroup, path: str) -> None:
         role = self.config.roles.role_for(path)
-        device = self.devices[path] = self.devices.get(path) or Device(self, path, role)
-        log.info("%s: found, role %r", path, role)
+        device = self.devices.pop(path, None) or Device(self, path, role)
+        self.devices[path] = device  # last in the dict: the most recently seen
+        log.info("%s: found, role %r", device.label, role)
         self._tasks[path] = group.create_task(_guarded(device), name=f"serial {path}")
 
 
 async def _guarded(device: Device) -> None:
     """A bug met by one device ends that device's task, never the daemon's TaskGroup; the
-    watcher starts it again on a later scan."""
+    watcher starts it again on a later scan. The traceback is logged once per device; a bug
+    met again is one line, so a device that triggers it on every open cannot fill the log."""
     try:
         await device.run()
-    except Exception:
-        log.exception("%s: unexpected error; restarting this device shortly", device.path)
+    except Exception as error:
+        device.failures += 1
+        if device.failures == 1:
+            log.exception("%s: unexpected error; restarting this device shortly", device.label)
+        else:
+            log.error(
+                "%s: unexpected error again (%d times): %r; restarting this device shortly",
+                device.label,
+                device.failures,
+                error,
+            )
         await asyncio.sleep(device.bridge.config.reopen.maximum)
+
+
+def printable(path: str) -> str:
+    """``path`` for a log line: as it is when it is printable UTF-8, else escaped (a link name
+    with bytes that are not UTF-8 holds lone surrogates, which no log handler can encode)."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return ascii(path)
+    return path if path.isprintable() else ascii(path)

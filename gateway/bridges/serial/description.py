@@ -17,6 +17,10 @@ from gateway.bridges.serial.link import Description
 from gateway.errors import DescriptionError
 
 MAX_DESCRIPTION = 4096  # largest describe JSON a host accepts
+MAX_PORTS = 64  # inports and outports together, per device
+MAX_NESTING = 16  # arrays and objects inside each other (the firmware's JSON writer's limit too)
+MAX_TOPIC_BYTES = 65535  # an MQTT topic name's length is a u16 of UTF-8 bytes
+FORBIDDEN_TOPIC_CHARS = frozenset("+#\x00")  # wildcards and NUL: not in a topic one publishes to
 
 
 _PORT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
@@ -71,13 +75,68 @@ class DescriptionAssembler:
         return bytes(self._data) if len(self._data) == part.total else None
 
 
+def _text(value: str, path: str) -> str:
+    """A string the device sent: it must be encodable (a JSON ``\\udc80`` escape gives a lone
+    surrogate that no UTF-8 encoder takes) and hold no NUL."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as error:
+        raise DescriptionError(path, f"lone surrogate at character {error.start}") from None
+    if "\x00" in value:
+        raise DescriptionError(path, "contains NUL")
+    return value
+
+
 def _string(doc: dict[str, Any], key: str, *, required: bool = False) -> str:
     value = doc.get(key, None if required else "")
     if not isinstance(value, str) or (required and not value):
         raise DescriptionError(
             key, "must be a non-empty string" if required else "must be a string"
         )
-    return value
+    return _text(value, key)
+
+
+def check_topic(topic: str, path: str = "queue") -> str:
+    """A queue name the bridge subscribes or publishes to: UTF-8 encodable, at most 65,535
+    bytes, no NUL and no wildcard. Raises :class:`DescriptionError` naming ``path``."""
+    try:
+        size = len(topic.encode())
+    except UnicodeEncodeError as error:
+        raise DescriptionError(path, f"lone surrogate at character {error.start}") from None
+    if not topic:
+        raise DescriptionError(path, "empty queue name")
+    if size > MAX_TOPIC_BYTES:
+        raise DescriptionError(path, f"{size}-byte queue name, at most {MAX_TOPIC_BYTES}")
+    bad = sorted(FORBIDDEN_TOPIC_CHARS.intersection(topic))
+    if bad:
+        raise DescriptionError(path, f"queue name contains {bad[0]!r}")
+    return topic
+
+
+def nesting(data: bytes, limit: int = MAX_NESTING) -> int:
+    """How deep arrays and objects nest in the JSON text ``data`` (strings skipped), counting
+    only up to ``limit + 1``: checked before parsing, so a hostile text never gets the parser
+    to recurse thousands of levels deep."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
 
 
 def _port(item: object, path: str) -> PortSpec:
@@ -89,15 +148,15 @@ def _port(item: object, path: str) -> PortSpec:
     port_type = item.get("type", "any")
     if not isinstance(port_type, str) or not port_type:
         raise DescriptionError(f"{path}.type", "must be a non-empty string")
-    return PortSpec(port_id, port_type)
+    return PortSpec(port_id, _text(port_type, f"{path}.type"))
 
 
 def _ports(doc: dict[str, Any], key: str) -> tuple[PortSpec, ...]:
     items = doc.get(key, [])
     if not isinstance(items, list):
         raise DescriptionError(key, "must be a list of ports")
-    if len(items) > 256:
-        raise DescriptionError(key, f"{len(items)} ports, at most 256 (one index byte)")
+    if len(items) > MAX_PORTS:
+        raise DescriptionError(key, f"{len(items)} ports, at most {MAX_PORTS} per device")
     ports = tuple(_port(item, f"{key}[{n}]") for n, item in enumerate(items))
     seen: set[str] = set()
     for n, port in enumerate(ports):
@@ -113,6 +172,10 @@ def parse_description(data: bytes) -> DeviceDescription:
     A truncated text (a device whose buffer was too small once cut it silently) is reported as
     such rather than as a generic syntax error. Keys this version does not know are ignored.
     """
+    if len(data) > MAX_DESCRIPTION:
+        raise DescriptionError("", f"{len(data)} bytes, at most {MAX_DESCRIPTION} accepted")
+    if nesting(data) > MAX_NESTING:
+        raise DescriptionError("", f"nested more than {MAX_NESTING} levels deep")
     try:
         doc = json.loads(data.decode())
     except UnicodeDecodeError as error:
@@ -121,9 +184,11 @@ def parse_description(data: bytes) -> DeviceDescription:
         cut = error.pos >= len(data.rstrip()) or error.msg.startswith("Unterminated string")
         problem = f"not JSON{' (truncated?)' if cut else ''}: {error.msg} (byte {error.pos})"
         raise DescriptionError("", problem) from None
+    except RecursionError:  # the nesting check should make this impossible; one line if not
+        raise DescriptionError("", "nested too deeply to parse") from None
     if not isinstance(doc, dict):
         raise DescriptionError("", f"must be a JSON object, not {type(doc).__name__}")
-    return DeviceDescription(
+    description = DeviceDescription(
         component=_string(doc, "component", required=True),
         label=_string(doc, "label"),
         icon=_string(doc, "icon"),
@@ -131,3 +196,7 @@ def parse_description(data: bytes) -> DeviceDescription:
         outports=_ports(doc, "outports"),
         version=_string(doc, "version"),
     )
+    ports = len(description.inports) + len(description.outports)
+    if ports > MAX_PORTS:
+        raise DescriptionError("inports", f"{ports} ports in all, at most {MAX_PORTS} per device")
+    return description

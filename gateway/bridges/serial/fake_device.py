@@ -177,7 +177,7 @@ def garbage(size: int, rng: random.Random) -> bytes:
 def _is_json(data: bytes) -> bool:
     try:
         json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # a hostile description may nest thousands deep
         return False
     return True
 

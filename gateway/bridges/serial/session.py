@@ -22,6 +22,7 @@ with growing intervals (a board that does not reset answers those).
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from gateway.bridges.serial.description import (
     DescriptionAssembler,
     DeviceDescription,
+    check_topic,
     parse_description,
 )
 from gateway.bridges.serial.link import (
@@ -130,6 +132,12 @@ class SessionConfig:
     max_missed_pongs: int = 3
     report_interval: float = 30.0  # dropped-frame summaries at most this often
     naming: QueueNaming = QueueNaming.PYTHON
+    # A device that says hello more than restart_burst times within restart_window seconds is
+    # restarting in a loop (or hostile): it is described again only once it has been quiet for
+    # restart_holdoff seconds, so it cannot flood the log, the broker and the coordinator.
+    restart_burst: int = 10
+    restart_window: float = 60.0
+    restart_holdoff: float = 30.0
 
     def describe_delay(self, attempt: int) -> float:
         return min(self.describe_max, self.describe_initial * 2.0 ** min(attempt, 16))
@@ -148,6 +156,8 @@ class SessionStats:
     pings: int = 0
     pongs: int = 0
     describe_requests: int = 0
+    hellos: int = 0
+    hellos_held_off: int = 0  # hellos in a restart loop: not described at once
 
 
 class RateLimitedReport:
@@ -230,6 +240,8 @@ class DeviceSession:
         self._ping_seq: int | None = None
         self._missed = 0
         self._inports: dict[str, int] = {}
+        self._hellos: collections.deque[float] = collections.deque(maxlen=config.restart_burst)
+        self._restart_loop = False  # logged, until the device is described again
         self._drops = RateLimitedReport("dropped frames", config.report_interval)
         self._refusals = RateLimitedReport("refused messages", config.report_interval)
         self._handlers: dict[type, Callable[[Received, float], list[Action]]] = {
@@ -310,17 +322,35 @@ class DeviceSession:
         hello = received.frame
         assert isinstance(hello, Hello)
         self.hello = hello
+        self.stats.hellos += 1
         actions = self._withdraw()
         who = f"{hello.name or '?'} {hello.version}".strip()
+        looping = self._restarting_in_a_loop(now)
         if hello.protocol != PROTOCOL_VERSION:
             self.state = State.INCOMPATIBLE
             line = f"hello from {who}: protocol {hello.protocol}, this bridge speaks 1; not used"
-            return [*actions, LogLine(logging.ERROR, line)]
+            return actions if looping else [*actions, LogLine(logging.ERROR, line)]
         self.max_frame = hello.max_frame
-        actions.append(LogLine(logging.INFO, f"hello from {who}, max frame {hello.max_frame}"))
         self.state = State.DESCRIBING
+        if looping:
+            # Described once it has been quiet for a while; every further hello pushes that back.
+            self.stats.hellos_held_off += 1
+            self._exchange = _Exchange(retry_at=now + self.config.restart_holdoff)
+            if self._restart_loop:
+                return actions
+            self._restart_loop = True
+            holdoff, window = self.config.restart_holdoff, self.config.restart_window
+            line = f"hello from {who}: {len(self._hellos)} hellos within {window:g} s, "
+            line += f"restarting in a loop; described again after {holdoff:g} s without one"
+            return [*actions, LogLine(logging.WARNING, line)]
+        actions.append(LogLine(logging.INFO, f"hello from {who}, max frame {hello.max_frame}"))
         self._exchange = _Exchange()
         return actions + self._request(0, now)
+
+    def _restarting_in_a_loop(self, now: float) -> bool:
+        self._hellos.append(now)
+        full = len(self._hellos) == self._hellos.maxlen
+        return full and now - self._hellos[0] < self.config.restart_window
 
     def _on_description(self, received: Received, now: float) -> list[Action]:
         part = received.frame
@@ -400,11 +430,18 @@ class DeviceSession:
         return actions + self._request(self._exchange.assembler.next_offset, now)
 
     def _ready(self, description: DeviceDescription, now: float) -> list[Action]:
+        self._restart_loop = False
         try:
             definition = make_definition(self.config.role, description, self.config.naming)
-        except DefinitionError as error:  # e.g. a role that cannot be part of a queue name
+            for key, ports in (("inports", definition.inports), ("outports", definition.outports)):
+                for n, port in enumerate(ports):
+                    check_topic(port.queue, f"{key}[{n}].queue")
+        except (DefinitionError, DescriptionError) as error:  # a role unfit for a queue name
             self.state = State.FAILED
-            return [LogLine(logging.ERROR, f"cannot announce the device: {error}")]
+            self._ping_at = now + self.config.ping_interval
+            role = _excerpt(self.config.role)
+            line = f"cannot announce the device as role {role}: {error}"
+            return [LogLine(logging.ERROR, line)]
         self.description = description
         self.definition = definition
         self._inports = {p.queue: n for n, p in enumerate(definition.inports)}
@@ -447,6 +484,12 @@ class DeviceSession:
 
 def _name(frame: Frame) -> str:
     return type(frame).__name__
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    """``text`` for a log line: quoted, escaped (lone surrogates too) and cut to ``limit``."""
+    quoted = ascii(text[:limit])
+    return quoted if len(text) <= limit else f"{quoted}... ({len(text)} characters)"
 
 
 __all__ = [
