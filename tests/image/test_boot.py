@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.image.qemu import Guest, data_file_mtime, read_boot_file, sparse_copy, write_boot_file
 
@@ -244,6 +245,27 @@ def test_root_is_a_read_only_overlay_and_the_access_point_takes_wpa2(kit: Kit) -
     assert lines.get("wifi_dhcp_lease", "").startswith("192.168.4."), lines
     assert lines.get("wifi_name") == "gateway.msgflo->192.168.4.1", lines
     assert lines.get("result") == "pass", lines
+
+
+def test_units_are_sandboxed_and_secrets_private(kit: Kit) -> None:
+    """What the self-test saw on the booted system: systemd-analyze security rates every
+    gateway unit OK or better, each secrets file has its mode and owners, and no secret a
+    human is given reached the journal."""
+    guest = kit.running
+    guest.wait_console(r"msgflo-selftest: result=\w+", 240)
+    found = re.findall(r"msgflo-selftest: ([\w\[\]@.-]+)=(\S+)", guest.console())
+    security = {key: value for key, value in found if key.startswith("security[")}
+    assert len(security) == len(SECURITY_UNITS), security
+    for key, value in security.items():
+        exposure, _, rating = value.partition(":")
+        assert float(exposure) < MAX_EXPOSURE and rating in ("OK", "SAFE", "PERFECT"), (key, value)
+    secrets = {key: value for key, value in found if key.startswith("secret")}
+    assert secrets.get("secret_dir", "").startswith("0751:root:"), secrets
+    assert secrets.get("secret[secrets.json]") == "0600:root:root", secrets
+    assert secrets.get("secret[coordinator.json]") == "0640:root:msgflo-coordinator", secrets
+    assert not [value for value in secrets.values() if value.endswith(":wrong")], secrets
+    assert "secret_missing" not in secrets, secrets
+    assert dict(found).get("journal_secrets") == "absent", found
 
 
 def test_second_boot_does_not_run_first_boot_again(kit: Kit) -> None:
