@@ -85,7 +85,7 @@ def test_a_role_added_to_the_graph_later_gets_a_user(
     assert verify_password(lamp_password, hashes["lamp"])
     assert "user lamp\ntopic readwrite lamp/#\ntopic write fbp\n" in layout.acl.read_text()
     assert broker.process is not None
-    broker.process.send_signal(signal.SIGHUP)  # what the unit's ExecReload does
+    broker.process.send_signal(signal.SIGHUP)  # what gateway-run users --reload sends
     lamp = Client("127.0.0.1", config.broker.port, "lamp", lamp_password)
     admin = Client("127.0.0.1", config.broker.port, "admin", secrets.mqtt_passwords["admin"])
     clients += [lamp, admin]
