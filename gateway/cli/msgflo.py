@@ -83,6 +83,20 @@ def parser() -> argparse.ArgumentParser:
         help="retained messages replayed at subscribe: skip (default) or forward",
     )
     p.add_argument(
+        "--registry",
+        type=Path,
+        metavar="FILE",
+        help="keep the discovered participants in FILE, so that a restart forwards at once",
+    )
+    p.add_argument(
+        "--session-expiry",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the broker keeps what arrives for the graph's edges while the "
+        "coordinator is away (MQTT; 0: nothing; needs a graph file or name)",
+    )
+    p.add_argument(
         "--host",
         default="127.0.0.1",
         help="runtime protocol address (beyond loopback only with a secret)",
@@ -143,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
             wait_timeout=args.wait_timeout,
             expiry=args.expiry,
             retained=RetainedPolicy(args.retained),
+            registry_path=args.registry,
+            session_expiry=args.session_expiry,
         )
         edges = sum(1 for c in graph.connections if not isinstance(c, Initial))
         print(

@@ -35,6 +35,8 @@ class Binder(abc.ABC):
     """
 
     on_reconnect: Callable[[], None] | None = None
+    # Whether :meth:`apply` works before the broker connection is up (it only records).
+    wires_offline = False
 
     async def __aenter__(self) -> Self:
         return self
@@ -70,6 +72,8 @@ class ForwardStats:
 
 class MqttForwarder(Binder):
     """MQTT edges forwarded by the coordinator, byte-for-byte, with MQTT 5 "no local"."""
+
+    wires_offline = True  # subscriptions made while disconnected are sent at connect
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ from gateway.coordinator.wiring import (
 )
 from gateway.errors import DiscoveryError
 from gateway.graph.model import Edge, Graph, Initial, PortRef, thaw
-from gateway.participant.definition import Direction
+from gateway.participant.definition import Direction, ParticipantDefinition
 from gateway.participant.discovery import Discovered, parse_discovery
 from gateway.transport.base import Delivery, Transport
 
@@ -121,6 +121,24 @@ class Coordinator:
         self._hold_timer: asyncio.TimerHandle | None = None
 
     # -- running -------------------------------------------------------------------------------
+
+    async def restore(self, definitions: Iterable[ParticipantDefinition]) -> None:
+        """Before :meth:`run`: take these participants as discovered (a restart's saved
+        registry) and, where the binder can, wire them before the connection exists, so
+        that what a persistent session replays at connect is forwarded, not dropped."""
+        now = self._clock()
+        for definition in definitions:
+            try:
+                event = self.registry.observe(definition, now)
+            except DiscoveryError as exc:
+                log.warning("saved participant %s not restored: %s", definition.id, exc.reason)
+                continue
+            if event is not None:
+                self._notify(event)
+        if self.binder.wires_offline:
+            self._dirty.clear()
+            await self._apply()
+            self._dirty.set()
 
     async def run(self) -> None:
         async with self.binder:

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from gateway.coordinator.coordinator import (
 )
 from gateway.coordinator.library import ComponentLibrary, load_library, with_builtins
 from gateway.coordinator.registry import Change, RegistryEvent
+from gateway.coordinator.registry_file import encode_registry, read_registry, write_registry
 from gateway.coordinator.supervisor import OutputFn, ProcessSpec, Supervisor, print_prefixed
 from gateway.coordinator.wiring import GraphIndex, pseudo_roles
 from gateway.errors import DefinitionError, GatewayError, InvalidGraphError
@@ -54,6 +56,11 @@ class ServiceConfig:
     wait_timeout: float = 45.0
     expiry: float = 600.0
     retained: RetainedPolicy = RetainedPolicy.SKIP
+    # Where the discovered participants are kept across restarts (None: nowhere), and how long
+    # the broker keeps the coordinator's MQTT session, with the QoS 1 and 2 data of its edges,
+    # while it is away (0: a clean session each time). See registry_file.py.
+    registry_path: Path | None = None
+    session_expiry: int = 3600
 
 
 def load_service_graph(path: Path | None, *, auto_save: bool = False) -> Graph:
@@ -123,18 +130,22 @@ class CoordinatorService:
 
     def __init__(self, config: ServiceConfig, graph: Graph) -> None:
         self.config = config
-        self.transport = coordinator_transport(config.broker)
+        deployment = deployment_name(config, graph)
+        self.transport = coordinator_transport(config.broker, deployment, config.session_expiry)
         options = CoordinatorOptions(
             expiry=config.expiry,
             retained=config.retained,
             iip_hold=config.wait_timeout,
-            deployment=deployment_name(config, graph),
+            deployment=deployment,
         )
         self.coordinator = Coordinator(self.transport, graph, options=options)
         self.coordinator.add_listener(self._on_participant)
         self._save_pending = asyncio.Event()
         self._fallback_reason: str | None = None  # why auto-save last wrote the JSON fallback
         self._new_nodes: dict[str, Process] = {}  # discovered roles becoming nodes this turn
+        self._registry_changed = asyncio.Event()
+        if config.registry_path is not None:
+            self.coordinator.add_listener(lambda event: self._registry_changed.set())
         self.supervisor: Supervisor | None = None
         # Who else wants the started participants' output and exits (the runtime protocol).
         self.output_hooks: list[OutputFn] = []
@@ -142,6 +153,10 @@ class CoordinatorService:
 
     async def run(self) -> None:
         supervisor = Supervisor(output=self._output, on_exit=self._on_exit)
+        if self.config.registry_path is not None:
+            saved = await asyncio.to_thread(read_registry, self.config.registry_path)
+            await self.coordinator.restore(saved)
+            self._registry_changed.clear()  # nothing new to save yet
         async with self.transport, supervisor, asyncio.TaskGroup() as tasks:
             self.supervisor = supervisor
             self._start_participants(supervisor)
@@ -150,6 +165,8 @@ class CoordinatorService:
             tasks.create_task(self._report_missing())
             if self.config.auto_save and self.config.graph_path is not None:
                 tasks.create_task(self._autosave(self.config.graph_path))
+            if self.config.registry_path is not None:
+                tasks.create_task(self._keep_registry(self.config.registry_path))
 
     # -- started participants ------------------------------------------------------------------
 
@@ -262,6 +279,17 @@ class CoordinatorService:
             self.coordinator.set_graph(replace(graph, processes={**graph.processes, **added}))
             self._save_pending.set()
 
+    async def _keep_registry(self, path: Path) -> None:
+        while True:
+            await self._registry_changed.wait()
+            await asyncio.sleep(AUTOSAVE_DELAY)
+            self._registry_changed.clear()
+            data = encode_registry(self.coordinator.registry)
+            try:
+                await asyncio.to_thread(write_registry, path, data)
+            except GatewayError as exc:
+                log.error("registry not saved: %s", exc)
+
     async def _autosave(self, path: Path) -> None:
         while True:
             await self._save_pending.wait()
@@ -284,11 +312,20 @@ class CoordinatorService:
             self._fallback_reason = why
 
 
-def coordinator_transport(url: BrokerUrl) -> Transport:
+def coordinator_transport(url: BrokerUrl, deployment: str | None, session_expiry: int) -> Transport:
     """The coordinator's connection: the fast MQTT 5 client (it forwards every edge's data)
-    on MQTT; on AMQP the plain transport, which only publishes IIPs and packets."""
+    on MQTT; on AMQP the plain transport, which only publishes IIPs and packets.
+
+    On MQTT a deployment's coordinator resumes its session (same client id, the broker kept
+    what arrived for its edges); one without a name gets a fresh id and a clean session, so
+    two such coordinators on one broker do not throw each other off.
+    """
     if url.is_mqtt:
-        return FastMqttTransport(url, client_id="msgflo-coordinator")
+        if deployment is None:
+            client_id, session_expiry = f"msgflo-coordinator-{secrets.token_hex(4)}", 0
+        else:
+            client_id = f"msgflo-coordinator-{deployment}"
+        return FastMqttTransport(url, client_id=client_id, session_expiry=session_expiry)
     return open_transport(url, client_id="msgflo-coordinator")
 
 

@@ -87,12 +87,18 @@ def encode_connect(
     username: str | None = None,
     password: str | None = None,
     will: Will | None = None,
-    clean_start: bool = True,
+    session_expiry: int = 0,
 ) -> bytes:
-    """3.1: CONNECT with session expiry 0 (the default when the property is absent)."""
+    """3.1: CONNECT. ``session_expiry`` 0 is a clean session that ends with the connection;
+    above 0, the broker resumes the session of this client id (3.1.2.4, Clean Start 0) and
+    keeps it, queueing QoS 1 and 2 messages for its subscriptions, for that many seconds
+    after a disconnect (3.1.2.11.2)."""
     if not 0 <= keepalive <= 0xFFFF:
         raise ValueError(f"keep alive must be 0..65535 s, not {keepalive}")
-    flags = 0x02 if clean_start else 0
+    if not 0 <= session_expiry <= 0xFFFFFFFF:
+        raise ValueError(f"session expiry must be 0..4294967295 s, not {session_expiry}")
+    flags = 0 if session_expiry else 0x02
+    properties = b"\x05\x11" + session_expiry.to_bytes(4, "big") if session_expiry else b"\x00"
     payload = [encode_string(client_id)]
     if will is not None:
         _check_qos(will.qos)
@@ -105,7 +111,7 @@ def encode_connect(
         flags |= 0x40
         payload.append(encode_binary(password.encode("utf-8")))
     header = PROTOCOL_NAME + bytes([PROTOCOL_LEVEL, flags]) + keepalive.to_bytes(2, "big")
-    return _packet(0x10, header + b"\x00" + b"".join(payload))
+    return _packet(0x10, header + properties + b"".join(payload))
 
 
 def encode_subscribe(packet_id: int, topics: Iterable[tuple[str, SubscriptionOptions]]) -> bytes:

@@ -211,7 +211,11 @@ class FastMqttTransport(Transport):
         will: Will | None = None,
         backoff: Backoff | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        session_expiry: int = 0,
     ) -> None:
+        """``session_expiry`` above 0 asks for a persistent session (see ``encode_connect``):
+        QoS 1 and 2 messages for the subscriptions wait in the broker while this client is
+        away, and arrive right after the next CONNACK, so subscribe before connecting."""
         if not url.is_mqtt:
             raise BrokerUrlError(str(url), "not an MQTT URL")
         self.url = url
@@ -219,6 +223,8 @@ class FastMqttTransport(Transport):
         self.client_id = mqtt_client_id(url, client_id)
         self.keepalive = mqtt_keepalive(url, keepalive)
         self._will = will
+        self._session_expiry = session_expiry
+        self._session_present = False
         self._ssl = tls_context(url)
         self._backoff = backoff or Backoff()
         self._max_queued = max_queued
@@ -330,6 +336,7 @@ class FastMqttTransport(Transport):
         if self._conn is not conn:
             raise TransportError("connection closed right after CONNACK")
         self._receive_maximum = connack.receive_maximum
+        self._session_present = connack.session_present
         if connack.server_keep_alive is not None:
             self.keepalive = connack.server_keep_alive  # 3.2.2.3.14: the server's value wins
         self._live = conn
@@ -342,12 +349,18 @@ class FastMqttTransport(Transport):
             username=self.url.username,
             password=self.url.password,
             will=self._will,
+            session_expiry=self._session_expiry,
         )
 
     async def _run_connected(self) -> None:
         self.stats.connects += 1
-        log.info("mqtt: connected to %s", self.url)
-        self._incoming_qos2.clear()  # clean start: the broker forgot them too
+        log.info(
+            "mqtt: connected to %s%s",
+            self.url,
+            " (session resumed)" if self._session_present else "",
+        )
+        if not self._session_present:
+            self._incoming_qos2.clear()  # a new session: the broker forgot them too
         self._ping_sent = None
         self._last_sent = time.monotonic()
         self._replay_subscriptions()
