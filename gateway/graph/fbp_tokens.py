@@ -36,16 +36,29 @@ def skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
     return pos if match is None else match.end()
 
 
-def js_int(text: str) -> int | float:
-    # JavaScript numbers are doubles: integers beyond 2**53 are really the nearest double.
-    value = int(text)
-    return value if abs(value) <= JS_SAFE_INT else float(text)
+JS_SAFE_DIGITS = len(str(JS_SAFE_INT))  # more digits (JSON has no leading zeros): beyond 2**53
 
 
-def js_index(text: str) -> int:
-    # parseInt of a port index: also a double, so huge indices come out rounded.
-    value = int(text)
-    return value if value <= JS_SAFE_INT else int(float(text))
+def js_int(text: str) -> int | float | None:
+    # JavaScript numbers are doubles: integers beyond 2**53 are really the nearest double, and
+    # one beyond the doubles is Infinity, which JSON.stringify writes as null. Long ones never
+    # go through int(), which refuses more than sys.get_int_max_str_digits() digits.
+    if len(text.lstrip("-")) <= JS_SAFE_DIGITS:
+        value = int(text)
+        if abs(value) <= JS_SAFE_INT:
+            return value
+    return js_float(text)
+
+
+def js_index(text: str) -> int | None:
+    # parseInt of a port index: also a double, so huge indices come out rounded, and one
+    # beyond the doubles is Infinity, which the reference's JSON has as null: no index.
+    if len(text) <= JS_SAFE_DIGITS:
+        value = int(text)
+        if value <= JS_SAFE_INT:
+            return value
+    rounded = float(text)
+    return int(rounded) if math.isfinite(rounded) else None
 
 
 def js_float(text: str) -> float | None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
@@ -249,8 +250,8 @@ class _Loader:
         return ""
 
     def json_value(self, value: object, path: Path) -> FrozenJson:
-        for bad_path, bad in _non_finite(value, path):
-            self.problem(bad_path, f"{bad} is not valid JSON (use null or a string)")
+        for bad_path, problem in _non_finite(value, path):
+            self.problem(bad_path, problem)
         return freeze(value)
 
     def metadata(self, value: object, path: Path) -> dict[str, Any]:
@@ -381,9 +382,35 @@ def properties_from_dict(props: Mapping[str, Any]) -> Properties:
     return Properties(name=name, environment=env, extra=extra)
 
 
+class _LongInteger(float):
+    """An integer with more digits than Python converts (``sys.get_int_max_str_digits()``),
+    standing in as an infinite float: every value is checked for those, so the loader reports
+    it at its key path, with the file's line and column, like any other bad value."""
+
+    digits: int
+
+    def __new__(cls, text: str) -> _LongInteger:
+        number = super().__new__(cls, "-inf" if text.startswith("-") else "inf")
+        number.digits = len(text.lstrip("-"))
+        return number
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _long_int(text: str) -> int | float:
+    limit = sys.get_int_max_str_digits()
+    return _LongInteger(text) if limit and len(text.lstrip("-")) > limit else int(text)
+
+
 def _non_finite(value: object, path: Path) -> Iterator[tuple[Path, str]]:
-    if isinstance(value, float) and not math.isfinite(value):
-        yield path, repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    """(path, problem) for each number in ``value`` that cannot be written back as JSON."""
+    if isinstance(value, _LongInteger):
+        limit = sys.get_int_max_str_digits()
+        yield path, f"{value!r} is too long (at most {limit} digits)"
+    elif isinstance(value, float) and not math.isfinite(value):
+        bad = repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+        yield path, f"{bad} is not valid JSON (use null or a string)"
     elif isinstance(value, Mapping):
         for k, v in value.items():
             yield from _non_finite(v, (*path, k))
@@ -439,6 +466,15 @@ def read_json(text: str, *, file: str = "") -> tuple[Graph, tuple[GraphError, ..
         return _read_json(text, file)
 
 
+def _decode(text: str, pairs: Callable[[list[tuple[str, Any]]], dict[str, Any]]) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer of more digits than int() converts: find it, slowly
+        return json.loads(text, object_pairs_hook=pairs, parse_int=_long_int)
+
+
 def _read_json(text: str, file: str) -> tuple[Graph, tuple[GraphError, ...]]:
     source = SourceText(text, file)
     duplicates: list[bool] = []
@@ -449,7 +485,7 @@ def _read_json(text: str, file: str) -> tuple[Graph, tuple[GraphError, ...]]:
         return dict(items)
 
     try:
-        data = json.loads(text, object_pairs_hook=pairs)
+        data = _decode(text, pairs)
     except json.JSONDecodeError as exc:
         raise_for((_decode_error(source, exc),))
         raise  # unreachable: raise_for raised
