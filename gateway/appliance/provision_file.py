@@ -1,9 +1,12 @@
 """The optional provisioning file on the boot partition, ``msgflo-provision.yaml``.
 
 Someone preparing an SD card can fix the WiFi name, passphrase and country, the runtime
-secret and the MQTT admin password before the first boot. Only these keys are read; anything
-else is reported (one line naming the file and the key) and ignored, and the valid keys are
-still applied. Parsing is pure: ``parse_provision`` returns the values and the problems.
+secret and the MQTT admin password before the first boot. A weak value is refused rather than
+applied: the passphrase must be WPA2's 8-63 printable ASCII characters, the runtime secret and
+the admin password at least ``MIN_SECRET_CHARS`` (12) characters; the generated value is kept.
+Only these keys are read; anything else is reported (one line naming the file and the key)
+and ignored, and the valid keys are still applied. Parsing is pure: ``parse_provision``
+returns the values and the problems.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ FILE_NAME = "msgflo-provision.yaml"
 KEYS = ("wifi_passphrase", "ssid", "country", "runtime_secret", "admin_password")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 SSID_MAX_BYTES = 32
+# The MQTT admin password and the runtime secret guard the whole kit over the network; shorter
+# provided values are refused (and the generated ones kept), as a WPA2 passphrase under 8 is.
+MIN_SECRET_CHARS = 12
+SECRET_KEYS = ("runtime_secret", "admin_password")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,9 @@ def _value_problem(key: str, value: str) -> str | None:
         return "must be one line"
     if key == "wifi_passphrase":
         return passphrase_problem(value)
+    if key in SECRET_KEYS and len(value) < MIN_SECRET_CHARS:
+        # The length only: the value itself must not reach the journal.
+        return f"must be at least {MIN_SECRET_CHARS} characters, not {len(value)}"
     if key == "country" and not _COUNTRY.fullmatch(value):
         return "must be two upper-case letters (ISO 3166-1, e.g. DE)"
     if key == "ssid" and len(value.encode("utf-8")) > SSID_MAX_BYTES:

@@ -112,7 +112,7 @@ def test_provisioning_file_is_applied_and_deleted(setup: Setup) -> None:
     setup.config_path.write_text("access_point:\n  channel: 11\nruntime:\n  port: 4000\n")
     (setup.boot / FILE_NAME).write_text(
         "wifi_passphrase: correct horse battery\nssid: kit-{suffix}\ncountry: FR\n"
-        "runtime_secret: rt-secret\nadmin_password: admin-pw\n"
+        "runtime_secret: rt-secret-0123\nadmin_password: admin-password\n"
     )
     assert setup.run() == 0
     assert setup.err.getvalue() == ""
@@ -124,8 +124,8 @@ def test_provisioning_file_is_applied_and_deleted(setup: Setup) -> None:
     }
     secrets = load_secrets(setup.data)
     assert secrets.wifi_passphrase == "correct horse battery"
-    assert secrets.runtime_secret == "rt-secret"
-    assert secrets.mqtt_passwords["admin"] == "admin-pw"
+    assert secrets.runtime_secret == "rt-secret-0123"
+    assert secrets.mqtt_passwords["admin"] == "admin-password"
     assert f"WiFi name: kit-{secrets.device_id[:4]}" in setup.out.getvalue()
     assert f"WiFi name: kit-{secrets.device_id[:4]}" in setup.console.read_text()
 
@@ -149,6 +149,40 @@ def test_invalid_keys_are_reported_and_the_rest_applied(setup: Setup) -> None:
     assert "wifi_passphrase: must be 8 to 63 characters" in errors[2]
     assert yaml.safe_load(setup.config_path.read_text()) == {"access_point": {"ssid": "valid-name"}}
     assert not (setup.boot / FILE_NAME).exists()
+
+
+def test_weak_secrets_are_refused_and_the_generated_ones_kept(setup: Setup) -> None:
+    (setup.boot / FILE_NAME).write_text(
+        "admin_password: a\nruntime_secret: '12345678901'\nwifi_passphrase: abcdefg\n"
+    )
+    assert setup.run() == 0
+    file = setup.boot / FILE_NAME
+    assert setup.err.getvalue().splitlines() == [
+        f"gateway-firstboot: error: {file}: admin_password: must be at least 12 characters, "
+        "not 1, ignored",
+        f"gateway-firstboot: error: {file}: runtime_secret: must be at least 12 characters, "
+        "not 11, ignored",
+        f"gateway-firstboot: error: {file}: wifi_passphrase: must be 8 to 63 characters long, "
+        "not 7, ignored",
+    ]
+    secrets = load_secrets(setup.data)
+    assert len(secrets.mqtt_passwords["admin"]) >= 12
+    assert len(secrets.runtime_secret) >= 12
+    assert len(secrets.wifi_passphrase) >= 8
+    assert "12345678901" not in setup.err.getvalue() + setup.out.getvalue()
+
+
+def test_secrets_of_the_minimum_length_are_applied() -> None:
+    values, problems = parse_provision(
+        "admin_password: abcdefghijkl\nruntime_secret: '123456789012'\nwifi_passphrase: abcdefgh\n",
+        "f.yaml",
+    )
+    assert problems == ()
+    assert (values.admin_password, values.runtime_secret, values.wifi_passphrase) == (
+        "abcdefghijkl",
+        "123456789012",
+        "abcdefgh",
+    )
 
 
 def test_unreadable_yaml_is_reported_and_deleted(setup: Setup) -> None:
