@@ -10,6 +10,7 @@ whose participant comes later starts reporting by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -40,6 +41,7 @@ from gateway.runtime_protocol.server import RuntimeServer, ServerInfo
 log = logging.getLogger(__name__)
 
 DISCOVERY_WAIT = 10.0  # longest a graph change waits for the participants it started
+RECHECK = 0.25  # seconds between looks for a participant that announced without an event
 QUIET_AFTER = 0.2  # seconds without data between nodes after which the network is not running
 LANGUAGES = {
     ".py": "python",
@@ -80,10 +82,20 @@ class CoordinatorEnvironment(Environment):
 
     async def change_graph(self, graph: Graph) -> None:
         old = self.coordinator.graph
+        # What the registry knew of each new node's role before its participant is started: a
+        # participant of the same role that was stopped a moment ago (the node removed, or the
+        # graph cleared, and added again, as fbp-spec does for every suite) stays "live" in the
+        # registry until it expires, and must not count as the new one's announcement.
+        registry = self.coordinator.registry
+        before = {
+            role: {seen.id: seen.last_seen for seen in registry.known(role)}
+            for role in graph.processes
+            if role not in old.processes
+        }
         await self.service.set_graph(graph)
         self._rewatch()
         await self.coordinator.wired()
-        started = [r for r in graph.processes if r not in old.processes and self._startable(r)]
+        started = {r: ids for r, ids in before.items() if self._startable(r)}
         await self._wait_discovered(started)
 
     def _startable(self, role: str) -> bool:
@@ -94,15 +106,24 @@ class CoordinatorEnvironment(Environment):
             and library.command(process.component, role) is not None
         )
 
-    async def _wait_discovered(self, roles: list[str]) -> None:
-        registry = self.coordinator.registry
+    def _announced(self, role: str, before: dict[str, float]) -> bool:
+        """Whether a participant of ``role`` announced itself since ``before`` was taken."""
+        return any(
+            seen.id not in before or seen.last_seen > before[seen.id]
+            for seen in self.coordinator.registry.live(role)
+        )
+
+    async def _wait_discovered(self, roles: dict[str, dict[str, float]]) -> None:
+        missing = list(roles)
         try:
             async with asyncio.timeout(self._discovery_wait):
-                while any(not registry.live(role) for role in roles):
+                while missing := [r for r, ids in roles.items() if not self._announced(r, ids)]:
                     self._participant_seen.clear()
-                    await self._participant_seen.wait()
+                    # A participant restarted under a fixed id is a heartbeat to the registry,
+                    # not an event: look again now and then.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._participant_seen.wait(), RECHECK)
         except TimeoutError:
-            missing = [r for r in roles if not registry.live(r)]
             log.warning("not discovered within %.0f s: %s", self._discovery_wait, missing)
         await self.coordinator.wired()
 
