@@ -63,6 +63,9 @@ def with_role_brokers(service_config: ServiceConfig, roles: RoleBroker) -> Servi
     return dataclasses.replace(service_config, **changes)
 
 
+REGISTRY_FILE = "participants.json"  # the coordinator's registry across restarts
+
+
 def run_coordinator(
     config: GatewayConfig,
     broker: BrokerUrl,
@@ -78,6 +81,8 @@ def run_coordinator(
         library=library_from_options(c.library, component_dir(c.library)),
         auto_save=c.auto_save and graph_path is not None,
         wait_timeout=c.wait_timeout,
+        registry_path=config.data_dir / REGISTRY_FILE,
+        strict=c.strict_discovery,
     )
     if roles is not None:
         service_config = with_role_brokers(service_config, roles)

@@ -83,6 +83,16 @@ def parser() -> argparse.ArgumentParser:
         help="retained messages replayed at subscribe: skip (default) or forward",
     )
     p.add_argument(
+        "--strict",
+        type=boolean,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="accept only queues under '<role>/' in discovery (as on the appliance, whose "
+        "broker lets only the role's user use them)",
+    )
+    p.add_argument(
         "--registry",
         type=Path,
         metavar="FILE",
@@ -158,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             expiry=args.expiry,
             retained=RetainedPolicy(args.retained),
             registry_path=args.registry,
+            strict=args.strict,
             session_expiry=args.session_expiry,
         )
         edges = sum(1 for c in graph.connections if not isinstance(c, Initial))

@@ -291,6 +291,7 @@ def _schema(base: Path) -> Reader:
         "library": scalar(v.optional(v.path(base))),
         "auto_save": scalar(v.boolean),
         "wait_timeout": scalar(v.seconds),
+        "strict_discovery": scalar(v.boolean),
     }
     runtime = {
         "host": scalar(v.host),

@@ -46,6 +46,7 @@ class CoordinatorConfig:
     library: Path | None = None
     auto_save: bool = True
     wait_timeout: float = 45.0
+    strict_discovery: bool = True
 
 
 @dataclass(frozen=True)

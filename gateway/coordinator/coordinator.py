@@ -72,6 +72,11 @@ class CoordinatorOptions:
     # bindings made, so a restart on an edited graph removes the edges it no longer has.
     # None: no record (an embedded coordinator whose bindings someone else cleans up).
     deployment: str | None = None
+    # Strict discovery (the appliance's default): a role's ports must use queues under
+    # "<role>/", the topics the broker lets only that role's user read and write. A
+    # subscriber cannot tell who published an announcement, so this is what keeps one
+    # device from pointing another role's ports at topics it controls. See docs/security.md.
+    strict: bool = False
 
 
 @dataclass
@@ -215,12 +220,34 @@ class Coordinator:
         self.stats.discovery_messages += 1
         try:
             found = self._parse(delivery.payload)
+            if self.options.strict:
+                check_own_queues(found.definition)
+            self._warn_if_ports_move(found.definition)
             event = self.registry.observe(found.definition, self._clock())
         except DiscoveryError as exc:
             self._reject(delivery, exc.reason)
             return
         if event is not None:
             self._notify(event)
+
+    def _warn_if_ports_move(self, definition: ParticipantDefinition) -> None:
+        """A new id that gives a role's port another queue than its live participant does:
+        a device replaced, or someone announcing for the role (which wins until the real
+        participant announces again), so it is worth a line."""
+        if self.registry.get(definition.id) is not None:
+            return
+        for seen in self.registry.live(definition.role):
+            moved = _moved_ports(seen.definition, definition)
+            if moved:
+                log.warning(
+                    "participant %s announces role %s with %s; %s announced %s",
+                    definition.id,
+                    definition.role,
+                    ", ".join(f"{p} on {new!r}" for p, _, new in moved),
+                    seen.id,
+                    ", ".join(f"{p} on {old!r}" for p, old, _ in moved),
+                )
+                return
 
     def _parse(self, payload: bytes) -> Discovered:
         # Participants re-announce the same bytes every 27 s: a thousand of them would keep
@@ -397,6 +424,30 @@ class Coordinator:
             initial.tgt.process,
             queue,
         )
+
+
+def check_own_queues(definition: ParticipantDefinition) -> None:
+    """Strict discovery: every announced queue is under ``<role>/`` (raises DiscoveryError)."""
+    prefix = definition.role + "/"
+    for port in (*definition.inports, *definition.outports):
+        if not port.hidden and not port.queue.startswith(prefix):
+            raise DiscoveryError(
+                f"role {definition.role!r} announced {port.id} on {port.queue!r}, outside "
+                f"{prefix!r} (strict discovery)"
+            )
+
+
+def _moved_ports(
+    old: ParticipantDefinition, new: ParticipantDefinition
+) -> list[tuple[str, str, str]]:
+    """(port, old queue, new queue) of the ports both declare with different queues."""
+    moved = []
+    for direction in Direction:
+        for port in new.inports if direction is Direction.IN else new.outports:
+            before = old.port(direction, port.id)
+            if before is not None and before.queue != port.queue:
+                moved.append((port.id, before.queue, port.queue))
+    return moved
 
 
 def _iip_key(initial: Initial) -> tuple[PortRef, str]:

@@ -61,6 +61,7 @@ class ServiceConfig:
     # while it is away (0: a clean session each time). See registry_file.py.
     registry_path: Path | None = None
     session_expiry: int = 3600
+    strict: bool = False  # see CoordinatorOptions.strict
 
 
 def load_service_graph(path: Path | None, *, auto_save: bool = False) -> Graph:
@@ -137,6 +138,7 @@ class CoordinatorService:
             retained=config.retained,
             iip_hold=config.wait_timeout,
             deployment=deployment,
+            strict=config.strict,
         )
         self.coordinator = Coordinator(self.transport, graph, options=options)
         self.coordinator.add_listener(self._on_participant)
