@@ -51,7 +51,7 @@ async def dump(url: BrokerUrl, args: argparse.Namespace) -> int:
         if len(values) >= args.amount:
             done.set()
 
-    async with open_transport(url, client_id="msgflo-dump-message") as transport:
+    async with open_transport(url, client_id="msgflo-dump-message-%i") as transport:
         # Observed, not consumed: on AMQP the port's own queue keeps its messages for its
         # participants (reference 4.2: the original dump tool fails on an outport's exchange).
         await transport.observe(args.queue, collect, qos=1)

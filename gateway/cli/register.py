@@ -67,7 +67,7 @@ async def announce(
     url: BrokerUrl, found: list[ParticipantDefinition], args: argparse.Namespace
 ) -> int:
     messages = [(d.id, encode_discovery(d)) for d in found]
-    async with open_transport(url, client_id=PROG) as transport:
+    async with open_transport(url, client_id=f"{PROG}-%i") as transport:
         try:
             async with asyncio.timeout(30):
                 await transport.wait_connected()

@@ -48,7 +48,7 @@ def payload_of(args: argparse.Namespace) -> bytes:
 
 
 async def send(url: BrokerUrl, queue: str, payload: bytes, args: argparse.Namespace) -> int:
-    async with open_transport(url, client_id="msgflo-send-message") as transport:
+    async with open_transport(url, client_id="msgflo-send-message-%i") as transport:
         try:
             async with asyncio.timeout(args.timeout):
                 await transport.wait_connected()

@@ -49,6 +49,7 @@ from gateway.transport.base import (
     Transport,
     TransportStats,
     call_listeners,
+    mqtt_client_id,
 )
 from gateway.transport.reconnect import keep_connected
 from gateway.transport.tls import tls_context
@@ -170,7 +171,7 @@ class AmqpTransport(Transport):
             raise BrokerUrlError(str(url), "not an AMQP URL")
         self.url = url
         self.tls = tls_context(url)  # here, so a bad certificate file fails at start
-        self.client_id = client_id
+        self.client_id = mqtt_client_id(url, client_id)  # the connection's name; "%i" as MQTT
         # As given, else the URL's ``?prefetch=N``, else msgflo-nodejs's default.
         self.prefetch = prefetch or int(url.options.get("prefetch", DEFAULT_PREFETCH))
         self.stats = TransportStats()

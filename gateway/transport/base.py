@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
-import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -178,10 +178,11 @@ class Transport(abc.ABC):
 
 
 def mqtt_client_id(url: BrokerUrl, default: str) -> str:
-    """The client id: the URL's ``clientId`` option or ``default``; ``%i`` becomes a random
-    number, as msgflo-cpp's ``clientId=name-%i``."""
+    """The client id: the URL's ``clientId`` option or ``default``; ``%i`` becomes random hex
+    digits, as msgflo-cpp's ``clientId=name-%i`` (a number there). Tools that may run twice at
+    once use it: a broker disconnects a client when another connects with the same id."""
     cid = url.options.get("clientId") or default
-    return cid.replace("%i", str(random.randint(0, 99999)))
+    return cid.replace("%i", secrets.token_hex(4))
 
 
 def mqtt_keepalive(url: BrokerUrl, given: int | None) -> int:

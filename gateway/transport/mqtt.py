@@ -45,6 +45,8 @@ from gateway.transport.tls import tls_context
 
 log = logging.getLogger(__name__)
 
+MAX_TOPIC_BYTES = 65_535
+
 MQTT_311 = 4  # protocol level numbers, as in the CONNECT packet
 MQTT_5 = 5
 CONNACK_TIMEOUT = 10.0
@@ -104,6 +106,9 @@ class MqttTransport(Transport):
         self._last_publish: paho.MQTTMessageInfo | None = None
         self._progress = asyncio.Event()  # set on each completed publish, for flush()
         self._flushing = 0  # flush() calls waiting; on_publish is only installed meanwhile
+        # QoS>0 messages queued while disconnected: paho sends them after the reconnect, but
+        # their MQTTMessageInfo keeps saying "not connected", so their mids are watched instead.
+        self._offline: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -228,11 +233,15 @@ class MqttTransport(Transport):
         await self._connected.wait()
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
-        info = self._client.publish(topic, payload, qos, retain)
-        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
-            info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
-        ):
-            self.stats.published += 1  # QoS>0 while disconnected: paho sends it after reconnect
+        try:
+            info = self._client.publish(topic, payload, qos, retain)
+        except (ValueError, UnicodeEncodeError) as exc:  # not a topic one can publish to
+            raise TransportError(f"cannot publish to {topic!r}: {exc}") from None
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0:
+            self._offline.add(info.mid)  # paho sends it after the reconnect
+            self._client.on_publish = self._on_publish
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or info.mid in self._offline:
+            self.stats.published += 1
             self._last_publish = info
             return
         self.stats.dropped += 1
@@ -247,20 +256,25 @@ class MqttTransport(Transport):
 
     async def flush(self) -> None:
         info = self._last_publish
-        if info is None or info.is_published():
+        if info is None or self._sent(info):
             return
         # With on_publish set, paho builds a ReasonCode and a Properties object for every QoS 0
         # message it writes (about a tenth of a Repeat's time): only set it while someone waits.
         self._flushing += 1
         self._client.on_publish = self._on_publish
         try:
-            while not info.is_published():
+            while not self._sent(info):
                 self._progress.clear()
                 await self._progress.wait()
         finally:
             self._flushing -= 1
-            if not self._flushing:
+            if not self._flushing and not self._offline:
                 self._client.on_publish = None
+
+    def _sent(self, info: paho.MQTTMessageInfo) -> bool:
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            return info.mid not in self._offline
+        return info.is_published()
 
     async def subscribe(
         self,
@@ -274,6 +288,7 @@ class MqttTransport(Transport):
     ) -> None:
         if topic.startswith(SHARE_PREFIX) and self.protocol != MQTT_5:
             raise TransportError(f"{topic!r}: shared subscriptions need MQTT 5 (protocol=5)")
+        _check_filter(topic)
         options = self._subscribe_options(qos, no_local, retain_as_published, replay_retained)
         self._subs[topic] = (options, handler)
         self._routes[routing_filter(topic)] = handler
@@ -379,6 +394,9 @@ class MqttTransport(Transport):
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
+        self._offline.discard(mid)
+        if not self._flushing and not self._offline:
+            self._client.on_publish = None
         self._progress.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
@@ -494,3 +512,13 @@ def _close_sockets_in(tb: TracebackType | None) -> None:
             if isinstance(value, socket.socket):
                 value.close()
         tb = tb.tb_next
+
+
+def _check_filter(topic: str) -> None:
+    """Refuse a topic filter paho would raise on later, at every reconnect (MQTT 5 1.5.4)."""
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise TransportError(f"cannot subscribe to {topic!r}: not UTF-8 ({exc.reason})") from None
+    if not 0 < size <= MAX_TOPIC_BYTES or "\x00" in topic:
+        raise TransportError(f"cannot subscribe to {topic!r}: not a topic filter")

@@ -168,3 +168,27 @@ async def test_reconnect_after_broker_restart_resubscribes(broker: Broker) -> No
         assert connects >= 2
     assert inbox.got[0] == b"first"
     assert set(inbox.got[1:]) == {b"again"}
+
+
+async def test_flush_waits_for_what_was_sent_while_the_broker_was_down(broker: Broker) -> None:
+    # paho reports a QoS 1 message queued while disconnected as failed, so flush() raised
+    # RuntimeError (a CLI thrown off the broker crashed so). flush() returns once the broker
+    # has taken the message (PUBACK): whether a subscriber that was also reconnecting got it
+    # depends on which of the two came back first.
+    name = unique("offline")
+    async with broker.transport("pub") as pub:
+        async with asyncio.timeout(10):
+            await pub.wait_connected()
+
+        async def publish_while_down() -> None:
+            async with asyncio.timeout(20):
+                while pub.connected:
+                    await asyncio.sleep(0.01)
+            pub.publish(name, b"while down", qos=1)
+
+        publisher = asyncio.create_task(publish_while_down())
+        await broker.restart()
+        await publisher
+        async with asyncio.timeout(20):
+            await pub.flush()
+        assert pub.connected
