@@ -30,6 +30,11 @@ Security (fbp-protocol 0.8): with a secret configured, every message must carry 
 ``runtime:getruntime`` is answered, with ``capabilities: []`` and the real list in
 ``allCapabilities``; a client becomes *authorized* (receives broadcasts) with its first message
 that carries the secret. The secret is never put in a reply or a log line.
+
+Guessing is limited per address (:class:`~gateway.runtime_protocol.limits.AuthThrottle`, the
+address given to :meth:`ProtocolCore.connected`): after 5 wrong secrets within 60 s, messages
+from that address that carry a secret are refused for 60 s without it being compared (a client
+already authorized keeps being served). The back-off is one warning line naming the address.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +56,7 @@ from gateway.runtime_protocol import edits, replies
 from gateway.runtime_protocol import requests as rq
 from gateway.runtime_protocol.environment import Environment, Listener, RuntimeInfo
 from gateway.runtime_protocol.ids import edge_id, initial_id
+from gateway.runtime_protocol.limits import AuthThrottle
 from gateway.runtime_protocol.messages import Frame, parse_frame, parse_request, shown
 from gateway.runtime_protocol.replies import Message, message
 
@@ -77,6 +84,8 @@ Send: TypeAlias = Callable[[Target, Message], None]
 @dataclass
 class _Client:
     authorized: bool
+    peer: str = ""  # the address it connected from, for the limits on guessing the secret
+    authenticated: bool = False  # it sent a message that passed the secret check
     edges: frozenset[rq.EdgeKey] | None = None  # network:edges selection; None: all while started
 
 
@@ -109,6 +118,7 @@ class ProtocolCore(Listener):
         graph_id: str = MAIN_GRAPH,
         clock: Callable[[], datetime] = _utc_now,
         max_pending: int = 1000,
+        auth: AuthThrottle | None = None,
     ) -> None:
         self._env = env
         self._info = info
@@ -116,6 +126,7 @@ class ProtocolCore(Listener):
         self._send = send
         self._graph_id = graph_id
         self._clock = clock
+        self._auth = auth or AuthThrottle()
         self._clients: dict[ClientId, _Client] = {}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(max_pending)
         self._started_at: datetime | None = None  # set by network:start, cleared by stop
@@ -131,9 +142,16 @@ class ProtocolCore(Listener):
 
     # -- connections ------------------------------------------------------------------------------
 
-    def connected(self, client_id: ClientId) -> None:
-        """A client connected; without a secret configured it is authorized at once."""
-        self._clients[client_id] = _Client(authorized=self._secret is None)
+    def connected(self, client_id: ClientId, peer: str = "") -> None:
+        """A client connected from address ``peer``; without a secret configured it is
+        authorized at once."""
+        self._clients[client_id] = _Client(authorized=self._secret is None, peer=peer)
+
+    def authenticated(self, client_id: ClientId) -> bool:
+        """Whether ``client_id`` sent a message that passed the secret check (any valid message
+        when there is no secret); the server closes connections that do not in time."""
+        client = self._clients.get(client_id)
+        return client is not None and client.authenticated
 
     def disconnected(self, client_id: ClientId) -> None:
         """A client left; its edge selection goes with it. Unknown ids are ignored."""
@@ -185,14 +203,33 @@ class ProtocolCore(Listener):
 
     def _admit(self, client_id: ClientId, frame: Frame) -> bool:
         """Whether ``frame`` may be served; answers an unauthorized ``getruntime`` itself."""
-        if self._secret_ok(frame.secrets):
-            self._clients[client_id].authorized = True
+        client = self._clients[client_id]
+        attempt = self._secret is not None and bool(frame.secrets)
+        wait = self._auth.blocked(client.peer) if attempt and not client.authorized else 0.0
+        if wait:
+            problem = f"too many wrong secrets from your address; try again in {math.ceil(wait)} s"
+        elif self._secret_ok(frame.secrets):
+            client.authorized = client.authenticated = True
+            if attempt:
+                self._auth.succeeded(client.peer)
             return True
+        else:
+            problem = "invalid secret" if frame.secrets else "secret required"
+            if attempt and self._auth.failed(client.peer):
+                limits = self._auth.limits
+                _log.warning(
+                    "runtime protocol: %d wrong secrets from %s within %g s (client %s); "
+                    "refusing its attempts for %g s",
+                    limits.max_failures,
+                    client.peer or "an unknown address",
+                    limits.window,
+                    client_id,
+                    limits.backoff,
+                )
         if (frame.protocol, frame.command) == ("runtime", "getruntime"):
             payload = replies.runtime(self._info, self._graph_id, authorized=False)
             self._to(client_id, message("runtime", "runtime", payload))
             return False
-        problem = "invalid secret" if frame.secrets else "secret required"
         raise ProtocolError(frame.protocol, f"{frame.protocol}:{frame.command[:40]}: {problem}")
 
     def _dispatch(self, client_id: ClientId, protocol: str, request: rq.Request) -> None:

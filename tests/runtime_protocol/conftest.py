@@ -29,6 +29,7 @@ from gateway.runtime_protocol.environment import (
     PortInfo,
     RuntimeInfo,
 )
+from gateway.runtime_protocol.limits import AuthLimits, AuthThrottle
 
 SCHEMA_DIR = Path(__file__).parents[1] / "npm/node_modules/fbp-protocol/schema/json"
 PROTOCOLS = ("shared", "runtime", "graph", "network", "component", "trace")
@@ -188,12 +189,15 @@ class Harness:
     env: FakeEnvironment
     schemas: Schemas
     secret: str | None
+    auth: AuthThrottle | None = None
     sent: list[Sent] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     core: ProtocolCore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.core = ProtocolCore(self.env, INFO, self.secret, self.record, clock=Clock())
+        self.core = ProtocolCore(
+            self.env, INFO, self.secret, self.record, clock=Clock(), auth=self.auth
+        )
 
     def record(self, target: Target, msg: dict[str, Any]) -> None:
         text = json.dumps(msg, allow_nan=False)  # must be JSON as it is
@@ -238,12 +242,19 @@ class Harness:
         return out
 
 
+# Tests that send many wrong secrets on purpose, and are not about the back-off it earns.
+PATIENT = AuthLimits(max_failures=1_000_000)
+
+
 async def make_harness(
-    schemas: Schemas, secret: str | None = None, graph: Graph | None = None
+    schemas: Schemas,
+    secret: str | None = None,
+    graph: Graph | None = None,
+    auth: AuthThrottle | None = None,
 ) -> AsyncIterator[Harness]:
-    harness = Harness(FakeEnvironment(graph), schemas, secret)
+    harness = Harness(FakeEnvironment(graph), schemas, secret, auth)
     core = harness.core
-    core.connected("a")
+    core.connected("a", "192.0.2.1")
     task = asyncio.create_task(core.run())
     try:
         yield harness
@@ -261,7 +272,7 @@ async def harness(schemas: Schemas) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def secured(schemas: Schemas) -> AsyncIterator[Harness]:
-    async for h in make_harness(schemas, SECRET):
+    async for h in make_harness(schemas, SECRET, auth=AuthThrottle(PATIENT)):
         yield h
 
 
