@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -36,6 +36,7 @@ from gateway.runtime_protocol.environment import (
     PortInfo,
     RuntimeInfo,
 )
+from gateway.runtime_protocol.limits import AuthLimits, AuthThrottle, ConnectionLimits
 from gateway.runtime_protocol.server import RuntimeServer, ServerInfo
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,8 @@ class RuntimeSettings:
     secret: str | None = None
     runtime_id: str = ""
     label: str = "msgflo-gateway"
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # connections, idle time
+    auth_limits: AuthLimits = field(default_factory=AuthLimits)  # wrong secrets per address
 
 
 class RuntimeProtocolService:
@@ -301,11 +304,18 @@ class RuntimeProtocolService:
             settings.port,
             ServerInfo(runtime_id, settings.label),
             secret=settings.secret,
+            limits=settings.limits,
         )
         info = RuntimeInfo(
             id=runtime_id, label=settings.label, namespace=service.config.library.namespace
         )
-        self.core = ProtocolCore(self.environment, info, settings.secret, self.server.send)
+        self.core = ProtocolCore(
+            self.environment,
+            info,
+            settings.secret,
+            self.server.send,
+            auth=AuthThrottle(settings.auth_limits),
+        )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:

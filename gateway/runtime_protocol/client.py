@@ -17,9 +17,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
 from gateway.errors import GatewayError
+from gateway.runtime_protocol.wslog import quiet
 
 Message = dict[str, Any]
 
@@ -36,9 +38,14 @@ class RuntimeClient:
     async def __aenter__(self) -> Self:
         try:
             self._connection = await connect(
-                self.address, subprotocols=[Subprotocol("noflo")], max_size=None
+                self.address,
+                subprotocols=[Subprotocol("noflo")],
+                max_size=None,
+                logger=quiet("websockets.client"),  # its DEBUG lines show the secret
             )
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            # WebSocketException: refused during the handshake (a runtime at its connection
+            # limits resets new connections).
             raise GatewayError(f"cannot connect to {self.address}: {exc}") from None
         self._reader = asyncio.create_task(self._read())
         return self

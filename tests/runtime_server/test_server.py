@@ -22,15 +22,22 @@ class Echo:
     def __init__(self, server: RuntimeServer) -> None:
         self.server = server
         self.events: list[str] = []
+        self.peers: dict[str, str] = {}
+        self.spoke: set[str] = set()  # clients that sent a frame: "authenticated"
 
-    def connected(self, client: str) -> None:
+    def connected(self, client: str, peer: str) -> None:
         self.events.append(f"+{client}")
+        self.peers[client] = peer
+
+    def authenticated(self, client: str) -> bool:
+        return client in self.spoke
 
     def disconnected(self, client: str) -> None:
         self.events.append(f"-{client}")
 
     async def handle(self, client: str, text: str) -> None:
         message = json.loads(text)
+        self.spoke.add(client)
         self.server.send(client, {"echo": message})
         if message.get("command") == "flood":
             # Events arrive over many loop iterations, as MQTT traffic does.
