@@ -196,7 +196,8 @@ def _port_list(ports: Json, key: str, source: str) -> list[Json]:
         for port_id, port in ports.items():
             body = dict(port) if isinstance(port, Mapping) else {}
             if port is not None and not isinstance(port, Mapping):
-                raise DefinitionError(f"{key}.{port_id}", f"{source}: expected a port mapping")
+                name = port_id if str(port_id).isprintable() else repr(port_id)  # one line
+                raise DefinitionError(f"{key}.{name}", f"{source}: expected a port mapping")
             # Keys are strings here (YAML 1.2), but a number such as 1 is a valid YAML key.
             listed.append(_stringly({**body, "id": port_id}))
         return listed

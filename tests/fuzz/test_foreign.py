@@ -67,3 +67,12 @@ def test_shared_port_definitions_by_alias_still_work() -> None:
     )
     definition = foreign_definition(load_yaml(text, "ok.yaml"), "r")
     assert definition.outports[0].queue == definition.inports[0].queue == "x/r/a"
+
+
+def test_a_port_id_with_a_line_separator_stays_on_one_line() -> None:
+    # Found by bench/fuzz.py: "\x1c" (a line break to str.splitlines) in a port id was echoed.
+    with pytest.raises(DefinitionError) as caught:
+        foreign_definition({"component": "X", "outports": {"a\x1cb": 1}}, "r", "f.yaml")
+    assert str(caught.value) == (
+        "invalid participant definition: outports.'a\\x1cb': f.yaml: expected a port mapping"
+    )
