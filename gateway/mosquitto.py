@@ -64,7 +64,12 @@ class Mosquitto:
         port: int = 0,
         tls: TlsListener | None = None,
         users: Mapping[str, str] | None = None,
+        autosave_interval: int | None = None,
     ) -> None:
+        """``autosave_interval`` turns persistence on, saving every that many seconds and at a
+        clean shutdown (as the appliance's broker does), in the broker's own directory, which
+        outlives restarts of the same object."""
+        self.autosave_interval = autosave_interval
         self.port = port or free_port()
         self.tls = tls
         self.users = dict(users or {})
@@ -90,7 +95,7 @@ class Mosquitto:
             f"listener {self.port} {LOOPBACK}",
             # Loopback only: a private broker for this machine. With users, a password is needed.
             f"allow_anonymous {'false' if self.users else 'true'}",
-            "persistence false",
+            *self._persistence(),
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
@@ -110,6 +115,15 @@ class Mosquitto:
                 f"require_certificate {'true' if self.tls.require_certificate else 'false'}",
             ]
         return "\n".join(lines) + "\n"
+
+    def _persistence(self) -> list[str]:
+        if self.autosave_interval is None:
+            return ["persistence false"]
+        return [
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            f"autosave_interval {self.autosave_interval}",
+        ]
 
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"

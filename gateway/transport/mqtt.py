@@ -23,6 +23,8 @@ from typing import Any, Self
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -85,7 +87,11 @@ class MqttTransport(Transport):
         if protocol not in (MQTT_311, MQTT_5):
             raise TransportError(f"unsupported MQTT protocol version {protocol}")
         self.url = url
-        self.protocol = protocol
+        # ?sessionExpiry=N: a persistent session (MQTT 5 3.1.2.11.2, so MQTT 5 whatever was
+        # asked): the broker queues QoS 1 and 2 messages for the subscriptions while the
+        # network is away, and forgets the session N seconds after it is. 0: a clean session.
+        self.session_expiry = int(url.options.get("sessionExpiry", "0"))
+        self.protocol = MQTT_5 if self.session_expiry else protocol
         self.stats = TransportStats()
         self._keepalive = mqtt_keepalive(url, keepalive)
         self._backoff = backoff or Backoff()
@@ -198,7 +204,14 @@ class MqttTransport(Transport):
 
     def _connect_blocking(self, host: str, port: int) -> None:
         try:
-            self._client.connect(host, port, self._keepalive)
+            if self.session_expiry:
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = self.session_expiry
+                self._client.connect(
+                    host, port, self._keepalive, clean_start=False, properties=properties
+                )
+            else:
+                self._client.connect(host, port, self._keepalive)
         except BaseException as exc:
             _close_sockets_in(exc.__traceback__)
             raise
@@ -443,6 +456,10 @@ class MqttTransport(Transport):
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._unwatch()
+        if self._connack is not None and not self._connack.done():
+            # Closed before the broker answered (a proxy, or a broker going down): retry after
+            # the backoff instead of waiting out CONNACK_TIMEOUT.
+            self._connack.set_exception(TransportError("connection closed before CONNACK"))
 
     def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         # Write once per event-loop turn, everything published meanwhile in one go; wait for the
