@@ -84,6 +84,11 @@ class Mosquitto:
         return f"mqtt://{LOOPBACK}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The running broker's process id (benchmarks read its /proc entry)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def tls_url(self) -> str:
         return f"mqtts://{LOOPBACK}:{self.tls_port}"
 
