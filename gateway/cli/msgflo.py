@@ -32,6 +32,7 @@ from gateway.coordinator.service import (
 from gateway.graph.model import Initial
 from gateway.mosquitto import Mosquitto
 from gateway.participant.engine import configure_logging, until_signalled
+from gateway.runtime_protocol.limits import ConnectionLimits
 
 PROG = "msgflo"
 
@@ -118,6 +119,25 @@ def parser() -> argparse.ArgumentParser:
         help="runtime protocol secret (default: $MSGFLO_SECRET)",
     )
     p.add_argument("--runtime-id", default=os.environ.get("MSGFLO_RUNTIME_ID", ""))
+    defaults = ConnectionLimits()
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="runtime protocol: connections at once",
+    )
+    p.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=defaults.max_per_peer,
+        help="runtime protocol: connections at once from one address",
+    )
+    p.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=defaults.idle_timeout,
+        help="runtime protocol: seconds a connection has to authenticate",
+    )
     # Accepted for compatibility with deployed command lines; see the help text.
     p.add_argument(
         "--forward",
@@ -178,7 +198,12 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         service = CoordinatorService(config, graph)
-        settings = RuntimeSettings(args.host, args.port, args.secret, args.runtime_id)
+        limits = ConnectionLimits(
+            args.max_connections, args.max_connections_per_address, args.auth_timeout
+        )
+        settings = RuntimeSettings(
+            args.host, args.port, args.secret, args.runtime_id, limits=limits
+        )
         runtime = RuntimeProtocolService(service, settings)
         asyncio.run(until_signalled(serve(service, runtime)))
     return 0
@@ -197,5 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     if args.auto_save and args.graph is None:
         print(f"{PROG}: error: --auto-save needs --graph", file=sys.stderr)
+        return 2
+    if min(args.max_connections, args.max_connections_per_address, args.auth_timeout) <= 0:
+        print(f"{PROG}: error: the runtime protocol's limits must be positive", file=sys.stderr)
         return 2
     return run_tool(PROG, lambda: run(args))
