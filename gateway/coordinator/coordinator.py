@@ -208,6 +208,13 @@ class Coordinator:
                 self._held_iips.append(initial)
         self._start_hold()
 
+    def forget(self, role: str) -> None:
+        """Drop every participant of ``role`` from the registry (its process was stopped): it
+        would otherwise count as live, and keep its wiring, until it expired."""
+        for seen in self.registry.known(role):
+            self.registry.remove(seen.id)
+        self._mark_dirty(role)
+
     def add_listener(self, listener: Callable[[RegistryEvent], None]) -> None:
         self._listeners.append(listener)
 

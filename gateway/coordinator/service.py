@@ -184,6 +184,7 @@ class CoordinatorService:
             process = graph.processes.get(role)
             if process is None or process.component != old.processes[role].component:
                 await self.supervisor.stop(role)
+                self.coordinator.forget(role)
         self._start_participants(self.supervisor)
 
     def _start_participants(self, supervisor: Supervisor) -> None:

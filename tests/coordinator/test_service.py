@@ -31,6 +31,7 @@ async def test_graph_changes_start_and_stop_participants(
         assert service.supervisor.roles() == ["a"]
         await service.set_graph(parse_fbp("b(Repeat)", file="g.fbp"))
         assert service.supervisor.roles() == ["b"]  # a stopped, b started
+        assert service.coordinator.registry.known("a") == []  # not live until it would expire
         async with asyncio.timeout(10):
             while not service.coordinator.registry.live("b"):
                 await asyncio.sleep(0.05)
