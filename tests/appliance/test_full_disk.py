@@ -61,7 +61,7 @@ def registry_of(count: int) -> bytes:
     return encode_registry(registry)
 
 
-def attempts(partition: Path) -> list[tuple[str, bytes, Callable[[Path], None]]]:
+def attempts(partition: Path) -> list[tuple[str, bytes, Callable[[Path], object]]]:
     graph = parse_fbp(big_graph(), file="big.fbp")
     return [
         ("graph.fbp", b"a(Repeat) OUT -> IN b(Repeat)\n", lambda p: save_service_graph(graph, p)),
