@@ -264,8 +264,18 @@ def check_journal(config: GatewayConfig, secrets: Secrets) -> bool:
     return not found
 
 
+def print_journal(unit: str, lines: int) -> None:
+    journal = subprocess.run(
+        ["journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    for line in journal.stdout.splitlines():
+        print(f"{PREFIX} journal[{unit}]: {line}", flush=True)
+
+
 def check_units() -> bool:
-    """Each gateway unit's state; the journal's last lines of any that is not running."""
+    """Each gateway unit's state; the journal's last lines of any that is not running, and
+    always the coordinator's (what it started, and how that went) and its processes."""
     healthy = True
     for unit in UNITS:
         state = subprocess.run(
@@ -274,12 +284,15 @@ def check_units() -> bool:
         report(f"unit[{unit}]", state)
         if state != "active":
             healthy = False
-            journal = subprocess.run(
-                ["journalctl", "--no-pager", "-o", "cat", "-n", "20", "-u", unit],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            for line in journal.stdout.splitlines():
-                print(f"{PREFIX} journal[{unit}]: {line}", flush=True)
+            print_journal(unit, 20)
+    print_journal("msgflo-coordinator", 30)
+    print_journal("msgflo-users", 5)
+    status = subprocess.run(
+        ["systemctl", "status", "--no-pager", "-n", "0", "msgflo-coordinator"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    for line in status.stdout.splitlines():
+        print(f"{PREFIX} status[msgflo-coordinator]: {line}", flush=True)
     return healthy
 
 
