@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from gateway.errors import BrokerUrlError
 
@@ -54,7 +54,10 @@ class BrokerUrl:
         """This URL with one query option set (checked as if it had been in the URL)."""
         options = {**self.options, name: value}
         _check_options(self.redacted(), options, _known_options(self.scheme))
-        return replace(self, options=options)
+        parts = urlsplit(self.secret_url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+        secret = urlunsplit(parts._replace(query=urlencode([*query, (name, value)])))
+        return replace(self, options=options, secret_url=secret)
 
     def redacted(self) -> str:
         """The URL for logs and messages: scheme, user, host and port, no password."""

@@ -7,12 +7,10 @@ render a file and exec a daemon, do not import the coordinator's whole runtime.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
 from gateway.bridges.serial.roles import RoleMap
@@ -32,9 +30,10 @@ from gateway.transport.mqtt import MqttTransport
 
 log = logging.getLogger("gateway-run")
 RoleBroker = Callable[[str], BrokerUrl]
-# The ServiceConfig field through which the coordinator gives each started participant the
-# broker URL of its own role (see docs/appliance.md, "Users and sandboxing").
-PARTICIPANT_BROKER_FIELD = "participant_broker"
+# Participants and bridges keep a persistent MQTT session for this long while away (a WiFi
+# dropout, a broker restart): the broker queues their QoS 1 messages meanwhile.
+SESSION_EXPIRY = "300"
+REGISTRY_FILE = "participants.json"  # the coordinator's registry, beside its graph
 
 
 def component_dir(library: Path | None) -> Path | None:
@@ -48,22 +47,6 @@ def component_dir(library: Path | None) -> Path | None:
 def runtime_id(device_id: str) -> str:
     """A stable runtime id per device (Flowhub remembers runtimes by it)."""
     return str(uuid.UUID(hex=device_id[:32].ljust(32, "0")))
-
-
-def with_role_brokers(service_config: ServiceConfig, roles: RoleBroker) -> ServiceConfig:
-    """``service_config`` whose started participants get their role's credentials, if this
-    coordinator can do that; otherwise unchanged, with a warning (they get the coordinator's)."""
-    if PARTICIPANT_BROKER_FIELD not in {f.name for f in dataclasses.fields(ServiceConfig)}:
-        log.warning(
-            "this coordinator cannot give participants their own role's broker user: "
-            "they start with the coordinator's credentials"
-        )
-        return service_config
-    changes: dict[str, Any] = {PARTICIPANT_BROKER_FIELD: roles}
-    return dataclasses.replace(service_config, **changes)
-
-
-REGISTRY_FILE = "participants.json"  # the coordinator's registry across restarts
 
 
 def run_coordinator(
@@ -81,11 +64,11 @@ def run_coordinator(
         library=library_from_options(c.library, component_dir(c.library)),
         auto_save=c.auto_save and graph_path is not None,
         wait_timeout=c.wait_timeout,
-        registry_path=config.data_dir / REGISTRY_FILE,
+        # Beside the graph: the directory the sandboxed coordinator may write.
+        registry_path=c.graph.parent / REGISTRY_FILE,
         strict=c.strict_discovery,
+        participant_broker=lambda role: persistent(roles(role) if roles else broker),
     )
-    if roles is not None:
-        service_config = with_role_brokers(service_config, roles)
     r = config.runtime
     settings = RuntimeSettings(r.host, r.port, secret, runtime_id(device_id), r.label)
     graph = load_service_graph(graph_path, auto_save=service_config.auto_save)
@@ -94,6 +77,13 @@ def run_coordinator(
     print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
     asyncio.run(until_signalled(serve(service, runtime)))
     return 0
+
+
+def persistent(url: BrokerUrl) -> BrokerUrl:
+    """``url`` asking for a persistent session, unless it already says how long."""
+    if "sessionExpiry" in url.options or not url.is_mqtt:
+        return url
+    return url.with_option("sessionExpiry", SESSION_EXPIRY)
 
 
 def run_bridge(name: str, config: GatewayConfig, broker: BrokerUrl) -> int:
@@ -105,7 +95,8 @@ def run_bridge(name: str, config: GatewayConfig, broker: BrokerUrl) -> int:
     )
 
     async def serve_bridge() -> None:
-        async with MqttTransport(broker, client_id=f"msgflo-bridge-{name}-%i") as transport:
+        url = persistent(broker)
+        async with MqttTransport(url, client_id=f"msgflo-bridge-{name}-%i") as transport:
             await SerialBridge(bridge_config, transport).run()
 
     asyncio.run(until_signalled(serve_bridge()))

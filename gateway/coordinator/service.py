@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,6 +62,9 @@ class ServiceConfig:
     registry_path: Path | None = None
     session_expiry: int = 3600
     strict: bool = False  # see CoordinatorOptions.strict
+    # The broker URL a started participant of a role gets (on the appliance: that role's own
+    # broker user); None: ``broker`` for every one.
+    participant_broker: Callable[[str], BrokerUrl] | None = None
 
 
 def load_service_graph(path: Path | None, *, auto_save: bool = False) -> Graph:
@@ -202,7 +205,10 @@ class CoordinatorService:
                     process.component,
                 )
                 continue
-            env = {"MSGFLO_BROKER": self.config.broker.secret_url, "PATH": _tool_path()}
+            broker = self.config.broker
+            if self.config.participant_broker is not None:
+                broker = self.config.participant_broker(role)
+            env = {"MSGFLO_BROKER": broker.secret_url, "PATH": _tool_path()}
             supervisor.start(ProcessSpec(role, tuple(argv), env))
 
     def _output(self, role: str, line: str) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.secrets import load_secrets
+from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.mosquitto import free_port
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.appliance.conftest import Client
@@ -103,10 +104,29 @@ def test_broker_and_coordinator_from_the_config_file(
     announced = json.loads(admin.wait_for("fbp", timeout=30))
     assert announced["payload"]["role"] in ("repeat", "drop")
     admin.close()
+    # Each started participant got a broker user of its own role, and a persistent session.
+    brokers = participant_brokers(ports["mqtt"])
+    assert {url.username for url in brokers.values()} == {"repeat", "drop"}, brokers
+    assert all(url.options.get("sessionExpiry") == "300" for url in brokers.values())
     with_secret = asyncio.run(runtime_reply(ports["runtime"], secrets.runtime_secret))
     assert "protocol:graph" in with_secret["capabilities"]  # type: ignore[operator]
     without = asyncio.run(runtime_reply(ports["runtime"], None))
     assert without["capabilities"] == []
+
+
+def participant_brokers(port: int) -> dict[int, BrokerUrl]:
+    """MSGFLO_BROKER of every participant started with a broker on ``port`` (from /proc)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        url = next((e[14:] for e in environ if e.startswith(b"MSGFLO_BROKER=")), None)
+        if url is not None and b"processes.py" not in cmdline and b"msgflo-python" in cmdline:
+            found[int(pid)] = parse_broker_url(url.decode())
+    return {pid: url for pid, url in found.items() if url.port == port}
 
 
 def connected(port: int, user: str, password: str) -> Client:

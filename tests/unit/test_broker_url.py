@@ -46,6 +46,14 @@ def test_with_option_sets_and_checks_one_option() -> None:
         url.with_option("prefetch", "-1")
 
 
+def test_with_option_is_in_the_url_handed_on_to_children() -> None:
+    # The option used to be lost in secret_url, the URL started participants get.
+    url = parse_broker_url("mqtt://a%40b:p%3Aw@h:1883?clientId=x-%25i&sessionExpiry=1")
+    handed_on = parse_broker_url(url.with_option("sessionExpiry", "300").secret_url)
+    assert (handed_on.username, handed_on.password) == ("a@b", "p:w")
+    assert handed_on.options == {"clientId": "x-%i", "sessionExpiry": "300"}
+
+
 def test_ipv6_host() -> None:
     url = parse_broker_url("mqtt://[::1]:1883")
     assert url.host == "::1"
