@@ -16,7 +16,9 @@ probe has passed both edges, each source sends numbered messages at ``--rate`` f
 ============================  ==================================================================
 ``none``                      the baseline: nothing happens
 ``broker-restart``            SIGTERM to mosquitto (it saves its database), then started again
-``broker-kill``               SIGKILL to mosquitto (a crash: the database is the last autosave)
+``broker-kill``               SIGKILL to mosquitto (a crash: the database is the last autosave;
+                              the case saves it (SIGUSR1) once everyone is connected, as a
+                              broker up for longer than its 30 s autosave interval has)
 ``coordinator-kill``          ``kill -9`` of the coordinator's process group, then started again
 ``coordinator-restart``       SIGTERM to the coordinator (as systemd restarts it), then started
 ``network-cut``               every connection of the sinks dropped, and new ones refused, for
@@ -255,6 +257,19 @@ async def flood(broker: str) -> None:
         await transport.flush()
 
 
+async def saved(broker: Mosquitto) -> None:
+    """Have the broker write its database now (mosquitto(8): SIGUSR1), and wait until it is."""
+    database = broker.workdir / "mosquitto.db"
+    before = database.stat().st_mtime_ns if database.exists() else 0
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGUSR1)
+    for _ in range(200):  # 10 s
+        if database.exists() and database.stat().st_mtime_ns != before:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("mosquitto did not write its database within 10 s")
+
+
 async def send_numbered(
     streams: Sequence[Stream],
     sources: Sequence[Participant],
@@ -317,6 +332,8 @@ async def run_case(case: str, settings: Settings) -> dict[str, Any]:
                     source_url = broker.url + session
                     async with participants(streams, source_url, sinks_via) as sources:
                         await until_wired(streams, sources)
+                        if case == "broker-kill":
+                            await saved(broker)
                         fault, back = await send_numbered(streams, sources, settings, rig, case)
                         await drained(streams, settings)
                 finally:
