@@ -28,6 +28,8 @@ probe has passed both edges, each source sends numbered messages at ``--rate`` f
                               libraries' and a laptop's default) instead of persistent ones
 ``discovery-flood``           10,000 fake participants (distinct roles and ids, 1 KB each)
                               announced as fast as one client can, while the data flows
+``discovery-bloat``           2,000 fake participants of 30 KB each (the coordinator keeps at
+                              most 1,000 participants and refuses announcements over 32 KiB)
 ============================  ==================================================================
 
 The participants connect with ``?sessionExpiry=300`` (an MQTT 5 persistent session, as the
@@ -35,8 +37,9 @@ appliance gives them) except in ``network-cut-clean``.
 
 Per stream: messages sent, lost (never arrived), duplicated, reordered (arrived after a higher
 number), and the longest time one took from its send to its arrival; "down" is how long the
-component was away (from the fault until it was back), and "back after" the time from then
-until the first QoS 1 message sent after it arrived. Nothing is
+component was away (from the fault until it was back), "back after" the time from then until
+the first QoS 1 message sent after it arrived; and the coordinator's RSS once the edges are
+wired and at the end (of the restarted process, where it was restarted). Nothing is
 asserted: the goal (zero QoS 1 messages lost; QoS 0 losses only while something is down) is
 printed beside the figures. Every loop is bounded in count and time, all traffic stays on
 127.0.0.1, and every process started is stopped in a ``finally`` block.
@@ -82,8 +85,10 @@ CASES = (
     "network-cut",
     "network-cut-clean",
     "discovery-flood",
+    "discovery-bloat",
 )
-FLOOD = 10_000  # fake participants announced in the discovery-flood case
+# Fake participants announced in the discovery cases, and the size of each announcement.
+FLOODS = {"discovery-flood": (10_000, 1_000), "discovery-bloat": (2_000, 30_000)}
 SESSION = "?sessionExpiry=300"  # the participants' persistent sessions, as on the appliance
 GRAPH = "s0(Source) OUT -> IN k0(Sink)\ns1(Source) OUT -> IN k1(Sink)\n"
 
@@ -130,6 +135,12 @@ class Coordinator:
     async def _read_rest(stdout: asyncio.StreamReader) -> None:
         while await stdout.readline():
             pass
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+        return int(kb) / 1024
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         process = self.process
@@ -240,15 +251,15 @@ async def inject(case: str, rig: Rig, settings: Settings) -> None:
         await rig.coordinator.start()
     elif case.startswith("network-cut"):
         await rig.proxy.cut(settings.outage)
-    elif case == "discovery-flood":
-        await flood(rig.broker.url)
+    elif case in FLOODS:
+        await flood(rig.broker.url, *FLOODS[case])
 
 
-async def flood(broker: str) -> None:
-    pad = "x" * 900
+async def flood(broker: str, count: int, size: int) -> None:
+    pad = "x" * (size - 100)
     async with MqttTransport(parse_broker_url(broker), client_id="flood") as transport:
         await transport.wait_connected()
-        for i in range(FLOOD):
+        for i in range(count):
             ports = [{"id": "in", "queue": f"fake{i}/in", "description": pad}]
             definition = define(f"fake{i}", "Fake", inports=ports, participant_id=f"fake{i}-1")
             transport.publish("fbp", encode_discovery(definition))
@@ -332,13 +343,16 @@ async def run_case(case: str, settings: Settings) -> dict[str, Any]:
                     source_url = broker.url + session
                     async with participants(streams, source_url, sinks_via) as sources:
                         await until_wired(streams, sources)
+                        rss_before = coordinator.rss_mb()
                         if case == "broker-kill":
                             await saved(broker)
                         fault, back = await send_numbered(streams, sources, settings, rig, case)
                         await drained(streams, settings)
+                        rss_after = coordinator.rss_mb()
                 finally:
                     await coordinator.stop()
     found: dict[str, Any] = {"case": case, "down": back - fault if case != "none" else 0.0}
+    found["coordinator_rss_mb"] = [round(rss_before, 1), round(rss_after, 1)]
     for stream in streams:
         found[f"qos{stream.qos}"] = stream.figures(back if case != "none" else None)
     return found
@@ -356,15 +370,17 @@ def table(results: list[dict[str, Any]], settings: Settings) -> str:
         f"{settings.rate:g} msg/s per stream for {settings.seconds:g} s; "
         "cells: sent / lost / duplicated / reordered",
         "",
-        "| case | down (s) | QoS 0 | QoS 1 | QoS 1 back after (s) | QoS 1 slowest (s) | goal |",
-        "|---|---|---|---|---|---|---|",
+        "| case | down (s) | QoS 0 | QoS 1 | QoS 1 back after (s) | QoS 1 slowest (s) "
+        "| coordinator RSS MB | goal |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        back = r["qos1"]["back_after"]
+        back, rss = r["qos1"]["back_after"], r["coordinator_rss_mb"]
         met = "met" if r["qos1"]["lost"] == 0 else "QoS 1 lost"
         lines.append(
             f"| {r['case']} | {r['down']:.2f} | {cells(r['qos0'])} | {cells(r['qos1'])} | "
-            f"{'-' if back is None else f'{back:.2f}'} | {r['qos1']['max_latency']:.2f} | {met} |"
+            f"{'-' if back is None else f'{back:.2f}'} | {r['qos1']['max_latency']:.2f} | "
+            f"{rss[0]} -> {rss[1]} | {met} |"
         )
     return "\n".join(lines)
 

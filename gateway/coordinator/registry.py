@@ -28,7 +28,7 @@ from gateway.participant.definition import Direction, ParticipantDefinition, Por
 DEFAULT_EXPIRY = 600.0  # seconds; the limit the original documents
 PERIOD_KEY = "discoveryPeriod"  # optional, opt-in: a participant's own announce period, seconds
 MISSED_PERIODS = 3  # a participant that declares its period is gone after missing this many
-MAX_PARTICIPANTS = 1000  # a kit has tens; with 64 KiB definitions at most, this bounds memory
+MAX_PARTICIPANTS = 1000  # a kit has tens; with 32 KiB definitions at most, this bounds memory
 MAX_LIVE_PER_ROLE = 64  # workers sharing one role
 MAX_GONE_PER_ROLE = 4
 

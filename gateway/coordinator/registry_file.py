@@ -28,7 +28,7 @@ from gateway.participant.discovery import parse_discovery
 log = logging.getLogger(__name__)
 
 VERSION = 1
-MAX_FILE_BYTES = 64 * 1024 * 1024  # the registry's own bound: 1,000 participants of 64 KiB
+MAX_FILE_BYTES = 32 * 1024 * 1024  # the registry's own bound: 1,000 participants of 32 KiB
 
 
 def encode_registry(participants: Iterable[Seen]) -> bytes:

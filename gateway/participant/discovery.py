@@ -29,7 +29,7 @@ DISCOVERY_TOPIC = "fbp"
 DEFAULT_PERIOD = 60.0
 PERIOD_DIVISOR = 2.2
 ENV_PERIOD = "MSGFLO_DISCOVERY_PERIOD"
-MAX_DISCOVERY_BYTES = 64 * 1024  # 20 times a large real definition; bounds what a parser accepts
+MAX_DISCOVERY_BYTES = 32 * 1024  # 10 times a large real definition; bounds what a parser accepts
 # Roles, ids and component names of real participants are a few dozen characters; they end up
 # in log lines, graph files and (strict mode) topic prefixes, so longer ones are refused.
 MAX_NAME = 256

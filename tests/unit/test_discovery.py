@@ -167,7 +167,7 @@ def announcement(role: str = "r", *, pid: str = "r1", queue: str = "r/in") -> by
     ("queue", "reason"),
     [
         ("\udc80", r"contains '\udc80', which is not UTF-8"),
-        ("q" * 65_536, "bytes is larger than 65536"),  # the whole message is bounded first
+        ("q" * 65_536, "bytes is larger than 32768"),  # the whole message is bounded first
         ("a/+/b", "contains '+'"),
     ],
 )
