@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -30,21 +30,14 @@ SENT = 20
 
 
 @pytest.fixture
-def kit(tmp_path: Path) -> tuple[GatewayConfig, Secrets]:
+def appliance(tmp_path: Path) -> tuple[GatewayConfig, Secrets]:
+    """conftest's appliance with three device roles; its ``broker`` fixture runs on it."""
     config = appliance_config(tmp_path, roles=ROLES)
     return config, provision(config, tmp_path)
 
 
-@pytest.fixture
-def acl_broker(kit: tuple[GatewayConfig, Secrets], tmp_path: Path) -> Iterator[Broker]:
-    running = Broker(kit[0], tmp_path)
-    running.start()
-    yield running
-    running.stop()
-
-
-def url(kit: tuple[GatewayConfig, Secrets], user: str) -> str:
-    config, secrets = kit
+def url(appliance: tuple[GatewayConfig, Secrets], user: str) -> str:
+    config, secrets = appliance
     return mqtt_user_url(user, secrets.mqtt_passwords[user], config.broker.port)
 
 
@@ -94,22 +87,24 @@ async def until(condition: Callable[[], bool]) -> None:
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
 @pytest.mark.parametrize("attack", ["inject", "steal"])
 async def test_a_device_announcing_another_role_neither_injects_nor_steals(
-    kit: tuple[GatewayConfig, Secrets], acl_broker: Broker, attack: str, strict: bool
+    appliance: tuple[GatewayConfig, Secrets], broker: Broker, attack: str, strict: bool
 ) -> None:
     graph = parse_fbp("sensor(Sensor) OUT -> IN display(Relay)", file="g.fbp")
-    transport = FastMqttTransport(parse_broker_url(url(kit, "coordinator")), client_id="c")
+    transport = FastMqttTransport(parse_broker_url(url(appliance, "coordinator")), client_id="c")
     sensor = Participant({"component": "Sensor", "inports": []}, "sensor")
     async with transport:
         coordinator = Coordinator(transport, graph, options=CoordinatorOptions(strict=strict))
         tasks = [
             asyncio.create_task(coordinator.run()),
-            asyncio.create_task(serve([sensor], url(kit, "sensor"), discovery_period=3)),
-            asyncio.create_task(serve([relay("display")], url(kit, "display"), discovery_period=3)),
+            asyncio.create_task(serve([sensor], url(appliance, "sensor"), discovery_period=3)),
+            asyncio.create_task(
+                serve([relay("display")], url(appliance, "display"), discovery_period=3)
+            ),
         ]
         async with (
             running(*tasks),
-            client(url(kit, "admin"), "watcher") as watcher,
-            client(url(kit, "intruder"), "intruder") as intruder,
+            client(url(appliance, "admin"), "watcher") as watcher,
+            client(url(appliance, "intruder"), "intruder") as intruder,
         ):
             await watcher.watch("display/in", qos=1)
             # What reaches intruder/in, the intruder may read (its ACL): the admin watches it.
