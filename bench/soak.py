@@ -93,7 +93,7 @@ def name_of(cmdline: list[bytes]) -> str:
     (``msgflo-python climate``) or the keeper the coordinator runs it under."""
     words = [w.decode(errors="replace") for w in cmdline if w]
     names = [Path(w).name for w in words]
-    if any(n == "processes.py" for n in names):
+    if any(n == "keeper.py" for n in names):
         return f"keeper of {words[-1]}"
     tool = next((n for n in names if n.startswith(("msgflo", "mosquitto"))), None)
     if tool == "msgflo-python":

@@ -1,6 +1,6 @@
 """Started participants: run them, prefix their output, restart them, never leave them behind.
 
-Each participant runs under a keeper (:func:`gateway.processes.kept`), in its own process
+Each participant runs under a keeper (:func:`gateway.keeper.kept`), in its own process
 group: stopping it, or the coordinator dying even by ``kill -9``, sends SIGTERM to the
 participant and everything it started (children that left the group with ``setsid`` or a double
 fork included) and SIGKILL to what is left after a grace period. A crash is restarted with
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from gateway.processes import kept
+from gateway.keeper import kept
 from gateway.transport.backoff import Backoff
 
 log = logging.getLogger(__name__)

@@ -124,7 +124,7 @@ def participant_brokers(port: int) -> dict[int, BrokerUrl]:
         except OSError:
             continue
         url = next((e[14:] for e in environ if e.startswith(b"MSGFLO_BROKER=")), None)
-        if url is not None and b"processes.py" not in cmdline and b"msgflo-python" in cmdline:
+        if url is not None and b"keeper.py" not in cmdline and b"msgflo-python" in cmdline:
             found[int(pid)] = parse_broker_url(url.decode())
     return {pid: url for pid, url in found.items() if url.port == port}
 
