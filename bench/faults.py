@@ -6,12 +6,13 @@ how long forwarding takes to come back.
     .venv/bin/python bench/faults.py --only coordinator-kill --rate 200
 
 Each case is a fresh private Mosquitto with persistence on, saving every 30 s and at a clean
-shutdown (as the appliance's broker), our coordinator as the ``msgflo`` command runs it for a
-user (its own process group, ``--registry`` and the default persistent session), and a graph of
-two edges, ``s0 OUT -> IN k0`` (QoS 0) and ``s1 OUT -> IN k1`` (QoS 1). The four participants run
-in this process on this library, the sinks behind a TCP proxy that can cut their network. Once a
-probe has passed both edges, each source sends numbered messages at ``--rate`` for
-``--seconds``; a third of the way in, the fault is injected:
+shutdown, and queueing at most 1,000 messages per client (as the appliance's broker), our
+coordinator as the ``msgflo`` command runs it for a user (its own process group, ``--registry``
+and the default persistent session), and a graph of two edges, ``s0 OUT -> IN k0`` (QoS 0) and
+``s1 OUT -> IN k1`` (QoS 1). The four participants run in this process on this library, the
+sinks behind a TCP proxy that can cut their network. Once a probe has passed both edges, each
+source sends numbered messages at ``--rate`` for ``--seconds``; a third of the way in, the fault
+is injected:
 
 ============================  ==================================================================
 ``none``                      the baseline: nothing happens
@@ -30,6 +31,9 @@ probe has passed both edges, each source sends numbered messages at ``--rate`` f
                               announced as fast as one client can, while the data flows
 ``discovery-bloat``           2,000 fake participants of 30 KB each (the coordinator keeps at
                               most 1,000 participants and refuses announcements over 32 KiB)
+``stalled-reader``            a third subscriber of both streams' topics, on a persistent
+                              session, stops reading (SIGSTOP): the broker queues for it up to
+                              its limit (1,000 messages, as on the appliance) and drops beyond
 ============================  ==================================================================
 
 The participants connect with ``?sessionExpiry=300`` (an MQTT 5 persistent session, as the
@@ -67,7 +71,7 @@ if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from gateway.broker import parse_broker_url  # noqa: E402
-from gateway.mosquitto import Mosquitto, free_port  # noqa: E402
+from gateway.mosquitto import Mosquitto, find_tool, free_port  # noqa: E402
 from gateway.participant import Message, Participant, serve  # noqa: E402
 from gateway.participant.definition import define  # noqa: E402
 from gateway.participant.discovery import encode_discovery  # noqa: E402
@@ -86,8 +90,10 @@ CASES = (
     "network-cut-clean",
     "discovery-flood",
     "discovery-bloat",
+    "stalled-reader",
 )
 # Fake participants announced in the discovery cases, and the size of each announcement.
+STALLED: list[asyncio.subprocess.Process] = []  # stopped readers, killed at the end of a case
 FLOODS = {"discovery-flood": (10_000, 1_000), "discovery-bloat": (2_000, 30_000)}
 SESSION = "?sessionExpiry=300"  # the participants' persistent sessions, as on the appliance
 GRAPH = "s0(Source) OUT -> IN k0(Sink)\ns1(Source) OUT -> IN k1(Sink)\n"
@@ -102,6 +108,12 @@ class Settings:
 
 
 # -- the coordinator ---------------------------------------------------------------------------
+
+
+def proc_rss_mb(pid: int | None) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+    return int(kb) / 1024
 
 
 class Coordinator:
@@ -138,9 +150,7 @@ class Coordinator:
 
     def rss_mb(self) -> float:
         assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
-        return int(kb) / 1024
+        return proc_rss_mb(self.process.pid)
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         process = self.process
@@ -253,6 +263,22 @@ async def inject(case: str, rig: Rig, settings: Settings) -> None:
         await rig.proxy.cut(settings.outage)
     elif case in FLOODS:
         await flood(rig.broker.url, *FLOODS[case])
+    elif case == "stalled-reader":
+        await stall_a_reader(rig.broker)
+
+
+async def stall_a_reader(broker: Mosquitto) -> None:
+    """mosquitto_sub on both streams' topics (QoS 1, persistent session), stopped once it is
+    subscribed: it holds its TCP connection and reads nothing more."""
+    reader = await asyncio.create_subprocess_exec(
+        find_tool("mosquitto_sub"), "-h", LOOPBACK, "-p", str(broker.port), "-q", "1",
+        "-c", "-i", "stalled-reader", "-t", "k0/in", "-t", "k1/in",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert reader.stdout is not None
+    await asyncio.wait_for(reader.stdout.readline(), 10)  # it gets messages: it is subscribed
+    reader.send_signal(signal.SIGSTOP)
+    STALLED.append(reader)
 
 
 async def flood(broker: str, count: int, size: int) -> None:
@@ -332,7 +358,7 @@ async def run_case(case: str, settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="msgflo-faults-") as tmp:
         workdir = Path(tmp)
         (workdir / "g.fbp").write_text(GRAPH)
-        with Mosquitto(autosave_interval=30) as broker:
+        with Mosquitto(autosave_interval=30, max_queued=1000) as broker:
             async with Proxy(broker.port) as proxy:
                 coordinator = Coordinator(workdir, broker.url)
                 rig = Rig(broker, proxy, coordinator)
@@ -349,10 +375,16 @@ async def run_case(case: str, settings: Settings) -> dict[str, Any]:
                         fault, back = await send_numbered(streams, sources, settings, rig, case)
                         await drained(streams, settings)
                         rss_after = coordinator.rss_mb()
+                        broker_rss = proc_rss_mb(broker.pid)
                 finally:
                     await coordinator.stop()
+                    for reader in STALLED:
+                        reader.kill()
+                        await reader.wait()
+                    STALLED.clear()
     found: dict[str, Any] = {"case": case, "down": back - fault if case != "none" else 0.0}
     found["coordinator_rss_mb"] = [round(rss_before, 1), round(rss_after, 1)]
+    found["broker_rss_mb"] = round(broker_rss, 1)
     for stream in streams:
         found[f"qos{stream.qos}"] = stream.figures(back if case != "none" else None)
     return found
@@ -371,8 +403,8 @@ def table(results: list[dict[str, Any]], settings: Settings) -> str:
         "cells: sent / lost / duplicated / reordered",
         "",
         "| case | down (s) | QoS 0 | QoS 1 | QoS 1 back after (s) | QoS 1 slowest (s) "
-        "| coordinator RSS MB | goal |",
-        "|---|---|---|---|---|---|---|---|",
+        "| coordinator RSS MB | broker RSS MB | goal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         back, rss = r["qos1"]["back_after"], r["coordinator_rss_mb"]
@@ -380,7 +412,7 @@ def table(results: list[dict[str, Any]], settings: Settings) -> str:
         lines.append(
             f"| {r['case']} | {r['down']:.2f} | {cells(r['qos0'])} | {cells(r['qos1'])} | "
             f"{'-' if back is None else f'{back:.2f}'} | {r['qos1']['max_latency']:.2f} | "
-            f"{rss[0]} -> {rss[1]} | {met} |"
+            f"{rss[0]} -> {rss[1]} | {r['broker_rss_mb']} | {met} |"
         )
     return "\n".join(lines)
 

@@ -65,11 +65,13 @@ class Mosquitto:
         tls: TlsListener | None = None,
         users: Mapping[str, str] | None = None,
         autosave_interval: int | None = None,
+        max_queued: int = 100_000,
     ) -> None:
         """``autosave_interval`` turns persistence on, saving every that many seconds and at a
         clean shutdown (as the appliance's broker does), in the broker's own directory, which
         outlives restarts of the same object."""
         self.autosave_interval = autosave_interval
+        self.max_queued = max_queued  # per client: QoS 1 and 2 messages queued beyond in flight
         self.port = port or free_port()
         self.tls = tls
         self.users = dict(users or {})
@@ -105,7 +107,7 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "log_type notice",
-            "max_queued_messages 100000",
+            f"max_queued_messages {self.max_queued}",
             # Small messages must not wait for Nagle and delayed ACKs (~40 ms per QoS 1 reply).
             "set_tcp_nodelay true",
         ]
