@@ -27,6 +27,8 @@ is injected:
                               the proxy does what ``tc qdisc ... netem loss 100%`` would)
 ``network-cut-clean``         the same, with the participants on clean sessions (the original
                               libraries' and a laptop's default) instead of persistent ones
+``network-slow``              every chunk the sinks send or receive held 300 ms, for
+                              ``--outage`` seconds (a slow, congested link)
 ``discovery-flood``           10,000 fake participants (distinct roles and ids, 1 KB each)
                               announced as fast as one client can, while the data flows
 ``discovery-bloat``           2,000 fake participants of 30 KB each (the coordinator keeps at
@@ -88,6 +90,7 @@ CASES = (
     "coordinator-restart",
     "network-cut",
     "network-cut-clean",
+    "network-slow",
     "discovery-flood",
     "discovery-bloat",
     "stalled-reader",
@@ -261,6 +264,8 @@ async def inject(case: str, rig: Rig, settings: Settings) -> None:
         await rig.coordinator.start()
     elif case.startswith("network-cut"):
         await rig.proxy.cut(settings.outage)
+    elif case == "network-slow":
+        await rig.proxy.slow(0.3, settings.outage)
     elif case in FLOODS:
         await flood(rig.broker.url, *FLOODS[case])
     elif case == "stalled-reader":

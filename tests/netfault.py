@@ -16,13 +16,14 @@ LOOPBACK = "127.0.0.1"
 
 
 class Proxy:
-    """A TCP proxy on loopback whose connections can be cut."""
+    """A TCP proxy on loopback whose connections can be cut or slowed down."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.port = free_port()
         self._writers: set[asyncio.StreamWriter] = set()
         self._open = True
+        self._delay = 0.0  # seconds each chunk waits before it is passed on, each way
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Proxy:
@@ -40,6 +41,13 @@ class Proxy:
         self._close_all()
         await asyncio.sleep(seconds)
         self._open = True
+
+    async def slow(self, delay: float, seconds: float) -> None:
+        """Hold every chunk ``delay`` seconds before passing it on, for ``seconds``: a slow,
+        congested link (what ``netem delay`` would do, but chunk by chunk)."""
+        self._delay = delay
+        await asyncio.sleep(seconds)
+        self._delay = 0.0
 
     def _close_all(self) -> None:
         for writer in list(self._writers):
@@ -59,6 +67,8 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if self._delay:
+                    await asyncio.sleep(self._delay)
                 if writer not in self._writers:
                     break
                 writer.write(data)
