@@ -211,7 +211,7 @@ def test_an_avr_sized_decoder_drops_frames_over_60_bytes() -> None:
 
 # Descriptions hold no NUL (refused by the description parser), and no lone surrogates.
 texts = st.text(
-    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40
+    st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=40
 ).filter(lambda s: len(s.encode()) <= 80)
 u8 = st.integers(0, 255)
 u16 = st.integers(0, 0xFFFF)
