@@ -358,16 +358,23 @@ async def test_the_coordinator_survives_a_broker_restart(rabbitmq: RabbitMQ) -> 
     both = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)\n{a} OUT -> IN {c}(Collect)")
     to_b = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)\n{c}(Collect)")
     edge_to_b = next(e for e in to_b.connections if isinstance(e, Edge))
+    group = [Repeat(a), sink, other]
     async with (
-        participants(rabbitmq.url, Repeat(a), sink, other),
+        participants(rabbitmq.url, *group),
         serving(rabbitmq.url, both) as (service, environment, log),
     ):
         await bound(service.coordinator, 2)
+        announced = [p.stats.announced for p in group]
         # An edge removed while the broker is away is unbound once it is back.
         await asyncio.to_thread(rabbitmq.stop)
         await environment.change_graph(to_b)
         await rabbitmq.restart_async()
         await unbound(rabbitmq, (f"{a}/out", f"{c}/in"))
+        # The participants come back after their reconnect backoff, which grew while the
+        # broker was away (to 30 s at most): wait for that, not for a time tuned to a machine.
+        async with asyncio.timeout(90):
+            while any(p.stats.announced <= n for p, n in zip(group, announced, strict=True)):
+                await asyncio.sleep(0.1)
         # (a) The durable binding carries data once the participants are back.
         async with sender(rabbitmq.url) as send:
             send.publish(f"{a}/in", b'"after the restart"')
