@@ -19,7 +19,7 @@ cd "$here"
 APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
     nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
     simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
-    hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server)
+    hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server)
 VENV="$here/.venv"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
