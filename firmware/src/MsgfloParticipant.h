@@ -1,7 +1,7 @@
 // A msgflo participant on a microcontroller: component, label, icon, inports with callbacks,
 // outports with send, behind a Transport (the serial link now, MQTT over WiFi later).
 //
-// In the spirit of msgflo-arduino (docs: ../shared/msgflo-reference.md 9.3) but buildable for
+// In the spirit of msgflo-arduino (docs/protocol.md 9.3) but buildable for
 // an Uno: C++11 without STL, fixed port arrays sized at compile time, a function pointer plus a
 // context pointer instead of std::function, constant strings in flash (F("...")), no heap.
 

@@ -53,7 +53,7 @@ async def dump(url: BrokerUrl, args: argparse.Namespace) -> int:
 
     async with open_transport(url, client_id="msgflo-dump-message-%i") as transport:
         # Observed, not consumed: on AMQP the port's own queue keeps its messages for its
-        # participants (reference 4.2: the original dump tool fails on an outport's exchange).
+        # participants (protocol.md 4.2: the original dump tool fails on an outport's exchange).
         await transport.observe(args.queue, collect, qos=1)
         try:
             async with asyncio.timeout(args.timeout):

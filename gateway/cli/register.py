@@ -1,4 +1,4 @@
-"""``msgflo-register``: announce foreign participants described in YAML (reference 5, 7.2).
+"""``msgflo-register``: announce foreign participants described in YAML (protocol.md 5, 7.2).
 
     msgflo-register --role door:components/DoorLock.yml --role vacuum:components/Vacuum.yml
 

@@ -1,5 +1,5 @@
 """The coordinator on AMQP: edges as broker-side bindings, so the coordinator is not in the
-data path (reference 4.2).
+data path (protocol.md 4.2).
 
 - pubsub edge ``src -> tgt``: the inport queue ``tgt`` bound to the outport's fanout exchange
   ``src`` with routing key ``''`` (msgflo-nodejs ``bindQueue(tgt, src, '')``); removed with an
@@ -14,7 +14,7 @@ data path (reference 4.2).
   bound to its exchange (the original's ``.msgflo-broker-subscriptions-<uuid>``), deleted when
   the observation ends and by the broker when the coordinator's connection closes.
 - discovery: the durable queue ``fbp`` as participants declare it (no arguments), every message
-  acknowledged, even a bad one (reference 2.1).
+  acknowledged, even a bad one (protocol.md 2.1).
 - the record of what it bound (``amqp_bindings.py``), read at connect, so that bindings of
   edges removed while no coordinator ran are removed too.
 
@@ -179,7 +179,7 @@ class AmqpBinder(Binder):
 
     async def _consume_discovery(self) -> None:
         assert self._consuming is not None
-        # As msgflo-nodejs participants declare it: durable, no arguments (reference 2.1).
+        # As msgflo-nodejs participants declare it: durable, no arguments (protocol.md 2.1).
         queue = await self._consuming.declare_queue(DISCOVERY_TOPIC, durable=True)
         await queue.consume(self._on_discovery, no_ack=False)
 

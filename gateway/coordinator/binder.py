@@ -2,9 +2,9 @@
 implementation per kind of broker, chosen by the transport (so by the URL scheme).
 
 - MQTT (:class:`MqttForwarder`): the broker cannot route between topics, so the coordinator
-  subscribes to each source topic and republishes (reference 4.1, fixed as ``routing.py`` says).
+  subscribes to each source topic and republishes (protocol.md 4.1, fixed as ``routing.py`` says).
 - AMQP (:class:`gateway.coordinator.amqp_binder.AmqpBinder`): each edge is a broker-side
-  binding and the coordinator is not in the data path (reference 4.2).
+  binding and the coordinator is not in the data path (protocol.md 4.2).
 
 The coordinator keeps all graph logic (discovery, pending edges, IIPs); a binder only turns the
 current set of resolved edges and observed outports into broker state, and is told the whole

@@ -7,8 +7,8 @@ are logged once with their topic, reason and an excerpt, counted, and dropped.
 
 How resolved edges become real is the binder's business (``binder.py``): on MQTT the
 coordinator forwards each message byte-for-byte, with its QoS and retain flag, to every topic
-reachable from its source topic (reference 4.1, fixed; see ``routing.py``); on AMQP each edge
-is a broker-side binding and the coordinator is not in the data path (reference 4.2).
+reachable from its source topic (protocol.md 4.1, fixed; see ``routing.py``); on AMQP each edge
+is a broker-side binding and the coordinator is not in the data path (protocol.md 4.2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The component library: how to start a participant for a component (reference 6).
+"""The component library: how to start a participant for a component (protocol.md 6).
 
 Read from the original's ``package.json`` (settings under the key ``msgflo`` or at the top
 level) or ``--library FILE.json``, or from a YAML file with the same keys::

@@ -4,7 +4,7 @@ Fed with parsed discovery messages and the current time, it answers "which queue
 role R use right now?" and reports what changed, so the wiring can follow. Time is passed in, never
 read here, so tests drive it with plain numbers.
 
-Fixes over the original coordinator (reference 2.4, 2.5): participants expire when they stop
+Fixes over the original coordinator (protocol.md 2.4, 2.5): participants expire when they stop
 announcing (default 600 s, or three of their own declared periods), stale participants never win a
 queue lookup over live ones, and a role announced by several sources (a YAML registration and the
 device itself) resolves each port from whichever live participant declares it.

@@ -1,7 +1,7 @@
 """MQTT routing: which topics the coordinator forwards where (pure).
 
 The original coordinator subscribes to each edge's source topic and republishes to its target,
-and relies on receiving its own republished messages to follow chains of topics (reference 4.1).
+and relies on receiving its own republished messages to follow chains of topics (protocol.md 4.1).
 That same echo makes it ping-pong forever when topics form a cycle. Here the coordinator
 subscribes with MQTT 5 "no local" (it never receives what it published itself) and instead
 delivers each message directly to every topic *reachable* from its source topic: chains still

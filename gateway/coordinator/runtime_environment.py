@@ -147,7 +147,7 @@ class CoordinatorEnvironment(Environment):
             return ComponentSource(short, library, language, path.read_text(errors="replace"))
         for seen in self.coordinator.registry:
             if seen.definition.component == name:
-                # A discovered participant's definition is its source (reference 8.1).
+                # A discovered participant's definition is its source (protocol.md 8.1).
                 code = yaml.safe_dump(seen.definition.to_discovery(), sort_keys=False)
                 return ComponentSource(short, library, "yaml", code)
         return None

@@ -1,6 +1,6 @@
 """From graph edges and discovered participants to topics (pure).
 
-Queues are always taken from discovery, never guessed from a naming convention (reference 2.3:
+Queues are always taken from discovery, never guessed from a naming convention (protocol.md 2.3:
 there is no single rule). An edge whose ends are not discovered yet is *pending*; it becomes a
 route the moment both ends resolve, and follows them when a participant re-announces with other
 topics.
@@ -61,7 +61,7 @@ class EdgeState:
         return self.resolved and self.src_queue == self.tgt_queue
 
     def route(self) -> Route | None:
-        """The MQTT forwarding route; dead-lettering has no MQTT equivalent (reference 4.1)."""
+        """The MQTT forwarding route; dead-lettering has no MQTT equivalent (protocol.md 4.1)."""
         if self.kind is EdgeKind.DEADLETTER:
             return None
         if self.src_queue is None or self.tgt_queue is None or self.same_topic:

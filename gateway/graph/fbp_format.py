@@ -3,7 +3,7 @@
 Reading runs the exact parser (``fbp_parser``) and then the shared semantic checks, reporting
 every problem with ``file:line:col``. Writing produces .fbp that the reference parser reads back
 to the same graph; anything .fbp cannot express (edge metadata, groups, roles with ``/`` or
-``.``, reference 3.1) is refused with one problem per item, or dropped with a warning when the
+``.``, protocol.md 3.1) is refused with one problem per item, or dropped with a warning when the
 caller asks for a lossy conversion.
 """
 

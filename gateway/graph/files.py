@@ -3,7 +3,7 @@
 Like the original coordinator (``msgflo/msgflo src/common.coffee``), ``*.fbp`` is the .fbp
 language and anything else is FBP JSON. Saving writes a temporary file in the same directory,
 fsyncs it and renames it over the target, so a crash or a full disk never leaves a half-written
-graph behind (reference 3.5: the original's auto-save once wrote invalid JSON).
+graph behind (protocol.md 3.5: the original's auto-save once wrote invalid JSON).
 """
 
 from __future__ import annotations

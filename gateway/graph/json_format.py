@@ -1,12 +1,12 @@
 """FBP JSON graphs (the NoFlo/Flowhub format), loaded tolerantly and saved canonically.
 
-Loading accepts every shape deployed graphs use (reference 3.2): ``inports``/``outports`` as
+Loading accepts every shape deployed graphs use (protocol.md 3.2): ``inports``/``outports`` as
 ``[]``, ``{}``, absent or populated; ``environment.type`` or ``.runtime``; groups; connection
 metadata; IIP data of any JSON type, including ``0``, ``false`` and ``""`` (an IIP is a
-connection with a ``data`` key, never decided by truthiness: reference 3.3).
+connection with a ``data`` key, never decided by truthiness: protocol.md 3.3).
 
 Saving writes standard FBP JSON with exported ports as objects (the original coordinator wrote
-``[]`` and lost them, reference 3.5) in a canonical order: processes and exports sorted by name,
+``[]`` and lost them, protocol.md 3.5) in a canonical order: processes and exports sorted by name,
 object keys sorted, connections in graph order. So saving, loading and saving again gives the
 same bytes, and a diff of two saved graphs shows only what changed.
 """

@@ -106,7 +106,7 @@ class Initial:
     """An initial information packet (IIP): constant ``data`` delivered to an inport.
 
     ``data`` may be any JSON value, including the falsy ``0``, ``False`` and ``""`` that the
-    original coordinator mistook for edges (reference 3.3): an IIP is an IIP by its type here.
+    original coordinator mistook for edges (protocol.md 3.3): an IIP is an IIP by its type here.
     """
 
     data: FrozenJson
@@ -190,7 +190,7 @@ class Graph:
     """A whole graph. Mappings keep their insertion order; the savers sort where it matters.
 
     ``case_sensitive`` records whether port names were lower-cased on load (the .fbp parser's
-    default, reference 3.1) and is saved as the FBP JSON ``caseSensitive`` flag.
+    default, protocol.md 3.1) and is saved as the FBP JSON ``caseSensitive`` flag.
     """
 
     processes: Mapping[str, Process] = field(default_factory=dict)

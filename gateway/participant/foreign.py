@@ -1,4 +1,4 @@
-"""Foreign participants: devices that do not speak msgflo, described in YAML (reference 5).
+"""Foreign participants: devices that do not speak msgflo, described in YAML (protocol.md 5).
 
     component: garden/Sprinkler
     label: Legacy sprinkler controller

@@ -243,7 +243,7 @@ class ProtocolCore(Listener):
             raise ProtocolError(protocol, "busy: too many changes pending") from None
 
     def _check_graph(self, protocol: str, graph: str) -> None:
-        # The exact message of the fbp-protocol test suite (reference 8.2, test 13).
+        # The exact message of the fbp-protocol test suite (protocol.md 8.2, test 13).
         if graph != self._graph_id:
             raise ProtocolError(protocol, "Requested graph not found")
 
@@ -277,7 +277,7 @@ class ProtocolCore(Listener):
 
     def _status(self) -> replies.Payload:
         started = self._started_at is not None
-        # "running" is work in flight of the started network (reference 8.2, note on test 19).
+        # "running" is work in flight of the started network (protocol.md 8.2, note on test 19).
         return {"running": started and self._busy, "started": started}
 
     # -- queries (answered at once) ---------------------------------------------------------------
@@ -352,7 +352,7 @@ class ProtocolCore(Listener):
     async def _start(self, client_id: ClientId, r: rq.StartNetwork) -> None:
         self._check_graph("network", r.graph)
         # Data reported while the network starts (the IIPs it sends) follows network:started,
-        # as the fbp-protocol test suite expects (reference 8.2, test 18).
+        # as the fbp-protocol test suite expects (protocol.md 8.2, test 18).
         self._held = []
         try:
             await self._env.start_network()

@@ -1,7 +1,7 @@
 """Graph commands as pure functions: (graph, request) → new graph and the replies it causes.
 
 The behaviour follows fbp-graph, the graph library behind NoFlo and Flowhub, which is what the
-fbp-protocol test suite expects (reference 8.2): ``removenode`` first removes the node's edges
+fbp-protocol test suite expects (protocol.md 8.2): ``removenode`` first removes the node's edges
 (one ``removeedge`` each), IIPs (``removeinitial``) and exported ports, drops it from its groups
 (a group left empty is removed), then answers ``removenode``; ``renamenode`` renames the node
 in edges, IIPs, exports and groups with one ``renamenode`` reply; ``change*`` merges metadata,

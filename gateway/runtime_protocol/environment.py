@@ -99,7 +99,7 @@ class Listener(abc.ABC):
 
         ``network:status`` reports ``running`` as this while the network is started (and
         ``false`` otherwise); the fbp-protocol suite expects ``running: false`` right after the
-        started network has passed its IIP along (reference 8.2, test 19)."""
+        started network has passed its IIP along (protocol.md 8.2, test 19)."""
 
 
 class Environment(abc.ABC):

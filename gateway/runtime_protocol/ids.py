@@ -2,7 +2,7 @@
 
 ``Hello() OUT -> IN World()`` for an edge and ``DATA -> IN Hello()`` for an IIP delivery: port
 names upper-case and ``()`` after node names, as the original coordinator and NoFlo write them
-(reference 8.2; the fbp-protocol test suite compares these strings exactly). An array port's
+(protocol.md 8.2; the fbp-protocol test suite compares these strings exactly). An array port's
 index follows its name in brackets, as in .fbp (``IN[2]``).
 """
 

@@ -166,7 +166,7 @@ class Fields:
         return freeze(self.data[key])
 
     def graph(self) -> str:
-        # The exact messages of the fbp-protocol test suite (reference 8.2, tests 13-14).
+        # The exact messages of the fbp-protocol test suite (protocol.md 8.2, tests 13-14).
         value = self.data.get("graph")
         if value is None:
             raise ProtocolError(self.protocol, "No graph specified")

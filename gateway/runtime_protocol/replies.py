@@ -2,7 +2,7 @@
 
 Nothing here copies a request payload into a reply: the original coordinator echoed payloads and
 so sent the client's ``secret`` and unknown keys such as ``baseDir`` back, which the protocol's
-schemas (``additionalProperties: false``) and its test suite reject (reference 8.1, 8.2).
+schemas (``additionalProperties: false``) and its test suite reject (protocol.md 8.1, 8.2).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def port_definition(public: str, info: PortInfo | None) -> Payload:
 
 
 def _find(ports: Iterable[PortInfo], name: str) -> PortInfo | None:
-    # Exact first; .fbp files may have lower-cased the graph's port names (reference 3.1).
+    # Exact first; .fbp files may have lower-cased the graph's port names (protocol.md 3.1).
     ports = tuple(ports)
     exact = next((p for p in ports if p.id == name), None)
     return exact or next((p for p in ports if p.id.lower() == name.lower()), None)

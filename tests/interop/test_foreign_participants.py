@@ -7,7 +7,7 @@ runs ``first(Tag) -> FOREIGN... -> last(Tag)`` on a real mosquitto, ``first`` an
 our participants: one message sent into ``first`` has to cross both directions (ours -> foreign,
 foreign -> ours), and the coordinator can only have found the foreign queues in the foreign
 discovery messages, since the libraries name queues differently (``role.PORT``, ``role/port``,
-reference 2.3)."""
+protocol.md 2.3)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ async def check_chain(url: str, probe: Probe, chain: list[tuple[Foreign, Child]]
 
     assert json.loads(out) == {**SENT, "path": ["first", "last"]}
     # It went through each foreign participant, and our coordinator delivered the bytes on every
-    # edge unchanged (the original's forwarder would have re-encoded them, reference 4.1).
+    # edge unchanged (the original's forwarder would have re-encoded them, protocol.md 4.1).
     for foreign in foreigns:
         [repeated] = probe.received[foreign.outport]
         assert json.loads(repeated) == {**SENT, "path": ["first"]}
@@ -106,7 +106,7 @@ def nodejs_participant(url: str, workdir: Path) -> tuple[Foreign, Child]:
     options = ["--name", "nodejs", "--broker", url]
     argv = [str(tools.msgflo_nodejs), *options, str(tools.nodejs_repeat)]
     child = Child("nodejs", [tools.node, *argv], workdir=workdir)
-    # msgflo-nodejs: id role-uuid4, queues role.PORT upper-cased (reference 2.3).
+    # msgflo-nodejs: id role-uuid4, queues role.PORT upper-cased (protocol.md 2.3).
     return Foreign("nodejs", "Repeat", "nodejs.IN", "nodejs.OUT", f"nodejs-{UUID}"), child
 
 
@@ -151,7 +151,7 @@ async def test_iips_reach_foreign_participants(
     mosquitto: Mosquitto, probe: Probe, tmp_path: Path
 ) -> None:
     """Our coordinator sends each IIP to the foreign inport once the participant is discovered,
-    falsy ones included (the original coordinator mistook those for edges, reference 3.3)."""
+    falsy ones included (the original coordinator mistook those for edges, protocol.md 3.3)."""
     nodejs, nodejs_child = nodejs_participant(mosquitto.url, tmp_path)
     py041, py041_child = msgflo_python_participant(mosquitto.url, tmp_path)
     graph = parse_json(

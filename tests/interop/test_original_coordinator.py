@@ -64,7 +64,7 @@ async def test_our_participants_under_the_original_coordinator(
         assert original.running, original.describe()
 
     # a's output passed the original's forwarder, which re-encodes (JSON.parse, JSON.stringify:
-    # reference 4.1): what b received is compact JSON with the escape decoded, while a sent
+    # protocol.md 4.1): what b received is compact JSON with the escape decoded, while a sent
     # Python's json.dumps with spaces.
     from_a = [m for m in probe.received["a/out"] if json.loads(m) == VALUE]
     to_b = [m for m in probe.received["b/in"] if json.loads(m) == VALUE]
