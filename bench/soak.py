@@ -228,7 +228,7 @@ async def run_tree(
             roots = [broker_pid(broker), coordinator.pid, bridge.pid]
             start, start_time = snapshot(roots), time.monotonic()
             sent = await loader
-            await asyncio.sleep(1.0)  # the last echoes
+            await echoed(echoes, sent)
             finish, finish_time = snapshot(roots), time.monotonic()
         finally:
             task.cancel()
@@ -237,6 +237,14 @@ async def run_tree(
     return figures(
         start, finish, elapsed=elapsed, sent=sent, echoed=len(echoes.back), settings=settings
     )
+
+
+async def echoed(echoes: Echoes, sent: int) -> None:
+    """Until every message sent to the board is back, or 10 s (then some are lost)."""
+    for _ in range(200):
+        if len(echoes.back) >= sent:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def until_echoed(echoes: Echoes) -> None:
