@@ -7,6 +7,7 @@
     │                            all of them in ``.problems`` (or a file that cannot be read)
     ├── DefinitionError          an invalid participant definition (names the key path)
     ├── DiscoveryError           a discovery message that cannot be accepted (names the reason)
+    ├── FileWriteError           a file could not be written (names it; the old one is kept)
     ├── GraphError               a graph file problem, as ``file:line:col: problem`` (one problem)
     │   └── InvalidGraphError    a graph file with problems; all of them in ``.problems``
     ├── PortError                send/receive on a port the participant does not have
@@ -41,6 +42,16 @@ class GatewayError(Exception):
 
 class ApplianceError(GatewayError):
     """Provisioning or a service file failed; the message names the file and the problem."""
+
+
+class FileWriteError(GatewayError):
+    """A file could not be written or a directory made (``gateway/atomic.py``): names the path
+    and the reason; a file being replaced is left as it was."""
+
+    def __init__(self, path: object, reason: str, what: str = "cannot write") -> None:
+        super().__init__(f"{what} {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
 
 
 class BrokerUrlError(GatewayError):

@@ -37,7 +37,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gateway.appliance.atomic import write_atomic
 from gateway.appliance.passwd import parse_password_file, password_file
 from gateway.appliance.render import mosquitto_acl
 from gateway.appliance.secrets import Secrets, SecretsLayout, ensure_secrets_dir, mqtt_user_url
@@ -49,6 +48,7 @@ from gateway.appliance.users import (
     user_for,
     user_names,
 )
+from gateway.atomic import write_atomic
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.config.model import GatewayConfig
 from gateway.errors import ApplianceError

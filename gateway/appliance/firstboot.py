@@ -24,7 +24,6 @@ from typing import Any, TextIO
 import yaml
 
 from gateway.appliance import provision_file, tls
-from gateway.appliance.atomic import ensure_dir, fsync_directory, write_atomic
 from gateway.appliance.credentials import (
     Owner,
     Owners,
@@ -46,6 +45,7 @@ from gateway.appliance.secrets import (
     ssid,
 )
 from gateway.appliance.users import ADMIN, user_names
+from gateway.atomic import ensure_dir, fsync_directory, write_atomic
 from gateway.cli.options import run_tool
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
 from gateway.errors import ApplianceError

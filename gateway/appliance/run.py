@@ -31,7 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.appliance import render
-from gateway.appliance.atomic import write_atomic
 from gateway.appliance.broker_guard import guard_persistence
 from gateway.appliance.credentials import (
     Owners,
@@ -43,6 +42,7 @@ from gateway.appliance.credentials import (
     system_user,
 )
 from gateway.appliance.secrets import load_secrets, mqtt_user_url
+from gateway.atomic import write_atomic
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.cli.options import run_tool
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from gateway.errors import GraphError, InvalidGraphError
 from gateway.graph import Graph, Initial, fbp_with_warnings, is_fbp, read_graph, to_json
-from gateway.graph.files import write_atomic
+from gateway.graph.files import write_graph_file
 from gateway.graph.model import thaw
 
 PROG = "msgflo-graph"
@@ -91,7 +91,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         report(dropped, brief=True, label="warning")
     else:
         text = to_json(graph)
-    write_atomic(args.output, text.encode("utf-8"))
+    write_graph_file(args.output, text.encode("utf-8"))
     return EXIT_OK
 
 

@@ -1,25 +1,21 @@
 """Graph files on disk: the format follows the extension, writes are atomic.
 
 Like the original coordinator (``msgflo/msgflo src/common.coffee``), ``*.fbp`` is the .fbp
-language and anything else is FBP JSON. Saving writes a temporary file in the same directory,
-fsyncs it and renames it over the target, so a crash or a full disk never leaves a half-written
-graph behind (protocol.md 3.5: the original's auto-save once wrote invalid JSON).
+language and anything else is FBP JSON. Saving goes through ``gateway/atomic.py`` (temporary
+file, fsync, rename), so a crash or a full disk never leaves a half-written graph behind
+(protocol.md 3.5: the original's auto-save once wrote invalid JSON).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 from pathlib import Path
 
-from gateway.errors import GraphError
+from gateway.atomic import write_atomic
+from gateway.errors import FileWriteError, GraphError
 from gateway.graph.fbp_format import fbp_with_warnings, read_fbp
 from gateway.graph.json_format import read_json, to_json
 from gateway.graph.model import Graph
-
-_NEW_FILE_MODE = 0o644
 
 
 def is_fbp(path: str | os.PathLike[str]) -> bool:
@@ -64,44 +60,16 @@ def save_graph(graph: Graph, path: str | os.PathLike[str], *, lossy: bool = Fals
     Raises ``InvalidGraphError`` (and writes nothing) if .fbp cannot express the graph and
     ``lossy`` is false; ``GraphError`` if the file cannot be written.
     """
-    write_atomic(path, render_graph(graph, path, lossy=lossy).encode("utf-8"))
+    write_graph_file(path, render_graph(graph, path, lossy=lossy).encode("utf-8"))
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once: temp file, fsync, rename, fsync directory."""
-    target = Path(os.fspath(path))
-    directory = target.parent
+def write_graph_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace the graph file ``path`` with ``data`` atomically (``gateway/atomic.py``), keeping
+    its mode; ``GraphError`` naming the file when it cannot be written."""
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = _NEW_FILE_MODE
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise GraphError(f"cannot write graph: {_reason(exc)}", file=str(target)) from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise GraphError(f"cannot write graph: {_reason(exc)}", file=str(target)) from exc
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable. Not every platform lets a directory be opened; the data
-    # is safe either way, only the rename might be lost on power failure there.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(path, data, mode=None)
+    except FileWriteError as exc:
+        raise GraphError(f"cannot write graph: {exc.reason}", file=os.fspath(path)) from exc
 
 
 def _reason(exc: Exception) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.atomic import write_atomic
-from gateway.errors import ApplianceError
+from gateway.atomic import write_atomic
+from gateway.errors import FileWriteError
 
 
 def test_writes_bytes_and_text_with_the_mode(tmp_path: Path) -> None:
@@ -40,19 +40,19 @@ def test_owner(tmp_path: Path) -> None:
 
 
 def test_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(ApplianceError, match=r"cannot write .*nowhere/f"):
+    with pytest.raises(FileWriteError, match=r"cannot write .*nowhere/f"):
         write_atomic(tmp_path / "nowhere" / "f", "x")
 
 
 FAIL_MID_WRITE = """
 import resource, signal, sys
-from gateway.appliance.atomic import write_atomic
-from gateway.errors import ApplianceError
+from gateway.atomic import write_atomic
+from gateway.errors import FileWriteError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 try:
     write_atomic(sys.argv[1], b"n" * 100_000)
-except ApplianceError as exc:
+except FileWriteError as exc:
     print(exc)
     sys.exit(3)
 """

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.errors import GraphError, InvalidGraphError
 from gateway.graph import Graph, PortRef, Process, load_graph, save_graph
-from gateway.graph.files import write_atomic
+from gateway.graph.files import write_graph_file
 from gateway.graph.model import Edge
 
 GRAPH = Graph(
@@ -54,14 +54,14 @@ def test_unwritable_graph_leaves_old_file(tmp_path: Path) -> None:
 
 def test_write_into_missing_directory_is_a_graph_error(tmp_path: Path) -> None:
     with pytest.raises(GraphError, match="cannot write graph"):
-        write_atomic(tmp_path / "missing" / "g.json", b"{}")
+        write_graph_file(tmp_path / "missing" / "g.json", b"{}")
 
 
 def test_replacing_a_directory_fails_cleanly(tmp_path: Path) -> None:
     target = tmp_path / "g.json"
     target.mkdir()
     with pytest.raises(GraphError, match="cannot write graph"):
-        write_atomic(target, b"{}")
+        write_graph_file(target, b"{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
 
 

@@ -1,38 +1,46 @@
-"""Replace a file all at once, durably: the appliance loses power at any moment.
+"""Replace a file all at once, durably: the one way every file is written (graphs, the
+registry, secrets, rendered configs), since the appliance loses power at any moment.
 
 Temp file in the same directory (so the rename stays on one filesystem), write, set mode and
 owner on the descriptor, fsync the file, rename over the target, fsync the directory. A reader
 sees the old content or the new one, never a mixture, and after a power cut the new content is
-on disk once ``write_atomic`` has returned.
+on disk once ``write_atomic`` has returned. A write that fails (a full partition, a missing
+directory) raises ``FileWriteError`` naming the file, and leaves the old file and no temp file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-from gateway.errors import ApplianceError
+from gateway.errors import FileWriteError
+
+NEW_FILE_MODE = 0o644  # for mode=None and no file to take the mode from
 
 
 def write_atomic(
     path: str | os.PathLike[str],
     data: bytes | str,
-    mode: int = 0o600,
+    mode: int | None = 0o600,
     owner: tuple[int, int] | None = None,
 ) -> None:
-    """Write ``data`` (str as UTF-8) to ``path`` with ``mode`` and optional ``(uid, gid)``.
+    """Write ``data`` (str as UTF-8) to ``path`` with ``mode`` and optional ``(uid, gid)``;
+    ``mode=None`` keeps the mode of the file replaced (``NEW_FILE_MODE`` for a new one).
 
-    Raises ``ApplianceError`` naming the file; the old file, if any, is then untouched and no
+    Raises ``FileWriteError`` naming the file; the old file, if any, is then untouched and no
     temporary file is left behind.
     """
     target = Path(path)
+    if mode is None:
+        mode = _current_mode(target)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise ApplianceError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise FileWriteError(target, exc.strerror or str(exc)) from exc
     try:
         _fill(fd, payload, mode, owner)
         os.replace(tmp, target)
@@ -40,8 +48,15 @@ def write_atomic(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ApplianceError(f"cannot write {target}: {reason}") from exc
+        raise FileWriteError(target, reason) from exc
     fsync_directory(target.parent)
+
+
+def _current_mode(target: Path) -> int:
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return NEW_FILE_MODE
 
 
 def _fill(fd: int, payload: bytes, mode: int, owner: tuple[int, int] | None) -> None:
@@ -75,6 +90,6 @@ def ensure_dir(
         if owner is not None:
             os.chown(directory, *owner)
     except OSError as exc:
-        raise ApplianceError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        raise FileWriteError(directory, exc.strerror or str(exc), "cannot create") from exc
     fsync_directory(directory.parent)
     return directory
