@@ -20,7 +20,7 @@ import aio_pika
 
 from gateway.participant import Message, Participant
 from tests.amqp_broker import RabbitMQ
-from tests.integration.test_transport_amqp import wait_discovery
+from tests.transport.test_transport_amqp import wait_discovery
 from tests.interop.support import (
     NODE_MODULES,
     Child,

@@ -25,7 +25,7 @@ from tests.coordinator.test_amqp_coordinator import (
     sender,
     unique,
 )
-from tests.integration.test_transport_contract import FAST
+from tests.transport.test_transport_contract import FAST
 from tests.interop.support import our_participants as participants
 
 

@@ -22,7 +22,7 @@ from gateway.transport import open_transport
 from gateway.transport.amqp import AmqpTransport
 from gateway.transport.base import Delivery
 from tests.amqp_broker import RabbitMQ
-from tests.integration.test_transport_contract import FAST, Inbox, unique
+from tests.transport.test_transport_contract import FAST, Inbox, unique
 
 
 @contextlib.asynccontextmanager
