@@ -4,7 +4,7 @@
 #   ./bootstrap.sh demo    set up if needed, then run the live demo (private mosquitto + participants)
 #   ./bootstrap.sh test    set up if needed, then run scripts/check and the whole test suite
 #   ./bootstrap.sh setup   only set up (apt packages, .venv, editable install with test extras)
-#   ./bootstrap.sh bench   set up if needed, then run the benchmarks in bench/
+#   ./bootstrap.sh bench   set up if needed, then run python -m bench.participant (bench/README.md)
 #
 # Idempotent: each step checks what is already there and does only what is missing.
 # Works as root or through sudo on Debian 12 / Raspberry Pi OS.
@@ -147,7 +147,7 @@ main() {
             ;;
         bench)
             setup
-            exec "$VENV/bin/python" bench/participant.py "$@"
+            exec "$VENV/bin/python" -m bench.participant "$@"
             ;;
         *)
             sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'

@@ -21,8 +21,8 @@ One run starts one private RabbitMQ on 127.0.0.1 (tests/amqp_broker.py) and meas
 Figures are medians over the runs; the ratios to the baseline are the figures to read (the
 machine is small and shared). No figure is asserted; see bench/RESULTS.md.
 
-    .venv/bin/python bench/amqp.py [--count 5000] [--window 50] [--pings 300] [--jobs 400]
-    .venv/bin/python bench/amqp.py --quick
+    .venv/bin/python -m bench.amqp [--count 5000] [--window 50] [--pings 300] [--jobs 400]
+    .venv/bin/python -m bench.amqp --quick
 """
 
 from __future__ import annotations
@@ -40,16 +40,14 @@ from pathlib import Path
 
 import aio_pika
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.amqp_broker import RabbitMQ  # noqa: E402
+from bench.common import ROOT as REPO
+from tests.amqp_broker import RabbitMQ
 
 NODE_MODULES = REPO / "tests" / "npm" / "node_modules"
 ROLE = "bench"
 PREFETCH = 2
 
-# -- the echoes and workers, each run as `bench/amqp.py --serve KIND URL` -----------------------
+# -- the echoes and workers, each run as `python -m bench.amqp --serve KIND URL` -------------
 
 
 def serve_ours(url: str, kind: str, job_ms: float) -> None:
@@ -116,8 +114,8 @@ def echo_process(kind: str, url: str, job_ms: float = 0) -> subprocess.Popen[byt
             str(NODE_MODULES / "msgflo-nodejs" / "examples" / "Repeat.coffee"),
         ]  # fmt: skip
     else:
-        argv = [sys.executable, __file__, "--serve", kind, url, "--job-ms", str(job_ms)]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv = [sys.executable, "-m", "bench.amqp", "--serve", kind, url, "--job-ms", str(job_ms)]
+    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 # -- the load generator -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ power-button shutdown. For each boot it reports, from qemu's start:
 and ``ready / os``. Seconds under TCG on this machine, not a Pi's: the ratio is the figure to
 compare. The build report (sizes, build times) is printed when it sits next to the image.
 
-    .venv/bin/python bench/appliance.py [--image PATH] [--boots 2] [--json FILE]
+    .venv/bin/python -m bench.appliance [--image PATH] [--boots 2] [--json FILE]
 
 No figure is asserted; see bench/RESULTS.md for recorded runs.
 """
@@ -28,11 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.image.qemu import sparse_copy  # noqa: E402
-from tests.image.test_boot import Kit, wait_ready  # noqa: E402
+from bench.common import ROOT as REPO
+from tests.image.qemu import sparse_copy
+from tests.image.test_boot import Kit, wait_ready
 
 
 def boot_once(kit: Kit, name: str) -> dict[str, float]:

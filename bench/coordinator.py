@@ -1,8 +1,8 @@
 """Coordinator forwarding and scale: our ``msgflo`` coordinator against the original (npm 0.12.3).
 
-    .venv/bin/python bench/coordinator.py            # 20,000 messages, 3 runs, 1,000 participants
-    .venv/bin/python bench/coordinator.py --quick    # smoke run (2,000 messages, 1 run, 200)
-    .venv/bin/python bench/coordinator.py --json out.json
+    .venv/bin/python -m bench.coordinator           # 20,000 messages, 3 runs, 1,000 participants
+    .venv/bin/python -m bench.coordinator --quick   # smoke run (2,000 messages, 1 run, 200)
+    .venv/bin/python -m bench.coordinator --json out.json
 
 Both coordinators run as their commands do for a user, each in its own process: ours is
 ``.venv/bin/msgflo --graph G.fbp --broker URL``, the original is
@@ -61,7 +61,6 @@ import os
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,26 +72,28 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from bench.participant import (  # noqa: E402
+from bench.common import (
+    BIN,
+    MESSAGE_SIZE,
+    NODE_MODULES,
+    ROOT,
     LoadGen,
     Phase,
-    broker_pid_of,
     cpu_per_message,
     cpu_seconds,
-    machine,
+    median,
+    mqtt_machine,
+    node_version,
     own_cpu_seconds,
+    private_broker,
+    proc_status,
     round_trip_figures,
 )
-from gateway.mosquitto import Mosquitto, free_port  # noqa: E402
-from gateway.participant import define, encode_discovery  # noqa: E402
-from gateway.participant.discovery import DEFAULT_PERIOD, DISCOVERY_TOPIC  # noqa: E402
+from gateway.mosquitto import Mosquitto, free_port
+from gateway.participant import define, encode_discovery
+from gateway.participant.discovery import DEFAULT_PERIOD, DISCOVERY_TOPIC
 
-BIN = Path(sys.executable).parent
-ORIGINAL = ROOT / "tests" / "npm" / "node_modules" / ".bin" / "msgflo"
+ORIGINAL = NODE_MODULES / ".bin" / "msgflo"
 COORDINATORS = ("ours", "original")
 PATHS = ("ours", "original", "direct")
 PATH_LABEL = {
@@ -103,7 +104,6 @@ PATH_LABEL = {
 THROUGHPUT_GOAL = 1.5  # x the original's forwarding throughput
 WIRED_GOAL = 5.0  # s from the first announcement to every edge working
 IDLE_GOAL = 1.0  # % of one core
-MESSAGE_SIZE = 80  # bytes of JSON per message, as in the reference measurements
 WARMUP = 1000  # messages through each path before it is measured (V8 compiles the original)
 READY_TIMEOUT = 30.0  # s for a started coordinator to forward a probe
 ANNOUNCE_EVERY = 0.5  # s between re-announcements while waiting for a coordinator
@@ -243,17 +243,6 @@ def original_available() -> str | None:
     return None
 
 
-def proc_status(pid: int, key: str) -> float:
-    """A ``kB`` figure from /proc/PID/status, in MB (nan when unavailable)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return float("nan")
-
-
 class LoggingMosquitto(Mosquitto):
     """The private broker, also logging subscriptions, so the scale run can see when a
     coordinator has subscribed to ``fbp`` before it announces anyone."""
@@ -284,24 +273,12 @@ def announcement(role: str, inports: dict[str, str], outports: dict[str, str]) -
 # -- forwarding --------------------------------------------------------------------------------
 
 
-def compact_payload(phase: str, seq: int, pad: str) -> bytes:
-    # Compact JSON, so the original's JSON.parse + JSON.stringify gives back the same bytes.
-    data = {"seq": seq, "ts": time.perf_counter(), "ph": phase, "pad": pad}
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
 class HopLoad(LoadGen):
-    """``bench/participant.py``'s load generator, with compact JSON payloads and discovery."""
+    """The shared load generator, with compact JSON payloads (which the original's
+    ``JSON.parse`` + ``JSON.stringify`` gives back unchanged) and discovery."""
 
     def __init__(self, url: str, topic_in: str, topic_out: str) -> None:
-        super().__init__(url, topic_in, topic_out, 0)
-        probe = len(compact_payload("t", 10_000, ""))
-        self.pad = "x" * max(0, MESSAGE_SIZE - probe)
-
-    def send(self, seq: int) -> None:
-        payload = compact_payload(self.phase.name, seq, self.pad)
-        self.phase.payloads.append(payload)
-        self.client.publish(self.topic_in, payload, self.qos)
+        super().__init__(url, topic_in, topic_out, 0, compact=True)
 
     def wait_forwarding(self, announcements: list[bytes], alive: Callable[[], bool]) -> bool:
         """Announce (every ``ANNOUNCE_EVERY`` s) and probe until a probe comes through."""
@@ -390,8 +367,8 @@ def load_figures(settings: Settings, load: HopLoad, pid: int, broker_pid: int) -
 def run_forwarding(settings: Settings) -> list[dict[str, Any]]:
     paths = [p for p in PATHS if p in settings.only or p == "direct"]
     results: list[dict[str, Any]] = []
-    with Mosquitto() as broker:  # sets set_tcp_nodelay (see gateway/mosquitto.py)
-        where = (broker.url, broker_pid_of(broker))
+    with private_broker() as broker:  # sets set_tcp_nodelay (see gateway/mosquitto.py)
+        where = (broker.url, broker.pid or 0)
         for run_no in range(settings.runs):
             order = paths if run_no % 2 == 0 else paths[::-1]
             for path in order:
@@ -617,10 +594,6 @@ FIGURES = (
 COUNTS = ("lost", "reordered", "duplicates", "corrupt")
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     rows = []
     for path in PATHS:
@@ -810,7 +783,7 @@ class Plan:
 
 def parse_args(argv: Sequence[str]) -> tuple[Settings, Plan]:
     parser = argparse.ArgumentParser(
-        prog="bench/coordinator.py",
+        prog="python -m bench.coordinator",
         description="Forwarding throughput, hop latency and scale of our msgflo coordinator "
         "against the original.",
     )
@@ -944,11 +917,11 @@ def run_main(settings: Settings, plan: Plan, argv: Sequence[str], source: str) -
     )
     fwd = run_forwarding(settings) if forwarding else []
     big = run_scale(settings) if scale else []
-    host = {**machine(), "node": node_version(), "ours": source}
+    host = {**mqtt_machine(), "node": node_version(), "ours": source}
     summary = summarize(fwd) if fwd else {"rows": [], "ratios": {}}
     print()
     print(", ".join(f"{k} {v}" for k, v in host.items()))
-    print(f"command: {Path(sys.executable).name} bench/coordinator.py {' '.join(argv)}".rstrip())
+    print(f"command: {Path(sys.executable).name} -m bench.coordinator {' '.join(argv)}".rstrip())
     if fwd:
         print("\nForwarding through one edge\n")
         print(format_forwarding(summary, settings))
@@ -966,15 +939,6 @@ def run_main(settings: Settings, plan: Plan, argv: Sequence[str], source: str) -
         json_path.write_text(json.dumps(document, indent=2) + "\n")
     failed = [r for r in fwd + big if "error" in r]
     return 1 if failed else 0
-
-
-def node_version() -> str:
-    if shutil.which("node") is None:
-        return "none"
-    done = subprocess.run(
-        ["node", "--version"], capture_output=True, text=True, timeout=10, check=False
-    )
-    return done.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Faults while messages flow (issue 13): what each fault loses, duplicates and reorders, and
 how long forwarding takes to come back.
 
-    .venv/bin/python bench/faults.py                 # every case: 100 msg/s per stream, 9 s each
-    .venv/bin/python bench/faults.py --quick         # 50 msg/s, 6 s
-    .venv/bin/python bench/faults.py --only coordinator-kill --rate 200
+    .venv/bin/python -m bench.faults              # every case: 100 msg/s per stream, 9 s each
+    .venv/bin/python -m bench.faults --quick         # 50 msg/s, 6 s
+    .venv/bin/python -m bench.faults --only coordinator-kill --rate 200
 
 Each case is a fresh private Mosquitto with persistence on, saving every 30 s and at a clean
 shutdown, and queueing at most 1,000 messages per client (as the appliance's broker), our
@@ -68,19 +68,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+from bench.common import BIN, rss_mb
+from gateway.broker import parse_broker_url
+from gateway.mosquitto import Mosquitto, find_tool, free_port
+from gateway.participant import Message, Participant, serve
+from gateway.participant.definition import define
+from gateway.participant.discovery import encode_discovery
+from gateway.transport.mqtt import MqttTransport
+from tests.netfault import Proxy
 
-from gateway.broker import parse_broker_url  # noqa: E402
-from gateway.mosquitto import Mosquitto, find_tool, free_port  # noqa: E402
-from gateway.participant import Message, Participant, serve  # noqa: E402
-from gateway.participant.definition import define  # noqa: E402
-from gateway.participant.discovery import encode_discovery  # noqa: E402
-from gateway.transport.mqtt import MqttTransport  # noqa: E402
-from tests.netfault import Proxy  # noqa: E402
-
-BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"
 CASES = (
     "none",
@@ -111,12 +107,6 @@ class Settings:
 
 
 # -- the coordinator ---------------------------------------------------------------------------
-
-
-def proc_rss_mb(pid: int | None) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
-    return int(kb) / 1024
 
 
 class Coordinator:
@@ -153,7 +143,7 @@ class Coordinator:
 
     def rss_mb(self) -> float:
         assert self.process is not None
-        return proc_rss_mb(self.process.pid)
+        return rss_mb(self.process.pid)
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         process = self.process
@@ -380,7 +370,7 @@ async def run_case(case: str, settings: Settings) -> dict[str, Any]:
                         fault, back = await send_numbered(streams, sources, settings, rig, case)
                         await drained(streams, settings)
                         rss_after = coordinator.rss_mb()
-                        broker_rss = proc_rss_mb(broker.pid)
+                        broker_rss = rss_mb(broker.pid or 0)
                 finally:
                     await coordinator.stop()
                     for reader in STALLED:

@@ -1,9 +1,9 @@
 """Fuzzing with a large budget: every parser of outside input, the targets of ``tests/fuzz``.
 
-    .venv/bin/python bench/fuzz.py                     # 20,000 cases per parser, <= 300 s each
-    .venv/bin/python bench/fuzz.py --quick             # smoke run: 500 cases per parser
-    .venv/bin/python bench/fuzz.py --cases 5000 --only foreign --only config
-    .venv/bin/python bench/fuzz.py --save-crashers /tmp/crashers --json out.json
+    .venv/bin/python -m bench.fuzz                  # 20,000 cases per parser, <= 300 s each
+    .venv/bin/python -m bench.fuzz --quick             # smoke run: 500 cases per parser
+    .venv/bin/python -m bench.fuzz --cases 5000 --only foreign --only config
+    .venv/bin/python -m bench.fuzz --save-crashers /tmp/crashers --json out.json
 
 For each target (``tests/fuzz/targets.py``) the script replays the target's corpus
 (``tests/fuzz/corpus/<parser>/``) and its built-in worst inputs, then runs ``--cases``
@@ -34,14 +34,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-
-from tests.fuzz.harness import Outcome, Target, peak_memory, run_case  # noqa: E402
-from tests.fuzz.targets import TARGETS  # noqa: E402
+from tests.fuzz.harness import Outcome, Target, peak_memory, run_case
+from tests.fuzz.targets import TARGETS
 
 
 class _OutOfTime(BaseException):

@@ -1,9 +1,9 @@
 """Graph parse and serialize: our .fbp parser and savers against the reference npm ``fbp`` 1.8.0.
 
-    .venv/bin/python bench/graph.py                   # 10,000 processes, 20,000 edges, 5 runs
-    .venv/bin/python bench/graph.py --quick           # smoke run (2,000 / 4,000, 1 run)
-    .venv/bin/python bench/graph.py --json out.json
-    .venv/bin/python bench/graph.py --save-graph big.fbp   # only write the generated graph
+    .venv/bin/python -m bench.graph                   # 10,000 processes, 20,000 edges, 5 runs
+    .venv/bin/python -m bench.graph --quick           # smoke run (2,000 / 4,000, 1 run)
+    .venv/bin/python -m bench.graph --json out.json
+    .venv/bin/python -m bench.graph --save-graph big.fbp   # only write the generated graph
 
 The script generates one deterministic .fbp graph (``--seed``) shaped like a large hackerspace
 deployment: processes declared inline on first use (``door(dlock13/DoorLock) OUT -> IN ...``)
@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import random
 import resource
 import shutil
@@ -56,12 +54,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from gateway.graph import Graph, graph_to_dict, parse_fbp, to_fbp, to_json  # noqa: E402
-from gateway.graph.fbp_parser import parse_fbp_text  # noqa: E402
+from bench.common import ROOT, machine, node_version
+from gateway.graph import Graph, graph_to_dict, parse_fbp, to_fbp, to_json
+from gateway.graph.fbp_parser import parse_fbp_text
 
 REFERENCE_MODULE = ROOT / "tests" / "npm" / "node_modules" / "fbp"
 CHILD_TIMEOUT = 600.0  # s for one child process at most
@@ -353,7 +348,7 @@ def measure_npm(
 
 
 def measure_ours_child(file: Path) -> dict[str, Any]:
-    return run_child([sys.executable, str(Path(__file__).resolve()), "_parse", str(file)])
+    return run_child([sys.executable, "-m", "bench.graph", "_parse", str(file)])
 
 
 def child_parse(file: str) -> None:
@@ -611,36 +606,12 @@ ours is faster or smaller); reading the file is excluded on both sides.
   node + fbp required)."""
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    node = shutil.which("node")
-    node_version = "missing"
-    if node:
-        node_version = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout.strip()
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "python": platform.python_version(),
-        "node": node_version,
-    }
-
-
 # -- command line ----------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, Path | None]:
     parser = argparse.ArgumentParser(
-        prog="bench/graph.py",
+        prog="python -m bench.graph",
         description="Parse and serialize a generated .fbp graph: ours vs npm fbp 1.8.0.",
     )
     parser.add_argument("--processes", type=int, default=10_000, help="processes in the graph")
@@ -673,10 +644,10 @@ def main(argv: Sequence[str]) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
         results = run_all(settings, Path(tmp))
-    host = machine()
+    host = {**machine(), "node": node_version()}
     print()
     print(", ".join(f"{k} {v}" for k, v in host.items()))
-    print(f"command: {Path(sys.executable).name} bench/graph.py {' '.join(argv)}".rstrip())
+    print(f"command: {Path(sys.executable).name} -m bench.graph {' '.join(argv)}".rstrip())
     print(f"graph: {', '.join(f'{v:,} {k}' for k, v in results['graph'].items())}")
     same = "yes" if results["same_json_as_reference"] else "NO"
     print(f"same JSON as the reference parser: {same}")

@@ -1,8 +1,8 @@
 """Participant throughput and latency: our Repeat participant against a raw paho-mqtt echo.
 
-    .venv/bin/python bench/participant.py                 # 20,000 messages, QoS 0 and 1, 3 runs
-    .venv/bin/python bench/participant.py --quick         # smoke run (2,000 messages, 1 run)
-    .venv/bin/python bench/participant.py --json out.json
+    .venv/bin/python -m bench.participant               # 20,000 messages, QoS 0 and 1, 3 runs
+    .venv/bin/python -m bench.participant --quick       # smoke run (2,000 messages, 1 run)
+    .venv/bin/python -m bench.participant --json out.json
 
 One run starts one private mosquitto on 127.0.0.1 and, for every measurement, two processes:
 
@@ -43,48 +43,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt import __version__ as paho_version
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from gateway.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
-from gateway.participant import Message, Participant, run  # noqa: E402
+from bench.common import (
+    PROBE_TIMEOUT,
+    ROOT,
+    LoadGen,
+    cpu_per_message,
+    cpu_seconds,
+    mqtt_machine,
+    nodelay,
+    own_cpu_seconds,
+    private_broker,
+    round_trip_figures,
+    stop_process,
+)
+from gateway.participant import Message, Participant, run
 
 PATHS = ("sut", "raw")
 PATH_LABEL = {"sut": "gateway Repeat", "raw": "raw paho echo"}
 GOAL = 0.8  # issue 2: at least 0.8x the raw paho echo's throughput
-MESSAGE_SIZE = 80  # bytes of JSON per message, as in the reference measurements
-READY_TIMEOUT = 20.0  # s for the echo process to answer a probe
-IDLE_TIMEOUT = 5.0  # s without any echo ends a phase (the rest counts as lost)
-PING_TIMEOUT = 1.0  # s to wait for one ping-pong echo
-READ_BURST = 64  # packets the load generator reads per wake-up
+READY_TIMEOUT = PROBE_TIMEOUT  # s for the echo process to answer a probe
 CHILD_TIMEOUT_MARGIN = 60.0  # s on top of the phase deadlines before a child is killed
 PROFILE_ENV = "MSGFLO_BENCH_PROFILE"  # set for the SUT child by --profile: pstats file to write
-
-
-def nodelay(sock: Any) -> None:
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # -- the processes under test ------------------------------------------------------------------
@@ -142,200 +135,6 @@ def child_raw(url: str, topic_in: str, topic_out: str, qos: int) -> None:
 # -- the load generator ------------------------------------------------------------------------
 
 
-@dataclass
-class Phase:
-    """Echoes of one phase (``name`` is carried in every payload, stale echoes are ignored)."""
-
-    name: str
-    count: int
-    payloads: list[bytes] = field(default_factory=list)
-    seen: bytearray = field(default_factory=bytearray)
-    rtts: list[float] = field(default_factory=list)
-    received: int = 0
-    highest: int = -1
-    reordered: int = 0
-    duplicates: int = 0
-    corrupt: int = 0
-    last_echo: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.seen = bytearray(self.count)
-
-    def record(self, seq: int, sent_at: float, payload: bytes | bytearray, now: float) -> None:
-        if not 0 <= seq < self.count or self.seen[seq]:
-            self.duplicates += 1
-            return
-        self.seen[seq] = 1
-        self.received += 1
-        self.rtts.append(now - sent_at)
-        self.last_echo = now
-        if payload != self.payloads[seq]:
-            self.corrupt += 1
-        if seq < self.highest:
-            self.reordered += 1
-        else:
-            self.highest = seq
-
-
-def make_payload(phase: str, seq: int, pad: str) -> bytes:
-    return json.dumps({"seq": seq, "ts": time.perf_counter(), "ph": phase, "pad": pad}).encode()
-
-
-def pad_for(size: int) -> str:
-    probe = len(make_payload("t", 10_000, ""))
-    return "x" * max(0, size - probe)
-
-
-class LoadGen:
-    """Drives one echo path with a single-threaded paho client (select + loop_read/loop_write)."""
-
-    def __init__(self, url: str, topic_in: str, topic_out: str, qos: int) -> None:
-        parts = urlsplit(url)
-        self.topic_in, self.qos = topic_in, qos
-        self.pad = pad_for(MESSAGE_SIZE)
-        self.phase = Phase("-", 0)
-        self.on_echo: Callable[[int], None] = lambda seq: None
-        self.packets = 0
-        self.last_misc = time.monotonic()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-        self.client.on_message = self._on_message
-        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-        sock = self.client.socket()
-        assert sock is not None, "paho has a socket once connect() returned"
-        self.sock = sock
-        nodelay(self.sock)  # the instrument must not hold back small packets
-        self.client.subscribe(topic_out, qos)
-
-    def _on_message(self, c: paho.Client, u: Any, message: paho.MQTTMessage) -> None:
-        now = time.perf_counter()
-        self.packets += 1
-        payload = message.payload
-        try:
-            data = json.loads(payload)
-            name, seq, sent_at = data["ph"], data["seq"], data["ts"]
-        except (ValueError, KeyError, TypeError):
-            self.phase.corrupt += 1
-            return
-        if name != self.phase.name:
-            return  # a late echo from an earlier phase
-        self.phase.record(seq, sent_at, payload, now)
-        self.on_echo(seq)
-
-    def send(self, seq: int) -> None:
-        payload = make_payload(self.phase.name, seq, self.pad)
-        self.phase.payloads.append(payload)
-        self.client.publish(self.topic_in, payload, self.qos)
-
-    def pump(self, done: Callable[[], bool], deadline: float, idle: float) -> bool:
-        """Move bytes until ``done()``; False when the deadline or the idle timeout passed."""
-        client, sock = self.client, self.sock
-        last_packets, last_progress = self.packets, time.monotonic()
-        while not done():
-            now = time.monotonic()
-            if self.packets != last_packets:
-                last_packets, last_progress = self.packets, now
-            if now >= deadline or now - last_progress > idle:
-                return False
-            wlist = [sock] if client.want_write() else []
-            readable, _, _ = select.select([sock], wlist, [], 0.05)
-            if readable:
-                self._read_burst()
-            if client.want_write():
-                self._check(client.loop_write())
-            if now - self.last_misc >= 1.0:
-                self._check(client.loop_misc())
-                self.last_misc = now
-        return True
-
-    def _read_burst(self) -> None:
-        # paho reads one packet per loop_read() at QoS 0; read on while packets keep coming.
-        for _ in range(READ_BURST):
-            before = self.packets
-            self._check(self.client.loop_read())
-            if self.packets == before:
-                return
-
-    @staticmethod
-    def _check(rc: MQTTErrorCode) -> None:
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise SystemExit(f"load generator: connection lost ({paho.error_string(rc)})")
-
-    def probe(self) -> bool:
-        """Send probes until the echo answers: both it and our subscription may still be
-        starting, so no SUBACK is awaited."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        attempt = 0
-        while time.monotonic() < deadline:
-            self.phase = Phase(f"probe{attempt}", 1)
-            self.on_echo = lambda seq: None
-            self.send(0)
-            if self.pump(lambda: self.phase.received > 0, time.monotonic() + 0.2, idle=1.0):
-                return True
-            attempt += 1
-        return False
-
-    def flood(self, name: str, count: int, window: int, timeout: float) -> tuple[Phase, float]:
-        """Keep ``window`` messages unanswered until ``count`` were sent; returns the phase and
-        the seconds from the first send to the last echo."""
-        self.phase = phase = Phase(name, count)
-        sent = 0
-
-        def refill(_seq: int) -> None:
-            nonlocal sent
-            if sent < count:
-                self.send(sent)
-                sent += 1
-
-        self.on_echo = refill
-        start = time.perf_counter()
-        for _ in range(min(window, count)):
-            refill(0)
-        self.pump(lambda: phase.received >= count, time.monotonic() + timeout, IDLE_TIMEOUT)
-        return phase, max(phase.last_echo - start, 1e-9)
-
-    def ping_pong(self, count: int, timeout: float) -> tuple[Phase, float]:
-        self.phase = phase = Phase("p", count)
-        self.on_echo = lambda seq: None
-        deadline = time.monotonic() + timeout
-        start = time.perf_counter()
-        for seq in range(count):
-            if time.monotonic() >= deadline:
-                break
-            self.send(seq)
-
-            def echoed(s: int = seq) -> bool:
-                return phase.seen[s] == 1
-
-            self.pump(echoed, deadline, PING_TIMEOUT)
-        return phase, max(time.perf_counter() - start, 1e-9)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_write()
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` from /proc (0.0 where /proc is not available)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def child_load(config: dict[str, Any]) -> None:
     """Measure one echo path; prints one JSON line with the figures."""
     load = LoadGen(config["url"], config["topic_in"], config["topic_out"], config["qos"])
@@ -361,29 +160,6 @@ def child_load(config: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
-def cpu_per_message(before: list[float], after: list[float], received: int) -> list[float]:
-    """CPU microseconds per message of each measured process between two readings."""
-    return [(a - b) / max(received, 1) * 1e6 for b, a in zip(before, after, strict=True)]
-
-
-def round_trip_figures(
-    count: int, flood: Any, elapsed: float, pings: Any, pp_elapsed: float
-) -> dict[str, float]:
-    """The figures of a windowed flood and a ping-pong run, shared by the bench scripts."""
-    return {
-        "msgs_per_s": flood.received / elapsed,
-        "load_p50_ms": percentile(flood.rtts, 0.50) * 1e3,
-        "load_p99_ms": percentile(flood.rtts, 0.99) * 1e3,
-        "pp_p50_ms": percentile(pings.rtts, 0.50) * 1e3,
-        "pp_p99_ms": percentile(pings.rtts, 0.99) * 1e3,
-        "pp_msgs_per_s": pings.received / pp_elapsed,
-        "lost": (count - flood.received) + (pings.count - pings.received),
-        "reordered": flood.reordered + pings.reordered,
-        "duplicates": flood.duplicates + pings.duplicates,
-        "corrupt": flood.corrupt + pings.corrupt,
-    }
-
-
 # -- the orchestrator --------------------------------------------------------------------------
 
 
@@ -400,18 +176,8 @@ class Settings:
 
 
 def spawn(mode: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), mode, *args]
+    cmd = [sys.executable, "-m", "bench.participant", mode, *args]
     return subprocess.Popen(cmd, text=True, cwd=ROOT, **kwargs)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def measure(
@@ -445,7 +211,7 @@ def measure(
                 out, _ = load.communicate()
                 out = json.dumps({"error": f"load generator killed after {limit:.0f} s"})
         finally:
-            stop(echo)
+            stop_process(echo)
         errors.seek(0)
         stderr = errors.read().strip()
     lines = out.strip().splitlines()
@@ -455,23 +221,10 @@ def measure(
     return {"path": path, "qos": qos, "run": run_no, **result}
 
 
-def broker_pid_of(broker: Mosquitto) -> int:
-    """The pid of the mosquitto started for ``broker`` (found by its config file path)."""
-    conf = str(broker.workdir / "mosquitto.conf").encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if conf in (entry / "cmdline").read_bytes():
-                    return int(entry.name)
-            except OSError:
-                continue
-    return 0
-
-
 def run_all(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, str]]:
     results: list[dict[str, Any]] = []
-    with Mosquitto() as broker:  # sets set_tcp_nodelay (see gateway/mosquitto.py)
-        where = (broker.url, broker_pid_of(broker))
+    with private_broker() as broker:  # sets set_tcp_nodelay (see gateway/mosquitto.py)
+        where = (broker.url, broker.pid or 0)
         for run_no in range(settings.runs):
             order = PATHS if run_no % 2 == 0 else PATHS[::-1]
             for qos in settings.qos:
@@ -479,7 +232,7 @@ def run_all(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, str]]:
                     result = measure(settings, where, path, qos, run_no)
                     results.append(result)
                     print(progress_line(result), file=sys.stderr, flush=True)
-    return results, machine()
+    return results, mqtt_machine()
 
 
 def progress_line(r: dict[str, Any]) -> str:
@@ -491,28 +244,6 @@ def progress_line(r: dict[str, Any]) -> str:
         f"lost {r['lost']}  cpu us/msg: echo {r['echo_cpu_us']:.1f} "
         f"broker {r['broker_cpu_us']:.1f} load generator {r['load_cpu_us']:.1f}"
     )
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mosquitto = subprocess.run(
-        [find_mosquitto(), "-h"], capture_output=True, text=True, timeout=10, check=False
-    ).stdout.splitlines()
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "python": platform.python_version(),
-        "paho-mqtt": paho_version,
-        "mosquitto": mosquitto[0] if mosquitto else "unknown",
-    }
 
 
 # -- summary -----------------------------------------------------------------------------------
@@ -606,7 +337,7 @@ def format_table(summary: dict[str, Any], settings: Settings) -> str:
 
 def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None]:
     parser = argparse.ArgumentParser(
-        prog="bench/participant.py",
+        prog="python -m bench.participant",
         description="Throughput and latency of a Repeat participant vs a raw paho-mqtt echo.",
     )
     parser.add_argument("--count", type=int, default=20_000, help="messages per flood")
@@ -653,7 +384,7 @@ def main(argv: Sequence[str]) -> int:
     summary = summarize(results, settings.qos)
     print()
     print(", ".join(f"{k} {v}" for k, v in host.items()))
-    print(f"command: {Path(sys.executable).name} bench/participant.py {' '.join(argv)}".rstrip())
+    print(f"command: {Path(sys.executable).name} -m bench.participant {' '.join(argv)}".rstrip())
     print()
     print(format_table(summary, settings))
     if json_path is not None:

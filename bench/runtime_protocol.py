@@ -1,8 +1,8 @@
 """FBP runtime protocol: the cost of edge inspection, and how fast ``graph:addedge`` takes effect.
 
-    .venv/bin/python bench/runtime_protocol.py            # 20,000 messages, 3 runs, 100 cycles
-    .venv/bin/python bench/runtime_protocol.py --quick    # smoke run (2,000 messages, 1 run, 20)
-    .venv/bin/python bench/runtime_protocol.py --json out.json
+    .venv/bin/python -m bench.runtime_protocol           # 20,000 messages, 3 runs, 100 cycles
+    .venv/bin/python -m bench.runtime_protocol --quick   # smoke run (2,000 messages, 1 run, 20)
+    .venv/bin/python -m bench.runtime_protocol --json out.json
 
 Our coordinator runs as its command does for a user (``.venv/bin/msgflo --graph G --broker URL
 --host 127.0.0.1 --port P --secret S``), started the way ``bench/coordinator.py`` starts it, on
@@ -63,12 +63,16 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from websockets.exceptions import ConnectionClosed
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from bench.coordinator import (  # noqa: E402
+from bench.common import (
     BIN,
+    ROOT,
+    LoadGen,
+    median,
+    mqtt_machine,
+    nodelay,
+    percentile,
+)
+from bench.coordinator import (
     FORWARD_GRAPH,
     READY_TIMEOUT,
     Coordinator,
@@ -77,20 +81,12 @@ from bench.coordinator import (  # noqa: E402
     export_commit,
     forwarding_announcements,
     load_figures,
-    median,
     ours_source,
 )
-from bench.participant import (  # noqa: E402
-    LoadGen,
-    broker_pid_of,
-    machine,
-    nodelay,
-    percentile,
-)
-from gateway.errors import GatewayError  # noqa: E402
-from gateway.mosquitto import Mosquitto  # noqa: E402
-from gateway.participant.discovery import DISCOVERY_TOPIC  # noqa: E402
-from gateway.runtime_protocol.client import RuntimeClient  # noqa: E402
+from gateway.errors import GatewayError
+from gateway.mosquitto import Mosquitto
+from gateway.participant.discovery import DISCOVERY_TOPIC
+from gateway.runtime_protocol.client import RuntimeClient
 
 SECRET = "bench-runtime-protocol-secret"
 GRAPH_ID = "default/main"
@@ -226,7 +222,7 @@ class SubscriberGroup:
     """The subscriber process, seen from the benchmark: ready, then finish with the counts."""
 
     def __init__(self, address: str, clients: int, secret: str | None) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), CHILD, address, str(clients)]
+        cmd = [sys.executable, "-m", "bench.runtime_protocol", CHILD, address, str(clients)]
         self.process = subprocess.Popen(
             [*cmd, secret or ""],
             cwd=ROOT,
@@ -593,7 +589,7 @@ def run_all(bench: Bench) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     inspection: list[dict[str, Any]] = []
     addedge: list[dict[str, Any]] = []
     with Mosquitto() as broker:
-        bench.url, bench.broker_pid = broker.url, broker_pid_of(broker)
+        bench.url, bench.broker_pid = broker.url, broker.pid or 0
         for run_no in range(bench.settings.runs):
             order = bench.variants if run_no % 2 == 0 else bench.variants[::-1]
             for subscribers in order:
@@ -775,7 +771,7 @@ def per_run_ratios(ok: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
     parser = argparse.ArgumentParser(
-        prog="bench/runtime_protocol.py",
+        prog="python -m bench.runtime_protocol",
         description="Edge inspection overhead and graph:addedge round trip of our coordinator.",
     )
     parser.add_argument("--count", type=int, default=20_000, help="messages per flood")
@@ -843,10 +839,10 @@ def report(bench: Bench, args: argparse.Namespace, argv: Sequence[str], source: 
     )
     inspection, addedge = run_all(bench)
     rows = summarize_inspection(inspection, bench.variants)
-    host = {**machine(), "ours": source, "secret": "yes" if bench.secret else "no"}
+    host = {**mqtt_machine(), "ours": source, "secret": "yes" if bench.secret else "no"}
     print()
     print(", ".join(f"{k} {v}" for k, v in host.items()))
-    print(f"command: {Path(sys.executable).name} bench/runtime_protocol.py {' '.join(argv)}")
+    print(f"command: {Path(sys.executable).name} -m bench.runtime_protocol {' '.join(argv)}")
     print("\nEdge inspection overhead: forwarding one edge with network:edges subscribers\n")
     print(format_inspection(rows, bench))
     print("\ngraph:addedge round trip\n")

@@ -19,8 +19,8 @@ A message frame of a payload of n bytes is n + 7 bytes on the wire: type, sequen
 port index (3), CRC (2), the COBS code byte (1, for frames up to 254 bytes) and the 00 delimiter
 (1). Pings of the bridge's liveness check (every 5 s) share the wire and are not subtracted.
 
-    .venv/bin/python bench/serial.py [--sizes 8,24,48] [--count 2000] [--window 8] [--json FILE]
-    .venv/bin/python bench/serial.py --quick        # smoke run, about 20 s
+    .venv/bin/python -m bench.serial [--sizes 8,24,48] [--count 2000] [--window 8] [--json FILE]
+    .venv/bin/python -m bench.serial --quick        # smoke run, about 20 s
 
 No figure is asserted; see bench/RESULTS.md for recorded runs.
 """
@@ -42,18 +42,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from gateway.broker import parse_broker_url  # noqa: E402
-from gateway.mosquitto import Mosquitto  # noqa: E402
-from gateway.transport.base import Delivery  # noqa: E402
-from gateway.transport.mqtt import MqttTransport  # noqa: E402
+from bench.common import BIN, ROOT, cpu_seconds, percentile
+from gateway.broker import parse_broker_url
+from gateway.mosquitto import Mosquitto
+from gateway.transport.base import Delivery
+from gateway.transport.mqtt import MqttTransport
 
 HARNESS = ROOT / "firmware" / "test" / "simavr" / "harness.c"
 BUILD_AVR = ROOT / "firmware" / "extras" / "build_avr.py"
-BIN = Path(sys.executable).parent
 LINK = "usb-Arduino__www.arduino.cc__0043_BENCH0001-if00"
 ROLE = "bench/echo"
 BAUD = 115200
@@ -91,16 +87,6 @@ def build(directory: Path) -> tuple[Path, Path]:
     run([*command, "-lsimavr", "-lsimavrparts", "-lutil"])
     run([sys.executable, str(BUILD_AVR), "--build", str(directory / "avr"), "Echo"])
     return harness, directory / "avr" / "Echo" / "Echo.elf"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 @contextlib.contextmanager

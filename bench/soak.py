@@ -1,9 +1,9 @@
 """Soak (issue 13): the demo graph plus a serial device under steady load for a set time, and
 every process's memory, open files and CPU at the start and at the end.
 
-    .venv/bin/python bench/soak.py --seconds 3600     # the hour-long run, by hand
-    .venv/bin/python bench/soak.py                    # 120 s
-    .venv/bin/python bench/soak.py --seconds 20       # a smoke run (the test suite runs this)
+    .venv/bin/python -m bench.soak --seconds 3600     # the hour-long run, by hand
+    .venv/bin/python -m bench.soak                 # 120 s
+    .venv/bin/python -m bench.soak --seconds 20       # a smoke run (the test suite runs this)
 
 What runs, each as a user runs it: a private Mosquitto with persistence as on the appliance;
 ``msgflo`` on the demo graph (``examples/demo.fbp``, its simulated devices started as
@@ -40,15 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+from bench.common import BIN, ROOT
+from gateway.bridges.serial.fake_device import PtyDevice
+from gateway.mosquitto import Mosquitto, free_port
+from gateway.participant import Message, Participant, serve
 
-from gateway.bridges.serial.fake_device import PtyDevice  # noqa: E402
-from gateway.mosquitto import Mosquitto, free_port  # noqa: E402
-from gateway.participant import Message, Participant, serve  # noqa: E402
-
-BIN = Path(sys.executable).parent
 EXAMPLES = ROOT / "examples"
 TICK = os.sysconf("SC_CLK_TCK")
 LOAD_EDGE = "load(Load) OUT -> IN echo(Echo)\n"

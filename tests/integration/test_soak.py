@@ -1,4 +1,4 @@
-"""The soak in CI's shorter setting: ``bench/soak.py`` for 20 s (an hour by hand; figures in
+"""The soak in CI's shorter setting: ``python -m bench.soak`` for 20 s (an hour by hand; figures in
 bench/RESULTS.md). Every process of the tree stays within the soak's stated bound (RSS up by
 less than 5 MB, open files unchanged), none goes away, and every message sent to the
 simulated serial board comes back."""
@@ -20,9 +20,8 @@ pytestmark = pytest.mark.integration
 def test_a_short_soak_stays_within_its_bounds(tmp_path: Path) -> None:
     figures = tmp_path / "soak.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", "20",
-         "--json", str(figures)],
-        capture_output=True, text=True, timeout=110, check=False,
+        [sys.executable, "-m", "bench.soak", "--seconds", "20", "--json", str(figures)],
+        cwd=ROOT, capture_output=True, text=True, timeout=110, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(figures.read_text())
