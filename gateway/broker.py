@@ -17,7 +17,8 @@ from gateway.errors import BrokerUrlError
 DEFAULT_BROKER = "mqtt://localhost"
 ENV_BROKER = "MSGFLO_BROKER"
 
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "amqp": 5672, "amqps": 5671}
+# memory://<name> is gateway.transport.memory's in-process broker, for tests; it has no port.
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "amqp": 5672, "amqps": 5671, "memory": 0}
 
 # Query options understood per scheme; anything else is rejected so that a typo (a misspelt
 # ``ca_certs``) does not go unnoticed. TLS options follow msgflo-python (gateway.transport.tls),
@@ -83,7 +84,7 @@ def parse_broker_url(url: str) -> BrokerUrl:
         raise BrokerUrlError(shown, f"port must be a number 1..65535, not {raw_port!r}") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        supported = ", ".join(f"{s}://" for s in DEFAULT_PORTS)
+        supported = ", ".join(f"{s}://" for s in DEFAULT_PORTS if s != "memory")  # not for users
         if not scheme or "://" not in url:
             raise BrokerUrlError(shown, f"expected scheme://host[:port] ({supported})")
         raise BrokerUrlError(shown, f"scheme {scheme!r} is not supported (use {supported})")
@@ -104,6 +105,8 @@ def parse_broker_url(url: str) -> BrokerUrl:
 
 
 def _known_options(scheme: str) -> frozenset[str]:
+    if scheme == "memory":
+        return frozenset()
     return MQTT_OPTIONS if scheme.startswith("mqtt") else AMQP_OPTIONS
 
 
@@ -137,7 +140,12 @@ def _redact_raw(url: str) -> str:
 
 
 def resolve_broker(cli_value: str | None = None, env: Mapping[str, str] | None = None) -> BrokerUrl:
-    """``--broker`` if given, else ``$MSGFLO_BROKER``, else ``mqtt://localhost``."""
+    """``--broker`` if given, else ``$MSGFLO_BROKER``, else ``mqtt://localhost``.
+
+    Every command line resolves its broker here, so this is where memory:// is refused: its
+    broker lives inside one process, and a daemon alone on it would talk to nobody."""
     environ = os.environ if env is None else env
-    url = cli_value or environ.get(ENV_BROKER) or DEFAULT_BROKER
-    return parse_broker_url(url)
+    url = parse_broker_url(cli_value or environ.get(ENV_BROKER) or DEFAULT_BROKER)
+    if url.scheme == "memory":
+        raise BrokerUrlError(url.redacted(), "memory:// is in-process only, for tests")
+    return url

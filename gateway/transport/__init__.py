@@ -20,6 +20,10 @@ def open_transport(url: BrokerUrl, *, client_id: str = "") -> Transport:
         from gateway.transport.amqp import AmqpTransport
 
         return AmqpTransport(url, client_id=client_id)
+    if url.scheme == "memory":
+        from gateway.transport.memory import MemoryTransport
+
+        return MemoryTransport(url, client_id=client_id)
     raise BrokerUrlError(
         str(url), f"{url.scheme}:// is not supported by this version (use mqtt:// or amqp://)"
     )

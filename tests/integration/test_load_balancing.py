@@ -32,8 +32,9 @@ from gateway.transport.amqp import AmqpTransport
 from gateway.transport.mqtt import MQTT_5, MqttTransport, routing_filter
 from tests.amqp_broker import RabbitMQ
 from tests.conftest import Probe
+from tests.support.inbox import Inbox
 from tests.transport.test_transport_amqp import amqp
-from tests.transport.test_transport_contract import Inbox, unique
+from tests.transport.test_transport_contract import unique
 
 MESSAGES = 200
 REPO = Path(__file__).resolve().parents[2]

@@ -20,9 +20,13 @@ from gateway.broker import parse_broker_url
 from gateway.participant import Message, Participant, serve
 from gateway.transport import open_transport
 from gateway.transport.amqp import AmqpTransport
+from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery
 from tests.amqp_broker import RabbitMQ
-from tests.transport.test_transport_contract import FAST, Inbox, unique
+from tests.support.inbox import Inbox
+from tests.transport.test_transport_contract import unique
+
+FAST = Backoff(initial=0.1, maximum=0.5)
 
 
 @contextlib.asynccontextmanager

@@ -25,8 +25,8 @@ from tests.coordinator.test_amqp_coordinator import (
     sender,
     unique,
 )
-from tests.transport.test_transport_contract import FAST
 from tests.interop.support import our_participants as participants
+from tests.transport.test_transport_amqp import FAST
 
 
 def verified(rabbitmq: RabbitMQ, *, client_cert: bool = False) -> str:

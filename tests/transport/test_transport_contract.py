@@ -1,7 +1,9 @@
-"""What every transport must do the same, run on MQTT (mosquitto) and AMQP (RabbitMQ) alike.
+"""What every transport must do the same, run on MQTT (mosquitto), AMQP (RabbitMQ) and the
+in-process memory:// broker alike.
 
 A name is a topic on MQTT and an inport queue plus its same-named exchange on AMQP; either way,
-what is published to it reaches whoever subscribed to it.
+what is published to it reaches whoever subscribed to it. Transports are made only by
+``open_transport(url)``, so the suite holds whatever class serves a scheme.
 """
 
 from __future__ import annotations
@@ -15,27 +17,25 @@ import pytest
 
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
-from gateway.transport.amqp import AmqpTransport
-from gateway.transport.backoff import Backoff
-from gateway.transport.base import Delivery, Transport
-from gateway.transport.mqtt import MqttTransport
+from gateway.transport import open_transport
+from gateway.transport.base import Transport
+from gateway.transport.memory import memory_broker
 from tests.amqp_broker import RabbitMQ
-
-FAST = Backoff(initial=0.1, maximum=0.5)
+from tests.support.inbox import Inbox
 
 
 @dataclass
 class Broker:
-    """A running broker of either kind: how to reach it and how to restart it."""
+    """A running broker of any kind: how to reach it and how to restart it."""
 
     url: str
     restart: Callable[[], Awaitable[None]]
 
     def transport(self, name: str) -> Transport:
-        url = parse_broker_url(self.url)
-        if url.is_mqtt:
-            return MqttTransport(url, client_id=f"{name}-{secrets.token_hex(3)}", backoff=FAST)
-        return AmqpTransport(url, client_id=name, backoff=FAST)
+        # Unique client ids: an MQTT broker throws off the older of two clients with one id.
+        return open_transport(
+            parse_broker_url(self.url), client_id=f"{name}-{secrets.token_hex(3)}"
+        )
 
 
 async def _restart_mosquitto(broker: Mosquitto) -> None:
@@ -45,33 +45,23 @@ async def _restart_mosquitto(broker: Mosquitto) -> None:
     broker.start()
 
 
-@pytest.fixture(params=["mqtt", "amqp"])
+@pytest.fixture(
+    params=[
+        pytest.param("mqtt", marks=pytest.mark.integration),
+        pytest.param("amqp", marks=pytest.mark.integration),
+        "memory",
+    ]
+)
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     if request.param == "mqtt":
         with Mosquitto() as mosquitto:
             yield Broker(mosquitto.url, lambda: _restart_mosquitto(mosquitto))
-    else:
+    elif request.param == "amqp":
         rabbit: RabbitMQ = request.getfixturevalue("rabbitmq")
         yield Broker(rabbit.url, rabbit.restart_async)
-
-
-class Inbox:
-    """Deliveries collected by a handler, awaitable by count (always bounded in time)."""
-
-    def __init__(self) -> None:
-        self.got: list[bytes] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, delivery: Delivery) -> None:
-        self.got.append(delivery.payload)
-        self._arrived.set()
-
-    async def wait_count(self, count: int, timeout: float = 5.0) -> list[bytes]:
-        async with asyncio.timeout(timeout):
-            while len(self.got) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.got
+    else:
+        name = f"contract-{secrets.token_hex(4)}"
+        yield Broker(f"memory://{name}", memory_broker(name).restart)
 
 
 @pytest.fixture

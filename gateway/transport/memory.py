@@ -1,0 +1,432 @@
+"""An in-process broker and its transport, ``memory://<name>``: tests without mosquitto.
+
+Every transport opened for the same name shares one :class:`MemoryBroker`, which behaves as an
+MQTT 5 broker does for what the gateway uses: topic filters with ``+`` and ``#``, retained
+messages, ``no_local``, ``retain_as_published``, ``replay_retained=False``, shared
+subscriptions ``$share/<group>/<filter>`` (each message to one member, round-robin), wills, and
+QoS accepted (nothing is ever lost in memory, so it only caps the delivered QoS).
+
+Choices, where the interface leaves room:
+
+- Deliveries are scheduled on the event loop, never made inside :meth:`publish`, and reach each
+  subscriber in the order they were published; a transport whose reading is paused holds them.
+- A message reaches each client once, however many of its subscriptions match (the exact filter
+  wins, else the first wildcard subscribed), as :class:`~gateway.transport.mqtt.MqttTransport`
+  dispatches; every shared group matching it gives one more copy to one of its members.
+- It is MQTT-like: ``subscribe_acked`` is a plain subscribe (returns False, ack/nack do
+  nothing), ``observe`` a plain subscribe and ``declare_port`` does nothing, as the base class
+  documents for MQTT.
+- QoS 0 messages published while disconnected are dropped and counted (as paho does); QoS 1
+  and 2 are kept and sent after the reconnect, and :meth:`MemoryTransport.flush` waits for them.
+- Retained messages live as long as the process: use a fresh name per test.
+- :meth:`MemoryBroker.stop`/:meth:`MemoryBroker.start` simulate the broker going away (every
+  connection lost, wills published) and coming back (every transport reconnects, replays its
+  subscriptions and tells its connect listeners). One broker serves one event loop.
+
+Command lines refuse ``memory://`` (:func:`gateway.broker.resolve_broker`): alone in a daemon it
+would talk to nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from gateway.broker import BrokerUrl
+from gateway.errors import BrokerUrlError, TransportError
+from gateway.transport.base import (
+    ConnectListener,
+    Delivery,
+    DeliveryHandler,
+    Transport,
+    TransportStats,
+    Will,
+    call_listeners,
+)
+
+log = logging.getLogger("gateway.transport.memory")
+
+SHARE_PREFIX = "$share/"
+MAX_TOPIC_BYTES = 65_535
+
+
+# -- topic filters (pure) ----------------------------------------------------------------------
+
+
+def check_filter(subscription: str) -> None:
+    """Refuse what an MQTT 5 broker refuses (section 4.7): ``#`` only last and alone in its
+    level, ``+`` alone in its level, a share name without ``/``, ``+``, ``#``."""
+    group, pattern = split_share(subscription)
+    if group is not None and (not group or any(c in group for c in "+#")):
+        raise TransportError(f"cannot subscribe to {subscription!r}: not a share name")
+    _check_name(pattern, "subscribe to")
+    levels = pattern.split("/")
+    for n, level in enumerate(levels):
+        if "#" in level and (level != "#" or n != len(levels) - 1):
+            raise TransportError(f"cannot subscribe to {subscription!r}: '#' must end it")
+        if "+" in level and level != "+":
+            raise TransportError(f"cannot subscribe to {subscription!r}: '+' must fill a level")
+
+
+def check_topic(topic: str) -> None:
+    """Refuse a topic one cannot publish to: empty, too long, NUL or a wildcard in it."""
+    _check_name(topic, "publish to")
+    if "+" in topic or "#" in topic:
+        raise TransportError(f"cannot publish to {topic!r}: wildcards are for subscribing")
+
+
+def _check_name(name: str, doing: str) -> None:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise TransportError(f"cannot {doing} {name!r}: not UTF-8 ({exc.reason})") from None
+    if not 0 < size <= MAX_TOPIC_BYTES or "\x00" in name:
+        raise TransportError(f"cannot {doing} {name!r}: not a topic")
+
+
+def split_share(subscription: str) -> tuple[str | None, str]:
+    """``$share/<group>/<filter>`` -> (group, filter); anything else -> (None, subscription)."""
+    if not subscription.startswith(SHARE_PREFIX):
+        return None, subscription
+    parts = subscription.split("/", 2)
+    if len(parts) < 3:
+        raise TransportError(f"cannot subscribe to {subscription!r}: $share/<group>/<filter>")
+    return parts[1], parts[2]
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches the filter ``pattern`` (MQTT 5 section 4.7; a wildcard at the
+    start does not match a topic starting with ``$``)."""
+    if topic.startswith("$") and pattern[:1] in ("+", "#"):
+        return False
+    want, got = pattern.split("/"), topic.split("/")
+    for n, level in enumerate(want):
+        if level == "#":
+            return True  # also matches the parent level: "a/#" matches "a"
+        if n >= len(got) or (level != "+" and level != got[n]):
+            return False
+    return len(want) == len(got)
+
+
+# -- the broker --------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Subscription:
+    name: str  # as subscribed, $share/... included
+    pattern: str  # what topics are matched against
+    group: str | None
+    handler: DeliveryHandler
+    qos: int
+    no_local: bool
+    retain_as_published: bool
+    replay_retained: bool
+
+
+@dataclass
+class MemoryBroker:
+    """One in-process broker, shared by every :class:`MemoryTransport` of its name."""
+
+    name: str
+    retained: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    up: bool = True
+    _clients: list[MemoryTransport] = field(default_factory=list)
+    _waiting: list[MemoryTransport] = field(default_factory=list)
+    _turns: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def clients(self) -> list[MemoryTransport]:
+        """The transports connected now."""
+        return list(self._clients)
+
+    def stop(self) -> None:
+        """Go away: every connection is lost (wills published) and reconnects wait for start."""
+        self.up = False
+        for client in list(self._clients):
+            client.lose_connection()
+
+    def start(self) -> None:
+        """Come back: every transport that lost its connection reconnects."""
+        self.up = True
+        waiting, self._waiting = self._waiting, []
+        for client in waiting:
+            client.reconnect_soon()
+
+    async def restart(self, downtime: float = 0.05) -> None:
+        """:meth:`stop`, a pause, :meth:`start`: what a broker restart looks like to clients."""
+        self.stop()
+        await asyncio.sleep(downtime)
+        self.start()
+
+    def attach(self, client: MemoryTransport) -> bool:
+        """Connect ``client``; False while stopped (it is connected once started again)."""
+        if not self.up:
+            self._waiting.append(client)
+            return False
+        self._clients.append(client)
+        return True
+
+    def detach(self, client: MemoryTransport) -> None:
+        if client in self._clients:
+            self._clients.remove(client)
+        if client in self._waiting:
+            self._waiting.remove(client)
+
+    def route(self, sender: MemoryTransport | None, message: Delivery) -> None:
+        """Hand ``message`` to every client subscribed to it, and keep it if retained."""
+        if message.retain:
+            if message.payload:
+                self.retained[message.topic] = (message.payload, message.qos)
+            else:  # an empty retained message clears the topic (MQTT 5 3.3.1.3)
+                self.retained.pop(message.topic, None)
+        for client in self._clients:
+            sub = client.subscription_for(message.topic, own=client is sender)
+            if sub is not None:
+                client.enqueue(sub, _as_delivered(message, sub))
+        for client, sub in self._shared_receivers(message.topic):
+            client.enqueue(sub, _as_delivered(message, sub))
+
+    def _shared_receivers(self, topic: str) -> list[tuple[MemoryTransport, _Subscription]]:
+        """One member of each shared group matching ``topic``, taking turns."""
+        groups: dict[tuple[str, str], list[tuple[MemoryTransport, _Subscription]]] = {}
+        for client in self._clients:
+            for sub in client.shared_subscriptions(topic):
+                groups.setdefault((sub.group or "", sub.pattern), []).append((client, sub))
+        chosen = []
+        for key, members in groups.items():
+            turn = self._turns.get(key, 0)
+            self._turns[key] = turn + 1
+            chosen.append(members[turn % len(members)])
+        return chosen
+
+    def retained_for(self, sub: _Subscription) -> list[Delivery]:
+        """The retained messages a new subscription gets (shared ones get none, MQTT 5 4.8.2)."""
+        if sub.group is not None or not sub.replay_retained:
+            return []
+        return [
+            Delivery(topic, payload, min(qos, sub.qos), retain=True)
+            for topic, (payload, qos) in self.retained.items()
+            if topic_matches(sub.pattern, topic)
+        ]
+
+
+def _as_delivered(message: Delivery, sub: _Subscription) -> Delivery:
+    retain = message.retain and sub.retain_as_published
+    return Delivery(message.topic, message.payload, min(message.qos, sub.qos), retain)
+
+
+_BROKERS: dict[str, MemoryBroker] = {}
+
+
+def memory_broker(name: str) -> MemoryBroker:
+    """The broker of ``memory://<name>``, made on first use; it lives as long as the process.
+    Names are host names, so case does not matter."""
+    key = name.lower()
+    if key not in _BROKERS:
+        _BROKERS[key] = MemoryBroker(key)
+    return _BROKERS[key]
+
+
+# -- the transport -----------------------------------------------------------------------------
+
+
+class MemoryTransport(Transport):
+    """A connection to a :class:`MemoryBroker`; see :class:`gateway.transport.base.Transport`."""
+
+    def __init__(self, url: BrokerUrl, *, client_id: str = "", will: Will | None = None) -> None:
+        if url.scheme != "memory":
+            raise BrokerUrlError(str(url), "not a memory:// URL")
+        self.url = url
+        self.client_id = client_id
+        self.broker = memory_broker(url.host)
+        self.stats = TransportStats()
+        self._will = will
+        self._subs: dict[str, _Subscription] = {}
+        self._listeners: list[ConnectListener] = []
+        self._inbox: deque[tuple[_Subscription, Delivery]] = deque()
+        self._outbox: deque[Delivery] = deque()  # QoS>0 published while disconnected
+        self._connected = asyncio.Event()
+        self._sent = asyncio.Event()  # set whenever the outbox has been emptied
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+        self._paused = False
+        self._closing = False
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        self.reconnect_soon()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # A clean disconnect: no will, and what has not been delivered yet is gone with us.
+        self._closing = True
+        self.broker.detach(self)
+        self._connected.clear()
+        self._inbox.clear()
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def reconnect_soon(self) -> None:
+        """Connect on the next turn of the loop (so that :meth:`__aenter__` returns first)."""
+        if self._loop is not None and not self._closing:
+            self._loop.call_soon(self._connect)
+
+    def _connect(self) -> None:
+        if self._closing or self.connected or not self.broker.attach(self):
+            return
+        self.stats.connects += 1
+        self._connected.set()
+        for sub in self._subs.values():
+            self._replay_retained(sub)
+        while self._outbox:
+            self.broker.route(self, self._outbox.popleft())
+        self._sent.set()
+        call_listeners(self._listeners)
+
+    def lose_connection(self) -> None:
+        """The connection breaks (not a clean disconnect): the will is published, messages not
+        yet delivered are lost, and the transport reconnects once the broker is up."""
+        if not self.connected:
+            return
+        self.broker.detach(self)
+        self._connected.clear()
+        self._inbox.clear()
+        if self._will is not None:
+            will = self._will
+            self.broker.route(None, Delivery(will.topic, will.payload, will.qos, will.retain))
+        if self.broker.up:
+            self.reconnect_soon()
+        else:
+            self.broker.attach(self)  # waits in the broker's queue until start()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def add_connect_listener(self, listener: ConnectListener) -> None:
+        self._listeners.append(listener)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        check_topic(topic)
+        message = Delivery(topic, bytes(payload), qos, retain)
+        if self.connected:
+            self.broker.route(self, message)
+        elif qos > 0:
+            self._outbox.append(message)
+            self._sent.clear()
+        else:
+            self.stats.dropped += 1
+            return
+        self.stats.published += 1
+
+    async def flush(self) -> None:
+        # Connected, a publish has reached every subscriber's queue before it returned; only
+        # what waits for the reconnect is still to go.
+        while self._outbox:
+            await self._sent.wait()
+
+    # -- subscribing ---------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        topic: str,
+        handler: DeliveryHandler,
+        *,
+        qos: int = 0,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        replay_retained: bool = True,
+    ) -> None:
+        check_filter(topic)
+        group, pattern = split_share(topic)
+        if group is not None and no_local:
+            raise TransportError(f"{topic!r}: no_local is not allowed on a shared subscription")
+        sub = _Subscription(
+            topic, pattern, group, handler, qos, no_local, retain_as_published, replay_retained
+        )
+        self._subs[topic] = sub
+        if self.connected:
+            self._replay_retained(sub)
+
+    def _replay_retained(self, sub: _Subscription) -> None:
+        for delivery in self.broker.retained_for(sub):
+            self.enqueue(sub, delivery)
+
+    def shared_subscription(self, topic: str, group: str) -> str:
+        if not group or any(c in group for c in "/+#"):
+            raise TransportError(f"{group!r} is not a share name (non-empty, no '/', '+', '#')")
+        return f"{SHARE_PREFIX}{group}/{topic}"
+
+    async def unsubscribe(self, topic: str) -> None:
+        self._subs.pop(topic, None)
+
+    def subscription_for(self, topic: str, *, own: bool) -> _Subscription | None:
+        """The one non-shared subscription of ours a message on ``topic`` goes to, if any."""
+        matching = [
+            sub
+            for sub in self._subs.values()
+            if sub.group is None and topic_matches(sub.pattern, topic)
+        ]
+        if own:
+            matching = [sub for sub in matching if not sub.no_local]
+        exact = [sub for sub in matching if sub.pattern == topic]
+        chosen = exact or matching
+        return chosen[0] if chosen else None
+
+    def shared_subscriptions(self, topic: str) -> list[_Subscription]:
+        return [s for s in self._subs.values() if s.group and topic_matches(s.pattern, topic)]
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    def enqueue(self, sub: _Subscription, delivery: Delivery) -> None:
+        """Queue ``delivery`` for ``sub``'s handler; it is called on a later turn of the loop."""
+        self._inbox.append((sub, delivery))
+        self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        if self._draining or self._paused or not self._inbox or self._loop is None:
+            return
+        self._draining = True
+        self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._draining = False
+        # Only what was queued before this turn: a handler that publishes to itself must not
+        # keep the loop here forever.
+        for _ in range(len(self._inbox)):
+            if self._paused:
+                break
+            sub, delivery = self._inbox.popleft()
+            self._deliver(sub, delivery)
+        self._schedule_drain()
+
+    def _deliver(self, sub: _Subscription, delivery: Delivery) -> None:
+        if self._subs.get(sub.name) is not sub:
+            return  # unsubscribed (or subscribed anew) since it was queued
+        self.stats.received += 1
+        try:
+            sub.handler(delivery)
+        except Exception:
+            log.exception("memory: handler for %r failed", delivery.topic)
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        self._schedule_drain()
