@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.broker import parse_broker_url
+from gateway.common.logs import ENV_LOGLEVEL, configure_logging
+from gateway.common.signals import until_signalled
 from gateway.coordinator.library import load_library, with_builtins
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.errors import GatewayError
 from gateway.graph import load_graph
 from gateway.mosquitto import Mosquitto, free_port
-from gateway.participant.engine import until_signalled
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEFAULT_RUNTIME_PORT = 3569
@@ -73,11 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     logging.getLogger("gateway.transport").setLevel(logging.WARNING)
     # The started devices inherit these: their pace, and quiet connection logs.
     os.environ["DEMO_INTERVAL"] = str(args.interval)
-    os.environ["MSGFLO_PYTHON_LOGLEVEL"] = "WARNING"
+    os.environ[ENV_LOGLEVEL] = "WARNING"
     with Mosquitto() as broker:
         config, graph_path = demo_config(broker.url, EXAMPLES)
         port = runtime_port()

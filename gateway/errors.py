@@ -20,9 +20,10 @@
     ├── DescriptionError         a device's describe JSON that cannot be used (names the key path)
     ├── HostapdError             hostapd's control interface is unreachable, silent, refused a
     │                            command or answered garbage (names the socket and command)
-    └── TransportError           the broker connection failed or refused us
-        └── MalformedPacketError the broker sent bytes that are not MQTT 5 (defined with its
-                                 codec, gateway/transport/mqtt5_codec.py)
+    ├── TransportError           the broker connection failed or refused us
+    │   └── MalformedPacketError the broker sent bytes that are not MQTT 5 (defined with its
+    │                            codec, gateway/transport/mqtt5_codec.py)
+    └── YamlError                a YAML text that cannot be read, as ``file:line:col: problem``
 
 Input from the outside world (network, files, devices) raises these at the boundary where it is
 parsed; code past the boundary only sees typed objects. Command-line tools turn a GatewayError
@@ -45,8 +46,8 @@ class ApplianceError(GatewayError):
 
 
 class FileWriteError(GatewayError):
-    """A file could not be written or a directory made (``gateway/atomic.py``): names the path
-    and the reason; a file being replaced is left as it was."""
+    """A file could not be written or a directory made (``gateway/common/atomic.py``): names the
+    path and the reason; a file being replaced is left as it was."""
 
     def __init__(self, path: object, reason: str, what: str = "cannot write") -> None:
         super().__init__(f"{what} {path}: {reason}")
@@ -239,3 +240,16 @@ class HostapdError(GatewayError):
         self.problem = problem
         self.command = command
         self.path = path
+
+
+class YamlError(GatewayError):
+    """A YAML text that is not YAML, or too big or deep to read (``gateway/common/yaml12.py``).
+
+    ``where`` is ``file:line:col`` (or less when PyYAML does not say), ``problem`` the rest;
+    callers that word it their own way (``gateway.yaml``'s ``invalid YAML:``) use both.
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.atomic import fsync_directory
+from gateway.common.atomic import fsync_directory
 from gateway.errors import ApplianceError
 
 MAGIC = b"\x00\xb5\x00mosquitto db"

@@ -48,8 +48,8 @@ from gateway.appliance.users import (
     user_for,
     user_names,
 )
-from gateway.atomic import write_atomic
 from gateway.broker import BrokerUrl, parse_broker_url
+from gateway.common.atomic import write_atomic
 from gateway.config.model import GatewayConfig
 from gateway.errors import ApplianceError
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from gateway.appliance import provision_file, tls
 from gateway.appliance.credentials import (
     Owner,
@@ -45,10 +43,11 @@ from gateway.appliance.secrets import (
     ssid,
 )
 from gateway.appliance.users import ADMIN, user_names
-from gateway.atomic import ensure_dir, fsync_directory, write_atomic
 from gateway.cli.options import run_tool
+from gateway.common.atomic import ensure_dir, fsync_directory, write_atomic
+from gateway.common.yaml12 import dump_yaml, load_yaml
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
-from gateway.errors import ApplianceError
+from gateway.errors import ApplianceError, YamlError
 
 PROG = "gateway-firstboot"
 MARKER = "provisioned"
@@ -148,15 +147,18 @@ def update_config_file(path: Path, changes: dict[str, dict[str, str]]) -> None:
             raise ApplianceError(f"{path}: {section} must be a mapping to set {', '.join(values)}")
         current.update(values)
     ensure_dir(path.parent, 0o755)
-    write_atomic(path, yaml.safe_dump(data, sort_keys=False), 0o644)
+    write_atomic(path, dump_yaml(data), 0o644)
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    # Read as the config loader reads it: YAML 1.1 would turn ``country: NO`` into false.
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except YamlError as exc:
+        raise ApplianceError(f"{exc.where}: cannot update: {exc.problem}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
         raise ApplianceError(f"{path}: cannot update: {' '.join(str(exc).split())}") from exc
     if data is None:
         return {}

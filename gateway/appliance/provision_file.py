@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from gateway.appliance.secrets import passphrase_problem
+from gateway.common.yaml12 import load_yaml
+from gateway.errors import YamlError
 
 FILE_NAME = "msgflo-provision.yaml"
 KEYS = ("wifi_passphrase", "ssid", "country", "runtime_secret", "admin_password")
@@ -43,9 +43,9 @@ class Provision:
 def parse_provision(text: str, file: str) -> tuple[Provision, tuple[str, ...]]:
     """The valid values in ``text`` and one line per problem, each naming ``file``."""
     try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return Provision(), (f"{file}: not YAML: {_one_line(exc)}",)
+        data: Any = load_yaml(text, file)
+    except YamlError as exc:  # where and what only: the line may hold the passphrase
+        return Provision(), (f"{exc.where}: not YAML: {exc.problem}",)
     if data is None:
         return Provision(), ()
     if not isinstance(data, dict):
@@ -83,13 +83,3 @@ def _value_problem(key: str, value: str) -> str | None:
     if key == "ssid" and len(value.encode("utf-8")) > SSID_MAX_BYTES:
         return f"must be at most {SSID_MAX_BYTES} bytes"
     return None
-
-
-def _one_line(exc: yaml.YAMLError) -> str:
-    # Only what is wrong and where, never the text: PyYAML quotes the line, and the line may
-    # hold the passphrase (this message goes to the journal).
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return f"{exc.problem or exc.context or 'syntax error'}{where}"
-    return type(exc).__name__

@@ -42,12 +42,12 @@ from gateway.appliance.credentials import (
     system_user,
 )
 from gateway.appliance.secrets import load_secrets, mqtt_user_url
-from gateway.atomic import write_atomic
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.cli.options import run_tool
+from gateway.common.atomic import write_atomic
+from gateway.common.logs import configure_logging
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
 from gateway.errors import GatewayError
-from gateway.participant.engine import configure_logging
 
 PROG = "gateway-run"
 log = logging.getLogger(PROG)

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
-from gateway.atomic import ensure_dir, write_atomic
+from gateway.common.atomic import ensure_dir, write_atomic
 from gateway.config.model import AccessPointConfig, RuntimeConfig
 from gateway.errors import ApplianceError
 

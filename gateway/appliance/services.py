@@ -16,6 +16,7 @@ from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
 from gateway.bridges.serial.roles import RoleMap
 from gateway.broker import BrokerUrl
 from gateway.cli.msgflo import serve
+from gateway.common.signals import until_signalled
 from gateway.config import GatewayConfig
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import (
@@ -25,7 +26,6 @@ from gateway.coordinator.service import (
     load_service_graph,
 )
 from gateway.errors import GatewayError
-from gateway.participant.engine import until_signalled
 from gateway.transport.mqtt import MqttTransport
 
 log = logging.getLogger("gateway-run")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from gateway.broker import ENV_BROKER, BrokerUrl, parse_broker_url, resolve_broker
 from gateway.cli.options import add_broker_option, boolean, run_tool
+from gateway.common.logs import configure_logging
+from gateway.common.signals import until_signalled
 from gateway.coordinator.coordinator import RetainedPolicy
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import (
@@ -31,7 +33,6 @@ from gateway.coordinator.service import (
 )
 from gateway.graph.model import Initial
 from gateway.mosquitto import Mosquitto
-from gateway.participant.engine import configure_logging, until_signalled
 from gateway.runtime_protocol.limits import ConnectionLimits
 
 PROG = "msgflo"

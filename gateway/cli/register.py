@@ -15,10 +15,11 @@ from pathlib import Path
 
 from gateway.broker import BrokerUrl, resolve_broker
 from gateway.cli.options import EXIT_FAILURE, add_broker_option, boolean, run_tool
+from gateway.common.logs import configure_logging
+from gateway.common.signals import until_signalled
 from gateway.errors import GatewayError
 from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
-from gateway.participant.engine import configure_logging, until_signalled
 from gateway.participant.foreign import load_foreign
 from gateway.transport import open_transport
 

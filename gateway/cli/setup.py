@@ -18,6 +18,8 @@ from pathlib import Path
 
 from gateway.broker import resolve_broker
 from gateway.cli.options import add_broker_option, add_flag, run_tool
+from gateway.common.logs import configure_logging
+from gateway.common.signals import until_signalled
 from gateway.coordinator.coordinator import Coordinator
 from gateway.coordinator.service import (
     CoordinatorService,
@@ -26,7 +28,6 @@ from gateway.coordinator.service import (
     load_service_graph,
 )
 from gateway.coordinator.wiring import EdgeKind, EdgeState
-from gateway.participant.engine import configure_logging, until_signalled
 
 PROG = "msgflo-setup"
 

@@ -11,20 +11,8 @@ from dataclasses import fields, is_dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-import yaml
-
+from gateway.common.yaml12 import dump_yaml
 from gateway.config.model import GatewayConfig, SerialBridgeConfig
-from gateway.participant.foreign import Yaml12Loader
-
-
-class _Dumper(yaml.SafeDumper):
-    """Quotes a string if either YAML 1.1 or the gateway's YAML 1.2 loader would not read it
-    back as a string: the dumper quotes whatever its resolvers resolve to another type."""
-
-
-for _first, _pairs in Yaml12Loader.yaml_implicit_resolvers.items():
-    for _tag, _regexp in _pairs:
-        _Dumper.add_implicit_resolver(_tag, _regexp, [_first])
 
 
 def _plain(value: object) -> object:
@@ -47,10 +35,4 @@ def _field(owner: object, name: str) -> object:
 
 def dump_config(config: GatewayConfig) -> str:
     """``config`` as YAML, every key present, in the model's order."""
-    return yaml.dump(
-        _plain(config),
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-    )
+    return dump_yaml(_plain(config))

@@ -3,9 +3,10 @@
 The file is composed, not loaded: YAML nodes keep their line numbers, so each problem reads
 ``gateway.yaml:7: access_point.chanel: unknown key (did you mean 'channel'?)``. Every problem
 in the file is collected before ``ConfigError`` is raised (ESPHome does the same), and the
-checks for single values live in ``values.py``. Scalars follow YAML 1.2 (the participant
-loader's rules): ``on``/``off``/``yes``/``no`` are strings, so a boolean must be ``true`` or
-``false``. Relative paths are relative to the file's folder, so one file works on a laptop.
+checks for single values live in ``values.py``. Scalars follow YAML 1.2 (every YAML file's
+rules, ``gateway/common/yaml12.py``): ``on``/``off``/``yes``/``no`` are strings, so a boolean
+must be ``true`` or ``false``. Relative paths are relative to the file's folder, so one file
+works on a laptop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from gateway.common.problems import KeyPath, did_you_mean, format_path
+from gateway.common.yaml12 import Yaml12Loader, compose_yaml
 from gateway.config import values as v
 from gateway.config.model import (
     AccessPointConfig,
@@ -27,16 +30,13 @@ from gateway.config.model import (
     RuntimeConfig,
     SerialBridgeConfig,
 )
-from gateway.errors import ConfigError
-from gateway.graph.diagnostics import did_you_mean, format_path
-from gateway.participant.foreign import Yaml12Loader
+from gateway.errors import ConfigError, YamlError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T")
 D = TypeVar("D", bound="DataclassInstance")
-KeyPath = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
@@ -328,25 +328,11 @@ def _schema(base: Path) -> Reader:
     return section(GatewayConfig, top, _finish_gateway)
 
 
-def _syntax_problem(exc: yaml.YAMLError, text: str, source: str) -> str:
-    """One line for a YAML syntax error, with the line and column PyYAML reports."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        return f"{where}: invalid YAML: {exc.problem or exc.context}"
-    if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, exc.position) + 1
-        return f"{source}:{line}: invalid YAML: character #x{exc.character:04x} is not allowed"
-    return f"{source}: invalid YAML: {str(exc).splitlines()[0]}"
-
-
 def _compose(text: str, source: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=Yaml12Loader)
-    except yaml.YAMLError as exc:
-        raise ConfigError([_syntax_problem(exc, text, source)]) from None
-    except RecursionError:
-        raise ConfigError([f"{source}: values are nested too deeply to read"]) from None
+        return compose_yaml(text, source)
+    except YamlError as exc:
+        raise ConfigError([f"{exc.where}: invalid YAML: {exc.problem}"]) from None
 
 
 def parse_config(text: str, source: str, *, base_dir: Path | None = None) -> GatewayConfig:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import DefinitionError
-from gateway.participant.foreign import load_yaml
+from gateway.common.yaml12 import load_yaml
+from gateway.errors import DefinitionError, YamlError
 
 DEFAULT_HANDLERS: Mapping[str, str] = {
     ".yml": "msgflo-register --role #ROLE:#FILENAME",
@@ -138,7 +138,10 @@ def load_library(path: Path) -> ComponentLibrary:
     except OSError as exc:
         raise DefinitionError("", f"{path}: cannot read: {exc.strerror}") from None
     if path.suffix in (".yml", ".yaml"):
-        data = load_yaml(text, str(path))
+        try:
+            data = load_yaml(text, str(path))
+        except YamlError as exc:
+            raise DefinitionError("", f"{exc.where}: not valid YAML: {exc.problem}") from None
     else:
         try:
             data = json.loads(text)

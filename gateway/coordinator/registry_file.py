@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.atomic import write_atomic
+from gateway.common.atomic import write_atomic
 from gateway.coordinator.registry import Seen
 from gateway.errors import DiscoveryError, GatewayError
 from gateway.participant.definition import ParticipantDefinition

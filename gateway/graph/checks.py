@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gateway.graph.diagnostics import Problem, Severity, did_you_mean
+from gateway.common.problems import did_you_mean
+from gateway.graph.diagnostics import Problem, Severity
 from gateway.graph.model import Edge, Graph, Initial
 
 

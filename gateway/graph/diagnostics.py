@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import difflib
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from gateway.common.problems import KeyPath, format_path
 from gateway.errors import GraphError, InvalidGraphError
 
-PathPart = str | int
-Path = tuple[PathPart, ...]
+Path = KeyPath  # e.g. ("connections", 3, "tgt", "process")
 
 
 class Severity(enum.Enum):
@@ -35,24 +34,6 @@ class Problem:
     offset: int | None = None
     hint: str = ""
     severity: Severity = Severity.ERROR
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``did you mean 'x'?`` for the closest candidate, or ``""`` if none is close enough."""
-    pool = [c for c in candidates if c != word]
-    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in pool}
-        close = [lowered[m] for m in difflib.get_close_matches(word.lower(), lowered, n=1)]
-    return f"did you mean {close[0]!r}?" if close else ""
-
-
-def format_path(path: Path) -> str:
-    """``connections[3].tgt.process``: a key path as a user would write it."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
 
 
 @dataclass(frozen=True)

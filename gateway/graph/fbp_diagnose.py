@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from gateway.graph.diagnostics import did_you_mean
+from gateway.common.problems import did_you_mean
 from gateway.graph.fbp_tokens import NEWLINE
 
 

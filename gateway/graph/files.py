@@ -1,7 +1,7 @@
 """Graph files on disk: the format follows the extension, writes are atomic.
 
 Like the original coordinator (``msgflo/msgflo src/common.coffee``), ``*.fbp`` is the .fbp
-language and anything else is FBP JSON. Saving goes through ``gateway/atomic.py`` (temporary
+language and anything else is FBP JSON. Saving goes through ``gateway/common/atomic.py`` (temporary
 file, fsync, rename), so a crash or a full disk never leaves a half-written graph behind
 (protocol.md 3.5: the original's auto-save once wrote invalid JSON).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gateway.atomic import write_atomic
+from gateway.common.atomic import write_atomic
 from gateway.errors import FileWriteError, GraphError
 from gateway.graph.fbp_format import fbp_with_warnings, read_fbp
 from gateway.graph.json_format import read_json, to_json
@@ -64,8 +64,8 @@ def save_graph(graph: Graph, path: str | os.PathLike[str], *, lossy: bool = Fals
 
 
 def write_graph_file(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace the graph file ``path`` with ``data`` atomically (``gateway/atomic.py``), keeping
-    its mode; ``GraphError`` naming the file when it cannot be written."""
+    """Replace the graph file ``path`` with ``data`` atomically (``gateway/common/atomic.py``),
+    keeping its mode; ``GraphError`` naming the file when it cannot be written."""
     try:
         write_atomic(path, data, mode=None)
     except FileWriteError as exc:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
+from gateway.common.problems import did_you_mean
 from gateway.errors import GraphError
 from gateway.graph.checks import check_graph
 from gateway.graph.diagnostics import (
@@ -27,7 +28,6 @@ from gateway.graph.diagnostics import (
     Problem,
     Severity,
     SourceText,
-    did_you_mean,
     nesting_guard,
     path_locator,
     raise_for,

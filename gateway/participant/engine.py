@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import secrets
-import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway.broker import BrokerUrl, resolve_broker
+from gateway.common.logs import configure_logging
+from gateway.common.signals import until_signalled
 from gateway.errors import GatewayError
 from gateway.participant.definition import Json
 from gateway.participant.discovery import period_from_env
@@ -26,7 +25,6 @@ from gateway.transport import Transport, open_transport
 
 log = logging.getLogger(__name__)
 
-ENV_LOGLEVEL = "MSGFLO_PYTHON_LOGLEVEL"  # as msgflo-python
 ENV_SHARED = "MSGFLO_SHARED"  # 1: share the role's messages with its other participants
 
 
@@ -76,16 +74,6 @@ def run(
     group = [participants] if isinstance(participants, Participant) else list(participants)
     job = serve(group, broker, iips=iips, discovery_period=discovery_period)
     asyncio.run(until_signalled(job))
-
-
-async def until_signalled(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` until it returns or SIGINT/SIGTERM arrives, which cancels it cleanly."""
-    task = asyncio.ensure_future(main)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def main(
@@ -154,11 +142,3 @@ def _parse_iips(text: str) -> dict[str, Json]:
 
 def _prog() -> str:
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "msgflo-python"
-
-
-def configure_logging() -> None:
-    level = os.environ.get(ENV_LOGLEVEL, "INFO").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.atomic import write_atomic
+from gateway.common.atomic import write_atomic
 from gateway.coordinator.registry import Registry
 from gateway.coordinator.registry_file import encode_registry, write_registry
 from gateway.coordinator.service import save_service_graph

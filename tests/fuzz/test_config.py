@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.common.yaml12 import MAX_YAML_VALUES
 from gateway.config import load_config, parse_config
 from gateway.errors import ConfigError
-from gateway.participant.foreign import MAX_YAML_VALUES
 from tests.fuzz.suite import make_suite
 from tests.fuzz.targets import TARGETS, billion_laughs
 

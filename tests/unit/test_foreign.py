@@ -1,4 +1,4 @@
-"""Foreign participants from YAML: map and list forms, #ROLE, YAML 1.2 scalars, errors."""
+"""Foreign participants from YAML: map and list forms, #ROLE, errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.common.yaml12 import load_yaml
 from gateway.errors import DefinitionError
-from gateway.participant.foreign import foreign_definition, load_foreign, load_yaml
+from gateway.participant.foreign import foreign_definition, load_foreign
 
 VACUUM = """\
 component: c-base/Vacuum
@@ -49,24 +50,6 @@ def test_empty_ports_and_explicit_id() -> None:
     d = foreign_definition(load_yaml("component: X\nid: x-1\ninports: {}\n", "x.yml"), "r")
     assert d.id == "x-1"
     assert d.inports == () and d.outports == ()
-
-
-def test_yaml12_scalars() -> None:
-    assert load_yaml("a: on\nb: yes\nc: true\nd: 0755\ne: 0o17\nf: 0x1f\n", "s") == {
-        "a": "on",
-        "b": "yes",
-        "c": True,
-        "d": 755,
-        "e": 15,
-        "f": 31,
-    }
-
-
-def test_syntax_errors_name_file_line_and_column() -> None:
-    with pytest.raises(DefinitionError) as err:
-        load_yaml("component: X\ninports: {on: [}\n", "bad.yml")
-    assert "bad.yml:2:" in str(err.value)
-    assert "\n" not in str(err.value)
 
 
 def test_invalid_description_names_the_file(tmp_path: Path) -> None:

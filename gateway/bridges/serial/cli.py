@@ -27,10 +27,11 @@ from gateway.bridges.serial.roles import RoleMap, parse_role_option
 from gateway.bridges.serial.session import SessionConfig
 from gateway.broker import BrokerUrl, resolve_broker
 from gateway.cli.options import add_broker_option, run_tool
+from gateway.common.logs import configure_logging
+from gateway.common.signals import until_signalled
+from gateway.common.yaml12 import load_yaml
 from gateway.errors import GatewayError
 from gateway.participant.discovery import DEFAULT_PERIOD
-from gateway.participant.engine import configure_logging, until_signalled
-from gateway.participant.foreign import load_yaml
 from gateway.transport.mqtt import MqttTransport
 
 PROG = "msgflo-serial"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.atomic import write_atomic
+from gateway.common.atomic import write_atomic
 from gateway.errors import FileWriteError
 
 
@@ -46,7 +46,7 @@ def test_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
 
 FAIL_MID_WRITE = """
 import resource, signal, sys
-from gateway.atomic import write_atomic
+from gateway.common.atomic import write_atomic
 from gateway.errors import FileWriteError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
