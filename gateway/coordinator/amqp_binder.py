@@ -18,9 +18,10 @@ data path (protocol.md 4.2).
 - the record of what it bound (``amqp_bindings.py``), read at connect, so that bindings of
   edges removed while no coordinator ran are removed too.
 
-Everything here runs on a connection of its own, apart from the coordinator's transport: a
-refused operation (RabbitMQ closes the channel on a 404 or 406) costs only the admin channel,
-which is reopened, and the edge is tried again later.
+Everything here runs on two channels of the coordinator's own transport connection
+(:meth:`gateway.transport.amqp.AmqpTransport.open_channel`), opened again after each reconnect
+the transport makes: a refused operation (RabbitMQ closes the channel on a 404 or 406) costs
+only the admin channel, which is reopened, and the edge is tried again later.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Self
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from gateway.coordinator.amqp_bindings import (
     Binding,
@@ -48,11 +49,8 @@ from gateway.coordinator.binder import Binder, DataFn
 from gateway.coordinator.wiring import EdgeState
 from gateway.errors import TransportError
 from gateway.participant.discovery import DISCOVERY_TOPIC
-from gateway.transport.amqp import connect_amqp, ensure_fanout
-from gateway.transport.backoff import Backoff
-from gateway.transport.base import Delivery, DeliveryHandler, Transport
-from gateway.transport.reconnect import keep_connected
-from gateway.transport.tls import tls_context
+from gateway.transport.amqp import AmqpTransport, ensure_fanout
+from gateway.transport.base import Delivery, DeliveryHandler
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +63,14 @@ TapFn = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
 class AmqpBinder(Binder):
-    """Bindings, taps and discovery on a connection of their own; IIPs go through
-    ``transport`` (to the inport's exchange, as a participant's output would)."""
+    """Bindings, taps and discovery on channels of ``transport``'s connection; IIPs go
+    through ``transport`` (to the inport's exchange, as a participant's output would)."""
 
     def __init__(
-        self,
-        transport: Transport,
-        on_data: DataFn,
-        *,
-        record: str | None = None,
-        backoff: Backoff | None = None,
+        self, transport: AmqpTransport, on_data: DataFn, *, record: str | None = None
     ) -> None:
         self.transport = transport
         self.url = transport.url
-        self._tls = tls_context(self.url)
         self.bound: set[Binding] = set()
         # Bound on an earlier connection, or by an earlier coordinator of this deployment (its
         # record): durable, so probably still on the broker, and unbound unless still wanted.
@@ -87,20 +79,19 @@ class AmqpBinder(Binder):
         self._recorded: set[Binding] | None = None  # what the record on the broker says
         self.taps: dict[str, str] = {}  # observed exchange -> its tap queue
         self._on_data = on_data
-        self._backoff = backoff or Backoff()
         self._discovery: DeliveryHandler | None = None
-        self._connection: AbstractConnection | None = None
         self._consuming: AbstractChannel | None = None  # discovery and taps
         self._admin: AbstractChannel | None = None  # declarations; may be closed by a refusal
-        self._connected = asyncio.Event()
-        self._lost = asyncio.Event()
+        self._ready = asyncio.Event()  # the channels are open on the current connection
+        self._setup: asyncio.Task[None] | None = None
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
 
     # -- lifetime ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._supervise(), name=f"amqp binder {self.url}")
+        self.transport.add_connect_listener(self._set_up_soon)
+        if self.transport.connected:
+            self._set_up_soon()
         return self
 
     async def __aexit__(
@@ -109,72 +100,75 @@ class AmqpBinder(Binder):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closing = True
         for exchange in list(self.taps):
             await self._untap(exchange)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._close()
+        self._closing = True
+        if self._setup is not None:
+            self._setup.cancel()
+            await asyncio.gather(self._setup, return_exceptions=True)
+        await self._close_channels()
 
     async def wait_connected(self) -> None:
-        await self._connected.wait()
+        await self._ready.wait()
 
-    async def _supervise(self) -> None:
-        await keep_connected(
-            self.url, self._backoff, self._connect, self._stay_connected, lambda: self._closing
-        )
+    def _set_up_soon(self) -> None:
+        """A connect listener: the transport (re)connected, so open our channels on it."""
+        if self._closing:
+            return
+        if self._setup is not None:
+            self._setup.cancel()
+        self._setup = asyncio.create_task(self._set_up(), name=f"amqp binder {self.url}")
 
-    async def _connect(self) -> None:
-        self._lost.clear()
+    async def _set_up(self) -> None:
+        self._ready.clear()
+        await self._close_channels()
         try:
-            connection = await connect_amqp(self.url, "msgflo-coordinator", self._tls)
-            self._connection = connection
-            connection.close_callbacks.add(self._on_close)
-            self._consuming = await connection.channel()
-            self._consuming.close_callbacks.add(self._on_close)
-            await self._consuming.set_qos(prefetch_count=DISCOVERY_PREFETCH)
-            self._admin = await connection.channel()
+            consuming = await self.transport.open_channel()
+            consuming.close_callbacks.add(self._on_channel_closed)
+            self._consuming = consuming
+            await consuming.set_qos(prefetch_count=DISCOVERY_PREFETCH)
+            self._admin = await self.transport.open_channel()
             await self._read_record()
             if self._discovery is not None:
                 await self._consume_discovery()
-        except AMQP_ERRORS as exc:
-            await self._close()
-            raise TransportError(f"coordinator admin connection failed: {exc!r}") from None
-
-    async def _stay_connected(self) -> None:
-        # Taps died with the old connection. Bindings are durable, but say them again (the
+        except (TransportError, *AMQP_ERRORS) as exc:
+            # The next connect listener call sets up again; a channel refused while the
+            # connection lives is retried by _on_channel_closed.
+            log.warning("amqp binder: cannot set up on %s: %s", self.url, exc)
+            return
+        # Taps died with the old channel. Bindings are durable, but say them again (the
         # broker may have lost them), and remember them: an edge removed while the connection
         # was down (the graph changes, apply cannot reach the broker) must still be unbound.
         self.taps.clear()
         self._maybe_bound |= self.bound
         self.bound.clear()
-        self._connected.set()
+        self._ready.set()
         if self.on_reconnect is not None:
             self.on_reconnect()
-        await self._lost.wait()
-        self._connected.clear()
-        await self._close()
 
-    def _on_close(self, sender: object, exc: BaseException | None) -> None:
-        self._connected.clear()
-        self._lost.set()
+    def _on_channel_closed(self, sender: object, exc: BaseException | None) -> None:
+        if self._consuming is not sender:
+            return  # one we closed ourselves
+        self._ready.clear()
+        self._consuming = None
+        if not self._closing and self.transport.connected:
+            log.warning("amqp binder: consuming channel closed: %r; opening it again", exc)
+            self._set_up_soon()
 
-    async def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        self._consuming = self._admin = None
-        if connection is not None and not connection.is_closed:
-            connection.close_callbacks.discard(self._on_close)
-            try:
-                await connection.close()
-            except (*AMQP_ERRORS, OSError) as exc:
-                log.debug("amqp binder: close failed: %r", exc)
+    async def _close_channels(self) -> None:
+        channels, self._consuming, self._admin = (self._consuming, self._admin), None, None
+        for channel in channels:
+            if channel is not None and not channel.is_closed:
+                try:
+                    await channel.close()
+                except (*AMQP_ERRORS, OSError) as exc:
+                    log.debug("amqp binder: close failed: %r", exc)
 
     # -- discovery -----------------------------------------------------------------------------
 
     async def subscribe_discovery(self, handler: DeliveryHandler) -> None:
         self._discovery = handler
-        if self._connected.is_set():
+        if self._ready.is_set():
             await self._consume_discovery()
 
     async def _consume_discovery(self) -> None:
@@ -193,7 +187,7 @@ class AmqpBinder(Binder):
     # -- bindings ------------------------------------------------------------------------------
 
     async def apply(self, states: Sequence[EdgeState], observed: frozenset[str]) -> bool:
-        if not self._connected.is_set():
+        if not self._ready.is_set():
             return False
         wanted = {b for s in states if (b := binding_of(s)) is not None}
         complete = True
@@ -267,12 +261,11 @@ class AmqpBinder(Binder):
     async def _ensure_fanout(self, channel: AbstractChannel, name: str) -> None:
         # Not declared durable over a port declared ``persistent: false``: RabbitMQ would
         # refuse it (406), to us or to the participant.
-        assert self._connection is not None
-        await ensure_fanout(self._connection, channel, name)
+        await ensure_fanout(self.transport.open_channel, channel, name)
 
     async def _admin_op(self, what: str, op: AdminOp) -> bool:
         """Run ``op`` on the admin channel; a refusal is logged and the channel reopened."""
-        if self._connection is None or self._admin is None:
+        if self._admin is None:
             return False
         try:
             await op(self._admin)
@@ -280,8 +273,8 @@ class AmqpBinder(Binder):
         except AMQP_ERRORS as exc:
             log.warning("amqp: cannot %s: %s; will retry", what, exc)
         try:
-            self._admin = await self._connection.channel()
-        except AMQP_ERRORS as exc:
+            self._admin = await self.transport.open_channel()
+        except (TransportError, *AMQP_ERRORS) as exc:
             log.warning("amqp: cannot reopen the admin channel: %r", exc)
         return False
 

@@ -31,7 +31,7 @@ from gateway.coordinator.wiring import (
     iip_queue,
     resolve_edge,
 )
-from gateway.errors import DiscoveryError
+from gateway.errors import DiscoveryError, TransportError
 from gateway.graph.model import Edge, Graph, Initial, PortRef, thaw
 from gateway.participant.definition import Direction, ParticipantDefinition
 from gateway.participant.discovery import Discovered, parse_discovery
@@ -473,7 +473,10 @@ def binder_for(
     if transport.url.scheme in ("amqp", "amqps"):
         # Imported here so that an MQTT-only gateway never imports aio-pika.
         from gateway.coordinator.amqp_binder import AmqpBinder
+        from gateway.transport.amqp import AmqpTransport
 
+        if not isinstance(transport, AmqpTransport):
+            raise TransportError(f"{transport.url}: the AMQP binder needs an AMQP transport")
         return AmqpBinder(transport, on_data, record=options.deployment)
     replay = options.retained is RetainedPolicy.FORWARD
     return MqttForwarder(

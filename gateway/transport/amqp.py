@@ -12,9 +12,10 @@ Wire compatibility (reference doc 4.2, msgflo-nodejs ``src/amqp.coffee``):
 
 Everything that talks to the broker (publishes, acks, nacks) goes through one ordered outbox and
 one sender task: ``publish`` must return at once, and a message's ack must follow the outputs
-sent while processing it, as in msgflo-nodejs. Reconnecting is the same explicit loop as MQTT
-(:func:`gateway.transport.reconnect.keep_connected`), which replays consumers and then calls the
-connect listeners so participants announce themselves again.
+sent while processing it, as in msgflo-nodejs. Reconnecting is the lifecycle every transport shares
+(:class:`gateway.transport.lifecycle.Lifecycle`): it replays ports and consumers and then calls
+the connect listeners so participants announce themselves again. The coordinator's AMQP binder
+opens its channels on this same connection (:meth:`AmqpTransport.open_channel`).
 """
 
 from __future__ import annotations
@@ -48,10 +49,9 @@ from gateway.transport.base import (
     Persistence,
     Transport,
     TransportStats,
-    call_listeners,
     mqtt_client_id,
 )
-from gateway.transport.reconnect import keep_connected
+from gateway.transport.lifecycle import Lifecycle
 from gateway.transport.tls import tls_context
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,14 @@ def dead_letter_exchange(queue: str) -> str:
     return f"dead-{queue}"
 
 
-async def exchange_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
+ChannelOpener = Callable[[], Awaitable[AbstractChannel]]
+
+
+async def exchange_exists(open_channel: ChannelOpener, name: str) -> bool:
     """Whether exchange ``name`` exists, asked on a channel of its own: RabbitMQ closes the
     channel that asks about a missing one (404), and declaring it ourselves could contradict
     its owner's durability (406, e.g. a msgflo-nodejs port with ``persistent: false``)."""
-    channel = await connection.channel()
+    channel = await open_channel()
     try:
         await channel.declare_exchange(name, passive=True)
     except aiormq.exceptions.ChannelNotFoundEntity:
@@ -84,12 +87,12 @@ async def exchange_exists(connection: aio_pika.abc.AbstractConnection, name: str
 
 
 async def ensure_fanout(
-    connection: aio_pika.abc.AbstractConnection, channel: AbstractChannel, name: str
+    open_channel: ChannelOpener, channel: AbstractChannel, name: str
 ) -> AbstractExchange:
     """Fanout exchange ``name`` for a port of someone else's (an edge's source, a tap, an IIP's
     target): used as its owner declared it, and declared durable, as msgflo-nodejs declares
     ports, only when missing."""
-    if await exchange_exists(connection, name):
+    if await exchange_exists(open_channel, name):
         return await channel.get_exchange(name, ensure=False)
     return await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
@@ -175,32 +178,33 @@ class AmqpTransport(Transport):
         # As given, else the URL's ``?prefetch=N``, else msgflo-nodejs's default.
         self.prefetch = prefetch or int(url.options.get("prefetch", DEFAULT_PREFETCH))
         self.stats = TransportStats()
-        self._backoff = backoff or Backoff()
+        self._life = Lifecycle(
+            url,
+            connect=self._connect_once,
+            replay=self._replay,
+            cleanup=self._cleanup,
+            backoff=backoff,
+            stats=self.stats,
+        )
         self._max_queued = max_queued
         self._consumers: dict[str, _Consumer] = {}
         self._persistence: dict[str, Persistence] = {}  # per port queue; DURABLE when absent
-        self._listeners: list[ConnectListener] = []
         self._outbox: collections.deque[_Publish | _Settle] = collections.deque()
         self._wake = asyncio.Event()  # something was put in the outbox
         self._idle = asyncio.Event()  # the outbox is empty and written out
         self._idle.set()
-        self._connected = asyncio.Event()
-        self._lost = asyncio.Event()
         self._connection: AbstractRobustConnection | aio_pika.abc.AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}  # declared on this connection
         self._paused = False
         self._held: collections.deque[tuple[str, AbstractIncomingMessage]] = collections.deque()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
+        self._sender: asyncio.Task[None] | None = None
 
     # -- context manager -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._tasks = [
-            asyncio.create_task(self._supervise(), name=f"amqp {self.url}"),
-            asyncio.create_task(self._send_forever(), name=f"amqp sender {self.url}"),
-        ]
+        self._life.start()
+        self._sender = asyncio.create_task(self._send_forever(), name=f"amqp sender {self.url}")
         return self
 
     async def __aexit__(
@@ -209,58 +213,46 @@ class AmqpTransport(Transport):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._life.close()
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
         await self._close_connection()
 
-    # -- the reconnect loop --------------------------------------------------------------------
-
-    async def _supervise(self) -> None:
-        await keep_connected(
-            self.url, self._backoff, self._connect_once, self._run_connected, lambda: self._closing
-        )
+    # -- the lifecycle's steps -----------------------------------------------------------------
 
     async def _connect_once(self) -> None:
-        self._lost.clear()
         try:
             connection = await connect_amqp(self.url, self.client_id or "msgflo-gateway", self.tls)
         except aiormq.exceptions.AMQPError as exc:
             raise TransportError(f"broker refused the connection: {exc!r}") from None
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
+
+    async def _replay(self) -> None:
+        """A channel, then the ports and consumers of the last connection, before the
+        connect listeners announce anything."""
+        assert self._connection is not None
         try:
-            await self._open_channel(connection)
+            channel = await self._connection.channel(publisher_confirms=False)
+            channel.close_callbacks.add(self._on_close)
+            await channel.set_qos(prefetch_count=self.prefetch)
+            self._channel = channel
+            self._exchanges = {}
+            for port in list(self._persistence):
+                await self._exchange(port)
+            for queue in list(self._consumers):
+                await self._consume(queue)
         except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException) as exc:
-            await self._close_connection()
             raise TransportError(f"cannot set up the channel: {exc!r}") from None
-
-    async def _open_channel(self, connection: aio_pika.abc.AbstractConnection) -> None:
-        channel = await connection.channel(publisher_confirms=False)
-        channel.close_callbacks.add(self._on_close)
-        await channel.set_qos(prefetch_count=self.prefetch)
-        self._channel = channel
-        self._exchanges = {}
-        for port in list(self._persistence):
-            await self._exchange(port)
-        for queue in list(self._consumers):
-            await self._consume(queue)
-
-    async def _run_connected(self) -> None:
-        self.stats.connects += 1
-        log.info("amqp: connected to %s", self.url)
-        self._connected.set()
         self._wake.set()  # the sender may have messages waiting for the connection
-        call_listeners(self._listeners)
-        await self._lost.wait()
-        self._connected.clear()
+
+    async def _cleanup(self) -> None:
         self._held.clear()  # unacked deliveries of a dead channel: the broker redelivers them
         await self._close_connection()
 
     def _on_close(self, sender: object, exc: BaseException | None) -> None:
-        self._connected.clear()
-        self._lost.set()
+        self._life.lost()
 
     async def _close_connection(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
@@ -271,14 +263,26 @@ class AmqpTransport(Transport):
             except (aiormq.exceptions.AMQPError, OSError) as exc:
                 log.debug("amqp: close failed: %r", exc)
 
+    async def open_channel(self) -> AbstractChannel:
+        """A new channel on this transport's connection, for the coordinator's binder: a
+        refused declaration closes only that channel. Raises TransportError when there is no
+        connection; the binder is told of the next one by a connect listener."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            raise TransportError(f"not connected to {self.url}")
+        try:
+            return await connection.channel()
+        except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException) as exc:
+            raise TransportError(f"cannot open a channel: {exc!r}") from None
+
     # -- public API ----------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._life.connected
 
     async def wait_connected(self) -> None:
-        await self._connected.wait()
+        await self._life.wait_connected()
 
     def publish(
         self,
@@ -376,7 +380,7 @@ class AmqpTransport(Transport):
         await consumer.queue.cancel(consumer.tag)
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
-        self._listeners.append(listener)
+        self._life.add_listener(listener)
 
     def pause_reading(self) -> None:
         """Hold deliveries unacknowledged: with the prefetch limit, the broker stops sending."""
@@ -534,15 +538,15 @@ class AmqpTransport(Transport):
         it is one of ours (:meth:`declare_port`), else with :func:`ensure_fanout`."""
         exchange = self._exchanges.get(name)
         if exchange is None:
-            channel, connection = self._channel, self._connection
-            assert channel is not None and connection is not None
+            channel = self._channel
+            assert channel is not None
             if name in self._persistence:
                 durable = self._durable(name)
                 exchange = await channel.declare_exchange(
                     name, aio_pika.ExchangeType.FANOUT, durable=durable, auto_delete=not durable
                 )
             else:
-                exchange = await ensure_fanout(connection, channel, name)
+                exchange = await ensure_fanout(self.open_channel, channel, name)
             self._exchanges[name] = exchange
         return exchange
 
