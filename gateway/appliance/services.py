@@ -15,16 +15,11 @@ from pathlib import Path
 from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
 from gateway.bridges.serial.roles import RoleMap
 from gateway.broker import BrokerUrl
-from gateway.cli.msgflo import serve
 from gateway.common.signals import until_signalled
 from gateway.config import GatewayConfig
-from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
-from gateway.coordinator.service import (
-    CoordinatorService,
-    ServiceConfig,
-    library_from_options,
-    load_service_graph,
-)
+from gateway.coordinator.run import run_with_runtime_protocol
+from gateway.coordinator.runtime_environment import RuntimeSettings
+from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
 from gateway.errors import GatewayError
 from gateway.transport.mqtt import MqttTransport
 
@@ -72,10 +67,8 @@ def run_coordinator(
     r = config.runtime
     settings = RuntimeSettings(r.host, r.port, secret, runtime_id(device_id), r.label)
     graph = load_service_graph(graph_path, auto_save=service_config.auto_save)
-    service = CoordinatorService(service_config, graph)
-    runtime = RuntimeProtocolService(service, settings)
     print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
-    asyncio.run(until_signalled(serve(service, runtime)))
+    run_with_runtime_protocol(service_config, graph, settings)
     return 0
 
 

@@ -11,28 +11,19 @@ when they announce themselves (``--wait-timeout`` only reports who is still miss
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.broker import ENV_BROKER, BrokerUrl, parse_broker_url, resolve_broker
 from gateway.cli.options import add_broker_option, boolean, run_tool
 from gateway.common.logs import configure_logging
-from gateway.common.signals import until_signalled
 from gateway.coordinator.coordinator import RetainedPolicy
-from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
-from gateway.coordinator.service import (
-    CoordinatorService,
-    ServiceConfig,
-    library_from_options,
-    load_service_graph,
-)
+from gateway.coordinator.run import choose_broker, run_with_runtime_protocol
+from gateway.coordinator.runtime_environment import RuntimeSettings
+from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
 from gateway.graph.model import Initial
-from gateway.mosquitto import Mosquitto
 from gateway.runtime_protocol.limits import ConnectionLimits
 
 PROG = "msgflo"
@@ -152,28 +143,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def listening(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
-def choose_broker(cli: str | None, stack: contextlib.ExitStack) -> BrokerUrl:
-    if cli or os.environ.get(ENV_BROKER):
-        return resolve_broker(cli)
-    if listening("127.0.0.1", 1883):
-        return parse_broker_url("mqtt://localhost:1883")
-    broker = stack.enter_context(Mosquitto())
-    print(
-        f"{PROG}: no broker given and none on localhost:1883; started a private Mosquitto "
-        f"at {broker.url}",
-        flush=True,
-    )
-    return parse_broker_url(broker.url)
-
-
 def run(args: argparse.Namespace) -> int:
     graph = load_service_graph(args.graph, auto_save=args.auto_save)
     library = library_from_options(args.library, args.componentdir)
@@ -198,24 +167,14 @@ def run(args: argparse.Namespace) -> int:
             f"on {config.broker}",
             flush=True,
         )
-        service = CoordinatorService(config, graph)
         limits = ConnectionLimits(
             args.max_connections, args.max_connections_per_address, args.auth_timeout
         )
         settings = RuntimeSettings(
             args.host, args.port, args.secret, args.runtime_id, limits=limits
         )
-        runtime = RuntimeProtocolService(service, settings)
-        asyncio.run(until_signalled(serve(service, runtime)))
+        run_with_runtime_protocol(config, graph, settings)
     return 0
-
-
-async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) -> None:
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(service.run())
-        tasks.create_task(runtime.run())
-        await runtime.server.ready.wait()
-        print(f"{PROG} started on {runtime.server.address}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """The coordinator as a running service: graph, broker, started participants, foreign devices.
 
-``serve_coordinator`` is what the ``msgflo`` command runs. It loads the graph and the
-component library, starts the participants the library knows (except ``--ignore``d roles),
-announces foreign participants described in YAML (``--foreign DIR``), wires everything through
+:class:`CoordinatorService` is what the ``msgflo`` command runs (``run.py`` runs it with the
+runtime protocol server beside it). Given the graph and the component library, it starts the
+participants the library knows (except ``--ignore``d roles), announces foreign participants
+described in YAML (``--foreign DIR``), wires everything through
 :class:`~gateway.coordinator.coordinator.Coordinator`, and keeps the graph file saved when
 asked to. Nothing here waits for a participant: ``--wait-timeout`` only reports who is missing.
 """
