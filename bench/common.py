@@ -40,6 +40,7 @@ IDLE_TIMEOUT = 5.0  # s without any echo ends a phase (the rest counts as lost)
 PING_TIMEOUT = 1.0  # s to wait for one ping-pong echo
 READ_BURST = 64  # packets the load generator reads per wake-up
 PROBE_TIMEOUT = 20.0  # s for an echo path to answer a probe
+PACE_SLACK = 10  # sends a paced schedule may fall behind (and catch up one per loop turn)
 
 
 # -- processes: /proc readers, stopping --------------------------------------------------------
@@ -358,8 +359,9 @@ class LoadGen:
     def paced(
         self, name: str, count: int, rate: float, window: int, timeout: float
     ) -> tuple[Phase, float]:
-        """Send ``count`` messages one at a time, one every 1/``rate`` s (never more than
-        ``window`` unanswered; a late send is not made up for by a burst): arrivals one by one
+        """Send ``count`` messages one at a time, one every 1/``rate`` s on average (at most
+        one per turn of the loop, never more than ``window`` unanswered; a schedule more than
+        ``PACE_SLACK`` sends behind is given up rather than made up for): arrivals one by one
         instead of the flood's bursts. Returns the phase and the seconds from the first send
         to the last echo."""
         self.phase = phase = Phase(name, count)
@@ -375,7 +377,7 @@ class LoadGen:
             if sent < count and now >= next_send and sent - phase.received < window:
                 self.send(sent)
                 sent += 1
-                next_send = max(next_send + gap, now - gap)  # no catching up in a burst
+                next_send = max(next_send + gap, now - PACE_SLACK * gap)
                 now = time.perf_counter()
             return next_send - now if sent < count else 0.05
 
