@@ -375,6 +375,12 @@ class MemoryTransport(Transport):
     async def unsubscribe(self, topic: str) -> None:
         self._subs.pop(topic, None)
 
+    @property
+    def subscriptions(self) -> list[str]:
+        """What this transport is subscribed to, as subscribed: tests wait for a subscriber
+        to be in place before publishing, as a broker's SUBACK would tell."""
+        return list(self._subs)
+
     def subscription_for(self, topic: str, *, own: bool) -> _Subscription | None:
         """The one non-shared subscription of ours a message on ``topic`` goes to, if any."""
         matching = [
