@@ -191,6 +191,7 @@ class AmqpTransport(Transport):
         self._persistence: dict[str, Persistence] = {}  # per port queue; DURABLE when absent
         self._outbox: collections.deque[_Publish | _Settle] = collections.deque()
         self._wake = asyncio.Event()  # something was put in the outbox
+        self._life.add_listener(self._wake.set)  # what waited for the connection goes out
         self._idle = asyncio.Event()  # the outbox is empty and written out
         self._idle.set()
         self._connection: AbstractRobustConnection | aio_pika.abc.AbstractConnection | None = None
@@ -494,7 +495,12 @@ class AmqpTransport(Transport):
         last = len(self._outbox) == 1
         try:
             await self._send(item, wait=last)
-        except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError) as exc:
+        except (
+            aiormq.exceptions.AMQPError,
+            aio_pika.exceptions.AMQPException,
+            OSError,
+            TransportError,
+        ) as exc:
             if isinstance(item, _Publish) and self.connected:
                 log.warning("amqp: cannot publish to %r: %r; dropped", item.topic, exc)
                 self._outbox.popleft()

@@ -487,3 +487,32 @@ async def test_a_restart_on_an_edited_graph_removes_the_edges_it_dropped(
     records = rabbitmq.ctl("list_queues", "name", "messages", "durable").splitlines()
     assert f"{record_of(mine)}\t1\ttrue" in records
     assert f"{record_of(theirs)}\t1\ttrue" in records
+
+
+async def test_the_binder_shares_the_coordinators_connection(rabbitmq: RabbitMQ) -> None:
+    """One connection per coordinator: bindings, taps and discovery run on channels of the
+    transport's connection, and come back with it after the broker drops it."""
+    a, b = unique("a"), unique("b")
+    sink = Collect(b)
+    g = parse_fbp(f"{a}(Repeat) OUT -> IN {b}(Collect)")
+
+    def coordinator_connections() -> list[str]:
+        lines = rabbitmq.ctl("list_connections", "client_properties").splitlines()
+        return [line for line in lines if '"coordinator"' in line]
+
+    async with (
+        participants(rabbitmq.url, Repeat(a), sink),
+        coordinating(rabbitmq.url, g) as coordinator,
+        sender(rabbitmq.url) as send,
+    ):
+        await bound(coordinator, 1)
+        assert len(coordinator_connections()) == 1
+        rabbitmq.ctl("close_all_connections", "test: dropped by the broker")
+        binder = coordinator.binder
+        assert isinstance(binder, AmqpBinder)
+        async with asyncio.timeout(TIMEOUT):
+            while not (coordinator.transport.connected and binder.bound):
+                await asyncio.sleep(0.05)
+        assert len(coordinator_connections()) == 1
+        send.publish(f"{a}/in", b'"after the drop"')
+        assert "after the drop" in await arrived(sink, 1)
