@@ -128,7 +128,7 @@ setup() {
 run_tests() {
     export PATH="$VENV/bin:$PATH"
     scripts/check
-    python -m pytest "$@"
+    MSGFLO_TOOL_AUDIT=1 python -m pytest "$@"
 }
 
 main() {
