@@ -17,6 +17,9 @@ from gateway.transport.base import Delivery
 from gateway.transport.mqtt import MqttTransport
 from tests.amqp_broker import RabbitMQ
 
+# Checks that every program the tests start comes from a package bootstrap installs.
+pytest_plugins = ["tests.tool_audit"]
+
 
 @pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
