@@ -46,14 +46,21 @@ PACE_SLACK = 10  # sends a paced schedule may fall behind (and catch up one per 
 # -- processes: /proc readers, stopping --------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` from /proc (0.0 where /proc is not available)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """utime and stime of ``pid`` (user and kernel CPU seconds) from /proc (0.0 where /proc
+    is not available)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` from /proc (0.0 where /proc is not available)."""
+    return sum(cpu_times(pid))
 
 
 def own_cpu_seconds() -> float:

@@ -1,5 +1,6 @@
 """The forwarders of ``bench.mqtt_clients``, one per process:
-``python -m bench.forwarders KIND URL TOPIC_A TOPIC_B`` with KIND ``paho``, ``gmqtt`` or ``own``.
+``python -m bench.forwarders KIND URL TOPIC_A TOPIC_B`` with KIND ``paho``, ``gmqtt``, ``own`` or
+``floor`` (the least a Python asyncio forwarder can do, for reference).
 
 Each connects with MQTT 5, subscribes to A with ``no_local`` and publishes every message from A
 unchanged to B at QoS 0, as the coordinator does for an edge; it prints ``ready CLASS`` once
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+KINDS = ("paho", "gmqtt", "own", "floor")
 START_TIMEOUT = 20.0  # s for a forwarder process to connect and subscribe
 CHILD_LIFE = 900.0  # s a forwarder process lives at most
 
@@ -120,6 +122,106 @@ async def forward_own(url: str, topic_a: str, topic_b: str) -> None:
         await until_terminated()
 
 
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value % 128, value // 128
+        out.append(byte | (128 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return bytes([first]) + _varint(len(body)) + body
+
+
+class FloorProtocol(asyncio.Protocol):
+    """The least an asyncio MQTT 5 forwarder can do per message: split the bytes into packets,
+    re-frame each QoS 0 PUBLISH for topic B, write what one read produced in one write. No
+    QoS > 0, no keep-alive, no reconnect: the floor to compare a real client with."""
+
+    def __init__(self, topic_a: str, topic_b: str, subscribed: asyncio.Event) -> None:
+        self.topic_a, self.topic_b, self.subscribed = topic_a, topic_b, subscribed
+        self.head = _string(topic_b) + b"\x00"  # topic B, no properties
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        connect = _string("MQTT") + bytes([5, 0x02, 0, 0, 0]) + _string("bench-forward-floor")
+        subscribe = (1).to_bytes(2, "big") + b"\x00" + _string(self.topic_a) + b"\x04"  # no local
+        transport.write(_packet(0x10, connect) + _packet(0x82, subscribe))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        out = bytearray()
+        pos = 0
+        while (frame := _frame(buffer, pos)) is not None:
+            body, end = frame
+            kind = buffer[pos] >> 4
+            if kind == 3:  # PUBLISH
+                start = body + 2 + int.from_bytes(buffer[body : body + 2], "big")
+                if buffer[pos] & 0x06:
+                    start += 2  # a packet id (QoS > 0; not asked for)
+                props, start = _read_varint(buffer, start)
+                payload = buffer[start + props : end]
+                out.append(0x30)
+                out += _varint(len(self.head) + len(payload))
+                out += self.head
+                out += payload
+            elif kind == 9:  # SUBACK
+                self.subscribed.set()
+            pos = end
+        del buffer[:pos]
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+
+def _read_varint(buffer: bytearray, pos: int) -> tuple[int, int]:
+    """A variable byte integer at ``pos`` (complete): its value and the position after it."""
+    value, shift = 0, 0
+    while True:
+        byte = buffer[pos]
+        pos += 1
+        value |= (byte & 127) << shift
+        shift += 7
+        if not byte & 128:
+            return value, pos
+
+
+def _frame(buffer: bytearray, pos: int) -> tuple[int, int] | None:
+    """Where the packet at ``pos`` has its body and ends, or None while it is incomplete."""
+    size = len(buffer)
+    for i in range(pos + 1, min(pos + 5, size)):
+        if not buffer[i] & 128:
+            length, body = _read_varint(buffer, pos + 1)
+            return (body, body + length) if body + length <= size else None
+    return None
+
+
+async def forward_floor(url: str, topic_a: str, topic_b: str) -> None:
+    parts = urlsplit(url)
+    subscribed = asyncio.Event()
+    transport, _ = await asyncio.get_running_loop().create_connection(
+        lambda: FloorProtocol(topic_a, topic_b, subscribed),
+        parts.hostname or "127.0.0.1",
+        parts.port or 1883,
+    )
+    try:
+        await asyncio.wait_for(subscribed.wait(), START_TIMEOUT)
+        print("ready bench.forwarders.FloorProtocol", flush=True)
+        await until_terminated()
+    finally:
+        transport.close()
+
+
 async def until_terminated() -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -132,11 +234,13 @@ def child_main(kind: str, url: str, topic_a: str, topic_b: str) -> None:
         forward_paho(url, topic_a, topic_b)
     elif kind == "gmqtt":
         asyncio.run(forward_gmqtt(url, topic_a, topic_b))
+    elif kind == "floor":
+        asyncio.run(forward_floor(url, topic_a, topic_b))
     else:
         asyncio.run(forward_own(url, topic_a, topic_b))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] not in ("paho", "gmqtt", "own"):
-        raise SystemExit("usage: python -m bench.forwarders paho|gmqtt|own URL TOPIC_A TOPIC_B")
+    if len(sys.argv) != 5 or sys.argv[1] not in KINDS:
+        raise SystemExit(f"usage: python -m bench.forwarders {'|'.join(KINDS)} URL TOPIC_A TOPIC_B")
     child_main(*sys.argv[1:])

@@ -60,6 +60,7 @@ from bench.common import (
     ROOT,
     cpu_per_message,
     cpu_seconds,
+    cpu_times,
     markdown_table,
     median,
     mqtt_machine,
@@ -354,15 +355,16 @@ def paced_cpu(
             load.flood("w", WARMUP, WARMUP_WINDOW, bench.settings.timeout)
             pid, broker_pid = coordinator.pid, broker.pid or 0
             with traced(bench, {"coordinator": pid}, workdir) as tracers:
-                before = [cpu_seconds(pid), cpu_seconds(broker_pid)]
+                before = [*cpu_times(pid), cpu_seconds(broker_pid)]
                 phase, elapsed = load.paced(
                     "t", bench.count, bench.rate, bench.window, bench.settings.timeout
                 )
-                after = [cpu_seconds(pid), cpu_seconds(broker_pid)]
+                after = [*cpu_times(pid), cpu_seconds(broker_pid)]
                 syscalls = syscalls_per_message(tracers, phase.received)
-            coord_cpu, broker_cpu = cpu_per_message(before, after, phase.received)
+            user, system, broker_cpu = cpu_per_message(before, after, phase.received)
             return {
-                "coord_cpu_us": coord_cpu,
+                "coord_cpu_us": user + system,
+                "coord_sys_us": system,
                 "broker_cpu_us": broker_cpu,
                 "coord_rss_mb": proc_status(pid, "VmRSS"),
                 "coord_hwm_mb": proc_status(pid, "VmHWM"),
@@ -549,6 +551,7 @@ def format_paced(rows: list[dict[str, Any]], bench: Bench) -> str:
         "broker",
         "coordinator",
         "CPU us/msg",
+        "of it kernel",
         "RSS MB (peak)",
         "broker CPU us/msg",
         "msg/s",
@@ -562,6 +565,7 @@ def format_paced(rows: list[dict[str, Any]], bench: Bench) -> str:
             BROKER_LABEL[r["broker"]],
             LABEL[r["kind"]],
             cell(r, "coord_cpu_us") + ratio(r, "coord_cpu_us"),
+            cell(r, "coord_sys_us"),
             f"{cell(r, 'coord_rss_mb')} ({cell(r, 'coord_hwm_mb')})" + ratio(r, "coord_rss_mb"),
             cell(r, "broker_cpu_us"),
             cell(r, "rate", "{:,.0f}"),

@@ -69,11 +69,12 @@ from bench.coordinator import (
 from bench.forwarders import START_TIMEOUT
 
 CLIENTS = ("paho", "gmqtt", "own")
-KINDS = (*CLIENTS, "coordinator")
+KINDS = (*CLIENTS, "floor", "coordinator")
 LABEL = {
     "paho": "paho-mqtt 2.x",
     "gmqtt": "gmqtt",
     "own": "own client",
+    "floor": "asyncio floor (reference)",
     "coordinator": "our coordinator (msgflo)",
 }
 WITHIN = 1.5  # a client within this factor of the best CPU per message is a candidate
@@ -89,6 +90,7 @@ class Bench:
     window: int
     timeout: float
     kinds: tuple[str, ...]
+    rate: float = 0.0  # > 0: messages sent one at a time at this rate instead of the flood
     ours_src: str = ""  # gateway/ at --ours-commit, first on the forwarders' PYTHONPATH
 
 
@@ -189,7 +191,10 @@ def measure(bench: Bench, broker: tuple[str, int], kind: str, run_no: int) -> di
 def figures(bench: Bench, load: HopLoad, pid: int, broker_pid: int) -> dict[str, Any]:
     load.flood("w", WARMUP, bench.window, bench.timeout)
     before = [cpu_seconds(pid), cpu_seconds(broker_pid)]
-    flood, elapsed = load.flood("t", bench.count, bench.window, bench.timeout)
+    if bench.rate:
+        flood, elapsed = load.paced("t", bench.count, bench.rate, bench.window, bench.timeout)
+    else:
+        flood, elapsed = load.flood("t", bench.count, bench.window, bench.timeout)
     after = [cpu_seconds(pid), cpu_seconds(broker_pid)]
     cpu, broker_cpu = cpu_per_message(before, after, flood.received)
     return {
@@ -293,9 +298,15 @@ def format_table(rows: list[dict[str, Any]], bench: Bench) -> str:
         )
     lines += [
         "",
-        f"{bench.count} compact JSON messages of 80 bytes, A -> forwarder -> B at QoS 0, at most "
-        f"{bench.window} unanswered, after {WARMUP} warm-up messages; medians over {bench.runs} "
-        "run(s), forwarders alternating;",
+        f"{bench.count} compact JSON messages of 80 bytes, A -> forwarder -> B at QoS 0, "
+        + (
+            f"sent one at a time at {bench.rate:,.0f} msg/s (at most {bench.window} unanswered)"
+            if bench.rate
+            else f"at most {bench.window} unanswered"
+        )
+        + f", after {WARMUP} warm-up messages; medians over {bench.runs} run(s), forwarders "
+        "alternating; asyncio floor: a bare asyncio.Protocol that only re-frames each PUBLISH "
+        "(no client features), for reference;",
         "CPU: the forwarder's utime + stime (/proc, 10 ms ticks) over the measured messages; RSS "
         "(VmRSS, peak VmHWM) after them; x best: ratio to the best of the three clients; lost, "
         "reordered, altered: totals over the runs.",
@@ -315,6 +326,12 @@ def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
     parser.add_argument("--runs", type=int, default=3, help="alternating repetitions")
     parser.add_argument("--window", type=int, default=200, help="max unanswered messages")
     parser.add_argument("--timeout", type=float, default=120.0, help="s per flood at most")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="send one message at a time at this rate (msg/s) instead of the windowed flood",
+    )
     parser.add_argument("--only", action="append", choices=KINDS, help="measure these only")
     parser.add_argument(
         "--ours-commit",
@@ -329,7 +346,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
     if args.count < 1 or args.runs < 1 or not 1 <= args.window <= 500:
         parser.error("--count and --runs must be >= 1, --window 1..500")
     kinds = tuple(k for k in KINDS if not args.only or k in args.only)
-    return Bench(args.count, args.runs, args.window, args.timeout, kinds), args
+    return Bench(args.count, args.runs, args.window, args.timeout, kinds, args.rate), args
 
 
 def main(argv: Sequence[str]) -> int:
@@ -342,7 +359,8 @@ def main(argv: Sequence[str]) -> int:
         source = ours_source(commit)
         print(
             f"MQTT clients: {', '.join(bench.kinds)} ({source}); {bench.count} messages, "
-            f"{bench.runs} run(s), window {bench.window}",
+            f"{bench.runs} run(s), window {bench.window}"
+            + (f", paced at {bench.rate:.0f} msg/s" if bench.rate else ""),
             file=sys.stderr,
         )
         started = time.monotonic()
