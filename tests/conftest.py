@@ -1,24 +1,65 @@
 """Shared fixtures: a real private mosquitto per test, one private RabbitMQ per session, and a
-probe client to watch topics."""
+probe client to watch topics; and the guard that keeps ``-m "not integration"`` broker-free."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
 
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
+from gateway.transport import open_transport
 from gateway.transport.base import Delivery
+from gateway.transport.memory import MemoryTransport
 from gateway.transport.mqtt import MqttTransport
 from tests.amqp_broker import RabbitMQ
 
-# Checks that every program the tests start comes from a package bootstrap installs.
-pytest_plugins = ["tests.tool_audit"]
+# Programs that only tests marked ``integration`` may start: brokers, node, emulators. Checked
+# where every process starts (the audit event of subprocess.Popen, which asyncio's subprocesses
+# go through too), so neither a fixture nor a test body can start one unmarked.
+SERVICES = frozenset({"mosquitto", "rabbitmq-server", "epmd", "node"})
+EMULATOR_PREFIX = "qemu-system-"
+_running: list[pytest.Item] = []  # the test being set up, run or torn down
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None]:
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.remove(item)
+
+
+def service_started(args: Any) -> str | None:
+    """The service Popen's ``args`` start, if any (pure). Every word counts, not only the
+    first: brokers are started behind wrappers (``setpriv --pdeathsig TERM -- mosquitto``)."""
+    words = args.split() if isinstance(args, str) else list(args)
+    for word in words:
+        program = os.path.basename(os.fsdecode(word))
+        if program in SERVICES or program.startswith(EMULATOR_PREFIX):
+            return program
+    return None
+
+
+def _refuse_unmarked_services(event: str, args: tuple[Any, ...]) -> None:
+    if event != "subprocess.Popen" or not _running:
+        return
+    item = _running[-1]
+    program = service_started(args[1])
+    if program is not None and item.get_closest_marker("integration") is None:
+        raise RuntimeError(f"{item.nodeid} starts {program} but is not marked integration")
+
+
+sys.addaudithook(_refuse_unmarked_services)
 
 
 @pytest.fixture
@@ -84,3 +125,19 @@ async def probe(mosquitto: Mosquitto) -> AsyncIterator[Probe]:
         async with asyncio.timeout(5):
             await transport.wait_connected()
         yield Probe(transport)
+
+
+@pytest.fixture
+def memory_url() -> str:
+    """A memory:// broker of the test's own (retained messages outlive a test)."""
+    return f"memory://test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+async def memory_client(memory_url: str) -> AsyncIterator[MemoryTransport]:
+    """A plain connected client of :func:`memory_url`'s broker, to watch topics and publish;
+    its ``broker`` is the broker's object, to stop and start it."""
+    async with open_transport(parse_broker_url(memory_url), client_id="client") as transport:
+        assert isinstance(transport, MemoryTransport)
+        await asyncio.wait_for(transport.wait_connected(), 1)
+        yield transport

@@ -30,6 +30,7 @@ from tests.appliance.conftest import NOW, Broker, Client, appliance_config
 Appliance = tuple[GatewayConfig, Secrets]
 
 
+@pytest.mark.integration
 def test_services_get_only_their_own_part(appliance: Appliance) -> None:
     config, secrets = appliance
     coordinator = load_service_credentials(config.data_dir, "coordinator")
@@ -68,6 +69,7 @@ def test_a_participant_gets_its_roles_user_only() -> None:
     assert sneaky("coordinator").password != "coordinator-pw"
 
 
+@pytest.mark.integration
 def test_a_role_added_to_the_graph_later_gets_a_user(
     broker: Broker, appliance: Appliance, clients: list[Client]
 ) -> None:

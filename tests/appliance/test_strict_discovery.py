@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,10 @@ from gateway.transport.mqtt import MqttTransport
 from gateway.transport.mqtt5_fast import FastMqttTransport
 from tests.appliance.conftest import Broker, appliance_config, provision
 from tests.conftest import Probe
-from tests.coordinator.test_coordinator_mqtt import relay
+from tests.support.participants import Relay
+from tests.support.wait import until
+
+pytestmark = pytest.mark.integration
 
 ROLES = ("sensor", "display", "intruder")
 SENT = 20
@@ -78,12 +81,6 @@ async def announce(coordinator: Coordinator, intruder: Probe, role: str, port: s
     await coordinator.wired()
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
 @pytest.mark.parametrize("attack", ["inject", "steal"])
 async def test_a_device_announcing_another_role_neither_injects_nor_steals(
@@ -98,7 +95,7 @@ async def test_a_device_announcing_another_role_neither_injects_nor_steals(
             asyncio.create_task(coordinator.run()),
             asyncio.create_task(serve([sensor], url(appliance, "sensor"), discovery_period=3)),
             asyncio.create_task(
-                serve([relay("display")], url(appliance, "display"), discovery_period=3)
+                serve([Relay("display")], url(appliance, "display"), discovery_period=3)
             ),
         ]
         async with (

@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gateway.mosquitto import Mosquitto
 from gateway.transport.backoff import Backoff
 from gateway.transport.mqtt import MqttTransport
 from tests.conftest import Probe
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -65,12 +66,6 @@ async def running(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def announcements(probe: Probe, role: str) -> list[dict[str, Any]]:

@@ -3,11 +3,7 @@ it, and after an unplug (the coordinator expires it) and a replug they flow agai
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,34 +12,18 @@ from gateway.broker import parse_broker_url
 from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto
-from gateway.participant import Message, Participant, serve
+from gateway.participant import Participant, serve
 from gateway.transport.mqtt import MQTT_5, MqttTransport
-from tests.bridges.test_serial_bridge import BY_ID, fast_config, running, until
+from tests.bridges.test_serial_bridge import BY_ID, fast_config, running
 from tests.conftest import Probe
+from tests.support.participants import Relay
+from tests.support.tasks import background
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
 GRAPH = "s(Source) OUT -> IN dev(Repeat)\ndev OUT -> IN r(Relay)"
 PERIOD = 1.1  # everybody announces every 0.5 s; the coordinator expires after 1.5 s of silence
-
-
-class Relay(Participant):
-    def __init__(self, role: str) -> None:
-        super().__init__({"component": "Relay"}, role)
-
-    def process(self, inport: str, msg: Message) -> None:
-        self.send("out", f"{msg.data}>{self.role}")
-
-
-@contextlib.asynccontextmanager
-async def background(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    task = asyncio.create_task(coroutine)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_the_board_works_in_a_graph_and_again_after_unplug_expiry_and_replug(

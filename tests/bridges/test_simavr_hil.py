@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,8 @@ import pytest
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
 from tests.conftest import Probe
+from tests.support.tasks import background
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -119,25 +121,6 @@ def spawned(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-
-
-@contextlib.asynccontextmanager
-async def background(coroutine: Awaitable[object]) -> AsyncIterator[None]:
-    task = asyncio.ensure_future(coroutine)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def read(path: Path) -> str:

@@ -23,6 +23,8 @@ import pytest
 
 from gateway.mosquitto import Mosquitto, free_port
 
+pytestmark = pytest.mark.integration
+
 BIN = Path(sys.executable).parent
 NPM = Path(__file__).parents[1] / "npm"
 FBP_TEST = NPM / "node_modules" / ".bin" / "fbp-test"

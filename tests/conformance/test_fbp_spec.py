@@ -20,8 +20,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from gateway.mosquitto import Mosquitto, free_port
 from tests.conformance.test_fbp_protocol import SECRET, wait_listening
+
+pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 NPM = Path(__file__).parents[1] / "npm" / "node_modules"

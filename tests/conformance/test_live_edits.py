@@ -13,10 +13,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.conformance.test_fbp_protocol import SECRET, wait_listening
 from tests.conftest import Probe
+
+pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 GRAPH = "default/main"

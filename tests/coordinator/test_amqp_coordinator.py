@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.broker import parse_broker_url
 from gateway.coordinator.amqp_binder import TAP_PREFIX, AmqpBinder
 from gateway.coordinator.amqp_bindings import record_queue
@@ -24,6 +26,9 @@ from gateway.runtime_protocol.environment import Listener
 from gateway.transport import Transport, open_transport
 from tests.amqp_broker import RabbitMQ
 from tests.interop.support import our_participants as participants
+from tests.support.participants import source
+
+pytestmark = pytest.mark.integration
 
 TIMEOUT = 10.0
 
@@ -56,10 +61,6 @@ class Collect(Participant):
             return
         self.got.append(msg.data)
         self.ack(msg)
-
-
-def source(role: str) -> Participant:
-    return Participant({"component": "Source", "inports": [], "outports": [{"id": "out"}]}, role)
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,9 @@ import pytest
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant import serve
 from tests.conftest import Probe
-from tests.coordinator.test_coordinator_mqtt import relay, source
+from tests.support.participants import Relay, source
+
+pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
@@ -85,7 +87,7 @@ async def test_wall_clock_jumps_neither_expire_participants_nor_stop_timers(
     await probe.watch("r/in")
     async with faked_msgflo(tmp_path, mosquitto.url, clock) as output:
         s = source("s")
-        task = asyncio.create_task(serve([s, relay("r")], mosquitto.url, discovery_period=60))
+        task = asyncio.create_task(serve([s, Relay("r")], mosquitto.url, discovery_period=60))
         try:
             async with asyncio.timeout(10):
                 while not probe.received["r/in"]:

@@ -18,12 +18,15 @@ from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp, parse_json
 from gateway.graph.model import Graph
 from gateway.mosquitto import Mosquitto
-from gateway.participant import Message, Participant, serve
+from gateway.participant import Participant, serve
 from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
 from gateway.transport.mqtt import MqttTransport
 from gateway.transport.mqtt5_fast import FastMqttTransport
 from tests.conftest import Probe
+from tests.support.participants import Relay, source
+
+pytestmark = pytest.mark.integration
 
 
 def graph(text: str) -> Graph:
@@ -60,24 +63,6 @@ async def participants(url: str, *group: Participant) -> AsyncIterator[None]:
             await task
 
 
-class Relay(Participant):
-    """Passes input on, suffixed with its role: shows the path a message took."""
-
-    def __init__(self, role: str) -> None:
-        super().__init__({"component": "Relay"}, role)
-
-    def process(self, inport: str, msg: Message) -> None:
-        self.send("out", f"{msg.data}>{self.role}")
-
-
-def relay(role: str) -> Participant:
-    return Relay(role)
-
-
-def source(role: str, port: str = "out") -> Participant:
-    return Participant({"component": "Source", "inports": [], "outports": [{"id": port}]}, role)
-
-
 async def wired(coordinator: Coordinator, edges: int) -> None:
     async with asyncio.timeout(5):
         while sum(s.resolved for s in coordinator.edge_states()) < edges:
@@ -95,7 +80,7 @@ async def test_chain_fan_out_and_fan_in(mosquitto: Mosquitto, probe: Probe) -> N
     await probe.watch("c/out")
     async with coordinating(mosquitto.url, g) as coordinator:
         s, t = source("s"), source("t")
-        async with participants(mosquitto.url, s, t, relay("a"), relay("b"), relay("c")):
+        async with participants(mosquitto.url, s, t, Relay("a"), Relay("b"), Relay("c")):
             await wired(coordinator, 4)
             s.send("out", "x")
             t.send("out", "y")
@@ -112,7 +97,7 @@ async def test_participant_that_appears_later_is_wired(mosquitto: Mosquitto, pro
         async with participants(mosquitto.url, s):
             await coordinator.wired()
             assert [st.resolved for st in coordinator.edge_states()] == [False]
-            async with participants(mosquitto.url, relay("late")):
+            async with participants(mosquitto.url, Relay("late")):
                 await wired(coordinator, 1)
                 s.send("out", 1)
                 assert await probe.next_json("late/out") == "1>late"
@@ -161,19 +146,19 @@ async def test_iips_on_appearance_and_again_on_restart(mosquitto: Mosquitto, pro
     g = graph("'0' -> IN echo(Relay)")
     await probe.watch("echo/out")
     async with coordinating(mosquitto.url, g):
-        async with participants(mosquitto.url, relay("echo")):
+        async with participants(mosquitto.url, Relay("echo")):
             assert await probe.wait_count("echo/out", 1) == [b'"0>echo"']
         # The participant restarts: a new id, so it gets its IIP again.
-        async with participants(mosquitto.url, relay("echo")):
+        async with participants(mosquitto.url, Relay("echo")):
             assert await probe.wait_count("echo/out", 2) == [b'"0>echo"'] * 2
 
 
 async def test_iip_waits_for_its_downstream_roles(mosquitto: Mosquitto, probe: Probe) -> None:
     g = graph("'hello' -> IN first(Relay)\nfirst OUT -> IN second(Relay)")
     await probe.watch("second/out")
-    async with coordinating(mosquitto.url, g), participants(mosquitto.url, relay("first")):
+    async with coordinating(mosquitto.url, g), participants(mosquitto.url, Relay("first")):
         await asyncio.sleep(0.3)  # "first" is there, "second" is not: the IIP is held
-        async with participants(mosquitto.url, relay("second")):
+        async with participants(mosquitto.url, Relay("second")):
             got = await probe.wait_count("second/out", 1)
             assert got == [b'"hello>first>second"']
 
@@ -183,7 +168,7 @@ async def test_iip_hold_runs_out(mosquitto: Mosquitto, probe: Probe) -> None:
     await probe.watch("first/out")
     async with (
         coordinating(mosquitto.url, g, iip_hold=0.5),
-        participants(mosquitto.url, relay("first")),
+        participants(mosquitto.url, Relay("first")),
     ):
         assert await probe.wait_count("first/out", 1) == [b'"hello>first"']
 
@@ -203,7 +188,7 @@ async def test_falsy_json_iips(mosquitto: Mosquitto, probe: Probe) -> None:
         file="falsy.json",
     )
     await probe.watch("e/out")
-    async with coordinating(mosquitto.url, g), participants(mosquitto.url, relay("e")):
+    async with coordinating(mosquitto.url, g), participants(mosquitto.url, Relay("e")):
         got = [json.loads(m) for m in await probe.wait_count("e/out", 3)]
     assert sorted(got) == sorted(["0>e", "False>e", ">e"])
 

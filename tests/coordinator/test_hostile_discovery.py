@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.broker import parse_broker_url
 from gateway.coordinator.service import (
     CoordinatorService,
@@ -20,14 +22,10 @@ from gateway.coordinator.service import (
 from gateway.graph import load_graph, parse_fbp
 from gateway.mosquitto import Mosquitto
 from tests.conftest import Probe
-from tests.coordinator.test_coordinator_mqtt import (
-    coordinating,
-    graph,
-    participants,
-    relay,
-    source,
-    wired,
-)
+from tests.coordinator.test_coordinator_mqtt import coordinating, graph, participants, wired
+from tests.support.participants import Relay, source
+
+pytestmark = pytest.mark.integration
 
 
 def announcement(role: str, pid: str, **ports: list[dict[str, Any]]) -> bytes:
@@ -76,7 +74,7 @@ async def test_queues_no_broker_can_carry_are_refused_and_the_coordinator_keeps_
             while coordinator.stats.discovery_rejected < 4:
                 await asyncio.sleep(0.01)
         s = source("s")
-        async with participants(mosquitto.url, s, relay("r")):
+        async with participants(mosquitto.url, s, Relay("r")):
             await wired(coordinator, 1)
             s.send("out", "x")
             assert await probe.next_json("r/out") == "x>r"
@@ -90,7 +88,7 @@ async def test_participants_that_appear_later_do_not_resend_the_graphs_iips(
     config = ServiceConfig(broker=parse_broker_url(mosquitto.url), wait_timeout=0.5)
     service = CoordinatorService(config, parse_fbp("'go' -> IN t(Relay)", file="g.fbp"))
     await probe.watch("t/in", qos=1)
-    async with running(service), participants(mosquitto.url, relay("t")):
+    async with running(service), participants(mosquitto.url, Relay("t")):
         assert await probe.wait_count("t/in", 1) == [b'"go"']
         strangers = [source(f"stranger{i}") for i in range(5)]
         async with participants(mosquitto.url, *strangers):

@@ -113,6 +113,7 @@ def pids_of(pattern: str) -> list[int]:
     return [int(p) for p in found.stdout.split()]
 
 
+@pytest.mark.integration
 def test_runs_a_graph_with_started_participants(project: Path, mosquitto: Mosquitto) -> None:
     dump = start_dump(mosquitto.url, "rep2/out")
     process = coordinator(project, "--broker", mosquitto.url)
@@ -127,6 +128,7 @@ def test_runs_a_graph_with_started_participants(project: Path, mosquitto: Mosqui
     assert "Traceback" not in out
 
 
+@pytest.mark.integration
 def test_starts_a_private_broker_when_none_is_given(project: Path) -> None:
     # In a network namespace of its own, where nothing listens on localhost:1883 (a Debian
     # host runs a system Mosquitto there, and msgflo would rightly use that one).
@@ -155,6 +157,7 @@ def test_starts_a_private_broker_when_none_is_given(project: Path) -> None:
         stop(process)
 
 
+@pytest.mark.integration
 def test_ignored_roles_are_not_started(project: Path, mosquitto: Mosquitto) -> None:
     dump = start_dump(mosquitto.url, "rep/out")
     # rep2 is expected to be run elsewhere; it never comes, so the IIP for rep is held only
@@ -169,6 +172,7 @@ def test_ignored_roles_are_not_started(project: Path, mosquitto: Mosquitto) -> N
     assert "[rep] " in out and "[rep2]" not in out
 
 
+@pytest.mark.integration
 def test_no_stale_processes_after_kill_9(project: Path, mosquitto: Mosquitto) -> None:
     marker = f"components/Repeat.py rep-{os.getpid()}"
     (project / "main.fbp").write_text(f"'x' -> IN rep-{os.getpid()}(Repeat)\n")
@@ -213,6 +217,7 @@ def test_auto_save_needs_a_graph() -> None:
     assert result.returncode == 2 and "--auto-save needs --graph" in result.stderr
 
 
+@pytest.mark.integration
 def test_msgflo_setup_prints_bindings_from_discovery(project: Path, mosquitto: Mosquitto) -> None:
     result = subprocess.run(
         [
@@ -250,6 +255,7 @@ async def through_broker(url: str, exchange: str, queue: str) -> bytes:
         return message.body
 
 
+@pytest.mark.integration
 async def test_msgflo_setup_on_amqp_leaves_the_bindings_on_the_broker(
     project: Path, rabbitmq: RabbitMQ
 ) -> None:
@@ -322,6 +328,7 @@ def test_msgflo_procfile(project: Path) -> None:
     assert no_web.returncode == 2 and "no 'web' role" in no_web.stderr
 
 
+@pytest.mark.integration
 def test_foreign_participants_are_announced_and_wired(project: Path, mosquitto: Mosquitto) -> None:
     (project / "devices").mkdir()
     (project / "devices" / "Vacuum.yml").write_text(
@@ -339,6 +346,7 @@ def test_foreign_participants_are_announced_and_wired(project: Path, mosquitto: 
         stop(process)
 
 
+@pytest.mark.integration
 def test_auto_save_keeps_iips_and_adds_discovered_roles(
     project: Path, mosquitto: Mosquitto
 ) -> None:

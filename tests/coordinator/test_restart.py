@@ -17,7 +17,9 @@ import pytest
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant import Participant, serve
 from tests.conftest import Probe
-from tests.coordinator.test_coordinator_mqtt import relay
+from tests.support.participants import Relay
+
+pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 
@@ -105,7 +107,7 @@ async def test_qos1_data_sent_while_the_coordinator_is_down_is_forwarded_after_i
     s = sensor()
     # Announcing every 1.4 s: the coordinator may subscribe after their first announcement.
     # What arrived while it was down reaches it at connect, before any of them.
-    task = asyncio.create_task(serve([s, relay("r")], mosquitto.url, discovery_period=3))
+    task = asyncio.create_task(serve([s, Relay("r")], mosquitto.url, discovery_period=3))
     try:
         await until_forwarded(s, probe)
         await registered(tmp_path / "participants.json", {"s", "r"})

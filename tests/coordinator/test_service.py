@@ -7,11 +7,15 @@ import contextlib
 import shutil
 from pathlib import Path
 
+import pytest
+
 from gateway.broker import parse_broker_url
 from gateway.coordinator.library import ComponentLibrary
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

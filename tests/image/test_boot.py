@@ -28,7 +28,7 @@ from gateway.runtime_protocol.client import RuntimeClient
 from tests.image.qemu import Guest, data_file_mtime, read_boot_file, sparse_copy, write_boot_file
 
 # The first test also pays for building the image (2-8 min) and the first boot.
-pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.integration, pytest.mark.image, pytest.mark.timeout(3600)]
 
 READY_TIMEOUT = 420.0  # a loaded CI machine was seen at ~190 s; an idle one at ~40 s
 PROVISION = "country: NL\nbogus_key: 1\n"

@@ -72,6 +72,7 @@ def dump_after_send(broker: str, queue: str, sends: list[list[str]], amount: int
     return out
 
 
+@pytest.mark.integration
 def test_send_and_dump_through_a_python_participant(
     mosquitto: Mosquitto, repeat: subprocess.Popen[str]
 ) -> None:
@@ -86,11 +87,13 @@ def test_send_and_dump_through_a_python_participant(
     assert "rep(PythonRepeat) running on mqtt://127.0.0.1:" in stop(repeat)
 
 
+@pytest.mark.integration
 def test_dump_one_message_prints_one_value(mosquitto: Mosquitto) -> None:
     out = dump_after_send(mosquitto.url, "x/y", [["--queue", "x/y", "--raw", "23.5"]], amount=1)
     assert json.loads(out) == 23.5
 
 
+@pytest.mark.integration
 def test_msgflo_python_runs_files_written_for_the_original(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -163,6 +166,7 @@ def test_send_to_unreachable_broker_times_out_with_one_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_participant_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> None:
     port = free_port()
     # A short discovery period: the dump below may subscribe just after the first announcement
@@ -207,6 +211,7 @@ def test_msgflo_python_usage_errors(tmp_path: Path) -> None:
     assert broken.returncode == 2 and "broken.py:1: syntax error" in broken.stderr
 
 
+@pytest.mark.integration
 def test_msgflo_register_announces_foreign_participants(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

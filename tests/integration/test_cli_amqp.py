@@ -9,8 +9,12 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.amqp_broker import RabbitMQ
 from tests.integration.test_cli import EXAMPLES, start, stop, tool
+
+pytestmark = pytest.mark.integration
 
 WAIT = 20.0
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,8 +33,11 @@ from gateway.transport.mqtt import MQTT_5, MqttTransport, routing_filter
 from tests.amqp_broker import RabbitMQ
 from tests.conftest import Probe
 from tests.support.inbox import Inbox
+from tests.support.wait import until
 from tests.transport.test_transport_amqp import amqp
 from tests.transport.test_transport_contract import unique
+
+pytestmark = pytest.mark.integration
 
 MESSAGES = 200
 REPO = Path(__file__).resolve().parents[2]
@@ -77,12 +80,6 @@ async def running(participants: Sequence[Participant], url: str) -> AsyncIterato
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def processed(workers: Sequence[Worker]) -> Counter[object]:

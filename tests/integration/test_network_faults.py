@@ -14,6 +14,8 @@ from gateway.participant import Message, Participant, serve
 from gateway.transport.mqtt import MqttTransport
 from tests.netfault import Proxy
 
+pytestmark = pytest.mark.integration
+
 SENT = 20
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,6 +17,9 @@ from gateway.participant import Message, Participant, Raw, serve
 from gateway.transport.backoff import Backoff
 from gateway.transport.mqtt import MqttTransport
 from tests.conftest import Probe
+from tests.support.wait import until
+
+pytestmark = pytest.mark.integration
 
 ORIGINAL_KEYS = {"id", "role", "component", "label", "icon", "inports", "outports"}
 
@@ -49,12 +52,6 @@ class Doubler(Participant):
             self.send("out", msg.data.decode(errors="replace"))
         else:
             self.send("out", msg.data * 2)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 1.5) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

@@ -43,6 +43,8 @@ from tests.interop.support import (
     within,
 )
 
+pytestmark = pytest.mark.integration
+
 SENT = {"path": [], "reading": 23.5, "ok": True, "unit": "°C"}
 START_TIMEOUT = 40.0  # node loads msgflo-nodejs / msgflo in seconds on a busy machine
 DISCOVERY_PERIOD = 2  # seconds, for our msgflo-python participants

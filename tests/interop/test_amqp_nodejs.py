@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import pytest
 
 from gateway.participant import Message, Participant
 from tests.amqp_broker import RabbitMQ
-from tests.transport.test_transport_amqp import wait_discovery
 from tests.interop.support import (
     NODE_MODULES,
     Child,
@@ -29,6 +29,9 @@ from tests.interop.support import (
     our_participants,
     within,
 )
+from tests.transport.test_transport_amqp import wait_discovery
+
+pytestmark = pytest.mark.integration
 
 SENT = {"path": [], "reading": 23.5, "ok": True, "unit": "°C"}
 START_TIMEOUT = 40.0

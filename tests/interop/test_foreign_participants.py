@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from gateway.graph import parse_fbp, parse_json
 from gateway.mosquitto import Mosquitto
 from tests.conftest import Probe
@@ -33,6 +35,8 @@ from tests.interop.support import (
     wired,
     within,
 )
+
+pytestmark = pytest.mark.integration
 
 # JSON that survives the originals' JSON re-encoding (no trailing zeros, no raw text): they
 # decode and re-encode what they repeat, only the values are compared after them.

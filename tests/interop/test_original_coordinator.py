@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from gateway.mosquitto import LOOPBACK, Mosquitto, free_port
 from tests.conftest import Probe
 from tests.interop.support import Child, node_tools, python_repeats, within
+
+pytestmark = pytest.mark.integration
 
 GRAPH = "'hello' -> IN a(PythonRepeat)\na OUT -> IN b(PythonRepeat)\n"
 # Sent with trailing zeros and escapes, as a device would: only the values survive the chain.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.transport.base import Delivery
+from gateway.transport.base import Delivery, Transport
 
 
 class Inbox:
@@ -27,3 +27,11 @@ class Inbox:
                 self._arrived.clear()
                 await self._arrived.wait()
         return self.got
+
+
+async def watch(transport: Transport, *topics: str) -> list[Inbox]:
+    """An :class:`Inbox` subscribed to each of ``topics``, in their order."""
+    inboxes = [Inbox() for _ in topics]
+    for topic, inbox in zip(topics, inboxes, strict=True):
+        await transport.subscribe(topic, inbox)
+    return inboxes

@@ -10,7 +10,7 @@ import pytest
 POLL = 0.02  # seconds between checks: short enough not to slow tests, long enough to idle
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
     """Return as soon as ``condition()`` holds; fail the test naming ``what`` after ``timeout``
     seconds."""
     loop = asyncio.get_running_loop()

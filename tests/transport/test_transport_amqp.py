@@ -26,6 +26,8 @@ from tests.amqp_broker import RabbitMQ
 from tests.support.inbox import Inbox
 from tests.transport.test_transport_contract import unique
 
+pytestmark = pytest.mark.integration
+
 FAST = Backoff(initial=0.1, maximum=0.5)
 
 

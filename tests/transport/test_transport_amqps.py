@@ -28,6 +28,8 @@ from tests.coordinator.test_amqp_coordinator import (
 from tests.interop.support import our_participants as participants
 from tests.transport.test_transport_amqp import FAST
 
+pytestmark = pytest.mark.integration
+
 
 def verified(rabbitmq: RabbitMQ, *, client_cert: bool = False) -> str:
     """The TLS URL trusting the session's CA, optionally presenting its client certificate."""

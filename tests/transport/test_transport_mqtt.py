@@ -16,6 +16,8 @@ from gateway.mosquitto import Mosquitto
 from gateway.transport.mqtt import MqttTransport
 from tests.conftest import Probe
 
+pytestmark = pytest.mark.integration
+
 HOLDER = textwrap.dedent(
     """
     import asyncio, sys
