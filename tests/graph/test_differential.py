@@ -26,6 +26,8 @@ from .conftest import (
 )
 from .test_roundtrip import fbp_graphs
 
+pytestmark = pytest.mark.integration
+
 JS_SAFE_INT = 2**53
 T = TypeVar("T")
 
