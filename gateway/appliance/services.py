@@ -6,22 +6,18 @@ render a file and exec a daemon, do not import the coordinator's whole runtime.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
-from gateway.bridges.serial.roles import RoleMap
+from gateway.bridges.serial.run import run_serial_bridge
 from gateway.broker import BrokerUrl
-from gateway.common.signals import until_signalled
 from gateway.config import GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
 from gateway.errors import GatewayError
-from gateway.transport.mqtt import MqttTransport
 
 log = logging.getLogger("gateway-run")
 RoleBroker = Callable[[str], BrokerUrl]
@@ -82,15 +78,5 @@ def persistent(url: BrokerUrl) -> BrokerUrl:
 def run_bridge(name: str, config: GatewayConfig, broker: BrokerUrl) -> int:
     if name != "serial":
         raise GatewayError(f"unknown bridge {name!r} (known: serial)")
-    serial = config.bridges.serial
-    bridge_config = BridgeConfig(
-        globs=serial.globs, baud=serial.baud, roles=RoleMap(dict(serial.roles))
-    )
-
-    async def serve_bridge() -> None:
-        url = persistent(broker)
-        async with MqttTransport(url, client_id=f"msgflo-bridge-{name}-%i") as transport:
-            await SerialBridge(bridge_config, transport).run()
-
-    asyncio.run(until_signalled(serve_bridge()))
+    run_serial_bridge(config.bridges.serial, persistent(broker))
     return 0

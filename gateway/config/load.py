@@ -235,6 +235,16 @@ def serial_roles(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
     return tuple(sorted(pairs.items()))
 
 
+# The serial bridge's single values, here and in serial_bridge_options: a command-line flag
+# and the file accept the same values.
+SERIAL_VALUES: dict[str, v.Check[Any]] = {
+    "baud": v.baud,
+    "period": v.seconds,
+    "ping_interval": v.seconds,
+    "missed_pongs": v.positive,
+}
+
+
 def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
     """(key, problem) for a DHCP range that does not fit the access point's network."""
     net, own = ap.address.network, ap.address.ip
@@ -302,7 +312,7 @@ def _schema(base: Path) -> Reader:
     serial = {
         "enabled": scalar(v.boolean),
         "globs": sequence(v.glob, "glob patterns"),
-        "baud": scalar(v.positive),
+        **{key: scalar(check) for key, check in SERIAL_VALUES.items()},
         "roles": serial_roles,
     }
     access_point = {

@@ -61,9 +61,17 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class SerialBridgeConfig:
+    """What the serial bridge is told, by ``gateway-run bridge serial`` and ``msgflo-serial``
+    alike (gateway/bridges/serial/run.py)."""
+
     enabled: bool = True
     globs: tuple[str, ...] = ("/dev/serial/by-id/*",)
     baud: int = 115_200
+    # Each device is announced every period / 2.2 s (as participants: DEFAULT_PERIOD).
+    period: float = 60.0
+    # Seconds between pings to each device; one that misses missed_pongs in a row is reopened.
+    ping_interval: float = 5.0
+    missed_pongs: int = 3
     # USB serial number (or link name, or path) -> role
     roles: tuple[tuple[str, str], ...] = ()
 

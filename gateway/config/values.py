@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, ip_address
@@ -25,6 +26,8 @@ SSID_BYTES = 32  # IEEE 802.11 SSID element
 SUFFIX = "{suffix}"
 SUFFIX_LEN = 4  # four hex digits, generated at first boot
 IFNAMSIZ = 15  # Linux interface names, without the NUL
+# A queue is role/port and an MQTT topic holds 65,535 bytes: leave room for the port id.
+MAX_ROLE_BYTES = 60_000
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -92,6 +95,14 @@ channel = integer(1, 14)  # 2.4 GHz; 14 is Japan-only, hostapd checks it against
 message_size = integer(1, MAX_MQTT_PACKET)
 
 
+def baud(value: object) -> int:
+    """A serial line speed this system's termios can set (``B115200`` exists)."""
+    rate = positive(value)
+    if not hasattr(termios, f"B{rate}"):
+        raise InvalidValueError(f"expected a baud rate this system supports, got {rate}")
+    return rate
+
+
 def seconds(value: object) -> float:
     """A positive, finite duration in seconds; integers are accepted."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -147,6 +158,9 @@ def role(value: object) -> str:
         raise InvalidValueError(f"role {text!r} starts with '/'")
     if any(ch.isspace() or not ch.isprintable() for ch in text):
         raise InvalidValueError(f"role {text!r} contains whitespace or a control character")
+    size = len(text.encode())  # printable: no lone surrogates from a command line's bytes
+    if size > MAX_ROLE_BYTES:
+        raise InvalidValueError(f"a role of {size} bytes is longer than {MAX_ROLE_BYTES}")
     return text
 
 

@@ -1,4 +1,5 @@
-"""Roles from by-id names, the msgflo-serial options and config file, and the real command."""
+"""Roles from by-id names, msgflo-serial's options and gateway.yaml section, the one start
+function, and the real command."""
 
 from __future__ import annotations
 
@@ -7,15 +8,23 @@ import contextlib
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gateway.bridges.serial.cli import bridge_config, load_config_file, main, parser
+from gateway.appliance.services import run_bridge
+from gateway.bridges.serial import run
+from gateway.bridges.serial.bridge import BridgeConfig
+from gateway.bridges.serial.cli import main, parser, serial_config, split_role
 from gateway.bridges.serial.fake_device import PtyDevice
-from gateway.bridges.serial.roles import RoleMap, derived_role, parse_role_option, serial_number
-from gateway.errors import GatewayError
+from gateway.bridges.serial.roles import RoleMap, derived_role, serial_number
+from gateway.bridges.serial.session import SessionConfig
+from gateway.broker import BrokerUrl, parse_broker_url
+from gateway.config import GatewayConfig, SerialBridgeConfig, load_config
+from gateway.errors import ConfigError, GatewayError
 from gateway.mosquitto import Mosquitto
+from gateway.participant.discovery import DEFAULT_PERIOD
 from tests.conftest import Probe
 
 UNO = "/dev/serial/by-id/usb-Arduino__www.arduino.cc__0043_75833353035351A0C1E1-if00"
@@ -46,44 +55,112 @@ def test_configured_roles_match_serial_number_link_name_or_path() -> None:
     assert roles.role_for(FTDI) == "A50285BI"
 
 
-@pytest.mark.parametrize(
-    "text", ["nokey", "=role", "serial=", "s=a/+/b", "s=lab/\udc80", "s=" + "r" * 60_001]
-)
-def test_bad_role_options_are_one_line_errors(text: str) -> None:
-    with pytest.raises(GatewayError, match="--role"):
-        parse_role_option(text)
-
-
-def test_options_override_the_config_file(tmp_path: Path) -> None:
-    file = tmp_path / "serial.yaml"
-    file.write_text(
-        "broker: mqtt://example\nglobs: ['/dev/ttyACM*']\nbaud: 57600\nperiod: 30\n"
-        "roles:\n  AAA: from-file\n  BBB: b\n",
-        encoding="utf-8",
-    )
-    args = parser().parse_args(["--config", str(file), "--role", "AAA=from-cli", "--baud", "9600"])
-    config = bridge_config(args, load_config_file(file))
-    assert config.globs == ("/dev/ttyACM*",)
-    assert config.baud == 9600
-    assert config.period == 30.0
-    assert config.roles.roles == {"AAA": "from-cli", "BBB": "b"}
+@pytest.mark.parametrize("text", ["nokey", "=role", "serial="])
+def test_a_role_option_without_a_key_or_role_is_a_one_line_error(text: str) -> None:
+    with pytest.raises(GatewayError, match=r"--role .*expected SERIALNUMBER=ROLE"):
+        split_role(text)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("bogus: 1\n", "unknown setting 'bogus'"),
-        ("baud: 12345\n", "baud 12345"),
-        ("- a\n", "mapping"),
-        ("roles: [a]\n", "roles must map"),
+        ("s=a/+/b", "--role 's': role 'a/+/b' contains an MQTT wildcard"),
+        ("s=lab/\udc80", "--role 's': role 'lab/\\udc80' contains whitespace or a control"),
+        ("s=" + "r" * 60_001, "--role 's': a role of 60001 bytes is longer than 60000"),
+        ("s=/lab", "--role 's': role '/lab' starts with '/'"),
     ],
 )
-def test_config_file_errors(tmp_path: Path, text: str, message: str) -> None:
-    file = tmp_path / "serial.yaml"
-    file.write_text(text, encoding="utf-8")
-    args = parser().parse_args(["--config", str(file)])
-    with pytest.raises(GatewayError, match=message):
-        bridge_config(args, load_config_file(file))
+def test_roles_from_options_are_checked_as_in_gateway_yaml(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        serial_config(parser().parse_args(["--role", text]))
+    (problem,) = caught.value.problems
+    assert problem.startswith(message)
+
+
+def gateway_yaml(directory: Path, serial: str) -> Path:
+    path = directory / "gateway.yaml"
+    path.write_text("access_point: {enabled: false}\nbridges:\n  serial:\n" + serial)
+    return path
+
+
+def test_options_override_the_serial_section_of_gateway_yaml(tmp_path: Path) -> None:
+    path = gateway_yaml(
+        tmp_path,
+        "    globs: ['/dev/ttyACM*']\n    baud: 57600\n    period: 30\n"
+        "    roles:\n      AAA: from-file\n      BBB: b\n",
+    )
+    args = parser().parse_args(["--config", str(path), "--role", "AAA=from-cli", "--baud", "9600"])
+    config = serial_config(args)
+    assert config == replace(
+        load_config(path).bridges.serial, baud=9600, roles=(("AAA", "from-cli"), ("BBB", "b"))
+    )
+    assert config.globs == ("/dev/ttyACM*",)
+    assert config.period == 30.0
+
+
+def test_options_alone_give_the_defaults_of_gateway_yaml() -> None:
+    assert serial_config(parser().parse_args([])) == GatewayConfig().bridges.serial
+
+
+def test_gateway_yaml_defaults_are_the_bridge_defaults() -> None:
+    section, session = SerialBridgeConfig(), SessionConfig(role="-")
+    assert section.period == DEFAULT_PERIOD
+    assert (section.ping_interval, section.missed_pongs) == (
+        session.ping_interval,
+        session.max_missed_pongs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("serial", "problem"),
+    [
+        ("    baud: 12345\n", "4: bridges.serial.baud: expected a baud rate this system supports"),
+        ("    bogus: 1\n", "4: bridges.serial.bogus: unknown key"),
+        ("    roles: [a]\n", "4: bridges.serial.roles: expected a mapping of serial numbers"),
+        ("    period: 0\n", "4: bridges.serial.period: expected a positive number of seconds"),
+    ],
+)
+def test_a_bad_gateway_yaml_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], serial: str, problem: str
+) -> None:
+    path = gateway_yaml(tmp_path, serial)
+    assert main(["--config", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"msgflo-serial: error: {path}:{problem}")
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--baud", "12345"], "--baud: expected a baud rate this system supports, got 12345"),
+        (["--period", "-1"], "--period: expected a positive number of seconds, got -1.0"),
+        (["--missed-pongs", "0"], "--missed-pongs: expected a positive integer, got 0"),
+        (["--glob", ""], "--glob: expected a non-empty glob pattern, got ''"),
+        (["--role", "A=x", "--role", "B=x"], "--role 'B': role 'x' already belongs to 'A'"),
+    ],
+)
+def test_bad_options_are_checked_by_the_config_checks(options: list[str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        serial_config(parser().parse_args(options))
+    assert caught.value.problems == (problem,)
+
+
+def test_the_command_and_the_appliance_start_the_bridge_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[BridgeConfig, BrokerUrl]] = []
+
+    async def serve(config: BridgeConfig, broker: BrokerUrl) -> None:
+        started.append((config, broker))
+
+    monkeypatch.setattr(run, "serve", serve)
+    path = gateway_yaml(tmp_path, "    baud: 57600\n    ping_interval: 2\n    roles: {A1: lamp}\n")
+    assert main(["--config", str(path), "--broker", "mqtt://localhost:1"]) == 0
+    broker = parse_broker_url("mqtt://localhost:1")
+    assert run_bridge("serial", load_config(path), broker) == 0
+    (command, _), (appliance, _) = started
+    assert command == appliance == run.bridge_config(load_config(path).bridges.serial)
+    assert (appliance.baud, appliance.session.ping_interval) == (57600, 2.0)
+    assert appliance.roles.roles == {"A1": "lamp"}
 
 
 def test_main_reports_bad_input_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,20 +41,15 @@ from gateway.bridges.serial.session import (
     Withdraw,
     Write,
 )
+from gateway.config import SerialBridgeConfig
 from gateway.participant.definition import ParticipantDefinition
-from gateway.participant.discovery import (
-    DEFAULT_PERIOD,
-    DISCOVERY_TOPIC,
-    announce_interval,
-    encode_discovery,
-)
+from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, Transport
 
 log = logging.getLogger("gateway.bridges.serial")
 
-DEFAULT_GLOB = "/dev/serial/by-id/*"
-DEFAULT_BAUD = 115200
+DEFAULTS = SerialBridgeConfig()  # gateway.yaml's defaults are the bridge's
 MAX_TICK = 1.0  # a device task looks at the clock at least this often
 MAX_ABSENT = 32  # unplugged devices whose stats are kept (a device re-enumerating under ever new
 # names must not grow the bridge without bound)
@@ -62,12 +57,13 @@ MAX_ABSENT = 32  # unplugged devices whose stats are kept (a device re-enumerati
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    """What ``msgflo-serial`` was told: where to look, how fast, which roles, how often."""
+    """Where to look, how fast, which roles, how often: made from gateway.yaml's section by
+    ``run.bridge_config``; the timings beyond it are for tests."""
 
-    globs: tuple[str, ...] = (DEFAULT_GLOB,)
-    baud: int = DEFAULT_BAUD
+    globs: tuple[str, ...] = DEFAULTS.globs
+    baud: int = DEFAULTS.baud
     roles: RoleMap = field(default_factory=RoleMap)
-    period: float = DEFAULT_PERIOD
+    period: float = DEFAULTS.period
     poll_interval: float = 1.0
     session: SessionConfig = field(default_factory=lambda: SessionConfig(role="-"))
     reopen: Backoff = field(default_factory=lambda: Backoff(initial=0.5, maximum=10.0))

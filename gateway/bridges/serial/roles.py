@@ -14,15 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from gateway.errors import GatewayError
-
 # udev's ID_SERIAL is vendor_model_serial, or vendor_model without a serial number: at least
 # three parts are needed to tell the serial number apart (``usb-1a86_USB2.0-Serial`` has none).
 _BY_ID = re.compile(r"usb-(?P<product>[^_]*_.*?)_(?P<serial>[^_]+)-if\d+(?:-port\d+)?\Z")
 _SUFFIX = re.compile(r"-if\d+(?:-port\d+)?\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-# A queue is role/port and an MQTT topic holds 65,535 bytes: leave room for the port id.
-MAX_ROLE_BYTES = 60_000
 
 
 def serial_number(path: str) -> str | None:
@@ -52,19 +48,3 @@ class RoleMap:
             if key is not None and key in self.roles:
                 return self.roles[key]
         return derived_role(path)
-
-
-def parse_role_option(text: str) -> tuple[str, str]:
-    """``SERIAL=ROLE`` from the command line (the key may also be a link name or path)."""
-    key, sep, role = text.partition("=")
-    if not sep or not key or not role:
-        raise GatewayError(f"--role {text[:80]!r}: expected SERIALNUMBER=ROLE")
-    if set(role) & set("+#\x00"):
-        raise GatewayError(f"--role {text[:80]!r}: a role cannot contain '+', '#' or NUL")
-    try:
-        size = len(role.encode())
-    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line
-        raise GatewayError(f"--role {text[:80]!r}: the role is not UTF-8") from None
-    if size > MAX_ROLE_BYTES:
-        raise GatewayError(f"--role {text[:80]!r}...: {size}-byte role, at most {MAX_ROLE_BYTES}")
-    return key, role
