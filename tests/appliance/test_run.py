@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,9 @@ from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.mosquitto import free_port
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.appliance.conftest import Client
+from tests.support.cli import BIN
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
 
 
 def write_config(tmp: Path) -> tuple[Path, dict[str, int]]:

@@ -31,6 +31,7 @@ import pytest
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
 from tests.conftest import Probe
+from tests.support.cli import BIN
 from tests.support.tasks import background
 from tests.support.wait import until
 
@@ -39,7 +40,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "firmware" / "test" / "simavr" / "harness.c"
 BUILD_AVR = ROOT / "firmware" / "extras" / "build_avr.py"
-BIN = Path(sys.executable).parent
 LINK = "usb-Arduino__www.arduino.cc__0043_{serial}-if00"
 SERIAL = "SIMAVR0001"
 ROLE = "dev"

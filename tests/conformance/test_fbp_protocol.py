@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from gateway.mosquitto import Mosquitto, free_port
+from tests.support.cli import BIN
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 NPM = Path(__file__).parents[1] / "npm"
 FBP_TEST = NPM / "node_modules" / ".bin" / "fbp-test"
 SECRET = "conformance-secret-4711"

@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +23,10 @@ import pytest
 
 from gateway.mosquitto import Mosquitto, free_port
 from tests.conformance.test_fbp_protocol import SECRET, wait_listening
+from tests.support.cli import BIN
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 NPM = Path(__file__).parents[1] / "npm" / "node_modules"
 SPECS = Path(__file__).parent / "specs"
 SEQUENTIAL = Path(__file__).parent / "sequential_specs"

@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ from gateway.mosquitto import Mosquitto, free_port
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.conformance.test_fbp_protocol import SECRET, wait_listening
 from tests.conftest import Probe
+from tests.support.cli import BIN
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 GRAPH = "default/main"
 
 

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,11 +17,11 @@ import pytest
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant import serve
 from tests.conftest import Probe
+from tests.support.cli import BIN
 from tests.support.participants import Relay, source
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 EXPIRY = 15  # seconds: the participants announce once in the test (their period is 60 s)
 

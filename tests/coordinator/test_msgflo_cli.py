@@ -10,7 +10,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from asyncio.subprocess import PIPE
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ import pytest
 
 from gateway.mosquitto import Mosquitto
 from tests.amqp_broker import RabbitMQ
+from tests.support.cli import BIN, run_script
 
-BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
@@ -193,13 +192,7 @@ def test_no_stale_processes_after_kill_9(project: Path, mosquitto: Mosquitto) ->
 
 def test_invalid_graph_reports_every_problem(tmp_path: Path) -> None:
     (tmp_path / "bad.fbp").write_text("a(A) OUT -> IN b(B)\nc OUT -> IN a\nx OUT -> IN y\n")
-    result = subprocess.run(
-        [str(BIN / "msgflo"), "--graph", str(tmp_path / "bad.fbp")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_script("msgflo", "--graph", tmp_path / "bad.fbp", timeout=30)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) >= 2
@@ -207,13 +200,7 @@ def test_invalid_graph_reports_every_problem(tmp_path: Path) -> None:
 
 
 def test_auto_save_needs_a_graph() -> None:
-    result = subprocess.run(
-        [str(BIN / "msgflo"), "--auto-save"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_script("msgflo", "--auto-save", timeout=30)
     assert result.returncode == 2 and "--auto-save needs --graph" in result.stderr
 
 

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import pytest
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant import Participant, serve
 from tests.conftest import Probe
+from tests.support.cli import BIN
 from tests.support.participants import Relay
 
 pytestmark = pytest.mark.integration
-
-BIN = Path(sys.executable).parent
 
 
 class Msgflo:

@@ -3,40 +3,25 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.graph import load_graph
+from tests.support.cli import run_script
 
 from .conftest import CORPUS
 
-SCRIPT = Path(sys.executable).parent / "msgflo-graph"
-
-
-def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    assert SCRIPT.is_file(), f"{SCRIPT} missing: run ./bootstrap.sh setup (pip install -e .)"
-    return subprocess.run(
-        [str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        check=False,
-    )
-
 
 def test_validate_ok() -> None:
-    done = run("validate", CORPUS / "valid" / "60_bitraf.fbp")
+    done = run_script("msgflo-graph", "validate", CORPUS / "valid" / "60_bitraf.fbp")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok (88 processes, 139 edges, 11 IIPs)")
     assert done.stderr == ""
 
 
 def test_validate_lists_every_problem_with_caret() -> None:
-    done = run("validate", "invalid/several_errors.fbp", cwd=CORPUS)
+    done = run_script("msgflo-graph", "validate", "invalid/several_errors.fbp", cwd=CORPUS)
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines[0] == (
@@ -51,7 +36,9 @@ def test_validate_lists_every_problem_with_caret() -> None:
 
 
 def test_validate_brief_is_one_line_per_problem() -> None:
-    done = run("validate", "--brief", "json_invalid/missing_process.json", cwd=CORPUS)
+    done = run_script(
+        "msgflo-graph", "validate", "--brief", "json_invalid/missing_process.json", cwd=CORPUS
+    )
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "json_invalid/missing_process.json:7:25: error: edge comes from 'dor', which is not a"
@@ -70,13 +57,13 @@ def test_validate_brief_is_one_line_per_problem() -> None:
     ids=["nothing", "no-file", "unknown-command", "missing-output"],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
-    done = run(*args)
+    done = run_script("msgflo-graph", *args)
     assert done.returncode == 2
     assert "usage:" in done.stderr
 
 
 def test_unreadable_file_exits_2(tmp_path: Path) -> None:
-    done = run("validate", tmp_path / "nope.fbp")
+    done = run_script("msgflo-graph", "validate", tmp_path / "nope.fbp")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"msgflo-graph: error: {tmp_path / 'nope.fbp'}: cannot read graph:"
@@ -87,14 +74,14 @@ def test_unreadable_file_exits_2(tmp_path: Path) -> None:
 def test_convert_fbp_to_json_and_back(tmp_path: Path) -> None:
     source = CORPUS / "valid" / "27_node_metadata.fbp"
     as_json = tmp_path / "graph.json"
-    assert run("convert", source, as_json).returncode == 0
+    assert run_script("msgflo-graph", "convert", source, as_json).returncode == 0
     data = json.loads(as_json.read_text())
     assert data["processes"]["n"] == {
         "component": "core/Comp",
         "metadata": {"key": "val", "x": 17, "y": 42},
     }
     back = tmp_path / "graph.fbp"
-    done = run("convert", as_json, back)
+    done = run_script("msgflo-graph", "convert", as_json, back)
     assert done.returncode == 0, done.stderr
     assert load_graph(back) == load_graph(source)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -105,7 +92,7 @@ def test_convert_fbp_to_json_and_back(tmp_path: Path) -> None:
 
 def test_convert_refuses_what_fbp_cannot_say(tmp_path: Path) -> None:
     out = tmp_path / "out.fbp"
-    done = run("convert", CORPUS / "json" / "cflo_style.json", out)
+    done = run_script("msgflo-graph", "convert", CORPUS / "json" / "cflo_style.json", out)
     assert done.returncode == 1
     assert "process name 'bitraf/guestbutton/lab'" in done.stderr
     assert not out.exists()
@@ -113,7 +100,9 @@ def test_convert_refuses_what_fbp_cannot_say(tmp_path: Path) -> None:
 
 def test_convert_lossy_warns_about_what_it_drops(tmp_path: Path) -> None:
     out = tmp_path / "out.fbp"
-    done = run("convert", "--lossy", CORPUS / "json" / "bitraf_style.json", out)
+    done = run_script(
+        "msgflo-graph", "convert", "--lossy", CORPUS / "json" / "bitraf_style.json", out
+    )
     assert done.returncode == 0, done.stderr
     assert "warning: groups[0]: dropped: group 'doors'" in done.stderr
     assert "'EDDT'" not in out.read_text()
@@ -121,7 +110,7 @@ def test_convert_lossy_warns_about_what_it_drops(tmp_path: Path) -> None:
 
 
 def test_show_prints_tables() -> None:
-    done = run("show", CORPUS / "json" / "c3flo_style.json")
+    done = run_script("msgflo-graph", "show", CORPUS / "json" / "c3flo_style.json")
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
     assert out[0] == "graph (runtime msgflo)"
@@ -133,5 +122,7 @@ def test_show_prints_tables() -> None:
 
 
 def test_case_sensitive_option() -> None:
-    done = run("show", "--case-sensitive", CORPUS / "valid" / "03_uppercase_ports.fbp")
+    done = run_script(
+        "msgflo-graph", "show", "--case-sensitive", CORPUS / "valid" / "03_uppercase_ports.fbp"
+    )
     assert "hub.STATE  ->  lamp.LED" in done.stdout

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -15,15 +14,9 @@ from pathlib import Path
 import pytest
 
 from gateway.mosquitto import Mosquitto, free_port
+from tests.support.cli import BIN, run_script
 
-BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def tool(name: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / name), *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def start(name: str, *args: str) -> subprocess.Popen[str]:
@@ -65,7 +58,7 @@ def dump_after_send(broker: str, queue: str, sends: list[list[str]], amount: int
     )
     time.sleep(0.5)  # let it subscribe; the dump would otherwise miss the messages
     for args in sends:
-        result = tool("msgflo-send-message", "--broker", broker, *args)
+        result = run_script("msgflo-send-message", "--broker", broker, *args)
         assert result.returncode == 0, result.stderr
     out, _ = dump.communicate(timeout=15)
     assert dump.returncode == 0, out
@@ -134,7 +127,7 @@ def test_invalid_broker_url_is_one_line_and_exit_2(name: str) -> None:
         "msgflo-dump-message": ["--queue", "q"],
         "msgflo-python": [str(EXAMPLES / "repeat.py"), "rep"],
     }[name]
-    result = tool(name, *args, "--broker", "mqtt:/nohost")
+    result = run_script(name, *args, "--broker", "mqtt:/nohost")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -142,15 +135,15 @@ def test_invalid_broker_url_is_one_line_and_exit_2(name: str) -> None:
 
 
 def test_send_rejects_bad_json_and_wildcard_queue() -> None:
-    bad_json = tool("msgflo-send-message", "--queue", "q", "--json", "{nope")
+    bad_json = run_script("msgflo-send-message", "--queue", "q", "--json", "{nope")
     assert bad_json.returncode == 2 and "--json is not valid JSON" in bad_json.stderr
-    wildcard = tool("msgflo-send-message", "--queue", "#ROLE/in", "--json", "1")
+    wildcard = run_script("msgflo-send-message", "--queue", "#ROLE/in", "--json", "1")
     assert wildcard.returncode == 2 and "unsubstituted #ROLE" in wildcard.stderr
 
 
 def test_send_to_unreachable_broker_times_out_with_one_line() -> None:
     port = free_port()
-    result = tool(
+    result = run_script(
         "msgflo-send-message",
         "--broker",
         f"mqtt://127.0.0.1:{port}",
@@ -185,7 +178,7 @@ def test_participant_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> No
         assert process.poll() is None  # still running, retrying
         with Mosquitto(port=port) as broker:
             # It announces itself once connected (and subscribed: same connection, in order).
-            announced = tool(
+            announced = run_script(
                 "msgflo-dump-message", "--broker", broker.url, "--queue", "fbp", "--timeout", "10"
             )
             assert json.loads(announced.stdout)["payload"]["role"] == "late", announced.stderr
@@ -200,14 +193,14 @@ def test_participant_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> No
 
 
 def test_msgflo_python_usage_errors(tmp_path: Path) -> None:
-    assert "usage: msgflo-python" in tool("msgflo-python").stderr
-    missing = tool("msgflo-python", str(tmp_path / "nope.py"), "r")
+    assert "usage: msgflo-python" in run_script("msgflo-python").stderr
+    missing = run_script("msgflo-python", str(tmp_path / "nope.py"), "r")
     assert missing.returncode == 2 and "no such file" in missing.stderr
     (tmp_path / "empty.py").write_text("x = 1\n")
-    empty = tool("msgflo-python", str(tmp_path / "empty.py"), "r")
+    empty = run_script("msgflo-python", str(tmp_path / "empty.py"), "r")
     assert empty.returncode == 2 and "defines no subclass of msgflo.Participant" in empty.stderr
     (tmp_path / "broken.py").write_text("def f(:\n")
-    broken = tool("msgflo-python", str(tmp_path / "broken.py"), "r")
+    broken = run_script("msgflo-python", str(tmp_path / "broken.py"), "r")
     assert broken.returncode == 2 and "broken.py:1: syntax error" in broken.stderr
 
 
@@ -230,7 +223,7 @@ def test_msgflo_register_announces_foreign_participants(
         "10",
     )
     time.sleep(0.5)
-    result = tool(
+    result = run_script(
         "msgflo-register",
         "--broker",
         mosquitto.url,
@@ -255,7 +248,7 @@ def test_msgflo_register_announces_foreign_participants(
 
 
 def test_msgflo_register_bad_input() -> None:
-    bad_role = tool("msgflo-register", "--role", "novalue")
+    bad_role = run_script("msgflo-register", "--role", "novalue")
     assert bad_role.returncode == 2 and "expected ROLE:FILE.yaml" in bad_role.stderr
-    bad_bool = tool("msgflo-register", "--role", "a:b.yml", "--forever", "maybe")
+    bad_bool = run_script("msgflo-register", "--role", "a:b.yml", "--forever", "maybe")
     assert bad_bool.returncode == 2 and "expected true or false" in bad_bool.stderr

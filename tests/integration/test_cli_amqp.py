@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.amqp_broker import RabbitMQ
-from tests.integration.test_cli import EXAMPLES, start, stop, tool
+from tests.integration.test_cli import EXAMPLES, start, stop
+from tests.support.cli import run_script
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def test_dump_observes_inport_and_outport_without_taking_messages(rabbitmq: Rabb
         wait_for(
             "observers", lambda: observers(rabbitmq, inport) + observers(rabbitmq, outport) == 2
         )
-        sent = tool(
+        sent = run_script(
             "msgflo-send-message", "--broker", rabbitmq.url, "--queue", inport, "--json", '{"n": 1}'
         )
         assert sent.returncode == 0, sent.stderr
@@ -76,6 +77,6 @@ def test_participant_prefetch_flag(rabbitmq: RabbitMQ) -> None:
         wait_for("a channel with prefetch 5", prefetch_5)
     finally:
         stop(repeat)
-    bad = tool("msgflo-python", *args[:-1], "0")
+    bad = run_script("msgflo-python", *args[:-1], "0")
     assert bad.returncode == 2
     assert "prefetch must be 1..65535 messages, not '0'" in bad.stderr
