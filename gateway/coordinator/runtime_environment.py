@@ -19,8 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import yaml
-
+from gateway.common.yaml12 import dump_yaml
 from gateway.coordinator.registry import RegistryEvent
 from gateway.coordinator.service import CoordinatorService
 from gateway.errors import GatewayError
@@ -148,7 +147,7 @@ class CoordinatorEnvironment(Environment):
         for seen in self.coordinator.registry:
             if seen.definition.component == name:
                 # A discovered participant's definition is its source (protocol.md 8.1).
-                code = yaml.safe_dump(seen.definition.to_discovery(), sort_keys=False)
+                code = dump_yaml(seen.definition.to_discovery())
                 return ComponentSource(short, library, "yaml", code)
         return None
 
