@@ -13,7 +13,8 @@ from gateway.broker import parse_broker_url, resolve_broker
 from gateway.errors import BrokerUrlError, TransportError
 from gateway.transport import open_transport
 from gateway.transport.base import Transport, Will
-from gateway.transport.memory import MemoryBroker, MemoryTransport, memory_broker, topic_matches
+from gateway.transport.memory import MemoryBroker, MemoryTransport, memory_broker
+from gateway.transport.topics import topic_matches
 from tests.support.inbox import Inbox
 from tests.support.wait import until
 
