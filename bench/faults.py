@@ -74,7 +74,7 @@ from gateway.mosquitto import Mosquitto, find_tool, free_port
 from gateway.participant import Message, Participant, serve
 from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
-from gateway.transport.mqtt import MqttTransport
+from gateway.transport import open_transport
 from tests.netfault import Proxy
 
 LOOPBACK = "127.0.0.1"
@@ -278,7 +278,7 @@ async def stall_a_reader(broker: Mosquitto) -> None:
 
 async def flood(broker: str, count: int, size: int) -> None:
     pad = "x" * (size - 100)
-    async with MqttTransport(parse_broker_url(broker), client_id="flood") as transport:
+    async with open_transport(parse_broker_url(broker), client_id="flood") as transport:
         await transport.wait_connected()
         for i in range(count):
             ports = [{"id": "in", "queue": f"fake{i}/in", "description": pad}]

@@ -45,8 +45,8 @@ from pathlib import Path
 from bench.common import BIN, ROOT, cpu_seconds, percentile
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
+from gateway.transport import Transport, open_transport
 from gateway.transport.base import Delivery
-from gateway.transport.mqtt import MqttTransport
 
 HARNESS = ROOT / "firmware" / "test" / "simavr" / "harness.c"
 BUILD_AVR = ROOT / "firmware" / "extras" / "build_avr.py"
@@ -133,7 +133,7 @@ def payload_for(seq: int, size: int) -> bytes:
 
 
 async def measure(
-    transport: MqttTransport, echoes: Echoes, bridge_pid: int, size: int, args: argparse.Namespace
+    transport: Transport, echoes: Echoes, bridge_pid: int, size: int, args: argparse.Namespace
 ) -> Result:
     inport = f"{ROLE}/in"
     seq = 0
@@ -213,7 +213,7 @@ async def bench(args: argparse.Namespace, directory: Path) -> tuple[list[Result]
         env = {**os.environ, "MSGFLO_PYTHON_LOGLEVEL": "WARNING"}
         results = []
         with process(bridge_command, env=env) as bridge:
-            async with MqttTransport(parse_broker_url(broker.url), client_id="bench") as transport:
+            async with open_transport(parse_broker_url(broker.url), client_id="bench") as transport:
                 async with asyncio.timeout(5):
                     await transport.wait_connected()
                 echoes = Echoes()

@@ -25,7 +25,7 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "amqp": 5672, "amqps": 5671, "memo
 # MQTT's clientId and keepAlive msgflo-cpp, AMQP's heartbeat amqplib (msgflo-nodejs) and
 # prefetch the msgflo-nodejs participant option of that name.
 TLS_OPTIONS = frozenset({"ca_certs", "certfile", "keyfile", "insecure"})
-MQTT_OPTIONS = TLS_OPTIONS | {"clientId", "keepAlive", "sessionExpiry"}
+MQTT_OPTIONS = TLS_OPTIONS | {"clientId", "keepAlive", "sessionExpiry", "protocolVersion"}
 AMQP_OPTIONS = TLS_OPTIONS | {"heartbeat", "prefetch"}
 
 
@@ -118,6 +118,9 @@ def _check_options(shown: str, options: Mapping[str, str], known: frozenset[str]
     keepalive = options.get("keepAlive")
     if keepalive is not None and not (keepalive.isdigit() and 0 < int(keepalive) <= 65535):
         raise BrokerUrlError(shown, f"keepAlive must be 1..65535 seconds, not {keepalive!r}")
+    version = options.get("protocolVersion")
+    if version is not None and version not in ("4", "5"):
+        raise BrokerUrlError(shown, f"protocolVersion must be 4 (MQTT 3.1.1) or 5, not {version!r}")
     expiry = options.get("sessionExpiry")
     if expiry is not None and not (expiry.isdigit() and int(expiry) <= 0xFFFFFFFF):
         raise BrokerUrlError(shown, f"sessionExpiry must be 0..4294967295 seconds, not {expiry!r}")

@@ -16,10 +16,9 @@ import pytest
 
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
-from gateway.transport import open_transport
+from gateway.transport import Transport, open_transport
 from gateway.transport.base import Delivery
 from gateway.transport.memory import MemoryTransport
-from gateway.transport.mqtt import MqttTransport
 from tests.amqp_broker import RabbitMQ
 
 # Programs that only tests marked ``integration`` may start: brokers, node, emulators. Checked
@@ -82,7 +81,7 @@ MARKER = "msgflo-gateway-tests/probe-marker"
 class Probe:
     """A plain MQTT client for tests: subscribe to topics, await what arrives, publish."""
 
-    def __init__(self, transport: MqttTransport) -> None:
+    def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.received: dict[str, list[bytes]] = defaultdict(list)
         self._arrived = asyncio.Event()
@@ -121,7 +120,7 @@ class Probe:
 
 @pytest.fixture
 async def probe(mosquitto: Mosquitto) -> AsyncIterator[Probe]:
-    async with MqttTransport(parse_broker_url(mosquitto.url), client_id="probe") as transport:
+    async with open_transport(parse_broker_url(mosquitto.url), client_id="probe") as transport:
         async with asyncio.timeout(5):
             await transport.wait_connected()
         yield Probe(transport)

@@ -14,6 +14,7 @@ set each time, so it can diff against what it did before.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,6 +26,8 @@ from gateway.participant.discovery import DISCOVERY_TOPIC
 from gateway.transport.base import Delivery, DeliveryHandler, Transport
 
 DataFn = Callable[[str, bytes], None]  # (source queue, payload) of observed data
+
+log = logging.getLogger(__name__)
 
 
 class Binder(abc.ABC):
@@ -71,7 +74,12 @@ class ForwardStats:
 
 
 class MqttForwarder(Binder):
-    """MQTT edges forwarded by the coordinator, byte-for-byte, with MQTT 5 "no local"."""
+    """MQTT edges forwarded by the coordinator, byte-for-byte, with MQTT 5 "no local".
+
+    On an MQTT 3.1.1 connection (no "no local", no "retain as published") it forwards as the
+    original did, see ``routing.py``; a retained message that arrives live is forwarded
+    without its retain flag there, since the broker clears it (3.1.1 3.3.1.3).
+    """
 
     wires_offline = True  # subscriptions made while disconnected are sent at connect
 
@@ -92,12 +100,32 @@ class MqttForwarder(Binder):
         self._replay = replay_retained
         self._subscribed: frozenset[str] = frozenset()
         self._observed: frozenset[str] = frozenset()
+        self._echoes = not transport.supports_no_local
+        self._cut: frozenset[object] = frozenset()
+        transport.add_connect_listener(self._check_protocol)
+
+    def _check_protocol(self) -> None:
+        """A broker that refused MQTT 5 made the connection 3.1.1: subscribe again."""
+        if self._echoes != (not self.transport.supports_no_local):
+            self._echoes = not self._echoes
+            self._subscribed = frozenset()
+            if self.on_reconnect is not None:
+                self.on_reconnect()
 
     async def subscribe_discovery(self, handler: DeliveryHandler) -> None:
         await self.transport.subscribe(DISCOVERY_TOPIC, handler, qos=0)
 
     async def apply(self, states: Sequence[EdgeState], observed: frozenset[str]) -> bool:
-        self.table = route_table(states)
+        self.table = route_table(states, echoes=self._echoes)
+        if self.table.cut != self._cut:
+            self._cut = self.table.cut
+            for route in sorted(self.table.cut):
+                log.warning(
+                    "not forwarding %s -> %s: it closes a cycle of topics, which MQTT 3.1.1 "
+                    "would carry round forever (no 'no local'; use MQTT 5)",
+                    route.src,
+                    route.tgt,
+                )
         self._observed = observed
         wanted = self.table.sources | observed
         for topic in sorted(wanted - self._subscribed):
@@ -105,8 +133,8 @@ class MqttForwarder(Binder):
                 topic,
                 self._deliver,
                 qos=self._qos,
-                no_local=True,
-                retain_as_published=True,
+                no_local=not self._echoes,
+                retain_as_published=not self._echoes,
                 replay_retained=self._replay,
             )
         for topic in sorted(self._subscribed - wanted):
@@ -124,7 +152,10 @@ class MqttForwarder(Binder):
             self._on_data(delivery.topic, delivery.payload)
 
     def publish(self, queue: str, payload: bytes, *, qos: int = 0) -> None:
-        # The broker does not echo our own messages back to the forwarder (no local).
+        # The broker does not echo our own messages back to the forwarder (no local); on
+        # 3.1.1 it does, and the echo carries the message on.
         self.transport.publish(queue, payload, qos=qos)
+        if self._echoes:
+            return
         for target in self.table.targets(queue):
             self.transport.publish(target, payload, qos=qos)

@@ -9,6 +9,10 @@ reach their end, and a cycle is walked at most once, because each topic is visit
 
 Edges whose source and target resolve to the same topic are not routes at all: the data is
 already there (15 of 99 edges in one real deployment are like that).
+
+MQTT 3.1.1 has no "no local": there the coordinator works as the original, each message to its
+direct targets only and its own echo carrying it on (``echoes=True``), and a route on a cycle
+of topics is left out (:attr:`RouteTable.cut`), since that echo would circle forever.
 """
 
 from __future__ import annotations
@@ -29,14 +33,21 @@ class Route:
 class RouteTable:
     """An immutable set of routes with each source topic's precomputed delivery list."""
 
-    def __init__(self, routes: Iterable[Route] = ()) -> None:
+    def __init__(self, routes: Iterable[Route] = (), *, echoes: bool = False) -> None:
         self.routes = frozenset(r for r in routes if r.src != r.tgt)
         direct: dict[str, set[str]] = defaultdict(set)
         for route in self.routes:
             direct[route.src].add(route.tgt)
-        self._targets: Mapping[str, tuple[str, ...]] = {
-            src: _reachable(src, direct) for src in direct
-        }
+        self.cut: frozenset[Route] = frozenset()
+        if echoes:
+            self.cut = frozenset(r for r in self.routes if r.src in _reachable(r.tgt, direct))
+            for route in self.cut:
+                direct[route.src].discard(route.tgt)
+            self._targets: Mapping[str, tuple[str, ...]] = {
+                src: tuple(sorted(tgts)) for src, tgts in direct.items() if tgts
+            }
+        else:
+            self._targets = {src: _reachable(src, direct) for src in direct}
 
     @property
     def sources(self) -> frozenset[str]:

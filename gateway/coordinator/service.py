@@ -38,7 +38,6 @@ from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
 from gateway.participant.foreign import load_foreign
 from gateway.transport import Transport, open_transport
-from gateway.transport.mqtt5_fast import FastMqttTransport
 
 log = logging.getLogger(__name__)
 
@@ -323,20 +322,19 @@ class CoordinatorService:
 
 
 def coordinator_transport(url: BrokerUrl, deployment: str | None, session_expiry: int) -> Transport:
-    """The coordinator's connection: the fast MQTT 5 client (it forwards every edge's data)
-    on MQTT; on AMQP the plain transport, which only publishes IIPs and packets.
-
-    On MQTT a deployment's coordinator resumes its session (same client id, the broker kept
-    what arrived for its edges); one without a name gets a fresh id and a clean session, so
-    two such coordinators on one broker do not throw each other off.
+    """The coordinator's connection. On MQTT (where it forwards every edge's data) a
+    deployment's coordinator resumes its session (same client id, the broker kept what arrived
+    for its edges); one without a name gets a fresh id and a clean session, so two such
+    coordinators on one broker do not throw each other off. On AMQP the broker routes and
+    keeps the queues itself: the coordinator only publishes IIPs and packets.
     """
-    if url.is_mqtt:
-        if deployment is None:
-            client_id, session_expiry = f"msgflo-coordinator-{secrets.token_hex(4)}", 0
-        else:
-            client_id = f"msgflo-coordinator-{deployment}"
-        return FastMqttTransport(url, client_id=client_id, session_expiry=session_expiry)
-    return open_transport(url, client_id="msgflo-coordinator")
+    if not url.is_mqtt:
+        return open_transport(url, client_id="msgflo-coordinator")
+    if deployment is None:
+        client_id, session_expiry = f"msgflo-coordinator-{secrets.token_hex(4)}", 0
+    else:
+        client_id = f"msgflo-coordinator-{deployment}"
+    return open_transport(url, client_id=client_id, session_expiry=session_expiry)
 
 
 def _iips_for(index: GraphIndex, role: str) -> Mapping[str, object]:

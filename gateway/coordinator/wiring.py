@@ -98,8 +98,9 @@ def resolve_edges(registry: Registry, edges: Iterable[Edge]) -> list[EdgeState]:
     return [resolve_edge(registry, edge) for edge in edges]
 
 
-def route_table(states: Iterable[EdgeState]) -> RouteTable:
-    return RouteTable(route for state in states if (route := state.route()) is not None)
+def route_table(states: Iterable[EdgeState], *, echoes: bool = False) -> RouteTable:
+    routes = (route for state in states if (route := state.route()) is not None)
+    return RouteTable(routes, echoes=echoes)
 
 
 def iip_queue(registry: Registry, initial: Initial) -> str | None:

@@ -43,20 +43,15 @@ async def serve(
     after it first connected. A ``transport`` given by the caller (not yet entered) is used
     instead of opening one for ``broker``, e.g. to tune its reconnect backoff.
 
-    On MQTT, when a participant is shared (:meth:`Participant.share`) the connection speaks
-    MQTT 5, which shared subscriptions need; otherwise MQTT 3.1.1, as the original.
+    On MQTT the connection speaks MQTT 5 (shared participants, :meth:`Participant.share`,
+    need it) unless the URL says ``protocolVersion=4`` or the broker knows only 3.1.1.
     """
     period = discovery_period if discovery_period is not None else period_from_env()
     if transport is None:
         url = broker if isinstance(broker, BrokerUrl) else resolve_broker(broker)
         first = participants[0].id if participants else "msgflo"
         client_id = f"{first}-{secrets.token_hex(3)}"
-        if url.is_mqtt and any(p.shared for p in participants):
-            from gateway.transport.mqtt import MQTT_5, MqttTransport
-
-            transport = MqttTransport(url, client_id=client_id, protocol=MQTT_5)
-        else:
-            transport = open_transport(url, client_id=client_id)
+        transport = open_transport(url, client_id=client_id)
     async with transport, asyncio.TaskGroup() as tg:
         for participant in participants:
             coro = participant.run_on(transport, discovery_period=period, iips=iips)

@@ -4,18 +4,40 @@ from __future__ import annotations
 
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError
-from gateway.transport.base import Delivery, DeliveryHandler, Transport
+from gateway.transport.base import Delivery, DeliveryHandler, Transport, Will
 
-__all__ = ["Delivery", "DeliveryHandler", "Transport", "open_transport"]
+__all__ = ["Delivery", "DeliveryHandler", "Transport", "Will", "open_transport"]
 
 
-def open_transport(url: BrokerUrl, *, client_id: str = "") -> Transport:
-    """A not-yet-connected transport for ``url``; use it with ``async with``."""
+def open_transport(
+    url: BrokerUrl,
+    *,
+    client_id: str = "",
+    will: Will | None = None,
+    keepalive: int | None = None,
+    session_expiry: int | None = None,
+) -> Transport:
+    """A not-yet-connected transport for ``url``; use it with ``async with``. The only way
+    the rest of the gateway makes one.
+
+    ``client_id`` may hold ``%i`` (random hex digits). ``will``, ``keepalive`` (else the
+    URL's ``keepAlive``) and ``session_expiry`` (else the URL's ``sessionExpiry``) are MQTT's;
+    AMQP has no will (RabbitMQ tells nobody when a connection dies), keeps its queues by
+    itself (durable ports) and takes its heartbeat from the URL's ``heartbeat``, so there they
+    are ignored.
+    """
     if url.is_mqtt:
-        # Imported here so that a future AMQP-only deployment need not import paho (and back).
+        # Imported here so that an AMQP-only deployment need not import the MQTT client (and
+        # back: an MQTT-only one never imports aio-pika).
         from gateway.transport.mqtt import MqttTransport
 
-        return MqttTransport(url, client_id=client_id)
+        return MqttTransport(
+            url,
+            client_id=client_id,
+            will=will,
+            keepalive=keepalive,
+            session_expiry=session_expiry,
+        )
     if url.scheme in ("amqp", "amqps"):
         from gateway.transport.amqp import AmqpTransport
 
@@ -23,7 +45,7 @@ def open_transport(url: BrokerUrl, *, client_id: str = "") -> Transport:
     if url.scheme == "memory":
         from gateway.transport.memory import MemoryTransport
 
-        return MemoryTransport(url, client_id=client_id)
+        return MemoryTransport(url, client_id=client_id, will=will)
     raise BrokerUrlError(
         str(url), f"{url.scheme}:// is not supported by this version (use mqtt:// or amqp://)"
     )

@@ -1,9 +1,10 @@
 """The transport interface: what participants and the coordinator need from a broker.
 
-One implementation per URL scheme (``mqtt.py`` now; AMQP later), chosen by
-:func:`gateway.transport.open_transport`. A transport is an async context manager that keeps its
-connection alive by itself: it reconnects with backoff, replays subscriptions and then tells its
-connect listeners, so callers announce themselves again after every reconnect.
+One implementation per URL scheme (``mqtt/`` for mqtt:// and mqtts://, ``amqp.py`` for
+amqp:// and amqps://), made by :func:`gateway.transport.open_transport`. A transport is an async
+context manager that keeps its connection alive by itself: it reconnects with backoff, replays
+subscriptions and then tells its connect listeners, so callers announce themselves again after
+every reconnect.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ class Transport(abc.ABC):
         set it) and ``replay_retained`` (whether retained messages arrive at subscribe time).
         A transport that cannot honour a non-default option raises ``TransportError``.
         """
+
+    @property
+    def supports_no_local(self) -> bool:
+        """Whether :meth:`subscribe` takes ``no_local``: not on MQTT 3.1.1, where a client
+        receives its own messages back and cannot tell them from others'."""
+        return True
 
     async def subscribe_acked(self, topic: str, handler: DeliveryHandler, *, qos: int = 0) -> bool:
         """Subscribe so that the subscriber settles each delivery with :meth:`ack` or

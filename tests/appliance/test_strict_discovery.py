@@ -19,8 +19,7 @@ from gateway.graph import parse_fbp
 from gateway.participant import Participant, serve
 from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
-from gateway.transport.mqtt import MqttTransport
-from gateway.transport.mqtt5_fast import FastMqttTransport
+from gateway.transport import open_transport
 from tests.appliance.conftest import Broker, appliance_config, provision
 from tests.conftest import Probe
 from tests.support.participants import Relay
@@ -56,7 +55,7 @@ async def running(*tasks: asyncio.Task[None]) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def client(address: str, name: str) -> AsyncIterator[Probe]:
-    async with MqttTransport(parse_broker_url(address), client_id=name) as transport:
+    async with open_transport(parse_broker_url(address), client_id=name) as transport:
         async with asyncio.timeout(5):
             await transport.wait_connected()
         yield Probe(transport)
@@ -87,7 +86,7 @@ async def test_a_device_announcing_another_role_neither_injects_nor_steals(
     appliance: tuple[GatewayConfig, Secrets], broker: Broker, attack: str, strict: bool
 ) -> None:
     graph = parse_fbp("sensor(Sensor) OUT -> IN display(Relay)", file="g.fbp")
-    transport = FastMqttTransport(parse_broker_url(url(appliance, "coordinator")), client_id="c")
+    transport = open_transport(parse_broker_url(url(appliance, "coordinator")), client_id="c")
     sensor = Participant({"component": "Sensor", "inports": []}, "sensor")
     async with transport:
         coordinator = Coordinator(transport, graph, options=CoordinatorOptions(strict=strict))

@@ -29,8 +29,8 @@ from gateway.bridges.serial.roles import RoleMap
 from gateway.bridges.serial.session import SessionConfig, State
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
+from gateway.transport import open_transport
 from gateway.transport.backoff import Backoff
-from gateway.transport.mqtt import MqttTransport
 from tests.conftest import Probe
 from tests.support.wait import until
 
@@ -55,7 +55,7 @@ async def running(
     mosquitto: Mosquitto, config: BridgeConfig, opener: PortOpener = TtyPort.open
 ) -> AsyncIterator[SerialBridge]:
     url = parse_broker_url(mosquitto.url)
-    async with MqttTransport(url, client_id="msgflo-serial-test") as transport:
+    async with open_transport(url, client_id="msgflo-serial-test") as transport:
         async with asyncio.timeout(5):
             await transport.wait_connected()
         bridge = SerialBridge(config, transport, opener=opener)

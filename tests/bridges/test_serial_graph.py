@@ -13,7 +13,7 @@ from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
-from gateway.transport.mqtt import MQTT_5, MqttTransport
+from gateway.transport import open_transport
 from tests.bridges.test_serial_bridge import BY_ID, fast_config, running
 from tests.conftest import Probe
 from tests.support.participants import Relay
@@ -33,7 +33,7 @@ async def test_the_board_works_in_a_graph_and_again_after_unplug_expiry_and_repl
     source = Participant({"component": "Source", "inports": [], "outports": ["out"]}, "s")
     url = parse_broker_url(mosquitto.url)
     async with (
-        MqttTransport(url, client_id="coordinator", protocol=MQTT_5) as transport,
+        open_transport(url, client_id="coordinator") as transport,
         running(mosquitto, fast_config(tmp_path, {"DEV1": "dev"})) as bridge,
     ):
         coordinator = Coordinator(transport, parse_fbp(GRAPH), options=CoordinatorOptions(1.5))

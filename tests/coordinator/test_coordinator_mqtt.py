@@ -21,8 +21,7 @@ from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
 from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
-from gateway.transport.mqtt import MqttTransport
-from gateway.transport.mqtt5_fast import FastMqttTransport
+from gateway.transport import open_transport
 from tests.conftest import Probe
 from tests.support.participants import Relay, source
 
@@ -35,7 +34,7 @@ def graph(text: str) -> Graph:
 
 @contextlib.asynccontextmanager
 async def coordinating(url: str, g: Graph, **options: Any) -> AsyncIterator[Coordinator]:
-    transport = FastMqttTransport(parse_broker_url(url), client_id="coordinator")
+    transport = open_transport(parse_broker_url(url), client_id="coordinator")
     async with transport:
         coordinator = Coordinator(transport, g, options=CoordinatorOptions(**options))
         task = asyncio.create_task(coordinator.run())
@@ -247,7 +246,7 @@ def test_garbage_on_fbp_never_stops_the_coordinator(garbage: list[bytes]) -> Non
     async def scenario() -> None:
         with Mosquitto() as broker:
             url = broker.url
-            async with MqttTransport(parse_broker_url(url), client_id="p") as t:
+            async with open_transport(parse_broker_url(url), client_id="p") as t:
                 await asyncio.wait_for(t.wait_connected(), 5)
                 probe = Probe(t)
                 await probe.watch("d/in")
@@ -265,11 +264,12 @@ def test_garbage_on_fbp_never_stops_the_coordinator(garbage: list[bytes]) -> Non
         logging.getLogger("gateway").setLevel(logging.NOTSET)
 
 
-def test_needs_mqtt5_for_forwarding_options() -> None:
+def test_no_local_needs_mqtt5() -> None:
     from gateway.errors import TransportError
 
-    transport = MqttTransport(parse_broker_url("mqtt://127.0.0.1:1"))
-    with pytest.raises(TransportError, match="need MQTT 5"):
+    transport = open_transport(parse_broker_url("mqtt://127.0.0.1:1?protocolVersion=4"))
+    assert not transport.supports_no_local
+    with pytest.raises(TransportError, match="needs MQTT 5; this is MQTT 3"):
         asyncio.run(transport.subscribe("a", lambda d: None, no_local=True))
 
 

@@ -45,8 +45,14 @@ from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import Discovered, encode_discovery, parse_discovery
 from gateway.runtime_protocol.messages import parse_frame, parse_request
 from gateway.runtime_protocol.requests import Request
-from gateway.transport.mqtt5_codec import PROPERTY_KINDS, Decoder, MalformedPacketError
-from gateway.transport.mqtt5_encoder import encode_varint
+from gateway.transport.mqtt.packets import (
+    MQTT_5,
+    MQTT_311,
+    PROPERTY_KINDS,
+    Decoder,
+    MalformedPacketError,
+    encode_varint,
+)
 from gateway.wifi.hostapd_ctrl import (
     Command,
     Reply,
@@ -429,15 +435,15 @@ def _packet(draw: st.DrawFn) -> bytes:
 
 
 def _mqtt(data: bytes, workdir: Path) -> list[object]:
-    events: list[object] = []
-    decoder = Decoder(max_packet_size=1 << 16)
-    try:
-        for start in range(0, len(data), 5):
-            events += decoder.feed(data[start : start + 5])
-    except MalformedPacketError as exc:
-        assert one_line(str(exc)), repr(str(exc))
-    events = []
-    return events + Decoder().feed(data)
+    for version in (MQTT_311, MQTT_5):  # the same bytes as either protocol's
+        decoder = Decoder(version, max_packet_size=1 << 16)
+        try:
+            for start in range(0, len(data), 5):
+                decoder.feed(data[start : start + 5])
+        except MalformedPacketError as exc:
+            assert one_line(str(exc)), repr(str(exc))
+    Decoder(MQTT_311).feed(data)  # raises as the MQTT 5 one may, or returns
+    return list(Decoder().feed(data))
 
 
 def _mqtt_inputs(seeds: list[bytes]) -> st.SearchStrategy[bytes]:

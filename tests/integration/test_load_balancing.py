@@ -28,8 +28,8 @@ from gateway.errors import TransportError
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Message, Participant, serve
 from gateway.participant.participant import share_name
-from gateway.transport.amqp import AmqpTransport
-from gateway.transport.mqtt import MQTT_5, MqttTransport, routing_filter
+from gateway.transport import open_transport
+from gateway.transport.mqtt import routing_filter
 from tests.amqp_broker import RabbitMQ
 from tests.conftest import Probe
 from tests.support.inbox import Inbox
@@ -320,10 +320,11 @@ def test_shared_subscription_names() -> None:
     assert routing_filter("$share/no-filter") == "$share/no-filter"
     assert share_name("bitraf/door+x#") == "bitraf_door_x_"
     url = parse_broker_url("mqtt://localhost")
-    assert MqttTransport(url, protocol=MQTT_5).shared_subscription("/t/in", "g") == "$share/g//t/in"
+    assert open_transport(url).shared_subscription("/t/in", "g") == "$share/g//t/in"
+    mqtt311 = open_transport(parse_broker_url("mqtt://localhost?protocolVersion=4"))
     with pytest.raises(TransportError, match="MQTT 5"):
-        MqttTransport(url).shared_subscription("t/in", "g")
+        mqtt311.shared_subscription("t/in", "g")
     with pytest.raises(TransportError, match="share name"):
-        MqttTransport(url, protocol=MQTT_5).shared_subscription("t/in", "a/b")
+        open_transport(url).shared_subscription("t/in", "a/b")
     # On AMQP the role's participants share the inport queue itself.
-    assert AmqpTransport(parse_broker_url("amqp://localhost")).shared_subscription("q", "g") == "q"
+    assert open_transport(parse_broker_url("amqp://localhost")).shared_subscription("q", "g") == "q"

@@ -11,7 +11,7 @@ import pytest
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Message, Participant, serve
-from gateway.transport.mqtt import MqttTransport
+from gateway.transport import open_transport
 from tests.netfault import Proxy
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ async def test_qos1_messages_sent_while_the_network_is_cut_arrive_after_it_is_ba
             async with asyncio.timeout(10):
                 while sink.stats.announced == 0:
                     await asyncio.sleep(0.01)
-            async with MqttTransport(parse_broker_url(mosquitto.url), client_id="pub") as pub:
+            async with open_transport(parse_broker_url(mosquitto.url), client_id="pub") as pub:
                 await asyncio.wait_for(pub.wait_connected(), 10)
                 pub.publish("sink/in", b'"before"', qos=1)
                 async with asyncio.timeout(10):

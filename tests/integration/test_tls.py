@@ -13,11 +13,12 @@ import pytest
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto, TlsListener
 from gateway.participant import serve
-from gateway.transport.mqtt import MqttTransport
-from gateway.transport.mqtt5_fast import FastMqttTransport
+from gateway.transport import open_transport
 from tests.certs import Pki, make_pki
 from tests.conftest import Probe
 from tests.integration.test_participant_mqtt import Repeat
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def tls_url(broker: Mosquitto, pki: Pki, *, ca: Path | None = None) -> str:
 
 async def test_participant_over_mqtts(tls_broker: Mosquitto, pki: Pki) -> None:
     url = parse_broker_url(tls_url(tls_broker, pki))
-    async with MqttTransport(url, client_id="tls-probe") as transport:
+    async with open_transport(url, client_id="tls-probe") as transport:
         await asyncio.wait_for(transport.wait_connected(), 5)
         probe = Probe(transport)
         await probe.watch("fbp")
@@ -57,23 +58,28 @@ async def test_participant_over_mqtts(tls_broker: Mosquitto, pki: Pki) -> None:
                 await task
 
 
-def transport_class(name: str) -> type[MqttTransport] | type[FastMqttTransport]:
-    """Both MQTT transports (participants: paho; the coordinator: our own) behave alike here."""
-    return MqttTransport if name == "paho" else FastMqttTransport
+async def test_mqtt311_over_mqtts(tls_broker: Mosquitto, pki: Pki) -> None:
+    url = parse_broker_url(tls_url(tls_broker, pki) + "&protocolVersion=4")
+    async with open_transport(url, client_id="tls-311") as transport:
+        await asyncio.wait_for(transport.wait_connected(), 5)
+        probe = Probe(transport)
+        await probe.watch("t/311", qos=1)
+        transport.publish("t/311", b'"over TLS"', qos=1)
+        assert await probe.next_json("t/311") == "over TLS"
 
 
-@pytest.mark.parametrize("transport", ["paho", "fast"])
+@pytest.mark.parametrize("version", ["4", "5"])
 async def test_wrong_ca_is_refused_and_retried_without_traceback(
     tls_broker: Mosquitto,
     pki: Pki,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    transport: str,
+    version: str,
 ) -> None:
     (tmp_path / "other").mkdir()
     other = make_pki(tmp_path / "other", ca_name="some other CA")
-    url = parse_broker_url(tls_url(tls_broker, pki, ca=other.ca))
-    async with transport_class(transport)(url, client_id="tls-wrong-ca") as connection:
+    url = parse_broker_url(tls_url(tls_broker, pki, ca=other.ca) + f"&protocolVersion={version}")
+    async with open_transport(url, client_id="tls-wrong-ca") as connection:
         await asyncio.sleep(1.0)
         assert not connection.connected
     failures = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -82,26 +88,24 @@ async def test_wrong_ca_is_refused_and_retried_without_traceback(
     assert not [r for r in caplog.records if r.exc_info]
 
 
-@pytest.mark.parametrize("transport", ["paho", "fast"])
-def test_missing_ca_file_is_a_one_line_url_error(tmp_path: Path, transport: str) -> None:
-    url = parse_broker_url(f"mqtts://127.0.0.1:8883?ca_certs={tmp_path / 'nope.pem'}")
+@pytest.mark.parametrize("scheme", ["mqtts", "amqps"])
+def test_missing_ca_file_is_a_one_line_url_error(tmp_path: Path, scheme: str) -> None:
+    url = parse_broker_url(f"{scheme}://127.0.0.1:8883?ca_certs={tmp_path / 'nope.pem'}")
     with pytest.raises(Exception) as err:
-        transport_class(transport)(url)
+        open_transport(url)
     assert "TLS setup failed" in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("transport", ["paho", "fast"])
 async def test_insecure_skips_only_the_host_name_check(
     tls_broker: Mosquitto,
     pki: Pki,
     tmp_path: Path,
-    transport: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     (tmp_path / "other").mkdir()
     other = make_pki(tmp_path / "other", ca_name="some other CA")
     url = parse_broker_url(tls_url(tls_broker, pki, ca=other.ca) + "&insecure=1")
-    async with transport_class(transport)(url, client_id=f"insecure-{transport}") as connection:
+    async with open_transport(url, client_id="insecure") as connection:
         await asyncio.sleep(1.0)
         # A broker certificate from another CA is still refused.
         assert not connection.connected

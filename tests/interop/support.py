@@ -23,7 +23,7 @@ from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph.model import Graph
 from gateway.participant import Message, Participant, serve
 from gateway.processes import with_parent_death_signal
-from gateway.transport.mqtt5_fast import FastMqttTransport
+from gateway.transport import open_transport
 
 TESTS = Path(__file__).parents[1]
 ROOT = TESTS.parent
@@ -233,7 +233,7 @@ async def within(
 async def coordinating(url: str, graph: Graph, **options: Any) -> AsyncIterator[Coordinator]:
     """Our coordinator on ``url``, as ``msgflo`` runs it (MQTT 5 for its forwarding options)."""
     # The transport the coordinator really uses (gateway/coordinator/service.py).
-    transport = FastMqttTransport(parse_broker_url(url), client_id="coordinator")
+    transport = open_transport(parse_broker_url(url), client_id="coordinator")
     async with transport:
         coordinator = Coordinator(transport, graph, options=CoordinatorOptions(**options))
         task = asyncio.create_task(coordinator.run())

@@ -108,8 +108,9 @@ async def test_socket_has_nagle_off(mosquitto: Mosquitto) -> None:
 
     async with MqttTransport(parse_broker_url(mosquitto.url), client_id="nodelay") as transport:
         await asyncio.wait_for(transport.wait_connected(), 5)
-        sock = transport._client.socket()  # private, but the socket is the thing under test
-        assert isinstance(sock, socket.socket)
+        conn = transport._conn  # private, but the socket is the thing under test
+        assert conn is not None and conn.transport is not None
+        sock = conn.transport.get_extra_info("socket")  # asyncio.TransportSocket
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
