@@ -154,9 +154,10 @@ def compose_yaml(text: str, source: str) -> yaml.Node | None:
 
 
 def yaml_error(exc: Exception, text: str, source: str) -> YamlError:
-    """One line for what PyYAML raised, with the line (and column) where it saw the problem.
+    """One line for what PyYAML raised: where it saw the problem, and the problem.
 
-    Never the offending text itself: the line may hold a passphrase, and this goes to logs."""
+    Not the source line PyYAML's own message quotes: it may hold a passphrase, and this goes
+    to logs."""
     if isinstance(exc, RecursionError):  # not expected with the depth bound; never a traceback
         return YamlError(source, "values are nested too deeply to read")
     if isinstance(exc, yaml.MarkedYAMLError):

@@ -14,10 +14,18 @@ import pytest
 import yaml
 
 from gateway.appliance.credentials import role_password
-from gateway.appliance.firstboot import INFO_FILE, MARKER, FirstBoot, main, run
+from gateway.appliance.firstboot import (
+    INFO_FILE,
+    MARKER,
+    FirstBoot,
+    main,
+    run,
+    update_config_file,
+)
 from gateway.appliance.passwd import parse_password_file, verify_password
-from gateway.appliance.provision_file import FILE_NAME, parse_provision
+from gateway.appliance.provision_file import FILE_NAME, Provision, parse_provision
 from gateway.appliance.secrets import SecretsLayout, load_secrets
+from gateway.config import parse_config
 from gateway.config.model import AccessPointConfig, CoordinatorConfig, GatewayConfig
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
@@ -190,6 +198,17 @@ def test_unreadable_yaml_is_reported_and_deleted(setup: Setup) -> None:
     assert setup.run() == 0
     assert "not YAML" in setup.err.getvalue()
     assert not (setup.boot / FILE_NAME).exists()
+
+
+def test_norway_is_not_false(tmp_path: Path) -> None:
+    # Read as YAML 1.1, ``NO`` was the boolean false: refused in the provisioning file, and
+    # written back as ``country: false`` when first boot updated gateway.yaml.
+    assert parse_provision("country: NO\n", FILE_NAME) == (Provision(country="NO"), ())
+    path = tmp_path / "gateway.yaml"
+    path.write_text("access_point:\n  country: NO\n  hostname: 'on'\n")
+    update_config_file(path, {"access_point": {"ssid": "yes"}})
+    ap = parse_config(path.read_text(), str(path)).access_point
+    assert (ap.country, ap.hostname, ap.ssid) == ("NO", "on", "yes")
 
 
 def test_an_interrupted_first_boot_runs_again(setup: Setup) -> None:
