@@ -1,0 +1,1 @@
+"""gateway/common/: the atomic writer and the YAML loader every package uses."""
