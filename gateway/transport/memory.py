@@ -11,17 +11,19 @@ Choices, where the interface leaves room:
 - Deliveries are scheduled on the event loop, never made inside :meth:`publish`, and reach each
   subscriber in the order they were published; a transport whose reading is paused holds them.
 - A message reaches each client once, however many of its subscriptions match (the exact filter
-  wins, else the first wildcard subscribed), as :class:`~gateway.transport.mqtt.MqttTransport`
-  dispatches; every shared group matching it gives one more copy to one of its members.
+  wins, else the first wildcard subscribed), as the MQTT transport dispatches; every shared
+  group matching it gives one more copy to one of its members.
 - It is MQTT-like: ``subscribe_acked`` is a plain subscribe (returns False, ack/nack do
   nothing), ``observe`` a plain subscribe and ``declare_port`` does nothing, as the base class
   documents for MQTT.
-- QoS 0 messages published while disconnected are dropped and counted (as paho does); QoS 1
-  and 2 are kept and sent after the reconnect, and :meth:`MemoryTransport.flush` waits for them.
+- QoS 0 messages published while disconnected are dropped and counted; QoS 1 and 2 are kept
+  and sent after the reconnect, and :meth:`MemoryTransport.flush` waits for them.
 - Retained messages live as long as the process: use a fresh name per test.
 - :meth:`MemoryBroker.stop`/:meth:`MemoryBroker.start` simulate the broker going away (every
-  connection lost, wills published) and coming back (every transport reconnects, replays its
-  subscriptions and tells its connect listeners). One broker serves one event loop.
+  connection lost; a broker that is down publishes no wills) and coming back (every transport
+  reconnects, replays its subscriptions and tells its connect listeners);
+  :meth:`MemoryTransport.lose_connection` one client's network going away (its will is
+  published). One broker serves one event loop.
 
 Command lines refuse ``memory://`` (:func:`gateway.broker.resolve_broker`): alone in a daemon it
 would talk to nobody.
@@ -83,13 +85,8 @@ class MemoryBroker:
     _waiting: list[MemoryTransport] = field(default_factory=list)
     _turns: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    @property
-    def clients(self) -> list[MemoryTransport]:
-        """The transports connected now."""
-        return list(self._clients)
-
     def stop(self) -> None:
-        """Go away: every connection is lost (wills published) and reconnects wait for start."""
+        """Go away: every connection is lost and reconnects wait for :meth:`start`."""
         self.up = False
         for client in list(self._clients):
             client.lose_connection()
@@ -239,14 +236,15 @@ class MemoryTransport(Transport):
         call_listeners(self._listeners)
 
     def lose_connection(self) -> None:
-        """The connection breaks (not a clean disconnect): the will is published, messages not
-        yet delivered are lost, and the transport reconnects once the broker is up."""
+        """The connection breaks (not a clean disconnect): the broker, if up, publishes the
+        will; messages not yet delivered are lost; the transport reconnects once the broker is
+        up."""
         if not self.connected:
             return
         self.broker.detach(self)
         self._connected.clear()
         self._inbox.clear()
-        if self._will is not None:
+        if self._will is not None and self.broker.up:
             will = self._will
             self.broker.route(None, Delivery(will.topic, will.payload, will.qos, will.retain))
         if self.broker.up:

@@ -179,6 +179,20 @@ async def test_a_lost_connection_publishes_the_will_and_comes_back(name: str) ->
         assert len(connects) == 2
 
 
+async def test_a_broker_going_down_publishes_no_will(name: str, broker: MemoryBroker) -> None:
+    async with transport(name) as watcher, transport(name, will=Will("status", b"gone")) as other:
+        wills, marker = Inbox(), Inbox()
+        await watcher.subscribe("status", wills)
+        await watcher.subscribe("m", marker)
+        await asyncio.wait_for(other.wait_connected(), 1)
+        await broker.restart()
+        await asyncio.wait_for(watcher.wait_connected(), 1)
+        await asyncio.wait_for(other.wait_connected(), 1)
+        other.publish("m", b"back")
+        await marker.wait_count(1)
+    assert wills.got == []
+
+
 async def test_while_the_broker_is_down_qos_0_is_dropped_and_qos_1_kept(
     name: str, broker: MemoryBroker
 ) -> None:
