@@ -150,5 +150,5 @@ def resolve_broker(cli_value: str | None = None, env: Mapping[str, str] | None =
     environ = os.environ if env is None else env
     url = parse_broker_url(cli_value or environ.get(ENV_BROKER) or DEFAULT_BROKER)
     if url.scheme == "memory":
-        raise BrokerUrlError(url.redacted(), "memory:// is in-process only, for tests")
+        raise BrokerUrlError(f"memory://{url.host}", "memory:// is in-process only, for tests")
     return url
