@@ -63,6 +63,51 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
+def page_faults(pid: int) -> int:
+    """Minor page faults of ``pid`` (all its threads) so far, from /proc (0 if unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[7])
+
+
+def run_seconds(pid: int) -> float:
+    """Time on a CPU of all of ``pid``'s threads, from the scheduler (``/proc/PID/task/*/
+    schedstat``, nanoseconds), not sampled at 10 ms ticks as ``cpu_seconds`` is; threads that
+    ended are not counted. 0.0 where it is not available."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    except OSError:
+        return 0.0
+    return total / 1e9
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """Voluntary (the thread blocked: a wait for input) and involuntary (it was preempted)
+    context switches of all of ``pid``'s threads so far, from /proc."""
+    voluntary = involuntary = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0, 0
+    for task in tasks:
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    involuntary += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return voluntary, involuntary
+
+
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

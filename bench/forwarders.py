@@ -1,6 +1,7 @@
 """The forwarders of ``bench.mqtt_clients``, one per process:
 ``python -m bench.forwarders KIND URL TOPIC_A TOPIC_B`` with KIND ``paho``, ``gmqtt``, ``own`` or
-``floor`` (the least a Python asyncio forwarder can do, for reference).
+``floor`` / ``floorbuf`` (the least a Python asyncio forwarder can do, with ``asyncio.Protocol`` /
+``asyncio.BufferedProtocol``, for reference).
 
 Each connects with MQTT 5, subscribes to A with ``no_local`` and publishes every message from A
 unchanged to B at QoS 0, as the coordinator does for an edge; it prints ``ready CLASS`` once
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-KINDS = ("paho", "gmqtt", "own", "floor")
+KINDS = ("paho", "gmqtt", "own", "floor", "floorbuf")
+READ_BUFFER = 65_536  # bytes read at most per wake-up by the buffered floor
 START_TIMEOUT = 20.0  # s for a forwarder process to connect and subscribe
 CHILD_LIFE = 900.0  # s a forwarder process lives at most
 
@@ -158,7 +160,7 @@ class FloorProtocol(asyncio.Protocol):
         subscribe = (1).to_bytes(2, "big") + b"\x00" + _string(self.topic_a) + b"\x04"  # no local
         transport.write(_packet(0x10, connect) + _packet(0x82, subscribe))
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray) -> None:
         buffer = self.buffer
         buffer += data
         out = bytearray()
@@ -206,17 +208,35 @@ def _frame(buffer: bytearray, pos: int) -> tuple[int, int] | None:
     return None
 
 
-async def forward_floor(url: str, topic_a: str, topic_b: str) -> None:
+class BufferedFloorProtocol(FloorProtocol, asyncio.BufferedProtocol):
+    """The floor, reading into one reused buffer (``sock.recv_into``) instead of the new
+    256 KiB bytes object ``asyncio.Protocol`` gets per read (which glibc serves with mmap,
+    mremap and munmap, and a page fault, while its mmap threshold is at the default)."""
+
+    def __init__(self, topic_a: str, topic_b: str, subscribed: asyncio.Event) -> None:
+        super().__init__(topic_a, topic_b, subscribed)
+        self.space = bytearray(READ_BUFFER)
+        self.view = memoryview(self.space)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.space[:nbytes])
+
+
+async def forward_floor(url: str, topic_a: str, topic_b: str, *, buffered: bool = False) -> None:
     parts = urlsplit(url)
     subscribed = asyncio.Event()
+    protocol = BufferedFloorProtocol if buffered else FloorProtocol
     transport, _ = await asyncio.get_running_loop().create_connection(
-        lambda: FloorProtocol(topic_a, topic_b, subscribed),
+        lambda: protocol(topic_a, topic_b, subscribed),
         parts.hostname or "127.0.0.1",
         parts.port or 1883,
     )
     try:
         await asyncio.wait_for(subscribed.wait(), START_TIMEOUT)
-        print("ready bench.forwarders.FloorProtocol", flush=True)
+        print(f"ready bench.forwarders.{protocol.__name__}", flush=True)
         await until_terminated()
     finally:
         transport.close()
@@ -234,8 +254,8 @@ def child_main(kind: str, url: str, topic_a: str, topic_b: str) -> None:
         forward_paho(url, topic_a, topic_b)
     elif kind == "gmqtt":
         asyncio.run(forward_gmqtt(url, topic_a, topic_b))
-    elif kind == "floor":
-        asyncio.run(forward_floor(url, topic_a, topic_b))
+    elif kind in ("floor", "floorbuf"):
+        asyncio.run(forward_floor(url, topic_a, topic_b, buffered=kind == "floorbuf"))
     else:
         asyncio.run(forward_own(url, topic_a, topic_b))
 

@@ -44,6 +44,7 @@ import importlib.util
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -58,6 +59,7 @@ from typing import Any
 from bench.common import (
     NODE_MODULES,
     ROOT,
+    context_switches,
     cpu_per_message,
     cpu_seconds,
     cpu_times,
@@ -66,6 +68,7 @@ from bench.common import (
     mqtt_machine,
     node,
     node_version,
+    page_faults,
     percentile,
     private_broker,
     proc_status,
@@ -355,14 +358,20 @@ def paced_cpu(
             load.flood("w", WARMUP, WARMUP_WINDOW, bench.settings.timeout)
             pid, broker_pid = coordinator.pid, broker.pid or 0
             with traced(bench, {"coordinator": pid}, workdir) as tracers:
-                before = [*cpu_times(pid), cpu_seconds(broker_pid)]
+                before = [*cpu_times(pid), cpu_seconds(broker_pid), *context_switches(pid)]
+                before.append(page_faults(pid))
                 phase, elapsed = load.paced(
                     "t", bench.count, bench.rate, bench.window, bench.settings.timeout
                 )
-                after = [*cpu_times(pid), cpu_seconds(broker_pid)]
+                after = [*cpu_times(pid), cpu_seconds(broker_pid), *context_switches(pid)]
+                after.append(page_faults(pid))
                 syscalls = syscalls_per_message(tracers, phase.received)
-            user, system, broker_cpu = cpu_per_message(before, after, phase.received)
+            per = cpu_per_message(before, after, phase.received)
+            user, system, broker_cpu = per[:3]
             return {
+                "sleeps": per[3] / 1e6,  # voluntary context switches per message
+                "preempted": per[4] / 1e6,
+                "faults": per[5] / 1e6,  # minor page faults per message
                 "coord_cpu_us": user + system,
                 "coord_sys_us": system,
                 "broker_cpu_us": broker_cpu,
@@ -556,6 +565,8 @@ def format_paced(rows: list[dict[str, Any]], bench: Bench) -> str:
         "broker CPU us/msg",
         "msg/s",
         "in flight (mean)",
+        "sleeps / preempted per msg",
+        "page faults per msg",
         "p50 ms",
         "p99 ms",
         "lost / reordered / altered",
@@ -570,6 +581,8 @@ def format_paced(rows: list[dict[str, Any]], bench: Bench) -> str:
             cell(r, "broker_cpu_us"),
             cell(r, "rate", "{:,.0f}"),
             cell(r, "in_flight", "{:.2f}"),
+            f"{cell(r, 'sleeps', '{:.2f}')} / {cell(r, 'preempted', '{:.2f}')}",
+            cell(r, "faults", "{:.2f}"),
             cell(r, "p50_ms", "{:.3f}"),
             cell(r, "p99_ms", "{:.3f}"),
             f"{r['lost']} / {r['reordered']} / {r['corrupt']}",
@@ -628,6 +641,11 @@ def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
     parser.add_argument("--brokers", default=",".join(BROKERS), help="default,nodelay")
     parser.add_argument("--only", choices=COORDINATORS, help="one coordinator only")
     parser.add_argument("--ours-commit", metavar="REV", help="ours from gateway/ at REV")
+    parser.add_argument(
+        "--ours-cmd",
+        help="Python command line run as our coordinator instead of .venv/bin/msgflo, "
+        "e.g. '.venv/bin/python my_msgflo.py' (as bench.coordinator's)",
+    )
     parser.add_argument("--strace", action="store_true", help="count system calls per message")
     parser.add_argument("--profile", type=Path, help="ours under cProfile: DIR/ours-*.pstats")
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 pings, 3000 paced")
@@ -660,6 +678,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
         idle=1.0,
         scale_timeout=READY_TIMEOUT,
         profile=profile,
+        ours_cmd=tuple(shlex.split(args.ours_cmd or "")),
     )
     bench = Bench(
         settings, args.pings, args.count, args.rate, args.window, parts, brokers, coordinators

@@ -51,8 +51,10 @@ from bench.common import (
     markdown_table,
     median,
     mqtt_machine,
+    page_faults,
     private_broker,
     proc_status,
+    run_seconds,
     stop_process,
 )
 from bench.coordinator import (
@@ -69,12 +71,13 @@ from bench.coordinator import (
 from bench.forwarders import START_TIMEOUT
 
 CLIENTS = ("paho", "gmqtt", "own")
-KINDS = (*CLIENTS, "floor", "coordinator")
+KINDS = (*CLIENTS, "floor", "floorbuf", "coordinator")
 LABEL = {
     "paho": "paho-mqtt 2.x",
     "gmqtt": "gmqtt",
     "own": "own client",
     "floor": "asyncio floor (reference)",
+    "floorbuf": "asyncio floor, buffered (reference)",
     "coordinator": "our coordinator (msgflo)",
 }
 WITHIN = 1.5  # a client within this factor of the best CPU per message is a candidate
@@ -190,15 +193,17 @@ def measure(bench: Bench, broker: tuple[str, int], kind: str, run_no: int) -> di
 
 def figures(bench: Bench, load: HopLoad, pid: int, broker_pid: int) -> dict[str, Any]:
     load.flood("w", WARMUP, bench.window, bench.timeout)
-    before = [cpu_seconds(pid), cpu_seconds(broker_pid)]
+    before = [cpu_seconds(pid), cpu_seconds(broker_pid), run_seconds(pid), page_faults(pid)]
     if bench.rate:
         flood, elapsed = load.paced("t", bench.count, bench.rate, bench.window, bench.timeout)
     else:
         flood, elapsed = load.flood("t", bench.count, bench.window, bench.timeout)
-    after = [cpu_seconds(pid), cpu_seconds(broker_pid)]
-    cpu, broker_cpu = cpu_per_message(before, after, flood.received)
+    after = [cpu_seconds(pid), cpu_seconds(broker_pid), run_seconds(pid), page_faults(pid)]
+    cpu, broker_cpu, run, faults = cpu_per_message(before, after, flood.received)
     return {
         "cpu_us": cpu,
+        "run_us": run,
+        "faults": faults / 1e6,
         "broker_cpu_us": broker_cpu,
         "rss_mb": proc_status(pid, "VmRSS"),
         "hwm_mb": proc_status(pid, "VmHWM"),
@@ -227,7 +232,9 @@ def progress_line(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{head} ERROR {r['error']}"
     return (
-        f"{head} {r['cpu_us']:6.1f} us/msg  RSS {r['rss_mb']:5.1f} MB  "
+        f"{head} {r['cpu_us']:6.1f} us/msg (scheduler {r['run_us']:.1f}, "
+        f"{r['faults']:.2f} page faults)  "
+        f"RSS {r['rss_mb']:5.1f} MB  "
         f"{r['msgs_per_s']:7.0f} msg/s  broker {r['broker_cpu_us']:.1f} us/msg  "
         f"lost {r['lost']}  ({r['class']})"
     )
@@ -235,7 +242,7 @@ def progress_line(r: dict[str, Any]) -> str:
 
 # -- summary -----------------------------------------------------------------------------------
 
-FIGURES = ("cpu_us", "broker_cpu_us", "rss_mb", "hwm_mb", "msgs_per_s")
+FIGURES = ("cpu_us", "run_us", "faults", "broker_cpu_us", "rss_mb", "hwm_mb", "msgs_per_s")
 COUNTS = ("lost", "reordered", "corrupt")
 
 
@@ -265,6 +272,8 @@ def format_table(rows: list[dict[str, Any]], bench: Bench) -> str:
         "CPU us/msg",
         "x best",
         "CPU per run",
+        "scheduler us/msg",
+        "page faults/msg",
         "RSS MB (peak)",
         "x best",
         "msg/s",
@@ -281,6 +290,8 @@ def format_table(rows: list[dict[str, Any]], bench: Bench) -> str:
                 f"{r['cpu_us']:.1f}",
                 f"{r['cpu_us'] / best_cpu:.2f}",
                 runs,
+                f"{r['run_us']:.1f}",
+                f"{r['faults']:.2f}",
                 f"{r['rss_mb']:.1f} ({r['hwm_mb']:.1f})",
                 f"{r['rss_mb'] / best_rss:.2f}",
                 f"{r['msgs_per_s']:,.0f}",
@@ -306,7 +317,8 @@ def format_table(rows: list[dict[str, Any]], bench: Bench) -> str:
         )
         + f", after {WARMUP} warm-up messages; medians over {bench.runs} run(s), forwarders "
         "alternating; asyncio floor: a bare asyncio.Protocol that only re-frames each PUBLISH "
-        "(no client features), for reference;",
+        "(no client features), for reference; buffered: the same as a BufferedProtocol reading "
+        "into one reused buffer;",
         "CPU: the forwarder's utime + stime (/proc, 10 ms ticks) over the measured messages; RSS "
         "(VmRSS, peak VmHWM) after them; x best: ratio to the best of the three clients; lost, "
         "reordered, altered: totals over the runs.",
