@@ -30,10 +30,8 @@ def broker(name: str) -> MemoryBroker:
 
 
 def transport(name: str, will: Will | None = None) -> MemoryTransport:
-    opened = open_transport(parse_broker_url(f"memory://{name}"), client_id="t")
+    opened = open_transport(parse_broker_url(f"memory://{name}"), client_id="t", will=will)
     assert isinstance(opened, MemoryTransport)
-    if will is not None:
-        return MemoryTransport(opened.url, will=will)
     return opened
 
 
