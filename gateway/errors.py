@@ -21,8 +21,8 @@
     ├── HostapdError             hostapd's control interface is unreachable, silent, refused a
     │                            command or answered garbage (names the socket and command)
     ├── TransportError           the broker connection failed or refused us
-    │   └── MalformedPacketError the broker sent bytes that are not MQTT 5 (defined with its
-    │                            codec, gateway/transport/mqtt5_codec.py)
+    │   └── MalformedPacketError the broker sent bytes that are not MQTT (defined with its
+    │                            codec, gateway/transport/mqtt/packets.py)
     └── YamlError                a YAML text that cannot be read, as ``file:line:col: problem``
 
 Input from the outside world (network, files, devices) raises these at the boundary where it is

@@ -88,6 +88,34 @@ async def test_chain_fan_out_and_fan_in(mosquitto: Mosquitto, probe: Probe) -> N
             assert got == {"x>c", "y>c"}
 
 
+async def test_on_mqtt311_chains_ride_on_echoes_and_cycles_are_cut(
+    mosquitto: Mosquitto, probe: Probe, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three devices sharing topics: a chain t/a -> t/b -> t/c, and y closing a cycle with x.
+    g = graph("a(Dev) OUT -> IN b(Dev)\nb OUT -> IN c(Dev)\nx(Dev) OUT -> IN y(Dev)\ny OUT -> IN x")
+    devices = [
+        define(n, "Dev", inports=[{"id": "in", "queue": f"t/{n}"}],
+               outports=[{"id": "out", "queue": f"t/{n}"}])
+        for n in "abcxy"
+    ]  # fmt: skip
+    for topic in ("t/b", "t/c", "t/y"):
+        await probe.watch(topic)
+    async with coordinating(f"{mosquitto.url}?protocolVersion=4", g) as coordinator:
+        for d in devices:
+            probe.transport.publish("fbp", encode_discovery(d))
+        await wired(coordinator, 4)
+        probe.transport.publish("t/a", b"down the chain")
+        probe.transport.publish("t/x", b"round")
+        assert await probe.wait_count("t/c", 1) == [b"down the chain"]
+        await asyncio.sleep(0.5)
+        await probe.watch("t/marker")  # a round trip: anything in flight has arrived
+        assert probe.received["t/b"] == [b"down the chain"]
+        assert probe.received["t/c"] == [b"down the chain"]
+        assert probe.received["t/y"] == []  # its routes are cut: no message circles
+    cut = [r.getMessage() for r in caplog.records if "closes a cycle" in r.getMessage()]
+    assert len(cut) == 2 and "MQTT 3.1.1" in cut[0]
+
+
 async def test_participant_that_appears_later_is_wired(mosquitto: Mosquitto, probe: Probe) -> None:
     g = graph("s(Source) OUT -> IN late(Relay)")
     await probe.watch("late/out")

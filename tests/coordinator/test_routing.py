@@ -35,6 +35,15 @@ def test_cycles_are_walked_once() -> None:
     assert table.targets("b") == ("a", "c")
 
 
+def test_with_echoes_direct_targets_only_and_cycles_cut() -> None:
+    # MQTT 3.1.1: the coordinator's own messages come back and carry chains on.
+    routes = [Route("a", "b"), Route("b", "c"), Route("c", "b"), Route("c", "d")]
+    table = RouteTable(routes, echoes=True)
+    assert table.targets("a") == ("b",)
+    assert table.cut == {Route("b", "c"), Route("c", "b")}
+    assert table.targets("c") == ("d",) and table.targets("b") == ()
+
+
 @given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from("abcdef")), max_size=20))
 def test_every_delivery_list_is_finite_unique_and_never_returns(
     pairs: list[tuple[str, str]],

@@ -38,6 +38,13 @@ def test_amqps_url_with_tls_options_and_vhost() -> None:
     assert url.options == {"ca_certs": "/ca.pem", "heartbeat": "30"}
 
 
+@pytest.mark.parametrize("version", ["3", "5.0", ""])
+def test_protocol_version_is_4_or_5(version: str) -> None:
+    assert parse_broker_url("mqtt://h?protocolVersion=4").options["protocolVersion"] == "4"
+    with pytest.raises(BrokerUrlError, match=r"protocolVersion must be 4 \(MQTT 3.1.1\) or 5"):
+        parse_broker_url(f"mqtt://h?protocolVersion={version}")
+
+
 def test_with_option_sets_and_checks_one_option() -> None:
     url = parse_broker_url("amqp://u:pw@h/?heartbeat=5")
     assert url.with_option("prefetch", "8").options == {"heartbeat": "5", "prefetch": "8"}

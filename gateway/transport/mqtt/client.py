@@ -26,10 +26,10 @@ from gateway.transport.base import (
     Transport,
     TransportStats,
     Will,
-    call_listeners,
     mqtt_client_id,
     mqtt_keepalive,
 )
+from gateway.transport.lifecycle import Lifecycle
 from gateway.transport.mqtt.packets import (
     DO_NOT_SEND_RETAINED,
     MQTT_5,
@@ -48,7 +48,6 @@ from gateway.transport.mqtt.session import (
     RefusedError,
     Session,
 )
-from gateway.transport.reconnect import keep_connected
 from gateway.transport.tls import tls_context
 from gateway.transport.topics import SHARE_PREFIX, shared_subscription_name, topic_matches
 
@@ -168,25 +167,20 @@ class MqttTransport(Transport):
             max_queued=max_queued,
         )
         self._ssl = tls_context(url)
-        self._backoff = backoff or Backoff()
+        self._life = Lifecycle(url, connect=self._connect_once, backoff=backoff, stats=self.stats)
         self._flush_scheduled = False
         self._conn: Connection | None = None  # the network connection, CONNACK or not
         self._live: Connection | None = None  # the same once the broker accepted us
         self._connack: asyncio.Future[None] | None = None
-        self._connected = asyncio.Event()
-        self._lost = asyncio.Event()
         self._handlers: dict[str, tuple[DeliveryHandler, bool]] = {}  # by subscription
         self._routes: dict[str, DeliveryHandler] = {}  # by routing_filter(subscription)
         self._wildcards: dict[str, DeliveryHandler] = {}  # the routes with + or #
         self._requests: dict[int, asyncio.Future[None]] = {}
-        self._listeners: list[ConnectListener] = []
         self._paused = False
         self._backlog: deque[Publish] = deque()  # arrived while paused, handled on resume
         self._progress = asyncio.Event()  # set when a QoS>0 message may have been acknowledged
         self._flushing = 0  # flush() calls waiting for acknowledgements
         self._tick: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
 
     @property
     def client_id(self) -> str:
@@ -208,7 +202,7 @@ class MqttTransport(Transport):
     # -- context manager -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._supervise(), name=f"mqtt {self.url}")
+        self._life.start()
         return self
 
     async def __aexit__(
@@ -217,7 +211,7 @@ class MqttTransport(Transport):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closing = True
+        self._life.closing = True  # the connection's end below is no loss to recover from
         conn = self._conn
         if conn is not None:
             self._session.disconnect()  # a clean exit: the broker drops the will
@@ -227,26 +221,17 @@ class MqttTransport(Transport):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(conn.closed), CLOSE_TIMEOUT)
             conn.abort()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._life.close()
 
-    # -- the reconnect loop --------------------------------------------------------------------
-
-    async def _supervise(self) -> None:
-        await keep_connected(
-            self.url,
-            self._backoff,
-            self._connect_once,
-            self._stay_connected,
-            lambda: self._closing,
-        )
+    # -- connecting (the reconnect loop is the Lifecycle's) -------------------------------------
 
     async def _connect_once(self) -> None:
+        """Connect and wait for CONNACK; the session has then replayed the subscriptions and
+        the unacknowledged messages, so the Lifecycle may tell the connect listeners."""
         while True:
-            conn = await self._open()
+            conn, connack = await self._open()
             try:
-                await asyncio.wait_for(self._connack_future(), CONNACK_TIMEOUT)
+                await asyncio.wait_for(connack, CONNACK_TIMEOUT)
                 break
             except TimeoutError:
                 conn.abort()
@@ -260,15 +245,11 @@ class MqttTransport(Transport):
         self._live = conn
         conn.apply_reading()
         self._arm_tick()
+        if self._session.session_present:
+            log.info("mqtt: session resumed on %s", self.url)
 
-    def _connack_future(self) -> asyncio.Future[None]:
-        assert self._connack is not None
-        return self._connack
-
-    async def _open(self) -> Connection:
+    async def _open(self) -> tuple[Connection, asyncio.Future[None]]:
         loop = asyncio.get_running_loop()
-        self._lost.clear()
-        self._connack = loop.create_future()
         host = self.url.host
         async with asyncio.timeout(CONNECT_TIMEOUT):
             _, conn = await loop.create_connection(
@@ -279,9 +260,11 @@ class MqttTransport(Transport):
                 server_hostname=host if self._ssl else None,
             )
         self._conn = conn
+        # Made only now: a connection refused a moment ago may still report its end.
+        self._connack = connack = loop.create_future()
         self._session.connect(loop.time())
         self._flush_out()
-        return conn
+        return conn, connack
 
     def _fall_back(self, refused: RefusedError) -> bool:
         """Whether to try again at once in 3.1.1: the broker refused MQTT 5 and the URL did
@@ -301,22 +284,13 @@ class MqttTransport(Transport):
             self._route(topic, handler, replay)
         return True
 
-    async def _stay_connected(self) -> None:
-        self.stats.connects += 1
-        resumed = " (session resumed)" if self._session.session_present else ""
-        log.info("mqtt: connected to %s%s", self.url, resumed)
-        self._connected.set()
-        call_listeners(self._listeners)  # after the session replayed the subscriptions
-        await self._lost.wait()
-        self._live = None
-
     def _on_lost(self, conn: Connection) -> None:
         if conn is not self._conn:
             return
+        if self._live is conn:
+            self._life.lost()  # before CONNACK, the failed connect says so
         self._conn = self._live = None
         self._backlog.clear()  # unacknowledged: the broker sends them again (persistent)
-        self._connected.clear()
-        self._lost.set()
         if self._tick is not None:
             self._tick.cancel()
         if self._connack is not None and not self._connack.done():
@@ -344,10 +318,10 @@ class MqttTransport(Transport):
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._life.connected
 
     async def wait_connected(self) -> None:
-        await self._connected.wait()
+        await self._life.wait_connected()
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
         if not self._session.publish(topic, payload, qos, retain):
@@ -446,7 +420,7 @@ class MqttTransport(Transport):
             future.set_result(None)
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
-        self._listeners.append(listener)
+        self._life.add_listener(listener)
 
     def pause_reading(self) -> None:
         self._paused = True
