@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 from collections import deque
+from time import monotonic
 from types import TracebackType
 from typing import Self, cast
 
@@ -262,7 +263,7 @@ class MqttTransport(Transport):
         self._conn = conn
         # Made only now: a connection refused a moment ago may still report its end.
         self._connack = connack = loop.create_future()
-        self._session.connect(loop.time())
+        self._session.connect(monotonic())
         self._flush_out()
         return conn, connack
 
@@ -304,12 +305,13 @@ class MqttTransport(Transport):
     def _arm_tick(self) -> None:
         deadline = self._session.next_tick()
         if deadline is not None:
-            self._tick = asyncio.get_running_loop().call_at(deadline, self._on_tick)
+            delay = max(0.0, deadline - monotonic())
+            self._tick = asyncio.get_running_loop().call_later(delay, self._on_tick)
 
     def _on_tick(self) -> None:
         if self._live is None:
             return
-        self._session.tick(asyncio.get_running_loop().time())
+        self._session.tick(monotonic())
         self._handle_notices()
         self._flush_out()
         self._arm_tick()
@@ -446,7 +448,7 @@ class MqttTransport(Transport):
         self._flush_scheduled = False
         conn = self._conn
         if conn is not None and self._session.out:
-            conn.write(self._session.data_to_send(asyncio.get_running_loop().time()))
+            conn.write(self._session.data_to_send(monotonic()))
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -456,37 +458,41 @@ class MqttTransport(Transport):
         # What the handlers publish leaves in one write right after them, not in another
         # event-loop turn (which would cost an extra epoll call per burst).
         self._flush_scheduled = True
+        session = self._session
         try:
-            messages = self._session.receive(data)
-        except MalformedPacketError as exc:
-            log.warning("mqtt: malformed packet from %s: %s; closing", self.url, exc)
-            self._deliver_all(cast(list[Publish], exc.events))  # the good ones before it
-            conn.abort()
-            messages = []
-        except RefusedError as exc:
-            if self._connack is not None and not self._connack.done():
-                self._connack.set_exception(exc)
-            messages = []
-        if self._session.notices:
+            messages = session.receive(data)
+        except (MalformedPacketError, RefusedError) as exc:
+            messages = self._on_bad_input(conn, exc)
+        if session.notices:
             self._handle_notices()
         if self._flushing:
             self._progress.set()
-        self._deliver_all(messages)
-        self._flush_out()
-
-    def _deliver_all(self, messages: list[Publish]) -> None:
         if self._paused or self._backlog:
             self._backlog.extend(messages)  # paused, or resumed and the backlog not done
-            return
-        for message in messages:
-            self._deliver(message)
+        else:
+            for message in messages:  # inline: this is the forwarding hot path
+                self._deliver(message)
+        self._flush_out()
+
+    def _on_bad_input(
+        self, conn: Connection, exc: MalformedPacketError | RefusedError
+    ) -> list[Publish]:
+        """The connection ends; a malformed packet's good predecessors are delivered."""
+        if isinstance(exc, RefusedError):
+            if self._connack is not None and not self._connack.done():
+                self._connack.set_exception(exc)
+            return []
+        log.warning("mqtt: malformed packet from %s: %s; closing", self.url, exc)
+        conn.abort()
+        return cast(list[Publish], exc.events)
 
     def _deliver_backlog(self, conn: Connection) -> None:
+        """After a resume, in order; a handler that pauses again leaves the rest waiting."""
         if conn is not self._conn:
             return
-        messages = list(self._backlog)
-        self._backlog.clear()
-        self._deliver_all(messages)
+        backlog = self._backlog
+        while backlog and not self._paused:
+            self._deliver(backlog.popleft())
         self._flush_out()
 
     def _deliver(self, message: Publish) -> None:
