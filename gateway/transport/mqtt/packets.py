@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from gateway.errors import TransportError
 from gateway.transport.base import Will
+from gateway.transport.topics import check_topic
 
 MQTT_311 = 4  # protocol levels, as in CONNECT (3.1.2.2)
 MQTT_5 = 5
@@ -578,8 +579,7 @@ class PublishEncoder:
     def topic_bytes(self, topic: str) -> bytes:
         encoded = self._topics.get(topic)
         if encoded is None:
-            if not topic or "+" in topic or "#" in topic or "\0" in topic:
-                raise TransportError(f"cannot publish to {topic!r}: not a topic name (4.7)")
+            check_topic(topic)
             if len(self._topics) >= TOPIC_CACHE_SIZE:
                 self._topics.clear()
             encoded = self._topics[topic] = encode_string(topic)

@@ -44,6 +44,7 @@ from gateway.transport.mqtt.packets import (
     encode_unsubscribe,
     reason_name,
 )
+from gateway.transport.topics import check_filter
 
 UNSUPPORTED_VERSION = 0x84
 SUBSCRIBE_BATCH = 100  # topic filters per SUBSCRIBE when subscriptions are replayed
@@ -278,7 +279,7 @@ class Session:
         missing = options.needs_v5 if self.version != MQTT_5 else None
         if missing:
             raise TransportError(f"{missing} on {topic!r} needs MQTT 5; this is MQTT 3.1.1")
-        encode_subscribe(1, [(topic, options)], self.version)  # a bad filter raises here
+        check_filter(topic)  # here, not at every reconnect
         self.subscriptions[topic] = options
         return self._subscribe_request([(topic, options)]) if self.connected else None
 
