@@ -65,7 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -882,6 +882,15 @@ def export_commit(rev: str, into: Path) -> str:
     return commit
 
 
+@contextlib.contextmanager
+def ours_checkout(rev: str | None) -> Iterator[tuple[str, str]]:
+    """``(src, source)``: with ``rev``, ``src`` is a temporary copy of ``gateway/`` as committed
+    in ``rev`` (for ``Settings.ours_src``), else ``""``; ``source`` says what ours runs from."""
+    with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
+        commit = export_commit(rev, Path(tmp)) if rev else ""
+        yield (tmp if rev else ""), ours_source(commit)
+
+
 def git(*args: str) -> str:
     done = subprocess.run(
         ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
@@ -899,12 +908,8 @@ def ours_source(commit: str) -> str:
 
 def main(argv: Sequence[str]) -> int:
     settings, plan = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-ours-") as src:
-        commit = ""
-        if plan.commit:
-            commit = export_commit(plan.commit, Path(src))
-            settings.ours_src = src
-        return run_main(settings, plan, argv, ours_source(commit))
+    with ours_checkout(plan.commit) as (settings.ours_src, source):
+        return run_main(settings, plan, argv, source)
 
 
 def run_main(settings: Settings, plan: Plan, argv: Sequence[str], source: str) -> int:

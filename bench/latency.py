@@ -80,10 +80,9 @@ from bench.coordinator import (
     Coordinator,
     HopLoad,
     Settings,
-    export_commit,
     forwarding_announcements,
     original_available,
-    ours_source,
+    ours_checkout,
 )
 from gateway.mosquitto import Mosquitto
 
@@ -689,12 +688,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
 
 def main(argv: Sequence[str]) -> int:
     bench, args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-ours-") as src:
-        commit = ""
-        if args.ours_commit:
-            commit = export_commit(args.ours_commit, Path(src))
-            bench.settings.ours_src = src
-        source = ours_source(commit)
+    with ours_checkout(args.ours_commit) as (bench.settings.ours_src, source):
         print(
             f"latency benchmark ({source}): parts {', '.join(bench.parts)}; brokers "
             f"{', '.join(bench.brokers)}; {bench.pings} pings, {bench.count} paced at "

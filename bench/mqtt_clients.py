@@ -64,9 +64,8 @@ from bench.coordinator import (
     Coordinator,
     HopLoad,
     Settings,
-    export_commit,
     forwarding_announcements,
-    ours_source,
+    ours_checkout,
 )
 from bench.forwarders import START_TIMEOUT
 
@@ -363,12 +362,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Bench, argparse.Namespace]:
 
 def main(argv: Sequence[str]) -> int:
     bench, args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-ours-") as src:
-        commit = ""
-        if args.ours_commit:
-            commit = export_commit(args.ours_commit, Path(src))
-            bench.ours_src = src
-        source = ours_source(commit)
+    with ours_checkout(args.ours_commit) as (bench.ours_src, source):
         print(
             f"MQTT clients: {', '.join(bench.kinds)} ({source}); {bench.count} messages, "
             f"{bench.runs} run(s), window {bench.window}"

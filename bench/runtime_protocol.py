@@ -78,10 +78,9 @@ from bench.coordinator import (
     Coordinator,
     HopLoad,
     Settings,
-    export_commit,
     forwarding_announcements,
     load_figures,
-    ours_source,
+    ours_checkout,
 )
 from gateway.errors import GatewayError
 from gateway.mosquitto import Mosquitto
@@ -822,12 +821,8 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == [CHILD]:
         return child_main(argv[1:])
     bench, args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-ours-") as src:
-        commit = ""
-        if args.ours_commit:
-            commit = export_commit(args.ours_commit, Path(src))
-            bench.settings.ours_src = src
-        return report(bench, args, argv, ours_source(commit))
+    with ours_checkout(args.ours_commit) as (bench.settings.ours_src, source):
+        return report(bench, args, argv, source)
 
 
 def report(bench: Bench, args: argparse.Namespace, argv: Sequence[str], source: str) -> int:
