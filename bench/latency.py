@@ -1,6 +1,6 @@
 """Latency and CPU per message one message at a time, with the original msgflo as the baseline.
 
-    .venv/bin/python -m bench.latency --ours-commit HEAD     # everything, 3 runs, ~6 min
+    .venv/bin/python -m bench.latency --ours-commit HEAD     # everything, 3 runs, ~5 min
     .venv/bin/python -m bench.latency --quick                # smoke run, about 1 min
     .venv/bin/python -m bench.latency --parts paced --brokers nodelay --strace   # syscalls
 
