@@ -41,6 +41,7 @@ def test_mosquitto_conf_with_the_access_point() -> None:
         "autosave_interval 30",
         "autosave_on_changes false",
         "max_queued_messages 1000",
+        "set_tcp_nodelay true",
         "log_dest stderr",
         "log_type information",
         "connection_messages true",
