@@ -271,9 +271,9 @@ class MqttTransport(Transport):
         """Whether to try again at once in 3.1.1: the broker refused MQTT 5 and the URL did
         not ask for a version. It stays 3.1.1 for this transport's later connects."""
         if refused.reason_code != UNSUPPORTED_VERSION or self._forced_version is not None:
-            return False
+            return False  # a refusal for another reason, or a version the URL asked for
         if self._session.version == MQTT_311:
-            return False
+            return False  # refused 3.1.1 too
         lost = [t for t, o in self._session.subscriptions.items() if o.needs_v5]
         log.warning(
             "mqtt: %s does not speak MQTT 5; using 3.1.1 from now on%s",
