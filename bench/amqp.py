@@ -41,7 +41,7 @@ from pathlib import Path
 import aio_pika
 
 from bench.common import ROOT as REPO
-from tests.amqp_broker import RabbitMQ
+from tests.support.amqp_broker import RabbitMQ
 
 NODE_MODULES = REPO / "tests" / "npm" / "node_modules"
 ROLE = "bench"

@@ -75,7 +75,7 @@ from gateway.participant import Message, Participant, serve
 from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
 from gateway.transport import open_transport
-from tests.netfault import Proxy
+from tests.support.netfault import Proxy
 
 LOOPBACK = "127.0.0.1"
 CASES = (

@@ -19,7 +19,10 @@ from gateway.mosquitto import Mosquitto
 from gateway.transport import Transport, open_transport
 from gateway.transport.base import Delivery
 from gateway.transport.memory import MemoryTransport
-from tests.amqp_broker import RabbitMQ
+from tests.support.amqp_broker import RabbitMQ
+
+# Checks that every program the tests start comes from a package bootstrap installs.
+pytest_plugins = ["tests.tool_audit"]
 
 # Programs that only tests marked ``integration`` may start: brokers, node, emulators. Checked
 # where every process starts (the audit event of subprocess.Popen, which asyncio's subprocesses

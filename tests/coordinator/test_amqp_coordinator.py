@@ -24,8 +24,8 @@ from gateway.participant import Message, Participant
 from gateway.participant.definition import Json
 from gateway.runtime_protocol.environment import Listener
 from gateway.transport import Transport, open_transport
-from tests.amqp_broker import RabbitMQ
 from tests.interop.support import our_participants as participants
+from tests.support.amqp_broker import RabbitMQ
 from tests.support.participants import source
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import aio_pika
 import pytest
 
 from gateway.mosquitto import Mosquitto
-from tests.amqp_broker import RabbitMQ
+from tests.support.amqp_broker import RabbitMQ
 from tests.support.cli import BIN, run_script
 
 EXAMPLES = Path(__file__).parents[2] / "examples"

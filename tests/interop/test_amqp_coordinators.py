@@ -30,7 +30,6 @@ from gateway.broker import parse_broker_url
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.graph import parse_fbp
 from gateway.mosquitto import LOOPBACK, free_port
-from tests.amqp_broker import RabbitMQ
 from tests.coordinator.test_amqp_coordinator import bound, running
 from tests.interop.support import (
     NODE_MODULES,
@@ -42,6 +41,7 @@ from tests.interop.support import (
     python_repeats,
     within,
 )
+from tests.support.amqp_broker import RabbitMQ
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,6 @@ import aio_pika
 import pytest
 
 from gateway.participant import Message, Participant
-from tests.amqp_broker import RabbitMQ
 from tests.interop.support import (
     NODE_MODULES,
     Child,
@@ -29,6 +28,7 @@ from tests.interop.support import (
     our_participants,
     within,
 )
+from tests.support.amqp_broker import RabbitMQ
 from tests.transport.test_transport_amqp import wait_discovery
 
 pytestmark = pytest.mark.integration

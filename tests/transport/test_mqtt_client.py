@@ -19,8 +19,8 @@ from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, Will
 from gateway.transport.mqtt import MqttTransport, topic_matches
 from gateway.transport.mqtt.packets import encode_publish
-from tests.certs import Pki, make_pki
 from tests.conftest import Probe
+from tests.support.certs import Pki, make_pki
 
 pytestmark = pytest.mark.integration
 

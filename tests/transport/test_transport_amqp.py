@@ -22,7 +22,7 @@ from gateway.transport import open_transport
 from gateway.transport.amqp import AmqpTransport
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery
-from tests.amqp_broker import RabbitMQ
+from tests.support.amqp_broker import RabbitMQ
 from tests.support.inbox import Inbox
 from tests.transport.test_transport_contract import unique
 

@@ -14,8 +14,6 @@ from gateway.coordinator.amqp_binder import AmqpBinder
 from gateway.errors import BrokerUrlError
 from gateway.graph import parse_fbp
 from gateway.transport.amqp import AmqpTransport
-from tests.amqp_broker import RabbitMQ
-from tests.certs import make_pki
 from tests.coordinator.test_amqp_coordinator import (
     Collect,
     Repeat,
@@ -26,6 +24,8 @@ from tests.coordinator.test_amqp_coordinator import (
     unique,
 )
 from tests.interop.support import our_participants as participants
+from tests.support.amqp_broker import RabbitMQ
+from tests.support.certs import make_pki
 from tests.transport.test_transport_amqp import FAST
 
 pytestmark = pytest.mark.integration

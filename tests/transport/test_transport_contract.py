@@ -20,7 +20,7 @@ from gateway.mosquitto import Mosquitto
 from gateway.transport import open_transport
 from gateway.transport.base import Transport
 from gateway.transport.memory import memory_broker
-from tests.amqp_broker import RabbitMQ
+from tests.support.amqp_broker import RabbitMQ
 from tests.support.inbox import Inbox
 
 
