@@ -59,6 +59,7 @@ CONNACK_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0  # for the DISCONNECT to leave when the context exits
 DEFAULT_MAX_QUEUED = 10_000  # QoS>0 messages waiting to be sent, past which they are dropped
 DRAIN_POLL = 0.005  # s between checks of the socket buffer in flush()
+READ_BUFFER = 65_536  # bytes read at most per event-loop turn and connection
 
 
 def routing_filter(subscription: str) -> str:
@@ -74,11 +75,16 @@ def url_version(url: BrokerUrl) -> int | None:
     return int(given) if given else None
 
 
-class Connection(asyncio.Protocol):
-    """One network connection; its bytes go to the owner."""
+class Connection(asyncio.BufferedProtocol):
+    """One network connection; its bytes go to the owner.
+
+    Buffered: asyncio reads into one buffer per connection. A plain Protocol gets a fresh
+    256 KiB bytes object per read, which glibc may serve with mmap, mremap and munmap: three
+    system calls per forwarded message (seen with strace, 1.5 us a message)."""
 
     def __init__(self, owner: MqttTransport) -> None:
         self.owner = owner
+        self.view = memoryview(bytearray(READ_BUFFER))
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
         self.write_full = False  # past the transport's high-water mark
@@ -114,8 +120,11 @@ class Connection(asyncio.Protocol):
         else:
             transport.resume_reading()
 
-    def data_received(self, data: bytes) -> None:
-        self.owner._on_data(self, data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.owner._on_data(self, bytes(self.view[:nbytes]))  # payloads slice it: bytes
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
