@@ -6,6 +6,7 @@ import pytest
 
 from gateway.broker import parse_broker_url, resolve_broker
 from gateway.errors import BrokerUrlError
+from gateway.transport.base import mqtt_client_id
 
 
 def test_full_mqtt_url() -> None:
@@ -103,3 +104,14 @@ def test_resolution_order() -> None:
     assert resolve_broker(None, {}).host == "localhost"
     assert resolve_broker(None, {"MSGFLO_BROKER": "mqtt://envhost"}).host == "envhost"
     assert resolve_broker("mqtt://cli", {"MSGFLO_BROKER": "mqtt://envhost"}).host == "cli"
+
+
+def test_client_id_digits_are_random_unless_a_session_is_to_be_resumed() -> None:
+    url = parse_broker_url("mqtt://h?clientId=node-%25i")
+    once, twice = mqtt_client_id(url, "x"), mqtt_client_id(url, "x")
+    assert once.startswith("node-") and once != twice
+    kept = mqtt_client_id(url, "x", persistent=True)
+    assert kept.startswith("node-") and kept == mqtt_client_id(url, "x", persistent=True)
+    other = parse_broker_url("mqtt://h?clientId=other-%25i")
+    assert mqtt_client_id(other, "x", persistent=True)[-8:] != kept[-8:]
+    assert mqtt_client_id(parse_broker_url("mqtt://h"), "plain", persistent=True) == "plain"

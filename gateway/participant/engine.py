@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -49,8 +48,8 @@ async def serve(
     period = discovery_period if discovery_period is not None else period_from_env()
     if transport is None:
         url = broker if isinstance(broker, BrokerUrl) else resolve_broker(broker)
-        first = participants[0].id if participants else "msgflo"
-        client_id = f"{first}-{secrets.token_hex(3)}"
+        first = participants[0].role if participants else "msgflo"
+        client_id = f"{first}-%i"  # a persistent session resumes: see mqtt_client_id
         transport = open_transport(url, client_id=client_id)
     async with transport, asyncio.TaskGroup() as tg:
         for participant in participants:

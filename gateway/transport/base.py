@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import abc
 import enum
+import hashlib
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -184,11 +186,20 @@ class Transport(abc.ABC):
         """Reject a delivery (AMQP: dead-letter it); on MQTT there is nothing to do."""
 
 
-def mqtt_client_id(url: BrokerUrl, default: str) -> str:
-    """The client id: the URL's ``clientId`` option or ``default``; ``%i`` becomes random hex
-    digits, as msgflo-cpp's ``clientId=name-%i`` (a number there). Tools that may run twice at
-    once use it: a broker disconnects a client when another connects with the same id."""
+def mqtt_client_id(url: BrokerUrl, default: str, *, persistent: bool = False) -> str:
+    """The client id: the URL's ``clientId`` option or ``default``; ``%i`` becomes hex digits,
+    as msgflo-cpp's ``clientId=name-%i`` (a number there). Tools that may run twice at once use
+    it: a broker disconnects a client when another connects with the same id.
+
+    The digits are random, except for a ``persistent`` session: the broker keeps that session
+    under its client id, so a participant restarted on the same machine must ask for the same
+    id to get its queued messages; there they are a hash of the host name and the id."""
     cid = url.options.get("clientId") or default
+    if "%i" not in cid:
+        return cid
+    if persistent:
+        seed = f"{socket.gethostname()}\0{cid}".encode()
+        return cid.replace("%i", hashlib.blake2s(seed, digest_size=4).hexdigest())
     return cid.replace("%i", secrets.token_hex(4))
 
 

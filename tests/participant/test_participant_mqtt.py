@@ -234,3 +234,22 @@ async def test_backpressure_keeps_every_message(mosquitto: Mosquitto, probe: Pro
     assert [int(g) for g in got] == list(range(3000))
     assert slow.stats.pauses >= 1  # the inbox filled up and reading was paused
     assert slow.stats.dropped == 0
+
+
+async def test_a_restarted_participant_resumes_its_persistent_session(
+    mosquitto: Mosquitto, probe: Probe
+) -> None:
+    """With ``?sessionExpiry=N`` (as the appliance runs them) the broker keeps the session of a
+    stopped participant under its client id; the restarted one asks for the same id, so the
+    QoS 1 messages sent while it was away reach it."""
+    url = f"{mosquitto.url}?sessionExpiry=60"
+    await probe.watch("rep/out", qos=1)
+    await probe.watch("fbp")
+    async with running([Repeat("rep", qos=1)], url):
+        await probe.wait_count("fbp", 1)
+    for n in range(5):
+        probe.transport.publish("rep/in", str(n).encode(), qos=1)
+    await probe.transport.flush()
+    async with running([Repeat("rep", qos=1)], url):
+        got = await probe.wait_count("rep/out", 5)
+    assert [int(g) for g in got] == list(range(5))

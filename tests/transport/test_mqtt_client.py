@@ -537,6 +537,28 @@ async def test_a_persistent_session_is_resumed(
     assert got == [b"while away"]
 
 
+async def test_a_resumed_sessions_messages_wait_for_their_subscriber(
+    mosquitto: Mosquitto, probe: Probe
+) -> None:
+    """The broker sends a resumed session's messages right after CONNACK: a program that
+    subscribes only once connected still gets them, in order."""
+    url = parse_broker_url(f"{mosquitto.url}?sessionExpiry=60")
+    async with open_transport(url, client_id="late") as transport:
+        await asyncio.wait_for(transport.wait_connected(), 5)
+        await transport.subscribe("late/in", lambda d: None, qos=1)
+    for n in range(3):
+        probe.transport.publish("late/in", b"%d" % n, qos=1)
+    await asyncio.wait_for(probe.transport.flush(), 5)
+    got: list[bytes] = []
+    async with open_transport(url, client_id="late") as again:
+        async with asyncio.timeout(5):
+            while again.stats.received < 3:  # arrived, nobody to take them yet
+                await asyncio.sleep(0.01)
+        await again.subscribe("late/in", lambda d: got.append(d.payload), qos=1)
+        assert got == [b"0", b"1", b"2"]
+        assert again.stats.received == 3
+
+
 # -- connecting: refusals, fallback, timeouts --------------------------------------------------
 
 

@@ -60,6 +60,7 @@ CLOSE_TIMEOUT = 2.0  # for the DISCONNECT to leave when the context exits
 DEFAULT_MAX_QUEUED = 10_000  # QoS>0 messages waiting to be sent, past which they are dropped
 DRAIN_POLL = 0.005  # s between checks of the socket buffer in flush()
 READ_BUFFER = 65_536  # bytes read at most per event-loop turn and connection
+MAX_UNCLAIMED = 1_000  # messages of a resumed session kept for subscriptions still to come
 
 
 def routing_filter(subscription: str) -> str:
@@ -167,7 +168,7 @@ class MqttTransport(Transport):
         if session_expiry is None:
             session_expiry = int(url.options.get("sessionExpiry", "0"))
         self._session = Session(
-            mqtt_client_id(url, client_id),
+            mqtt_client_id(url, client_id, persistent=session_expiry > 0),
             keepalive=mqtt_keepalive(url, keepalive),
             username=url.username,
             password=url.password,
@@ -188,6 +189,7 @@ class MqttTransport(Transport):
         self._requests: dict[int, asyncio.Future[None]] = {}
         self._paused = False
         self._backlog: deque[Publish] = deque()  # arrived while paused, handled on resume
+        self._waiting: deque[Publish] = deque()  # a resumed session's, not subscribed yet
         self._progress = asyncio.Event()  # set when a QoS>0 message may have been acknowledged
         self._flushing = 0  # flush() calls waiting for acknowledgements
         self._tick: asyncio.TimerHandle | None = None
@@ -403,6 +405,8 @@ class MqttTransport(Transport):
         self._routes[route] = handler
         if "+" in route or "#" in route:
             self._wildcards[route] = handler
+        if self._waiting:
+            self._claim(route)
 
     def shared_subscription(self, topic: str, group: str) -> str:
         """``$share/<group>/<topic>`` (4.8.2): the broker gives each message of ``topic`` to
@@ -511,11 +515,31 @@ class MqttTransport(Transport):
         topic = message.topic
         handler = self._routes.get(topic) or self._match_wildcard(topic)
         if handler is None:
+            self._unclaimed(message)
             return
         try:
             handler(Delivery(topic, message.payload, message.qos, message.retain))
         except Exception:
             log.exception("mqtt: handler for %r failed", topic)
+
+    def _unclaimed(self, message: Publish) -> None:
+        """A resumed session's messages arrive right after CONNACK, before a restarted
+        program has subscribed again: keep a bounded number for the subscribe to come."""
+        if self._session.session_expiry and len(self._waiting) < MAX_UNCLAIMED:
+            self._waiting.append(message)
+
+    def _claim(self, route: str) -> None:
+        """Deliver what waited for the subscription just routed, in order."""
+        claimed = [m for m in self._waiting if topic_matches(route, m.topic)]
+        if not claimed:
+            return
+        self._waiting = deque(m for m in self._waiting if m not in claimed)
+        for message in claimed:
+            self.stats.received -= 1  # counted once, when it arrived
+            if self._paused or self._backlog:
+                self._backlog.append(message)
+            else:
+                self._deliver(message)
 
     def _match_wildcard(self, topic: str) -> DeliveryHandler | None:
         for pattern, handler in self._wildcards.items():
