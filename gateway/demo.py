@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway.broker import parse_broker_url
 from gateway.common.logs import ENV_LOGLEVEL, configure_logging
-from gateway.common.signals import until_signalled
+from gateway.common.signals import run_daemon
 from gateway.coordinator.library import load_library, with_builtins
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
@@ -98,6 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print("  (the web dashboard is not there yet; Ctrl-C stops the demo)")
         print(flush=True)
-        asyncio.run(until_signalled(run_demo(config, graph_path, port, args.duration)))
+        run_daemon(run_demo(config, graph_path, port, args.duration))
     print("demo stopped", flush=True)
     return 0

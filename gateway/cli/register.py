@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway.broker import BrokerUrl, resolve_broker
 from gateway.cli.options import EXIT_FAILURE, add_broker_option, boolean, run_tool
 from gateway.common.logs import configure_logging
-from gateway.common.signals import until_signalled
+from gateway.common.signals import run_daemon
 from gateway.errors import GatewayError
 from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         async def run() -> None:
             status[0] = await announce(url, found, args)
 
-        asyncio.run(until_signalled(run()))
+        run_daemon(run())
         return status[0]
 
     return run_tool(PROG, job)

@@ -19,7 +19,7 @@ from pathlib import Path
 from gateway.broker import resolve_broker
 from gateway.cli.options import add_broker_option, add_flag, run_tool
 from gateway.common.logs import configure_logging
-from gateway.common.signals import until_signalled
+from gateway.common.signals import run_daemon
 from gateway.coordinator.coordinator import Coordinator
 from gateway.coordinator.service import (
     CoordinatorService,
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         ignore=frozenset(set(graph.processes) - start_roles),
         wait_timeout=args.timeout,
     )
-    asyncio.run(until_signalled(setup(CoordinatorService(config, graph), args)))
+    run_daemon(setup(CoordinatorService(config, graph), args))
     return 0
 
 

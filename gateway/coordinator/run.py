@@ -14,7 +14,7 @@ import os
 import socket
 
 from gateway.broker import ENV_BROKER, BrokerUrl, parse_broker_url, resolve_broker
-from gateway.common.signals import until_signalled
+from gateway.common.signals import run_daemon
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.graph.model import Graph
@@ -30,7 +30,7 @@ def run_with_runtime_protocol(
     """Blocking: coordinate ``graph`` and serve the runtime protocol until SIGINT/SIGTERM."""
     service = CoordinatorService(config, graph)
     runtime = RuntimeProtocolService(service, settings)
-    asyncio.run(until_signalled(serve(service, runtime)))
+    run_daemon(serve(service, runtime))
 
 
 async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) -> None:

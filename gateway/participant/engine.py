@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from gateway.broker import BrokerUrl, resolve_broker
 from gateway.common.logs import configure_logging
-from gateway.common.signals import until_signalled
+from gateway.common.signals import run_daemon
 from gateway.errors import GatewayError
 from gateway.participant.definition import Json
 from gateway.participant.discovery import period_from_env
@@ -67,7 +67,7 @@ def run(
     """Blocking: run ``participants`` until SIGINT or SIGTERM, then disconnect cleanly."""
     group = [participants] if isinstance(participants, Participant) else list(participants)
     job = serve(group, broker, iips=iips, discovery_period=discovery_period)
-    asyncio.run(until_signalled(job))
+    run_daemon(job)
 
 
 def main(

@@ -9,13 +9,11 @@ turns it into the bridge's own settings and connects.
 
 from __future__ import annotations
 
-import asyncio
-
 from gateway.bridges.serial.bridge import BridgeConfig, SerialBridge
 from gateway.bridges.serial.roles import RoleMap
 from gateway.bridges.serial.session import SessionConfig
 from gateway.broker import BrokerUrl
-from gateway.common.signals import until_signalled
+from gateway.common.signals import run_daemon
 from gateway.config import SerialBridgeConfig
 from gateway.transport import open_transport
 
@@ -38,7 +36,7 @@ def bridge_config(section: SerialBridgeConfig) -> BridgeConfig:
 
 def run_serial_bridge(section: SerialBridgeConfig, broker: BrokerUrl) -> None:
     """Blocking: announce and serve the devices ``section`` describes until SIGINT/SIGTERM."""
-    asyncio.run(until_signalled(serve(bridge_config(section), broker)))
+    run_daemon(serve(bridge_config(section), broker))
 
 
 async def serve(config: BridgeConfig, broker: BrokerUrl) -> None:
