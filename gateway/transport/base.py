@@ -1,10 +1,11 @@
 """The transport interface: what participants and the coordinator need from a broker.
 
 One implementation per URL scheme (``mqtt/`` for mqtt:// and mqtts://, ``amqp.py`` for
-amqp:// and amqps://), made by :func:`gateway.transport.open_transport`. A transport is an async
-context manager that keeps its connection alive by itself: it reconnects with backoff, replays
-subscriptions and then tells its connect listeners, so callers announce themselves again after
-every reconnect.
+amqp:// and amqps://, ``memory.py`` for the in-process memory:// of tests), made by
+:func:`gateway.transport.open_transport`. A transport is an async context manager that keeps
+its connection alive by itself, through the lifecycle they all share (``lifecycle.py``): it
+reconnects with backoff, replays subscriptions and then tells its connect listeners, so callers
+announce themselves again after every reconnect.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import abc
 import enum
 import hashlib
-import logging
 import secrets
 import socket
 from collections.abc import Callable
@@ -22,8 +22,6 @@ from typing import Self
 
 from gateway.broker import BrokerUrl
 from gateway.errors import TransportError
-
-log = logging.getLogger("gateway.transport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +204,3 @@ def mqtt_client_id(url: BrokerUrl, default: str, *, persistent: bool = False) ->
 def mqtt_keepalive(url: BrokerUrl, given: int | None) -> int:
     """Keepalive seconds: the argument, else the URL's ``keepAlive`` option, else 60."""
     return given or int(url.options.get("keepAlive", 60))
-
-
-def call_listeners(listeners: list[ConnectListener]) -> None:
-    """Tell every connect listener; one that fails is logged and does not stop the others."""
-    for listener in list(listeners):
-        try:
-            listener()
-        except Exception:
-            log.exception("mqtt: connect listener %r failed", listener)

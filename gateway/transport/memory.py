@@ -21,7 +21,8 @@ Choices, where the interface leaves room:
 - Retained messages live as long as the process: use a fresh name per test.
 - :meth:`MemoryBroker.stop`/:meth:`MemoryBroker.start` simulate the broker going away (every
   connection lost; a broker that is down publishes no wills) and coming back (every transport
-  reconnects, replays its subscriptions and tells its connect listeners);
+  reconnects through the lifecycle every transport shares, :mod:`gateway.transport.lifecycle`,
+  replays its subscriptions and tells its connect listeners);
   :meth:`MemoryTransport.lose_connection` one client's network going away (its will is
   published). One broker serves one event loop.
 
@@ -40,6 +41,7 @@ from typing import Self
 
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError, TransportError
+from gateway.transport.backoff import Backoff
 from gateway.transport.base import (
     ConnectListener,
     Delivery,
@@ -47,8 +49,8 @@ from gateway.transport.base import (
     Transport,
     TransportStats,
     Will,
-    call_listeners,
 )
+from gateway.transport.lifecycle import Lifecycle
 from gateway.transport.topics import (
     check_filter,
     check_topic,
@@ -58,6 +60,9 @@ from gateway.transport.topics import (
 )
 
 log = logging.getLogger("gateway.transport.memory")
+
+# In-process, a reconnect costs nothing: retry soon, so tests of a broker restart stay quick.
+RECONNECT = Backoff(initial=0.01, maximum=0.1)
 
 # -- the broker --------------------------------------------------------------------------------
 
@@ -82,21 +87,17 @@ class MemoryBroker:
     retained: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     up: bool = True
     _clients: list[MemoryTransport] = field(default_factory=list)
-    _waiting: list[MemoryTransport] = field(default_factory=list)
     _turns: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def stop(self) -> None:
-        """Go away: every connection is lost and reconnects wait for :meth:`start`."""
+        """Go away: every connection is lost; reconnect attempts fail until :meth:`start`."""
         self.up = False
         for client in list(self._clients):
             client.lose_connection()
 
     def start(self) -> None:
-        """Come back: every transport that lost its connection reconnects."""
+        """Come back: transports reconnect at their next attempt (:data:`RECONNECT`)."""
         self.up = True
-        waiting, self._waiting = self._waiting, []
-        for client in waiting:
-            client.reconnect_soon()
 
     async def restart(self, downtime: float = 0.05) -> None:
         """:meth:`stop`, a pause, :meth:`start`: what a broker restart looks like to clients."""
@@ -104,19 +105,15 @@ class MemoryBroker:
         await asyncio.sleep(downtime)
         self.start()
 
-    def attach(self, client: MemoryTransport) -> bool:
-        """Connect ``client``; False while stopped (it is connected once started again)."""
+    def attach(self, client: MemoryTransport) -> None:
+        """Connect ``client``, or refuse while stopped."""
         if not self.up:
-            self._waiting.append(client)
-            return False
+            raise TransportError(f"memory broker {self.name!r} is stopped")
         self._clients.append(client)
-        return True
 
     def detach(self, client: MemoryTransport) -> None:
         if client in self._clients:
             self._clients.remove(client)
-        if client in self._waiting:
-            self._waiting.remove(client)
 
     def route(self, sender: MemoryTransport | None, message: Delivery) -> None:
         """Hand ``message`` to every client subscribed to it, and keep it if retained."""
@@ -188,20 +185,24 @@ class MemoryTransport(Transport):
         self.stats = TransportStats()
         self._will = will
         self._subs: dict[str, _Subscription] = {}
-        self._listeners: list[ConnectListener] = []
+        self._life = Lifecycle(
+            url,
+            connect=self._attach,
+            replay=self._replay,
+            cleanup=self._detach,
+            backoff=RECONNECT,
+            stats=self.stats,
+        )
         self._inbox: deque[tuple[_Subscription, Delivery]] = deque()
         self._outbox: deque[Delivery] = deque()  # QoS>0 published while disconnected
-        self._connected = asyncio.Event()
         self._sent = asyncio.Event()  # set whenever the outbox has been emptied
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
         self._paused = False
-        self._closing = False
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._closing = False
-        self.reconnect_soon()
+        self._life.start()
         return self
 
     async def __aexit__(
@@ -211,56 +212,46 @@ class MemoryTransport(Transport):
         tb: TracebackType | None,
     ) -> None:
         # A clean disconnect: no will, and what has not been delivered yet is gone with us.
-        self._closing = True
-        self.broker.detach(self)
-        self._connected.clear()
-        self._inbox.clear()
+        await self._life.close()
+        await self._detach()
 
     # -- connection ----------------------------------------------------------------------------
 
-    def reconnect_soon(self) -> None:
-        """Connect on the next turn of the loop (so that :meth:`__aenter__` returns first)."""
-        if self._loop is not None and not self._closing:
-            self._loop.call_soon(self._connect)
+    async def _attach(self) -> None:
+        self.broker.attach(self)
 
-    def _connect(self) -> None:
-        if self._closing or self.connected or not self.broker.attach(self):
-            return
-        self.stats.connects += 1
-        self._connected.set()
+    async def _replay(self) -> None:
         for sub in self._subs.values():
             self._replay_retained(sub)
         while self._outbox:
             self.broker.route(self, self._outbox.popleft())
         self._sent.set()
-        call_listeners(self._listeners)
+
+    async def _detach(self) -> None:
+        self.broker.detach(self)
+        self._inbox.clear()  # not delivered yet: lost with the connection
 
     def lose_connection(self) -> None:
         """The connection breaks (not a clean disconnect): the broker, if up, publishes the
-        will; messages not yet delivered are lost; the transport reconnects once the broker is
-        up."""
+        will; messages not yet delivered are lost; the transport reconnects as any does."""
         if not self.connected:
             return
         self.broker.detach(self)
-        self._connected.clear()
         self._inbox.clear()
         if self._will is not None and self.broker.up:
             will = self._will
             self.broker.route(None, Delivery(will.topic, will.payload, will.qos, will.retain))
-        if self.broker.up:
-            self.reconnect_soon()
-        else:
-            self.broker.attach(self)  # waits in the broker's queue until start()
+        self._life.lost()
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._life.connected
 
     async def wait_connected(self) -> None:
-        await self._connected.wait()
+        await self._life.wait_connected()
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
-        self._listeners.append(listener)
+        self._life.add_listener(listener)
 
     # -- publishing ----------------------------------------------------------------------------
 
