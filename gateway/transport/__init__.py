@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.broker import BrokerUrl
 from gateway.errors import BrokerUrlError
+from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, DeliveryHandler, Transport, Will
 
 __all__ = ["Delivery", "DeliveryHandler", "Transport", "Will", "open_transport"]
@@ -16,6 +17,7 @@ def open_transport(
     will: Will | None = None,
     keepalive: int | None = None,
     session_expiry: int | None = None,
+    backoff: Backoff | None = None,
 ) -> Transport:
     """A not-yet-connected transport for ``url``; use it with ``async with``. The only way
     the rest of the gateway makes one.
@@ -24,7 +26,7 @@ def open_transport(
     URL's ``keepAlive``) and ``session_expiry`` (else the URL's ``sessionExpiry``) are MQTT's;
     AMQP has no will (RabbitMQ tells nobody when a connection dies), keeps its queues by
     itself (durable ports) and takes its heartbeat from the URL's ``heartbeat``, so there they
-    are ignored.
+    are ignored. ``backoff`` paces reconnect attempts (tests shorten it).
     """
     if url.is_mqtt:
         # Imported here so that an AMQP-only deployment need not import the MQTT client (and
@@ -37,11 +39,12 @@ def open_transport(
             will=will,
             keepalive=keepalive,
             session_expiry=session_expiry,
+            backoff=backoff,
         )
     if url.scheme in ("amqp", "amqps"):
         from gateway.transport.amqp import AmqpTransport
 
-        return AmqpTransport(url, client_id=client_id)
+        return AmqpTransport(url, client_id=client_id, backoff=backoff)
     if url.scheme == "memory":
         from gateway.transport.memory import MemoryTransport
 

@@ -14,8 +14,8 @@ import pytest
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Message, Participant, Raw, serve
+from gateway.transport import open_transport
 from gateway.transport.backoff import Backoff
-from gateway.transport.mqtt import MqttTransport
 from tests.conftest import Probe
 from tests.support.wait import until
 
@@ -177,7 +177,7 @@ async def test_survives_broker_restart(
     caplog.set_level(logging.INFO)
     # The participant waits a fixed 2 s before reconnecting, so the probe (default backoff,
     # under 0.5 s) is back and listening before the participant re-announces.
-    transport = MqttTransport(
+    transport = open_transport(
         parse_broker_url(mosquitto.url), backoff=Backoff(initial=2.0, jitter=0)
     )
     await probe.watch("fbp")
