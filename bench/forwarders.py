@@ -88,8 +88,9 @@ async def forward_gmqtt(url: str, topic_a: str, topic_b: str) -> None:
 
 
 def own_transport(url: str) -> Any:
-    """``open_transport``'s MQTT client, or, while that is still the paho-based one, the
-    coordinator's ``FastMqttTransport`` (as long as it exists)."""
+    """``open_transport``'s MQTT client; for ``--ours-commit`` of a revision from before the
+    one client (issue 14), where that was paho-based, the coordinator's ``FastMqttTransport``
+    of that revision, so "before" can be measured the same way."""
     from gateway.broker import parse_broker_url
     from gateway.transport import open_transport
 

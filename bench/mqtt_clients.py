@@ -12,8 +12,9 @@ receives on A, unchanged, to topic B at QoS 0:
 * ``paho``: paho-mqtt 2.x, ``on_message`` publishes, ``loop_forever`` (Nagle off, as the others);
 * ``gmqtt``: gmqtt (asyncio), ``on_message`` publishes;
 * ``own``: the project's client, ``gateway.transport.open_transport(parse_broker_url(url))``;
-  while that still returns the paho-based transport for ``mqtt://``, the coordinator's own
-  ``gateway.transport.mqtt5_fast.FastMqttTransport`` instead (the figures name the class);
+  with ``--ours-commit`` of a revision before issue 14, where that returned the paho-based
+  transport, that revision's ``gateway.transport.mqtt5_fast.FastMqttTransport`` instead (the
+  figures name the class);
 * ``coordinator``: our coordinator process (``.venv/bin/msgflo --graph G --broker URL``, started
   as ``bench.coordinator`` starts it, graph ``src OUT -> IN dst``, participants simulated by the
   load generator): the same path plus everything the coordinator does around it.

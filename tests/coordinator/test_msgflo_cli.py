@@ -19,7 +19,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from gateway.mosquitto import Mosquitto
+from gateway.mosquitto import Mosquitto, free_port
 from tests.support.amqp_broker import RabbitMQ
 from tests.support.cli import BIN, run_script
 
@@ -39,6 +39,8 @@ def project(tmp_path: Path) -> Path:
 def coordinator(
     project: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
+    if "--port" not in args:  # not 3569: another run on this machine may hold it
+        args = (*args, "--port", str(free_port()))
     return subprocess.Popen(
         [str(BIN / "msgflo"), "--graph", "main.fbp", *args],
         cwd=project,
