@@ -10,16 +10,18 @@ import secrets
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.broker import parse_broker_url
-from gateway.mosquitto import Mosquitto
+from gateway.mosquitto import Mosquitto, TlsListener
 from gateway.transport import Transport, open_transport
 from gateway.transport.base import Delivery
 from gateway.transport.memory import MemoryTransport
 from tests.support.amqp_broker import RabbitMQ
+from tests.support.certs import Pki, make_pki
 
 # Checks that every program the tests start comes from a package bootstrap installs.
 pytest_plugins = ["tests.tool_audit"]
@@ -67,6 +69,20 @@ sys.addaudithook(_refuse_unmarked_services)
 @pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
     with Mosquitto() as broker:
+        yield broker
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made for the test."""
+    return make_pki(tmp_path)
+
+
+@pytest.fixture
+def tls_broker(pki: Pki) -> Iterator[Mosquitto]:
+    """A mosquitto with a TLS listener that requires a client certificate from ``pki``'s CA."""
+    listener = TlsListener(pki.ca, pki.server_cert, pki.server_key, require_certificate=True)
+    with Mosquitto(tls=listener) as broker:
         yield broker
 
 

@@ -83,6 +83,7 @@ class Transport(abc.ABC):
     """A live, self-healing connection to one broker."""
 
     url: BrokerUrl
+    stats: TransportStats
 
     @abc.abstractmethod
     async def __aenter__(self) -> Self:

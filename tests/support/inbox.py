@@ -22,11 +22,17 @@ class Inbox:
         self._arrived.set()
 
     async def wait_count(self, count: int, timeout: float = 5.0) -> list[bytes]:
+        """The payloads, once ``count`` have arrived."""
+        await self.wait_deliveries(count, timeout)
+        return self.got
+
+    async def wait_deliveries(self, count: int, timeout: float = 5.0) -> list[Delivery]:
+        """The deliveries, once ``count`` have arrived."""
         async with asyncio.timeout(timeout):
             while len(self.got) < count:
                 self._arrived.clear()
                 await self._arrived.wait()
-        return self.got
+        return self.deliveries
 
 
 async def watch(transport: Transport, *topics: str) -> list[Inbox]:

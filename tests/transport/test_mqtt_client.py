@@ -6,21 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.errors import TransportError
-from gateway.mosquitto import Mosquitto, TlsListener
+from gateway.mosquitto import Mosquitto
 from gateway.transport import open_transport
 from gateway.transport.backoff import Backoff
 from gateway.transport.base import Delivery, Will
 from gateway.transport.mqtt import MqttTransport, topic_matches
 from gateway.transport.mqtt.packets import encode_publish
 from tests.conftest import Probe
-from tests.support.certs import Pki, make_pki
+from tests.support.certs import Pki
+from tests.support.inbox import Inbox
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -35,41 +37,12 @@ async def fast(url: str | BrokerUrl, **options: object) -> AsyncIterator[MqttTra
         yield transport
 
 
-class Inbox:
-    """Collects deliveries; ``await inbox.count(n)`` waits (bounded) until n arrived."""
-
-    def __init__(self) -> None:
-        self.got: list[Delivery] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, delivery: Delivery) -> None:
-        self.got.append(delivery)
-        self._arrived.set()
-
-    async def count(self, n: int, timeout: float = 5.0) -> list[Delivery]:
-        async with asyncio.timeout(timeout):
-            while len(self.got) < n:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.got
-
-    @property
-    def payloads(self) -> list[bytes]:
-        return [d.payload for d in self.got]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 async def round_trip(transport: MqttTransport, topic: str = "marker") -> None:
     """Publish to ourselves and wait for it: the broker has handled everything sent before."""
     inbox = Inbox()
     await transport.subscribe(topic, inbox)
     transport.publish(topic, b"m")
-    await inbox.count(1)
+    await inbox.wait_deliveries(1)
     await transport.unsubscribe(topic)
 
 
@@ -84,7 +57,7 @@ async def test_publish_subscribe_in_order(mosquitto: Mosquitto, qos: int) -> Non
         for n in range(3000):
             pub.publish("data/x", str(n).encode(), qos=qos)
         await asyncio.wait_for(pub.flush(), 10)
-        got = await inbox.count(3000, timeout=20)
+        got = await inbox.wait_deliveries(3000, timeout=20)
     assert [int(d.payload) for d in got] == list(range(3000))
     assert {d.qos for d in got} == {qos}
     assert pub.stats.published == 3000 and pub.stats.dropped == 0
@@ -98,7 +71,8 @@ async def test_interoperates_with_paho(mosquitto: Mosquitto, probe: Probe) -> No
         transport.publish("to/probe", b"\x00binary\xff", qos=1)
         probe.transport.publish("to/fast", "ünïcode".encode(), qos=1)
         assert await probe.wait_count("to/probe", 1) == [b"\x00binary\xff"]
-        assert (await inbox.count(1))[0] == Delivery("to/fast", "ünïcode".encode(), 1, False)
+        first = (await inbox.wait_deliveries(1))[0]
+        assert first == Delivery("to/fast", "ünïcode".encode(), 1, False)
 
 
 async def test_large_payload(mosquitto: Mosquitto) -> None:
@@ -107,7 +81,7 @@ async def test_large_payload(mosquitto: Mosquitto) -> None:
     async with fast(mosquitto.url) as transport:
         await transport.subscribe("big", inbox)
         transport.publish("big", payload, qos=1)
-        assert (await inbox.count(1))[0].payload == payload
+        assert (await inbox.wait_deliveries(1))[0].payload == payload
 
 
 async def test_no_local_suppresses_our_own_messages(mosquitto: Mosquitto, probe: Probe) -> None:
@@ -117,9 +91,9 @@ async def test_no_local_suppresses_our_own_messages(mosquitto: Mosquitto, probe:
         await other.subscribe("shared", everyone)
         transport.publish("shared", b"from me")
         probe.transport.publish("shared", b"from the probe")
-        await everyone.count(2)
+        await everyone.wait_deliveries(2)
         await round_trip(transport)
-    assert mine.payloads == [b"from the probe"]
+    assert mine.got == [b"from the probe"]
 
 
 async def test_retained_messages(mosquitto: Mosquitto, probe: Probe) -> None:
@@ -128,19 +102,20 @@ async def test_retained_messages(mosquitto: Mosquitto, probe: Probe) -> None:
     as_published, plain, no_replay = Inbox(), Inbox(), Inbox()
     async with fast(mosquitto.url) as transport:
         await transport.subscribe("state", as_published, qos=1, retain_as_published=True)
-        await as_published.count(1)
+        await as_published.wait_deliveries(1)
         async with fast(mosquitto.url) as second, fast(mosquitto.url) as third:
             await second.subscribe("state", plain, qos=1)
             await third.subscribe("state", no_replay, qos=1, replay_retained=False)
-            await plain.count(1)
+            await plain.wait_deliveries(1)
             probe.transport.publish("state", b"new", qos=1, retain=True)
-            await as_published.count(2)
-            await plain.count(2)
-            await no_replay.count(1)
+            await as_published.wait_deliveries(2)
+            await plain.wait_deliveries(2)
+            await no_replay.wait_deliveries(1)
     # Replayed at subscribe time: retain set for everyone; live: only as published keeps it.
-    assert [(d.payload, d.retain) for d in as_published.got] == [(b"old", True), (b"new", True)]
-    assert [(d.payload, d.retain) for d in plain.got] == [(b"old", True), (b"new", False)]
-    assert [(d.payload, d.retain) for d in no_replay.got] == [(b"new", False)]
+    kept = [(d.payload, d.retain) for d in as_published.deliveries]
+    assert kept == [(b"old", True), (b"new", True)]
+    assert [(d.payload, d.retain) for d in plain.deliveries] == [(b"old", True), (b"new", False)]
+    assert [(d.payload, d.retain) for d in no_replay.deliveries] == [(b"new", False)]
 
 
 async def test_wildcards(mosquitto: Mosquitto, probe: Probe) -> None:
@@ -150,13 +125,13 @@ async def test_wildcards(mosquitto: Mosquitto, probe: Probe) -> None:
         await transport.subscribe("house/#", everything)
         for topic in ["sensors/a/temp", "sensors/b/hum", "sensors/c/temp", "house", "house/k/t"]:
             probe.transport.publish(topic, topic.encode())
-        await everything.count(2)
-        await temps.count(2)
+        await everything.wait_deliveries(2)
+        await temps.wait_deliveries(2)
         await transport.unsubscribe("house/#")
         probe.transport.publish("house/again", b"x")
         await round_trip(transport)
-    assert [d.topic for d in temps.got] == ["sensors/a/temp", "sensors/c/temp"]
-    assert [d.topic for d in everything.got] == ["house", "house/k/t"]
+    assert [d.topic for d in temps.deliveries] == ["sensors/a/temp", "sensors/c/temp"]
+    assert [d.topic for d in everything.deliveries] == ["house", "house/k/t"]
 
 
 def test_topic_matching() -> None:
@@ -187,9 +162,9 @@ async def test_pause_reading_holds_deliveries(mosquitto: Mosquitto, probe: Probe
         for n in range(50):
             probe.transport.publish("paused", str(n).encode(), qos=1)
         await asyncio.sleep(0.3)
-        assert inbox.got == []
+        assert inbox.deliveries == []
         transport.resume_reading()
-        got = await inbox.count(50)
+        got = await inbox.wait_deliveries(50)
     assert [int(d.payload) for d in got] == list(range(50))
 
 
@@ -203,9 +178,9 @@ async def test_pause_survives_a_reconnect(mosquitto: Mosquitto, probe: Probe) ->
         await until(lambda: transport.connected)
         probe.transport.publish("held", b"1")
         await asyncio.sleep(0.3)
-        assert inbox.got == []
+        assert inbox.deliveries == []
         transport.resume_reading()
-        await inbox.count(1)
+        await inbox.wait_deliveries(1)
 
 
 async def test_will_is_sent_when_the_connection_dies(mosquitto: Mosquitto, probe: Probe) -> None:
@@ -245,7 +220,7 @@ async def test_survives_broker_restart(
         assert connects == [True, True]
 
         probe.transport.publish("in", b"after restart", qos=1)
-        assert (await inbox.count(1))[0].payload == b"after restart"  # resubscribed
+        assert (await inbox.wait_deliveries(1))[0].payload == b"after restart"  # resubscribed
         await asyncio.wait_for(transport.flush(), 5)
     assert transport.stats.connects == 2 and transport.stats.dropped == 1
     assert any("lost connection" in r.getMessage() for r in caplog.records)
@@ -287,18 +262,6 @@ async def test_client_id_and_nagle(mosquitto: Mosquitto) -> None:
 # -- TLS ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path)
-
-
-@pytest.fixture
-def tls_broker(pki: Pki) -> Iterator[Mosquitto]:
-    listener = TlsListener(pki.ca, pki.server_cert, pki.server_key, require_certificate=True)
-    with Mosquitto(tls=listener) as broker:
-        yield broker
-
-
 def tls_url(broker: Mosquitto, pki: Pki, ca: Path) -> str:
     return f"{broker.tls_url}?ca_certs={ca}&certfile={pki.client_cert}&keyfile={pki.client_key}"
 
@@ -309,7 +272,7 @@ async def test_mqtts(tls_broker: Mosquitto, pki: Pki) -> None:
         await transport.subscribe("secure", inbox, qos=1)
         for n in range(500):
             transport.publish("secure", str(n).encode(), qos=n % 3)
-        got = await inbox.count(500)
+        got = await inbox.wait_deliveries(500)
     assert sorted(int(d.payload) for d in got) == list(range(500))
 
 
@@ -445,7 +408,7 @@ async def test_incoming_qos2_is_delivered_once_and_acknowledged() -> None:
         await transport.subscribe("q2", inbox, qos=2)
         await until(lambda: len(answers) == 3)
         await asyncio.sleep(0.1)
-    assert inbox.payloads == [b"once"]
+    assert inbox.got == [b"once"]
     assert answers == [b"\x00\x07", b"\x00\x07", b"\x70\x00\x07"]  # PUBREC x2, PUBCOMP
 
 

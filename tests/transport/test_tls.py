@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.broker import parse_broker_url
-from gateway.mosquitto import Mosquitto, TlsListener
+from gateway.mosquitto import Mosquitto
 from gateway.participant import serve
 from gateway.transport import open_transport
 from tests.conftest import Probe
@@ -19,18 +18,6 @@ from tests.participant.test_participant_mqtt import Repeat
 from tests.support.certs import Pki, make_pki
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path)
-
-
-@pytest.fixture
-def tls_broker(pki: Pki) -> Iterator[Mosquitto]:
-    listener = TlsListener(pki.ca, pki.server_cert, pki.server_key, require_certificate=True)
-    with Mosquitto(tls=listener) as broker:
-        yield broker
 
 
 def tls_url(broker: Mosquitto, pki: Pki, *, ca: Path | None = None) -> str:
