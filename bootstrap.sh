@@ -17,6 +17,7 @@ cd "$here"
 # "package:command" means: skip the package when the command is already there (a Node.js from
 # elsewhere brings its own npm, which conflicts with Debian's npm package).
 APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip openssl ca-certificates
+    gcc procps systemd
     nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
     simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
     hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server)

@@ -89,6 +89,11 @@ class MemoryBroker:
     _clients: list[MemoryTransport] = field(default_factory=list)
     _turns: dict[tuple[str, str], int] = field(default_factory=dict)
 
+    @property
+    def clients(self) -> tuple[MemoryTransport, ...]:
+        """The transports connected now."""
+        return tuple(self._clients)
+
     def stop(self) -> None:
         """Go away: every connection is lost; reconnect attempts fail until :meth:`start`."""
         self.up = False
