@@ -185,6 +185,10 @@ class Coordinator:
     def graph(self) -> Graph:
         return self._graph
 
+    def now(self) -> float:
+        """The coordinator's clock, on which the registry's times are."""
+        return self._clock()
+
     def set_graph(self, graph: Graph) -> None:
         """Replace the graph: rewire everything and send the IIPs the old graph did not have.
 

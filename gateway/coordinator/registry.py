@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from gateway.errors import DiscoveryError
 from gateway.participant.definition import Direction, ParticipantDefinition, PortDefinition
+from gateway.participant.discovery import DEFAULT_PERIOD
 
 DEFAULT_EXPIRY = 600.0  # seconds; the limit the original documents
 PERIOD_KEY = "discoveryPeriod"  # optional, opt-in: a participant's own announce period, seconds
@@ -57,6 +58,12 @@ class Seen:
     @property
     def role(self) -> str:
         return self.definition.role
+
+    def online(self, now: float) -> bool:
+        """Announced within its discovery period (its own, else the default 60 s) and not
+        expired: a participant that stopped shows as offline long before it expires."""
+        period = declared_period(self.definition) or DEFAULT_PERIOD
+        return self.alive and now - self.last_seen <= period
 
 
 @dataclass(frozen=True)
@@ -179,10 +186,18 @@ class Registry:
         return None
 
     def _timeout_for(self, definition: ParticipantDefinition) -> float:
-        period = definition.extra.get(PERIOD_KEY)
-        if isinstance(period, int | float) and not isinstance(period, bool) and period > 0:
-            return max(float(period) * MISSED_PERIODS, 1.0)
+        period = declared_period(definition)
+        if period is not None:
+            return max(period * MISSED_PERIODS, 1.0)
         return self.expiry
+
+
+def declared_period(definition: ParticipantDefinition) -> float | None:
+    """The participant's own announce period (``discoveryPeriod``), if it declares a valid one."""
+    period = definition.extra.get(PERIOD_KEY)
+    if isinstance(period, int | float) and not isinstance(period, bool) and period > 0:
+        return float(period)
+    return None
 
 
 def _wiring_differs(old: ParticipantDefinition, new: ParticipantDefinition) -> bool:

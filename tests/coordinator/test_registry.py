@@ -50,6 +50,22 @@ def test_declared_period_sets_the_timeout() -> None:
     assert len(registry.expire(now=3 * 3600 + 1)) == 1
 
 
+def test_online_means_announced_within_its_period() -> None:
+    registry = Registry(expiry=600)
+    registry.observe(button(), now=0)
+    seen = registry.get("button-1")
+    assert seen is not None
+    assert seen.online(now=60)  # the default period: 60 s
+    assert not seen.online(now=61)  # stopped announcing, though not expired yet
+    fast = define("fast", "F", outports=["o"], participant_id="fast-1")
+    fast = ParticipantDefinition(**{**fast.__dict__, "extra": {"discoveryPeriod": 2}})
+    registry.observe(fast, now=0)
+    quick = registry.get("fast-1")
+    assert quick is not None and quick.online(now=2) and not quick.online(now=2.5)
+    registry.expire(now=601)
+    assert not registry.get("button-1").online(now=601)  # type: ignore[union-attr]
+
+
 def test_live_participant_wins_over_stale_one() -> None:
     registry = Registry(expiry=100)
     registry.observe(button("old", "old/topic"), now=0)
