@@ -2,7 +2,8 @@
 
 It listens on 127.0.0.1 only, so anonymous access reaches nobody beyond this machine, keeps no
 persistence, and lives in its own temporary directory. It can be killed and restarted on the
-same port to exercise reconnects.
+same port to exercise reconnects. With ``websockets=True`` it also speaks MQTT over WebSockets
+on another loopback port (``ws_url``), for the dashboard's virtual devices.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class Mosquitto:
         users: Mapping[str, str] | None = None,
         autosave_interval: int | None = None,
         max_queued: int = 100_000,
+        *,
+        websockets: bool = False,
     ) -> None:
         """``autosave_interval`` turns persistence on, saving every that many seconds and at a
         clean shutdown (as the appliance's broker does), in the broker's own directory, which
@@ -76,6 +79,7 @@ class Mosquitto:
         self.tls = tls
         self.users = dict(users or {})
         self.tls_port = (tls.port or free_port()) if tls else 0
+        self.ws_port = free_port() if websockets else 0
         self._dir = tempfile.TemporaryDirectory(prefix="msgflo-mosquitto-")
         self.workdir = Path(self._dir.name)
         self.log_path = self.workdir / "mosquitto.log"
@@ -93,6 +97,11 @@ class Mosquitto:
     @property
     def tls_url(self) -> str:
         return f"mqtts://{LOOPBACK}:{self.tls_port}"
+
+    @property
+    def ws_url(self) -> str | None:
+        """``ws://127.0.0.1:<port>/`` with ``websockets=True``, else None."""
+        return f"ws://{LOOPBACK}:{self.ws_port}/" if self.ws_port else None
 
     def config(self) -> str:
         lines = [
@@ -113,6 +122,9 @@ class Mosquitto:
         ]
         if self.users:
             lines.append(f"password_file {self.workdir / 'passwords'}")
+        if self.ws_port:
+            # Same users as the plain listener (per_listener_settings is off by default).
+            lines += [f"listener {self.ws_port} {LOOPBACK}", "protocol websockets"]
         if self.tls is not None:
             lines += [
                 f"listener {self.tls_port} {LOOPBACK}",

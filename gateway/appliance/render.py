@@ -80,8 +80,16 @@ def _listeners(config: GatewayConfig, files: SecretsLayout) -> list[str]:
     lines = [f"listener {broker.port} {LOOPBACK}"]
     if ap.enabled:
         lines.append(f"listener {broker.port} {ap.address.ip}")
+    host = ap.address.ip if ap.enabled else LOOPBACK
+    if broker.websockets_port is not None:
+        # For browsers (the dashboard's virtual devices), with the same users and ACLs: the
+        # page logs in as the "web" user, which may use only web/# and announce on fbp. With
+        # the access point on it binds every address: libwebsockets, unlike a plain socket
+        # with ip_nonlocal_bind, cannot bind an address the interface does not have yet, and
+        # the broker would refuse to start before the access point is up.
+        where = "" if ap.enabled else f" {LOOPBACK}"
+        lines += [f"listener {broker.websockets_port}{where}", "protocol websockets"]
     if broker.tls_port is not None:
-        host = ap.address.ip if ap.enabled else LOOPBACK
         lines += [
             f"listener {broker.tls_port} {host}",
             f"cafile {_line(str(files.ca_crt))}",

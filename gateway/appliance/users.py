@@ -3,7 +3,8 @@
 Every client authenticates (the broker has no anonymous listener). The coordinator, each
 bridge and the human ``admin`` may use every topic: bridges announce devices whose roles are
 not known in advance. A role user (a device on the WiFi, say) may use only its own
-``<role>/#`` topics and announce itself on ``fbp``, the msgflo discovery topic.
+``<role>/#`` topics and announce itself on ``fbp``, the msgflo discovery topic. So may ``web``,
+the user the dashboard hands a browser for its virtual devices (``web/#`` and ``fbp``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 COORDINATOR = "coordinator"
 ADMIN = "admin"
+# The dashboard's virtual devices (a browser over MQTT on WebSockets): a role user whose topics
+# are web/#, shared by every page; their queues are web/<page prefix>/... (docs/dashboard.md).
+WEB = "web"
 BRIDGE_PREFIX = "bridge-"
 DISCOVERY_TOPIC = "fbp"  # msgflo participants announce themselves here
 
@@ -80,14 +84,14 @@ def usable_role(role: str) -> str | None:
         return "empty or starts with '$'"
     if any(c in role for c in ":+#") or any(c.isspace() for c in role):
         return "contains ':', '+', '#' or white space"
-    if is_full_access(role):
-        return f"reserved for the gateway (coordinator, admin, {BRIDGE_PREFIX}*)"
+    if is_full_access(role) or role == WEB:
+        return f"reserved for the gateway (coordinator, admin, {WEB}, {BRIDGE_PREFIX}*)"
     return None
 
 
 def user_names(config: GatewayConfig, graph_roles: Iterable[str] = ()) -> tuple[str, ...]:
     """Every user first boot creates: gateway users, then roles (config, graph), deduplicated."""
-    names = [COORDINATOR, ADMIN, *bridge_users()]
+    names = [COORDINATOR, ADMIN, WEB, *bridge_users()]
     for role in (*config.broker.roles, *graph_roles):
         problem = usable_role(role)
         if problem is not None:

@@ -290,6 +290,7 @@ def _schema(base: Path) -> Reader:
     broker = {
         "port": scalar(v.port),
         "tls_port": scalar(v.optional(v.port)),
+        "websockets_port": scalar(v.optional(v.port)),
         "max_message_size": scalar(v.message_size),
         "max_queued_messages": scalar(v.positive),
         "persistence": scalar(v.boolean),

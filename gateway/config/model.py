@@ -31,6 +31,9 @@ class BrokerConfig:
 
     port: int = 1883
     tls_port: int | None = 8883
+    # MQTT over WebSockets for the dashboard's virtual devices in a browser: every address when
+    # the access point is on (authenticated, as every listener), else loopback; None: off.
+    websockets_port: int | None = 9001
     max_message_size: int = 262_144
     max_queued_messages: int = 1000
     persistence: bool = True

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from pathlib import Path
+from typing import Literal
 
 import paho.mqtt.client as paho
 import pytest
@@ -38,7 +39,9 @@ NOW = datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.UTC)
 def appliance_config(tmp_path: Path, *, roles: tuple[str, ...] = ("sensor",)) -> GatewayConfig:
     return GatewayConfig(
         data_dir=tmp_path / "data",
-        broker=BrokerConfig(port=free_port(), tls_port=free_port(), roles=roles),
+        broker=BrokerConfig(
+            port=free_port(), tls_port=free_port(), websockets_port=free_port(), roles=roles
+        ),
         coordinator=CoordinatorConfig(graph=tmp_path / "data" / "graph.fbp"),
         access_point=AccessPointConfig(address=IPv4Interface(f"{AP_ADDRESS}/8")),
     )
@@ -73,6 +76,7 @@ class Broker:
         """Start with the rendered config (or ``text``, which must listen on the same port)."""
         self.persistence.mkdir(exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
+        rendered = text is None
         if text is None:
             text = mosquitto_conf(
                 self.config,
@@ -86,19 +90,26 @@ class Broker:
                 [find_mosquitto(), "-c", str(conf)], stdin=subprocess.DEVNULL, stderr=stderr
             )
         if wait:
-            self.wait_listening()
+            self.wait_listening(every=rendered)
 
-    def wait_listening(self, timeout: float = 10.0) -> None:
+    def wait_listening(self, timeout: float = 10.0, *, every: bool = True) -> None:
+        """Until the plain listener accepts, and with ``every`` the others the config has:
+        mosquitto opens them one after the other, and the WebSockets one takes a moment."""
         deadline = time.monotonic() + timeout
         assert self.process is not None
-        while time.monotonic() < deadline:
+        broker, ap = self.config.broker, self.config.access_point
+        host = str(ap.address.ip) if ap.enabled else "127.0.0.1"
+        others = [p for p in (broker.tls_port, broker.websockets_port) if p is not None and every]
+        waiting = [("127.0.0.1", broker.port), *((host, p) for p in others)]
+        while waiting and time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()
             try:
-                socket.create_connection(("127.0.0.1", self.config.broker.port), 0.2).close()
-                return
+                socket.create_connection(waiting[0], 0.2).close()
+                waiting.pop(0)
             except OSError:
                 time.sleep(0.02)
-        raise AssertionError(f"mosquitto did not listen: {self.log.read_text()}")
+        if waiting:
+            raise AssertionError(f"mosquitto did not listen: {self.log.read_text()}")
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -123,10 +134,19 @@ class Client:
     """A synchronous paho client for tests: connect, subscribe, collect, publish."""
 
     def __init__(
-        self, host: str, port: int, user: str | None, password: str | None, ca: Path | None = None
+        self,
+        host: str,
+        port: int,
+        user: str | None,
+        password: str | None,
+        ca: Path | None = None,
+        *,
+        transport: Literal["tcp", "websockets"] = "tcp",
     ) -> None:
         self.host, self.port = host, port
-        self.mqtt = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.mqtt = paho.Client(
+            CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311, transport=transport
+        )
         if ca is not None:
             self.mqtt.tls_set(ca_certs=str(ca))
         if user is not None:

@@ -74,6 +74,45 @@ def test_role_user_reads_only_its_own_topics(
     assert not [t for t, _ in admin.messages if t in ("other/y", "other/z")]
 
 
+def test_browsers_over_websockets_get_web_and_fbp_only(
+    broker: Broker, appliance: Appliance, clients: list[Client]
+) -> None:
+    """The dashboard's virtual devices: the web user over WebSockets on the access point's
+    address may announce and use web/#, and cannot touch another participant's topics."""
+    config, secrets = appliance
+    port = config.broker.websockets_port
+    assert port is not None
+    password = secrets.mqtt_passwords["web"]  # generated at first boot like the others
+    assert not connect(
+        clients, broker, None, None, host=AP_ADDRESS, port=port, transport="websockets"
+    ).connect()
+    assert not connect(
+        clients, broker, "web", "wrong", host=AP_ADDRESS, port=port, transport="websockets"
+    ).connect()
+    page = connect(
+        clients, broker, "web", password, host=AP_ADDRESS, port=port, transport="websockets"
+    )
+    admin = connect(clients, broker, "admin", secrets.mqtt_passwords["admin"])
+    assert page.connect() and admin.connect()
+    admin.subscribe("#")
+    page.subscribe("#")  # granted, and then only what the ACL lets it read arrives
+    page.publish("fbp", b'{"role": "web-0123abcd-button"}')
+    page.publish("web/web-0123abcd/button/out", b"pressed")
+    page.publish("sensor/in", b"forged")
+    admin.publish("sensor/out", b"private")
+    admin.publish("web/web-0123abcd/led/in", b"on")
+    assert admin.wait_for("fbp") == b'{"role": "web-0123abcd-button"}'
+    assert admin.wait_for("web/web-0123abcd/button/out") == b"pressed"
+    assert page.wait_for("web/web-0123abcd/led/in") == b"on"
+    admin.publish("web/marker", b"m")  # after everything above: the broker kept the order
+    page.wait_for("web/marker")
+    admin.wait_for("web/marker")
+    assert ("sensor/in", b"forged") not in admin.messages
+    assert not [t for t, _ in page.messages if t.startswith(("sensor/", "fbp"))]
+    # Not on loopback's plain port either with someone else's name: it is just a role user.
+    assert not connect(clients, broker, "sensor", password).connect()
+
+
 def test_tls_listener_on_the_ap_address_with_the_device_ca(
     broker: Broker, appliance: Appliance, clients: list[Client]
 ) -> None:

@@ -32,6 +32,8 @@ def test_mosquitto_conf_with_the_access_point() -> None:
         "listener 1883 127.0.0.1",
         "listener 1883 192.168.4.1",
         "listener 8883 192.168.4.1",
+        "listener 9001",
+        "protocol websockets",
         "cafile /s/ca.crt",
         "certfile /s/server.crt",
         "keyfile /s/server.key",
@@ -56,7 +58,7 @@ def test_mosquitto_conf_with_the_access_point() -> None:
 def test_mosquitto_conf_without_the_access_point_stays_on_loopback() -> None:
     config = GatewayConfig(
         access_point=AccessPointConfig(enabled=False),
-        broker=BrokerConfig(persistence=False, tls_port=None),
+        broker=BrokerConfig(persistence=False, tls_port=None, websockets_port=None),
     )
     text = lines(mosquitto_conf(config, Path("/s"), Path("/p"), run_as="mosquitto"))
     assert [line for line in text if line.startswith("listener")] == ["listener 1883 127.0.0.1"]
@@ -64,6 +66,7 @@ def test_mosquitto_conf_without_the_access_point_stays_on_loopback() -> None:
     assert not [line for line in text if line.startswith(("cafile", "persistence_location"))]
     with_tls = mosquitto_conf(replace(config, broker=BrokerConfig()), Path("/s"), Path("/p"))
     assert "listener 8883 127.0.0.1" in lines(with_tls)
+    assert "listener 9001 127.0.0.1" in lines(with_tls)  # the browsers' listener follows it
 
 
 def test_acl() -> None:

@@ -103,7 +103,7 @@ def test_users_and_their_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     config = GatewayConfig(broker=BrokerConfig(roles=("lamp", "admin", "a+b")))
     with caplog.at_level(logging.WARNING):
         names = user_names(config, ("button", "lamp", "bridge-x"))
-    assert names == ("coordinator", "admin", "bridge-serial", "lamp", "button")
+    assert names == ("coordinator", "admin", "web", "bridge-serial", "lamp", "button")
     assert "'a+b'" in caplog.text and "'bridge-x'" in caplog.text
     assert [(r.access, r.pattern) for r in user_for("coordinator").rules] == [
         (Access.READWRITE, "#")
@@ -112,6 +112,12 @@ def test_users_and_their_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         (Access.READWRITE, "lamp/#"),
         (Access.WRITE, "fbp"),
     ]
+    # The dashboard's browsers: web/# and announcing, nothing else; no graph node may be it.
+    assert [(r.access, r.pattern) for r in user_for("web").rules] == [
+        (Access.READWRITE, "web/#"),
+        (Access.WRITE, "fbp"),
+    ]
+    assert user_names(config, ("web",)).count("web") == 1
 
 
 def test_graph_roles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

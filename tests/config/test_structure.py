@@ -147,7 +147,8 @@ def test_top_level_must_be_a_mapping(text: str, got: str) -> None:
 
 def test_sections_must_be_mappings() -> None:
     assert problems("broker: 1883\n") == [
-        "gateway.yaml:1: broker: expected a mapping with keys port, tls_port, max_message_size,"
+        "gateway.yaml:1: broker: expected a mapping with keys port, tls_port, websockets_port,"
+        " max_message_size,"
         " max_queued_messages, persistence, autosave_interval, roles, got 1883"
     ]
 
