@@ -17,6 +17,7 @@ import asyncio
 import enum
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -43,6 +44,7 @@ EXCERPT = 120  # bytes of a bad payload shown in the log
 MAX_REMEMBERED_REJECTS = 1000  # distinct bad messages logged once each
 PARSED_CACHE_BYTES = 4 * 1024 * 1024  # discovery messages whose parse is remembered
 RETRY_WIRING = 1.0  # seconds before wiring that the broker refused is tried again
+WEB_ROLE = re.compile(r"(web-[0-9a-f]{8})")  # a dashboard page's prefix (docs/dashboard.md)
 
 
 class RetainedPolicy(enum.Enum):
@@ -438,8 +440,11 @@ class Coordinator:
 
 
 def check_own_queues(definition: ParticipantDefinition) -> None:
-    """Strict discovery: every announced queue is under ``<role>/`` (raises DiscoveryError)."""
-    prefix = definition.role + "/"
+    """Strict discovery: every announced queue is under ``<role>/`` (raises DiscoveryError).
+    A dashboard page's virtual device (role ``web-<8 hex>...``) uses ``web/web-<8 hex>/``
+    instead: the topics of the broker's ``web`` user, which every page shares."""
+    page = WEB_ROLE.match(definition.role)
+    prefix = f"web/{page.group(1)}/" if page else definition.role + "/"
     for port in (*definition.inports, *definition.outports):
         if not port.hidden and not port.queue.startswith(prefix):
             raise DiscoveryError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.coordinator.coordinator import check_own_queues
 from gateway.coordinator.registry import MAX_GONE_PER_ROLE, Change, Registry
 from gateway.errors import DiscoveryError
 from gateway.participant.definition import Direction, ParticipantDefinition, define
@@ -133,3 +134,18 @@ def test_a_role_keeps_a_few_quiet_participants() -> None:
         registry.expire(now=i * 10 + 5)
     assert len(registry.known("worker")) == MAX_GONE_PER_ROLE
     assert registry.known("worker")[0].id == "boot19"
+
+
+def test_strict_discovery_gives_a_dashboard_page_its_web_topics() -> None:
+    own = define("lamp", "L", inports=[{"id": "in", "queue": "lamp/in"}], participant_id="l1")
+    check_own_queues(own)
+    page = "web-0123abcd-button"
+    virtual = define(page, "B", outports=[{"id": "out", "queue": "web/web-0123abcd/button/out"}])
+    check_own_queues(virtual)
+    for role, queue in (
+        (page, "lamp/in"),  # another role's topic
+        (page, "web/web-99999999/led/in"),  # another page's
+        ("lamp", "web/web-0123abcd/x"),  # a role that is no page
+    ):
+        with pytest.raises(DiscoveryError):
+            check_own_queues(define(role, "X", inports=[{"id": "in", "queue": queue}]))
