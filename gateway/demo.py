@@ -22,6 +22,7 @@ from gateway.common.signals import run_daemon
 from gateway.coordinator.library import load_library, with_builtins
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
+from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.errors import GatewayError
 from gateway.graph import load_graph
 from gateway.mosquitto import Mosquitto, free_port
@@ -47,10 +48,15 @@ def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
 
 
 async def run_demo(
-    config: ServiceConfig, graph_path: Path, port: int, duration: float | None
+    config: ServiceConfig,
+    graph_path: Path,
+    port: int,
+    duration: float | None,
+    dashboard: DashboardSettings | None = None,
 ) -> None:
     service = CoordinatorService(config, load_graph(graph_path))
-    runtime = RuntimeProtocolService(service, RuntimeSettings("127.0.0.1", port))
+    settings = RuntimeSettings("127.0.0.1", port, dashboard=dashboard or DashboardSettings())
+    runtime = RuntimeProtocolService(service, settings)
     try:
         async with asyncio.timeout(duration), asyncio.TaskGroup() as tasks:
             tasks.create_task(service.run())
@@ -79,9 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The started devices inherit these: their pace, and quiet connection logs.
     os.environ["DEMO_INTERVAL"] = str(args.interval)
     os.environ[ENV_LOGLEVEL] = "WARNING"
-    with Mosquitto() as broker:
+    # The WebSockets listener is for the dashboard's virtual devices (the phone as a device).
+    with Mosquitto(websockets=True) as broker:
         config, graph_path = demo_config(broker.url, EXAMPLES)
         port = runtime_port()
+        web_mqtt = WebMqtt(broker.ws_url) if broker.ws_url else None
+        dashboard = DashboardSettings(web_mqtt=web_mqtt, data_path=graph_path.parent)
         print(f"msgflo-gateway demo: coordinator on {graph_path}")
         print(f"  broker (private, loopback only): {broker.url}")
         print(
@@ -96,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  press the button yourself:   .venv/bin/msgflo-send-message --broker "
             f"{broker.url} --queue button/pressed --json true"
         )
-        print("  (the web dashboard is not there yet; Ctrl-C stops the demo)")
+        print(f"  dashboard: http://127.0.0.1:{port}/")
+        print("  (Ctrl-C stops the demo)")
         print(flush=True)
-        run_daemon(run_demo(config, graph_path, port, args.duration))
+        run_daemon(run_demo(config, graph_path, port, args.duration, dashboard))
     print("demo stopped", flush=True)
     return 0

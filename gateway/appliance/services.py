@@ -11,12 +11,15 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.appliance.credentials import RoleBrokers
+from gateway.appliance.users import WEB
 from gateway.bridges.serial.run import run_serial_bridge
 from gateway.broker import BrokerUrl
 from gateway.config import GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
+from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.errors import GatewayError
 
 log = logging.getLogger("gateway-run")
@@ -61,11 +64,24 @@ def run_coordinator(
         participant_broker=lambda role: persistent(roles(role) if roles else broker),
     )
     r = config.runtime
-    settings = RuntimeSettings(r.host, r.port, secret, runtime_id(device_id), r.label)
+    dashboard = DashboardSettings(web_mqtt=web_mqtt(config, roles), data_path=config.data_dir)
+    settings = RuntimeSettings(
+        r.host, r.port, secret, runtime_id(device_id), r.label, dashboard=dashboard
+    )
     graph = load_service_graph(graph_path, auto_save=service_config.auto_save)
     print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
     run_with_runtime_protocol(service_config, graph, settings)
     return 0
+
+
+def web_mqtt(config: GatewayConfig, roles: RoleBroker | None) -> WebMqtt | None:
+    """The broker's WebSockets listener as a browser on the access point reaches it, with the
+    ``web`` user's password (stored at first boot, else derived like a graph role's)."""
+    port = config.broker.websockets_port
+    if port is None or roles is None or not isinstance(roles, RoleBrokers):
+        return None
+    host = config.access_point.hostname if config.access_point.enabled else "127.0.0.1"
+    return WebMqtt(f"ws://{host}:{port}/", WEB, roles.password(WEB))
 
 
 def persistent(url: BrokerUrl) -> BrokerUrl:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from gateway.common.yaml12 import dump_yaml
 from gateway.coordinator.registry import RegistryEvent
 from gateway.coordinator.service import CoordinatorService
+from gateway.dashboard.settings import DashboardSettings
 from gateway.errors import GatewayError
 from gateway.graph.model import Edge, Graph, Initial
 from gateway.participant.definition import Direction, Json, ParticipantDefinition, PortDefinition
@@ -290,6 +291,8 @@ class RuntimeSettings:
     label: str = "msgflo-gateway"
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # connections, idle time
     auth_limits: AuthLimits = field(default_factory=AuthLimits)  # wrong secrets per address
+    # The web dashboard served on the same port (docs/dashboard.md).
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 class RuntimeProtocolService:
@@ -298,6 +301,11 @@ class RuntimeProtocolService:
     def __init__(self, service: CoordinatorService, settings: RuntimeSettings) -> None:
         runtime_id = settings.runtime_id or str(uuid.uuid4())
         self.environment = CoordinatorEnvironment(service)
+        # Imported here: the dashboard imports this module's environment for its types.
+        from gateway.dashboard.api import Dashboard
+
+        # Served by the runtime server once it takes HTTP routes (RuntimeServer(http=...)).
+        self.dashboard = Dashboard(self.environment, settings.dashboard)
         self.server = RuntimeServer(
             settings.host,
             settings.port,

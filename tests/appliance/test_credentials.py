@@ -37,7 +37,11 @@ def test_services_get_only_their_own_part(appliance: Appliance) -> None:
     assert coordinator.password == secrets.mqtt_passwords["coordinator"]
     assert coordinator.runtime_secret == secrets.runtime_secret
     assert coordinator.device_id == secrets.device_id
-    assert dict(coordinator.role_passwords) == {"sensor": secrets.mqtt_passwords["sensor"]}
+    # "web" too: the coordinator hands it to the dashboard's pages for their virtual devices.
+    assert dict(coordinator.role_passwords) == {
+        "sensor": secrets.mqtt_passwords["sensor"],
+        "web": secrets.mqtt_passwords["web"],
+    }
     bridge = load_service_credentials(config.data_dir, "bridge-serial")
     assert bridge.user == "bridge-serial"
     assert bridge.password == secrets.mqtt_passwords["bridge-serial"]

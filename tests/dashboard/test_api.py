@@ -29,6 +29,7 @@ from gateway.dashboard.static import CSP
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant
+from gateway.transport import open_transport
 from tests.conftest import Probe
 from tests.support.participants import serving
 from tests.support.tasks import background
@@ -113,10 +114,20 @@ async def dashboard(
             yield Running(client, service, board, {"Authorization": f"Bearer {SECRET}"})
 
 
+@contextlib.asynccontextmanager
+async def watching(broker: Mosquitto) -> AsyncIterator[Probe]:
+    # Not the shared "probe" fixture: tests/dashboard/conftest.py gives that name to a probe
+    # on the browser tests' own broker.
+    async with open_transport(parse_broker_url(broker.url), client_id="api-probe") as transport:
+        async with asyncio.timeout(5):
+            await transport.wait_connected()
+        yield Probe(transport)
+
+
 async def test_a_message_sent_arrives_on_the_inports_topic(
-    mosquitto: Mosquitto, probe: Probe, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    async with dashboard(mosquitto, tmp_path, "t(Talker)") as running:
+    async with dashboard(mosquitto, tmp_path, "t(Talker)") as running, watching(mosquitto) as probe:
         talker = await running.wait_for("t", online=True)
         assert (talker["component"], talker["icon"], talker["label"]) == (
             "Talker",
