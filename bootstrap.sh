@@ -20,8 +20,12 @@ APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip opens
     gcc procps systemd
     nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
     simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
-    hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server)
+    hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server
+    chromium)
 VENV="$here/.venv"
+# The dashboard's browser tests drive Debian's chromium through Playwright: never a browser
+# Playwright would download.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 

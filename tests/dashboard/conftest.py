@@ -1,0 +1,199 @@
+"""Fixtures for the dashboard's browser tests: Debian's Chromium driven by Playwright for Python
+(never a downloaded browser), and the demo running for real behind the dashboard: a private
+mosquitto with a WebSockets listener, the coordinator with the runtime protocol and a secret,
+and the demo's participant processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, WSMsgType, web
+from aiohttp.typedefs import Handler
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from gateway.broker import parse_broker_url
+from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
+from gateway.coordinator.service import CoordinatorService
+from gateway.dashboard.api import Dashboard
+from gateway.dashboard.settings import DashboardSettings, WebMqtt
+from gateway.demo import EXAMPLES, demo_config
+from gateway.graph import load_graph
+from gateway.mosquitto import LOOPBACK, Mosquitto, free_port
+from gateway.transport import open_transport
+from tests.conftest import Probe
+from tests.support.tasks import background
+from tests.support.wait import until
+
+# Playwright must never fetch a browser of its own: Debian's chromium is the one.
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SECRET = "dashboard-test-secret"
+PHONE = {"width": 360, "height": 740}
+LAPTOP = {"width": 1280, "height": 800}
+DEMO_INTERVAL = "0.3"  # seconds between the simulated devices' readings
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Chromium, headless; without its sandbox only as root (where it refuses to start)."""
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=args
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+def ws_mosquitto() -> Iterator[Mosquitto]:
+    """A private mosquitto with an MQTT over WebSockets listener too, for the page's virtual
+    devices."""
+    with Mosquitto(websockets=True) as broker:
+        yield broker
+
+
+@dataclass
+class Gateway:
+    """The demo behind the dashboard: ``url`` is the page, ``broker`` the MQTT broker."""
+
+    url: str
+    broker: Mosquitto
+    service: CoordinatorService
+    runtime: RuntimeProtocolService
+
+
+def _ws_url(broker: Mosquitto) -> str:
+    assert broker.ws_url is not None
+    return broker.ws_url
+
+
+def _bearer_ok(request: web.Request, secret: str) -> bool:
+    return request.headers.get("Authorization", "") == f"Bearer {secret}"
+
+
+def _front(
+    dashboard: Dashboard, runtime_port: int, secret: str, open_sockets: set[web.WebSocketResponse]
+) -> web.Application:
+    """The dashboard's routes and the runtime's WebSocket on one origin.
+
+    Stopgap until the runtime server serves both on its own port (aiohttp, with a hook for
+    extra routes): here an aiohttp application with the dashboard's routes passes WebSocket
+    upgrades on to the runtime server as they are."""
+
+    @web.middleware
+    async def websocket_proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return await handler(request)
+        client = web.WebSocketResponse(protocols=("noflo",))
+        await client.prepare(request)
+        open_sockets.add(client)
+        async with (
+            ClientSession() as session,
+            session.ws_connect(f"ws://{LOOPBACK}:{runtime_port}/", protocols=("noflo",)) as up,
+        ):
+
+            async def pump_up() -> None:
+                async for msg in client:
+                    if msg.type == WSMsgType.TEXT:
+                        await up.send_str(msg.data)
+                await up.close()
+
+            async with background(pump_up()):
+                async for msg in up:
+                    if msg.type == WSMsgType.TEXT:
+                        await client.send_str(msg.data)
+                await client.close()
+        return client
+
+    app = web.Application(middlewares=[websocket_proxy])
+    dashboard.setup(app, lambda request: _bearer_ok(request, secret))
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    broker: Mosquitto, tmp_path: Path, secret: str | None = SECRET
+) -> AsyncIterator[Gateway]:
+    os.environ["DEMO_INTERVAL"] = DEMO_INTERVAL
+    graph_path = tmp_path / "demo.fbp"
+    shutil.copy(EXAMPLES / "demo.fbp", graph_path)
+    config, _ = demo_config(broker.url, EXAMPLES)
+    service = CoordinatorService(replace(config, graph_path=graph_path), load_graph(graph_path))
+    runtime_port = free_port()
+    dashboard = DashboardSettings(web_mqtt=WebMqtt(_ws_url(broker)))
+    runtime = RuntimeProtocolService(
+        service, RuntimeSettings(LOOPBACK, runtime_port, secret=secret, dashboard=dashboard)
+    )
+    open_sockets: set[web.WebSocketResponse] = set()
+    runner = web.AppRunner(_front(runtime.dashboard, runtime_port, secret or "", open_sockets))
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, LOOPBACK, port)
+    async with background(service.run()), background(runtime.run()):
+        await site.start()
+        try:
+            gateway = Gateway(f"http://{LOOPBACK}:{port}/", broker, service, runtime)
+            coordinator = service.coordinator
+            await until(
+                lambda: all(coordinator.registry.live(r) for r in DEMO_ROLES),
+                timeout=30,
+                what="the demo's participants",
+            )
+            yield gateway
+        finally:
+            for client in list(open_sockets):
+                await client.close()
+            await runner.cleanup()
+
+
+DEMO_ROLES = ("climate", "button", "alarm", "display")
+
+
+@pytest.fixture
+async def probe(gateway: Gateway) -> AsyncIterator[Probe]:
+    """A plain MQTT client on the gateway's broker."""
+    url = parse_broker_url(gateway.broker.url)
+    async with open_transport(url, client_id="dashboard-probe") as transport:
+        async with asyncio.timeout(5):
+            await transport.wait_connected()
+        yield Probe(transport)
+
+
+@pytest.fixture
+async def gateway(ws_mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with running_gateway(ws_mosquitto, tmp_path) as found:
+        yield found
+
+
+async def signed_in(
+    browser: Browser, gateway: Gateway, viewport: dict[str, int] = LAPTOP
+) -> tuple[BrowserContext, Page]:
+    """A new browser context with the page open and signed in with the right secret."""
+    context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if msg.type == "error" else None,
+    )
+    await page.goto(gateway.url)
+    await page.fill("#secret", SECRET)
+    await page.click("#signin-form button[type=submit]")
+    await page.wait_for_selector("#tabs:not([hidden])")
+    page_errors[page] = errors
+    return context, page
+
+
+page_errors: dict[Page, list[str]] = {}

@@ -1,0 +1,241 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against the real
+coordinator, mosquitto and the demo's participant processes. Every wait is for a state
+(Playwright's expect and wait_for, or the MQTT probe's wait_count), never a fixed sleep."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Locator, Page, expect
+
+from gateway.broker import parse_broker_url
+from gateway.participant import Participant, serve
+from tests.conftest import Probe
+from tests.dashboard.conftest import (
+    LAPTOP,
+    PHONE,
+    SECRET,
+    Gateway,
+    page_errors,
+    signed_in,
+)
+from tests.support.tasks import background
+from tests.support.wait import until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "docs" / "images"
+TIMEOUT = 15_000  # ms: the longest any state below may take to show
+
+
+def node(page: Page, role: str) -> Locator:
+    return page.locator(f'#graph g.node[data-id="{role}"]')
+
+
+def edge(page: Page, src: str, tgt: str) -> Locator:
+    return page.locator(f'#graph g.edge[data-src="{src}"][data-tgt="{tgt}"]')
+
+
+async def test_sign_in_refuses_a_wrong_secret_then_draws_the_demo_graph(
+    browser: Browser, gateway: Gateway
+) -> None:
+    context = await browser.new_context(viewport=LAPTOP)  # type: ignore[arg-type]
+    page = await context.new_page()
+    await page.goto(gateway.url)
+    await expect(page.locator("#signin")).to_be_visible()
+    await page.fill("#secret", "not-the-secret")
+    await page.click("#signin-form button[type=submit]")
+    await expect(page.locator("#signin-error")).to_contain_text("Wrong secret", timeout=TIMEOUT)
+    await expect(page.locator("#tabs")).to_be_hidden()
+    await page.fill("#secret", SECRET)
+    await page.click("#signin-form button[type=submit]")
+    await expect(page.locator("#tabs")).to_be_visible(timeout=TIMEOUT)
+    # The secret is kept for the browser session only.
+    stored = await page.evaluate("sessionStorage.getItem('msgflo-gateway-secret')")
+    assert stored == SECRET
+    assert await page.evaluate("localStorage.length") == 0
+
+    for role in ("climate", "button", "alarm", "display"):
+        await expect(node(page, role)).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    for src, tgt in [
+        ("climate.temperature", "alarm.in"),
+        ("alarm.alarm", "display.led"),
+        ("climate.humidity", "display.humidity"),
+        ("button.pressed", "display.pressed"),
+    ]:
+        await expect(edge(page, src, tgt)).to_have_count(1)
+    await expect(page.locator('#graph g.iip-node[data-iip="alarm.limit"]')).to_have_count(1)
+    await expect(node(page, "climate")).to_contain_text("demo/Climate")
+
+    # Live values: the temperature edge shows a rate and a value that keeps changing.
+    value = edge(page, "climate.temperature", "alarm.in").locator("text.value")
+    await expect(value).to_have_text(re.compile(r"/s$"), timeout=TIMEOUT)
+    first = await value.text_content()
+    await expect(value).not_to_have_text(first or "", timeout=TIMEOUT)
+
+    # Tapping an edge shows its last payload.
+    await edge(page, "climate.temperature", "alarm.in").locator(".label-bg").click()
+    payload = page.locator("#edge-payload")
+    await expect(payload).to_have_text(re.compile(r"^\d+(\.\d+)?$"), timeout=TIMEOUT)
+
+    # Reloading keeps the session signed in; a new one (another context) is not.
+    await page.reload()
+    await expect(page.locator("#tabs")).to_be_visible(timeout=TIMEOUT)
+    assert page_errors.get(page, []) == []
+    await context.close()
+
+
+async def test_screenshots_at_phone_and_laptop_size(browser: Browser, gateway: Gateway) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    for name, viewport in (("phone", PHONE), ("laptop", LAPTOP)):
+        context, page = await signed_in(browser, gateway, viewport)
+        for role in ("climate", "button", "alarm", "display"):
+            await expect(node(page, role)).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+        value = edge(page, "climate.temperature", "alarm.in").locator("text.value")
+        await expect(value).to_have_text(re.compile(r"/s$"), timeout=TIMEOUT)
+        await node(page, "display").click()
+        await expect(page.locator("#details")).to_be_visible()
+        await page.screenshot(path=str(IMAGES / f"dashboard-{name}.png"))
+        # Nothing is wider than the phone's screen.
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], (name, width)
+        assert page_errors.get(page, []) == []
+        await context.close()
+
+
+async def test_an_edge_added_in_the_page_carries_messages_until_removed(
+    browser: Browser, gateway: Gateway, probe: Probe
+) -> None:
+    await probe.watch("alarm/limit")
+    await probe.watch("climate/humidity")
+    context, page = await signed_in(browser, gateway)
+    await expect(node(page, "alarm")).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+
+    await page.click("#open-add-edge")
+    await page.select_option("#add-edge-src", "climate.humidity")
+    await page.select_option("#add-edge-tgt", "alarm.limit")
+    await page.click("#add-edge button[type=submit]")
+    added = edge(page, "climate.humidity", "alarm.limit")
+    await expect(added).to_have_count(1, timeout=TIMEOUT)
+    before = len(probe.received["alarm/limit"])
+    got = await probe.wait_count("alarm/limit", before + 3, timeout=10)
+    assert all(isinstance(json.loads(m), float | int) for m in got[before:])
+
+    await added.locator(".label-bg").click()
+    await page.click("#details [data-action=remove-edge]")
+    await expect(added).to_have_count(0, timeout=TIMEOUT)
+    # The removal is applied when the page sees it: from then on, three more humidity
+    # readings pass and none of them reaches the alarm's limit.
+    stopped = len(probe.received["alarm/limit"])
+    humidity = len(probe.received["climate/humidity"])
+    await probe.wait_count("climate/humidity", humidity + 3, timeout=10)
+    assert len(probe.received["alarm/limit"]) == stopped
+    await context.close()
+
+
+async def test_a_message_sent_from_the_page_arrives(
+    browser: Browser, gateway: Gateway, probe: Probe
+) -> None:
+    await probe.watch("display/pressed")
+    context, page = await signed_in(browser, gateway)
+    await expect(node(page, "display")).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    await node(page, "display").click()
+    port = page.locator('#details [data-inport="pressed"]')
+    await port.locator("textarea").fill("{not json")
+    await port.locator("[data-action=send]").click()
+    await expect(port.locator(".error")).to_contain_text("not valid JSON")
+
+    before = len(probe.received["display/pressed"])
+    await port.locator("textarea").fill('{"from": "the page", "n": 42}')
+    await port.locator("[data-action=send]").click()
+    got = await probe.wait_count("display/pressed", before + 1, timeout=10)
+    sent = [json.loads(m) for m in got[before:]]
+    assert {"from": "the page", "n": 42} in sent
+    await expect(port.locator(".error")).to_have_text("")
+    await context.close()
+
+
+async def test_a_participant_going_away_shows_as_offline(
+    browser: Browser, gateway: Gateway
+) -> None:
+    """A device of the graph that stops announcing: offline once its period has passed."""
+    context, page = await signed_in(browser, gateway)
+    await page.click("#open-add-node")
+    # A node whose component is not in the library: the coordinator waits for its device.
+    await page.evaluate(
+        "document.getElementById('add-node-component').append(new Option('test/Sensor'))"
+    )
+    await page.select_option("#add-node-component", "test/Sensor")
+    await page.fill("#add-node-name", "sensor")
+    await page.click("#add-node button[type=submit]")
+    await expect(node(page, "sensor")).to_have_class(re.compile(r"\boffline\b"), timeout=TIMEOUT)
+
+    device = Participant(
+        {
+            "component": "test/Sensor",
+            "inports": [],
+            "outports": [{"id": "out"}],
+            "discoveryPeriod": 1,
+        },
+        "sensor",
+    )
+    url = parse_broker_url(gateway.broker.url)
+    async with background(serve([device], url, discovery_period=1.0)):
+        await expect(node(page, "sensor")).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    await expect(node(page, "sensor")).to_have_class(re.compile(r"\boffline\b"), timeout=TIMEOUT)
+    await expect(node(page, "sensor").locator(".state")).to_contain_text("offline")
+    await context.close()
+
+
+async def test_a_virtual_button_in_one_browser_lights_a_virtual_led_in_another(
+    browser: Browser, gateway: Gateway
+) -> None:
+    phone_a, page_a = await signed_in(browser, gateway, PHONE)
+    phone_b, page_b = await signed_in(browser, gateway, PHONE)
+    for page in (page_a, page_b):
+        await page.click("#tabs [data-view=phone]")
+        await expect(page.locator("[data-virtual=button]")).to_be_enabled(timeout=TIMEOUT)
+    await page_a.click("[data-virtual=button]")
+    await page_b.click("[data-virtual=led]")
+    button = page_a.locator(".card[data-kind=button]")
+    led = page_b.locator(".card[data-kind=led]")
+    await expect(button).to_contain_text("connected", timeout=TIMEOUT)
+    await expect(led).to_contain_text("connected", timeout=TIMEOUT)
+    button_role = await button.get_attribute("data-role")
+    led_role = await led.get_attribute("data-role")
+    assert button_role and led_role and button_role != led_role
+    coordinator = gateway.service.coordinator
+    await until(
+        lambda: bool(
+            coordinator.registry.live(button_role) and coordinator.registry.live(led_role)
+        ),
+        what="the virtual devices announced",
+    )
+
+    # A discovered participant becomes a node of the graph; the page shows it without a reload.
+    await page_a.click("#tabs [data-view=graph]")
+    await expect(node(page_a, led_role)).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    await expect(node(page_a, button_role)).to_have_class(
+        re.compile(r"\bonline\b"), timeout=TIMEOUT
+    )
+    await page_a.click("#open-add-edge")
+    await page_a.select_option("#add-edge-src", f"{button_role}.pressed")
+    await page_a.select_option("#add-edge-tgt", f"{led_role}.on")
+    await page_a.click("#add-edge button[type=submit]")
+    await expect(edge(page_a, f"{button_role}.pressed", f"{led_role}.on")).to_have_count(
+        1, timeout=TIMEOUT
+    )
+
+    await expect(led.locator(".led")).not_to_have_class(re.compile(r"\blit\b"))
+    await page_a.click("#tabs [data-view=phone]")
+    await button.locator(".press").click()
+    await expect(led.locator(".led")).to_have_class(re.compile(r"\blit\b"), timeout=TIMEOUT)
+
+    # Closing the page withdraws its devices: the LED goes offline.
+    await phone_b.close()
+    await expect(node(page_a, led_role)).to_have_class(re.compile(r"\boffline\b"), timeout=40_000)
+    await phone_a.close()
