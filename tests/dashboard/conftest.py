@@ -78,12 +78,15 @@ def _ws_url(broker: Mosquitto) -> str:
     return broker.ws_url
 
 
-def _bearer_ok(request: web.Request, secret: str) -> bool:
-    return request.headers.get("Authorization", "") == f"Bearer {secret}"
+def _bearer_ok(request: web.Request, secret: str | None) -> bool:
+    return secret is None or request.headers.get("Authorization", "") == f"Bearer {secret}"
 
 
 def _front(
-    dashboard: Dashboard, runtime_port: int, secret: str, open_sockets: set[web.WebSocketResponse]
+    dashboard: Dashboard,
+    runtime_port: int,
+    secret: str | None,
+    open_sockets: set[web.WebSocketResponse],
 ) -> web.Application:
     """The dashboard's routes and the runtime's WebSocket on one origin.
 
@@ -135,26 +138,43 @@ async def running_gateway(
     runtime = RuntimeProtocolService(
         service, RuntimeSettings(LOOPBACK, runtime_port, secret=secret, dashboard=dashboard)
     )
+    async with background(service.run()), background(runtime.run()):
+        coordinator = service.coordinator
+        await until(
+            lambda: all(coordinator.registry.live(r) for r in DEMO_ROLES),
+            timeout=30,
+            what="the demo's participants",
+        )
+        runtime_url = f"http://{LOOPBACK}:{runtime_port}/"
+        if await _serves_page(runtime_url):
+            yield Gateway(runtime_url, broker, service, runtime)
+            return
+        async with _stopgap(runtime, runtime_port, secret) as url:
+            yield Gateway(url, broker, service, runtime)
+
+
+async def _serves_page(url: str) -> bool:
+    async with ClientSession() as session, session.get(url + "static/app.js") as response:
+        return response.status == 200 and "javascript" in response.content_type
+
+
+@contextlib.asynccontextmanager
+async def _stopgap(
+    runtime: RuntimeProtocolService, runtime_port: int, secret: str | None
+) -> AsyncIterator[str]:
+    """The page and the API on a port of their own, for as long as the runtime server does not
+    serve them itself."""
     open_sockets: set[web.WebSocketResponse] = set()
-    runner = web.AppRunner(_front(runtime.dashboard, runtime_port, secret or "", open_sockets))
+    runner = web.AppRunner(_front(runtime.dashboard, runtime_port, secret, open_sockets))
     await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, LOOPBACK, port)
-    async with background(service.run()), background(runtime.run()):
-        await site.start()
-        try:
-            gateway = Gateway(f"http://{LOOPBACK}:{port}/", broker, service, runtime)
-            coordinator = service.coordinator
-            await until(
-                lambda: all(coordinator.registry.live(r) for r in DEMO_ROLES),
-                timeout=30,
-                what="the demo's participants",
-            )
-            yield gateway
-        finally:
-            for client in list(open_sockets):
-                await client.close()
-            await runner.cleanup()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    try:
+        yield f"http://{LOOPBACK}:{port}/"
+    finally:
+        for client in list(open_sockets):
+            await client.close()
+        await runner.cleanup()
 
 
 DEMO_ROLES = ("climate", "button", "alarm", "display")

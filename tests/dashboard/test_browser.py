@@ -12,6 +12,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from gateway.broker import parse_broker_url
+from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
 from tests.conftest import Probe
 from tests.dashboard.conftest import (
@@ -20,6 +21,7 @@ from tests.dashboard.conftest import (
     SECRET,
     Gateway,
     page_errors,
+    running_gateway,
     signed_in,
 )
 from tests.support.tasks import background
@@ -239,3 +241,35 @@ async def test_a_virtual_button_in_one_browser_lights_a_virtual_led_in_another(
     await phone_b.close()
     await expect(node(page_a, led_role)).to_have_class(re.compile(r"\boffline\b"), timeout=40_000)
     await phone_a.close()
+
+
+async def test_without_a_secret_no_sign_in_and_the_other_views(
+    browser: Browser, ws_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A loopback runtime without a secret: the page opens signed in. Health readings this
+    machine lacks say so; the log holds the participants' output and filters it."""
+    async with running_gateway(ws_mosquitto, tmp_path, secret=None) as gateway:
+        context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
+        page = await context.new_page()
+        await page.goto(gateway.url)
+        await expect(page.locator("#tabs")).to_be_visible(timeout=TIMEOUT)
+        await expect(page.locator("#signin")).to_be_hidden()
+        assert await page.evaluate("sessionStorage.length") == 0
+
+        await page.click("#tabs [data-view=health]")
+        await expect(page.locator('[data-health="load"]')).to_contain_text(re.compile(r"\d"))
+        await expect(page.locator('[data-health="battery"]')).to_have_text("not available")
+
+        await page.click("#tabs [data-view=log]")
+        lines = page.locator("#log li:not([hidden])")
+        await expect(lines.filter(has_text="humidity").first).to_be_visible(timeout=TIMEOUT)
+        await page.fill("#log-filter", "button presses")
+        await expect(lines.first).to_be_visible()
+        for text in await lines.all_text_contents():
+            assert "button presses" in text.lower(), text
+        await page.fill("#log-filter", "no line says this")
+        await expect(lines).to_have_count(0)
+
+        await page.click("#tabs [data-view=devices]")
+        await expect(page.locator("#devices")).to_contain_text("No devices waiting")
+        await context.close()

@@ -90,15 +90,17 @@ function el(name, attrs = {}, text) {
   return node;
 }
 
-// Font Awesome 4 names (what participants announce) shown as characters: no icon font.
+// Font Awesome 4 names (what participants announce) shown as plain symbols that common fonts
+// have (DejaVu on a Raspberry Pi, any phone): no icon font, no emoji font needed.
 const ICONS = {
-  "thermometer": "🌡", "thermometer-half": "🌡", "bell": "🔔", "warning": "⚠", "exclamation-triangle": "⚠",
-  "lightbulb-o": "💡", "lightbulb": "💡", "hand-pointer-o": "👆", "hand-o-up": "👆", "toggle-on": "🔘",
-  "circle": "●", "square": "■", "desktop": "🖥", "television": "📺", "tv": "📺", "mobile": "📱",
-  "forward": "⏩", "trash": "🗑", "clock-o": "🕒", "tint": "💧", "sliders": "🎚", "microchip": "🔌",
-  "usb": "🔌", "wifi": "📶", "bluetooth": "📶", "cog": "⚙", "gear": "⚙", "font": "🔤", "file-word-o": "⚙",
+  "thermometer": "♨", "thermometer-half": "♨", "bell": "⚠", "warning": "⚠", "exclamation-triangle": "⚠",
+  "lightbulb-o": "☀", "lightbulb": "☀", "sun-o": "☀", "hand-pointer-o": "☝", "hand-o-up": "☝",
+  "toggle-on": "◉", "circle": "●", "square": "■", "desktop": "▤", "television": "▤", "tv": "▤",
+  "mobile": "☎", "phone": "☎", "forward": "▶", "play": "▶", "trash": "✖", "clock-o": "◷", "tint": "☂",
+  "sliders": "☰", "microchip": "⚡", "usb": "⚡", "bolt": "⚡", "wifi": "≋", "cog": "⚙", "gear": "⚙",
+  "font": "✎", "pencil": "✎", "star": "★", "check": "✔",
 };
-export const iconChar = (name) => ICONS[name] || "⚙";
+export const iconChar = (name) => ICONS[name] || "◆";
 
 export function ago(seconds) {
   if (seconds === null || seconds === undefined) return "never seen";
@@ -214,7 +216,7 @@ export class GraphView {
       const node = model.nodes.get(id);
       const group = el("g", { class: "node", "data-id": id, tabindex: 0 });
       group.append(el("rect", { x, y, width: n.width, height: n.height, rx: 6 }));
-      const title = el("text", { x: x + 8, y: y + 17, class: "title" }, `⚙ ${id}`);
+      const title = el("text", { x: x + 8, y: y + 17, class: "title" }, `◆ ${id}`);
       const component = el("text", { x: x + 8, y: y + 33 }, node.component || "");
       const state = el("text", { x: x + 8, y: y + 49, class: "state" }, "");
       group.append(title, component, state);
@@ -287,6 +289,7 @@ export class EdgeStats {
   }
 
   add(data, now) {
+    if (this.firstTime === undefined) this.firstTime = now;
     this.count += 1;
     this.last = data;
     this.lastTime = now;
@@ -294,8 +297,12 @@ export class EdgeStats {
     if (this.times.length > 2000) this.times.splice(0, 1000);
   }
 
+  // Messages per second over the last 10 s, or over the time since the page saw the first one
+  // (at least 1 s), so a page opened a moment ago does not show a tenth of the rate.
   rate(now, window = 10000) {
     while (this.times.length && this.times[0] < now - window) this.times.shift();
-    return this.times.length / (window / 1000);
+    if (this.firstTime === undefined) this.firstTime = this.times.length ? this.times[0] : now;
+    const span = Math.max(1000, Math.min(window, now - this.firstTime));
+    return this.times.length / (span / 1000);
   }
 }
