@@ -306,12 +306,14 @@ class RuntimeProtocolService:
 
         # Served by the runtime server once it takes HTTP routes (RuntimeServer(http=...)).
         self.dashboard = Dashboard(self.environment, settings.dashboard)
+        auth = AuthThrottle(settings.auth_limits)  # one back-off for protocol and HTTP guesses
         self.server = RuntimeServer(
             settings.host,
             settings.port,
             ServerInfo(runtime_id, settings.label),
             secret=settings.secret,
             limits=settings.limits,
+            auth=auth,
         )
         info = RuntimeInfo(
             id=runtime_id, label=settings.label, namespace=service.config.library.namespace
@@ -321,7 +323,7 @@ class RuntimeProtocolService:
             info,
             settings.secret,
             self.server.send,
-            auth=AuthThrottle(settings.auth_limits),
+            auth=auth,
         )
 
     async def run(self) -> None:

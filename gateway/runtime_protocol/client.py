@@ -6,6 +6,9 @@
 Every message the runtime sends is kept in arrival order; ``request`` sends one message and
 waits for the first reply of the expected commands (by default the same protocol and command,
 or that protocol's ``error``), so replies and broadcasts never get mixed up.
+
+It runs on aiohttp's client WebSocket, which logs no frames: the secret in each message is never
+in a log line.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
-from websockets.typing import Subprotocol
+import aiohttp
 
 from gateway.errors import GatewayError
-from gateway.runtime_protocol.wslog import quiet
 
 Message = dict[str, Any]
+
+# Connecting and the handshake each get 10 s; once open, the connection has no read timeout.
+CONNECT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=10)
+PING_INTERVAL = 20.0  # a runtime that does not answer a ping within half of it is gone
 
 
 class RuntimeClient:
@@ -31,22 +35,29 @@ class RuntimeClient:
         self.address = address
         self.secret = secret
         self.received: list[Message] = []
-        self._connection: ClientConnection | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._connection: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
 
     async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(timeout=CONNECT_TIMEOUT)
         try:
-            self._connection = await connect(
+            self._connection = await self._session.ws_connect(
                 self.address,
-                subprotocols=[Subprotocol("noflo")],
-                max_size=None,
-                logger=quiet("websockets.client"),  # its DEBUG lines show the secret
+                protocols=["noflo"],
+                max_msg_size=0,  # no limit: a runtime's graph or component list can be big
+                compress=0,
+                heartbeat=PING_INTERVAL,
             )
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            # WebSocketException: refused during the handshake (a runtime at its connection
-            # limits resets new connections).
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+            # ClientError: refused during the handshake (a runtime at its connection limits
+            # resets new connections), or not a WebSocket server.
+            await self._session.close()
             raise GatewayError(f"cannot connect to {self.address}: {exc}") from None
+        except BaseException:
+            await self._session.close()  # cancelled: no unclosed session left behind
+            raise
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -60,11 +71,20 @@ class RuntimeClient:
             self._reader.cancel()
         if self._connection is not None:
             await self._connection.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def wait_closed(self) -> None:
+        """Until the runtime has closed the connection."""
+        if self._reader is not None:
+            await asyncio.shield(self._reader)
 
     async def _read(self) -> None:
         assert self._connection is not None
         async for frame in self._connection:
-            self.received.append(json.loads(frame))
+            if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                break  # ERROR: the connection is gone
+            self.received.append(json.loads(frame.data))
             self._arrived.set()
 
     async def send(self, protocol: str, command: str, payload: Message | None = None) -> int:
@@ -75,7 +95,7 @@ class RuntimeClient:
         if self.secret is not None:
             message["secret"] = self.secret
         mark = len(self.received)
-        await self._connection.send(json.dumps(message))
+        await self._connection.send_str(json.dumps(message))
         return mark
 
     async def request(

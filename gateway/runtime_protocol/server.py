@@ -1,25 +1,38 @@
-"""The runtime protocol's server: WebSocket (sub-protocol ``noflo``) and HTTP on one port.
+"""The runtime protocol's server: WebSocket (sub-protocol ``noflo``) and HTTP on one port, on
+aiohttp.
 
 A thin driver around the protocol core: it accepts connections, hands each text frame to the
 core, and delivers what the core sends. Every client has a bounded send queue drained by its own
 writer task, so a slow or dead client never blocks the coordinator or the other clients: a
-client whose queue overflows is dropped with a log line. A plain HTTP GET shows what runtime
-this is and how to connect.
+client whose queue overflows is dropped with a log line.
+
+One aiohttp application serves the port. A WebSocket upgrade request on any path is a protocol
+client (a middleware takes it before routing); ``noflo`` is selected when offered, and clients
+that offer no sub-protocol are served too. Other HTTP requests go to the routes of the
+:class:`HttpRoutes` given to the server (the dashboard), whose ``authorized(request)`` checks
+``Authorization: Bearer <secret>`` with the same per-address back-off as the protocol core when
+both share one :class:`~gateway.runtime_protocol.limits.AuthThrottle`. A plain HTTP GET shows
+what runtime this is and how to connect: on any path without routes, at ``/runtime`` with them.
 
 It binds to the given host (the coordinator's default is 127.0.0.1) and refuses to listen beyond
 loopback without a secret.
 
 Connections are limited (:class:`~gateway.runtime_protocol.limits.ConnectionLimits`): at most 64
-open, at most 16 from one address, and each must send an authenticated message within 10 s of
-being accepted (the WebSocket handshake included) or it is closed. The server accepts
-connections itself (:class:`_Listener`), so that a connection beyond the limits is closed at
-once, before anything is allocated for it, and so that running out of file descriptors
-(``EMFILE``) refuses the connection and costs one log line per interval, not a traceback per
-attempt (asyncio's own accept loop logs one per attempt, many times a second). Refusals and
-timeouts are logged through :class:`~gateway.runtime_protocol.limits.ThrottledLog`.
+open, at most 16 from one address, and each must, within 10 s of being accepted, send an
+authenticated protocol message (the WebSocket handshake included) or make an HTTP request that
+``authorized`` accepted, or it is closed. The server accepts connections itself
+(:class:`_Listener`, handed to aiohttp as the sockets of its sites), so that a connection beyond
+the limits is closed at once, before anything is allocated for it, and so that running out of
+file descriptors (``EMFILE``) refuses the connection and costs one log line per interval, not a
+traceback per attempt (asyncio's own accept loop logs one per attempt, many times a second).
+Refusals and timeouts are logged through
+:class:`~gateway.runtime_protocol.limits.ThrottledLog`. The accept-time limits need asyncio's
+own event loop: uvloop accepts connections in libuv, without calling the listener's ``accept``,
+so on uvloop only the idle timeout applies.
 
-websockets logs every frame at DEBUG, the secret included, and a line per connection at INFO:
-it gets a logger that passes on warnings and errors only (:mod:`~gateway.runtime_protocol.wslog`).
+aiohttp logs no frames; its access log and error log are replaced
+(:mod:`~gateway.runtime_protocol.http_server`) so that neither shows a header, a query or the
+text of a malformed request, where a secret could be.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hmac
 import html
 import ipaddress
 import itertools
@@ -37,30 +51,34 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-from websockets.protocol import State
-from websockets.typing import Subprotocol
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 
 from gateway.errors import GatewayError
 from gateway.runtime_protocol.core import BROADCAST, Broadcast
-from gateway.runtime_protocol.limits import ConnectionGate, ConnectionLimits, ThrottledLog
-from gateway.runtime_protocol.wslog import quiet
+from gateway.runtime_protocol.http_server import AccessLog, ErrorLog, Runner
+from gateway.runtime_protocol.limits import (
+    AuthThrottle,
+    ConnectionGate,
+    ConnectionLimits,
+    ThrottledLog,
+)
 
-__all__ = ["BROADCAST", "ConnectionLimits", "RuntimeServer", "ServerInfo"]
+__all__ = ["BROADCAST", "ConnectionLimits", "HttpRoutes", "RuntimeServer", "ServerInfo"]
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = Subprotocol("noflo")
+SUBPROTOCOL = "noflo"
 SEND_QUEUE = 1000  # messages waiting for one client before it is dropped as too slow
 MAX_FRAME = 4 * 1024 * 1024
+PING_INTERVAL = 20.0  # a client that does not answer a ping within half of it is closed
+CLOSE_TIMEOUT = 5.0  # seconds a client gets to answer our closing handshake
+SHUTDOWN_TIMEOUT = 5.0  # seconds HTTP handlers get to finish when the server stops
 BACKLOG = 128
 ACCEPT_BATCH = 64  # connections refused in one go before other work gets a turn
+PAGE_PATH = "/runtime"  # the text page, when HttpRoutes own the other paths
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
@@ -82,7 +100,21 @@ class ProtocolHandler(Protocol):
         ...
 
 
-WEBSOCKETS_LOG = quiet("websockets.server")  # never its frames: they carry the secret
+class HttpRoutes(Protocol):
+    """More HTTP on the runtime's port (the dashboard).
+
+    WebSocket upgrades on every path stay the runtime protocol's. A connection that has neither
+    made a request that ``authorized`` accepted nor authenticated as a protocol client is closed
+    ``idle_timeout`` seconds (10) after it was accepted, as an idle keep-alive connection may
+    be: long-lived responses (streams) must check ``authorized``.
+    """
+
+    def setup(self, app: web.Application, authorized: Callable[[web.Request], bool]) -> None:
+        """Add routes to the server's application; ``authorized(request)`` tells whether the
+        request carries the runtime's secret (``Authorization: Bearer <secret>``, compared in
+        constant time, with the protocol's wrong-secret back-off per address; always True when
+        the runtime has no secret)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -103,8 +135,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One accepted connection, as counted against the limits."""
+
+    transport: asyncio.Transport
+    key: int
+    peer: str
+    deadline: asyncio.TimerHandle | None = None
+    upgraded: bool = False  # a WebSocket handshake was completed
+    requested: bool = False  # it made a plain HTTP request
+    authenticated: bool = False
+
+
 class _Client:
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, ws: web.WebSocketResponse, connection: _Connection) -> None:
+        self.ws = ws
         self.connection = connection
         self.queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE)
         self.dropped = False
@@ -130,6 +176,21 @@ def _reserve() -> int | None:
         return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+
+
+def _bearer(request: web.BaseRequest) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, if the request has one."""
+    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _subprotocols(request: web.BaseRequest) -> tuple[str, ...]:
+    """``noflo`` when the client offers it; nothing otherwise, so that aiohttp neither refuses
+    the client nor logs a warning per connection about sub-protocols that do not match."""
+    offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "")
+    return (SUBPROTOCOL,) if SUBPROTOCOL in (p.strip() for p in offered.split(",")) else ()
 
 
 class _Doorman:
@@ -204,27 +265,12 @@ class _Listener(socket.socket):
         return self.doorman.accept(super().accept)
 
 
-class _Connection(ServerConnection):
-    """A connection that counts itself in the doorman's gate and is closed if it stays idle;
-    ``owner`` is set on a subclass per server."""
-
-    owner: RuntimeServer
-    key: int = -1
-    peer = "unknown"
-    authenticated = False
-    deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.owner._opened(self, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.owner._closed(self)
-        super().connection_lost(exc)
-
-
 class RuntimeServer:
-    """Serves ``handler`` on ``host:port``; ``send`` is what the core calls to reply."""
+    """Serves ``handler`` on ``host:port``; ``send`` is what the core calls to reply.
+
+    ``auth`` is the wrong-secret back-off of ``http``'s ``authorized``: give it the protocol
+    core's so that guesses over HTTP and over the protocol count together.
+    """
 
     def __init__(
         self,
@@ -234,6 +280,8 @@ class RuntimeServer:
         *,
         secret: str | None = None,
         limits: ConnectionLimits | None = None,
+        auth: AuthThrottle | None = None,
+        http: HttpRoutes | None = None,
     ) -> None:
         if not is_loopback(host) and not secret:
             raise GatewayError(
@@ -243,7 +291,11 @@ class RuntimeServer:
         self.host, self.port, self.info = host, port, info
         self.limits = limits or ConnectionLimits()
         self.handler: ProtocolHandler | None = None
+        self._secret = None if secret is None else secret.encode("utf-8", "surrogatepass")
+        self._auth = auth or AuthThrottle()
+        self._http = http
         self._clients: dict[str, _Client] = {}
+        self._connections: dict[object, _Connection] = {}  # aiohttp's handler -> connection
         self._ids = (str(n) for n in itertools.count(1))
         self._throttled = ThrottledLog(log)
         self._doorman: _Doorman | None = None
@@ -264,30 +316,38 @@ class RuntimeServer:
         """Serve until cancelled."""
         self.handler = handler
         doorman = self._doorman = _Doorman(self.limits, self._throttled)
-        connection_class: type[_Connection] = type("_Connection", (_Connection,), {"owner": self})
+        runner = Runner(
+            self._application(),
+            self,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            logger=ErrorLog(log, self._throttled),
+            access_log=log,
+            access_log_class=AccessLog,
+        )
         try:
             async with contextlib.AsyncExitStack() as stack:
-                for listener in self._listen(doorman):
-                    stack.callback(listener.close)  # if serve() below never took it over
-                    server = await stack.enter_async_context(
-                        serve(
-                            self._connection,
-                            sock=listener,
-                            subprotocols=[SUBPROTOCOL],
-                            select_subprotocol=_select_subprotocol,
-                            process_request=self._http,
-                            max_size=MAX_FRAME,
-                            compression=None,
-                            open_timeout=self.limits.idle_timeout,
-                            create_connection=connection_class,
-                            logger=WEBSOCKETS_LOG,
-                        )
-                    )
+                listeners = self._listen(doorman)
+                for listener in listeners:
+                    stack.callback(listener.close)  # if no site below took it over
+                await runner.setup()
+                stack.push_async_callback(runner.cleanup)
+                for listener in listeners:
+                    await web.SockSite(runner, listener, backlog=BACKLOG).start()
                 log.info("runtime protocol: listening on %s", self.address)
                 self.ready.set()
-                await server.serve_forever()
+                await asyncio.Future()  # until cancelled
         finally:
             doorman.close()
+
+    def _application(self) -> web.Application:
+        app = web.Application(middlewares=[self._upgrades])
+        app.on_shutdown.append(self._close_clients)
+        if self._http is None:
+            app.router.add_get("/{path:.*}", self._page)
+        else:
+            self._http.setup(app, self.authorized)  # first: its routes take precedence
+            app.router.add_get(PAGE_PATH, self._page)
+        return app
 
     def _listen(self, doorman: _Doorman) -> list[_Listener]:
         """Bound listening sockets for every address of ``host`` (one port for all)."""
@@ -328,28 +388,53 @@ class RuntimeServer:
     def clients(self) -> list[str]:
         return list(self._clients)
 
-    # -- connections ---------------------------------------------------------------------------
+    # -- connections (aiohttp's Runner reports them) --------------------------------------------
 
-    def _opened(self, connection: _Connection, transport: asyncio.BaseTransport) -> None:
+    def opened(self, handler: object, transport: asyncio.Transport) -> None:
         sock = transport.get_extra_info("socket")
-        connection.key = sock.fileno() if sock is not None else -1
-        connection.peer = _host(transport.get_extra_info("peername"))
+        connection = _Connection(
+            transport,
+            key=sock.fileno() if sock is not None else -1,
+            peer=_host(transport.get_extra_info("peername")),
+        )
         loop = asyncio.get_running_loop()
         connection.deadline = loop.call_later(self.limits.idle_timeout, self._idle, connection)
+        self._connections[handler] = connection
 
-    def _closed(self, connection: _Connection) -> None:
+    def closed(self, handler: object) -> None:
+        connection = self._connections.pop(handler, None)
+        if connection is None:
+            return
         if connection.deadline is not None:
             connection.deadline.cancel()
         if self._doorman is not None:
             self._doorman.gate.closed(connection.key)
 
+    def _connection(self, request: web.BaseRequest) -> _Connection:
+        found = self._connections.get(request.protocol)
+        if found is None:  # not reported by the Runner: not counted, but still checked
+            assert request.transport is not None
+            found = _Connection(request.transport, -1, request.remote or "unknown")
+        return found
+
+    def _authenticated(self, connection: _Connection) -> None:
+        connection.authenticated = True
+        if connection.deadline is not None:
+            connection.deadline.cancel()
+
     def _idle(self, connection: _Connection) -> None:
         if connection.authenticated:
             return
-        if connection.protocol.state is State.CONNECTING:
-            what = "no WebSocket handshake"
-        else:
+        if connection.upgraded:
             what = "no authenticated message"
+        elif connection.requested:
+            # An HTTP keep-alive connection that only fetched public pages: closing it is
+            # ordinary HTTP (a browser opens another), not worth a warning.
+            log.debug("runtime protocol: closed an idle HTTP connection from %s", connection.peer)
+            connection.transport.abort()
+            return
+        else:
+            what = "no WebSocket handshake"
         self._throttled.event(
             "idle",
             f"runtime protocol: closed a connection from {connection.peer}: {what} "
@@ -357,30 +442,61 @@ class RuntimeServer:
         )
         connection.transport.abort()
 
-    async def _connection(self, connection: ServerConnection) -> None:
-        assert self.handler is not None and isinstance(connection, _Connection)
+    # -- the runtime protocol --------------------------------------------------------------------
+
+    @web.middleware
+    async def _upgrades(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Middleware: a WebSocket upgrade on any path is a protocol client."""
+        if request.headers.get(hdrs.UPGRADE, "").strip().lower() == "websocket":
+            return await self._websocket(request)
+        self._connection(request).requested = True
+        return await handler(request)
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        assert self.handler is not None
+        connection = self._connection(request)
+        ws = web.WebSocketResponse(
+            protocols=_subprotocols(request),
+            max_msg_size=MAX_FRAME,
+            compress=False,
+            heartbeat=PING_INTERVAL,
+            timeout=CLOSE_TIMEOUT,
+        )
+        await ws.prepare(request)
+        connection.upgraded = True
         client_id = next(self._ids)
-        client = _Client(connection)
+        client = _Client(ws, connection)
         self._clients[client_id] = client
         log.debug("runtime protocol: client %s connected from %s", client_id, connection.peer)
         self.handler.connected(client_id, connection.peer)
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self._write(client))
-                await self._read(client_id, connection)
+                await self._read(client_id, client)
                 writer.cancel()
-        except* ConnectionClosed:
+        except* ConnectionError:
             pass  # a client going away, cleanly or not, is not an error
         finally:
             self._clients.pop(client_id, None)
             self.handler.disconnected(client_id)
             level = logging.INFO if connection.authenticated else logging.DEBUG
             log.log(level, "runtime protocol: client %s disconnected", client_id)
+        return ws
 
-    async def _read(self, client_id: str, connection: _Connection) -> None:
+    async def _read(self, client_id: str, client: _Client) -> None:
         assert self.handler is not None
-        async for frame in connection:
-            text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
+        connection = client.connection
+        async for frame in client.ws:
+            if frame.type is WSMsgType.TEXT:
+                text: str = frame.data
+            elif frame.type is WSMsgType.BINARY:
+                text = frame.data.decode("utf-8", errors="replace")
+            else:
+                return  # ERROR: aiohttp has closed the connection (a frame too big...)
             # Handled in order and inline: the core never waits for the live system (it
             # queues changes and answers them later), so reading never stalls.
             try:
@@ -388,19 +504,15 @@ class RuntimeServer:
             except Exception:
                 log.exception("runtime protocol: a message from client %s failed", client_id)
             if not connection.authenticated and self.handler.authenticated(client_id):
-                connection.authenticated = True
-                if connection.deadline is not None:
-                    connection.deadline.cancel()
+                self._authenticated(connection)
                 log.info(
-                    "runtime protocol: client %s connected from %s",
-                    client_id,
-                    connection.remote_address,
+                    "runtime protocol: client %s connected from %s", client_id, connection.peer
                 )
 
     async def _write(self, client: _Client) -> None:
         while True:
             text = await client.queue.get()
-            await client.connection.send(text)
+            await client.ws.send_str(text)
 
     def _drop(self, client_id: str, client: _Client) -> None:
         client.dropped = True
@@ -411,14 +523,53 @@ class RuntimeServer:
         )
         client.connection.transport.abort()  # no closing handshake: it is not reading
 
+    async def _close_clients(self, _: web.Application) -> None:
+        """On shutdown: the closing handshake with every client, all at once."""
+        closing = [
+            client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"runtime stopping")
+            for client in self._clients.values()
+        ]
+        await asyncio.gather(*closing, return_exceptions=True)
+
     # -- HTTP ----------------------------------------------------------------------------------
 
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return None
-        return connection.respond(HTTPStatus.OK, self._page())
+    def authorized(self, request: web.Request) -> bool:
+        """Whether ``request`` carries the secret (see :class:`HttpRoutes`); a request that does
+        exempts its connection from the idle timeout."""
+        connection = self._connection(request)
+        if not self._secret_ok(request, connection):
+            return False
+        self._authenticated(connection)
+        return True
 
-    def _page(self) -> str:
+    def _secret_ok(self, request: web.Request, connection: _Connection) -> bool:
+        if self._secret is None:
+            return True
+        offered = _bearer(request)
+        if offered is None:
+            return False
+        peer = connection.peer
+        if not connection.authenticated and self._auth.blocked(peer):
+            return False  # backing off: not compared
+        if hmac.compare_digest(offered.encode("utf-8", "surrogatepass"), self._secret):
+            self._auth.succeeded(peer)
+            return True
+        if self._auth.failed(peer):
+            limits = self._auth.limits
+            log.warning(
+                "runtime protocol: %d wrong secrets from %s within %g s (HTTP); "
+                "refusing its attempts for %g s",
+                limits.max_failures,
+                peer,
+                limits.window,
+                limits.backoff,
+            )
+        return False
+
+    async def _page(self, _: web.Request) -> web.Response:
+        return web.Response(text=self._text_page())
+
+    def _text_page(self) -> str:
         address = self.address
         flowhub = f"{self.info.ide}#runtime/endpoint?" + quote(
             f"protocol=websocket&address={address}&id={self.info.runtime_id}", safe=""
@@ -429,8 +580,3 @@ class RuntimeServer:
             f"connect a websocket client to {address} with sub-protocol noflo\n"
             f"Flowhub: {html.escape(flowhub)}\n"
         )
-
-
-def _select_subprotocol(connection: ServerConnection, offered: Any) -> Subprotocol | None:
-    # Clients that offer no sub-protocol are served too (some tools omit it).
-    return SUBPROTOCOL if SUBPROTOCOL in offered else None

@@ -17,9 +17,8 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
 
 from gateway.cli.info import gather
 from gateway.errors import GatewayError
@@ -28,7 +27,6 @@ from gateway.runtime_protocol.core import ProtocolCore
 from gateway.runtime_protocol.limits import ConnectionLimits
 from gateway.runtime_protocol.replies import CAPABILITIES
 from gateway.runtime_protocol.server import RuntimeServer, ServerInfo
-from gateway.runtime_protocol.wslog import quiet
 from tests.runtime_protocol.conftest import INFO, SECRET, FakeEnvironment
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter | None]
@@ -168,8 +166,7 @@ async def test_a_websocket_client_that_never_authenticates_is_closed(
         await good.request("runtime", "getruntime", expect=[("runtime", "runtime")])
         runtime_info = await bad.request("runtime", "getruntime", expect=[("runtime", "runtime")])
         assert runtime_info["payload"]["capabilities"] == []
-        assert bad._connection is not None
-        await bad._connection.wait_closed()
+        await bad.wait_closed()
         # The good client's deadline passed before the bad one's: it stays, and is served.
         status = await good.request(
             "network", "getstatus", {"graph": MAIN}, expect=[("network", "status")]
@@ -182,7 +179,7 @@ async def test_a_websocket_client_that_never_authenticates_is_closed(
 async def test_the_secret_is_in_no_log_line_reply_page_or_link(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # everything, websockets' frame logging included
+    caplog.set_level(logging.DEBUG)  # everything, aiohttp's included
     guesses = [f"{SECRET}-guess-{n}" for n in range(7)]
     async with runtime() as server, asyncio.timeout(20):
         async with RuntimeClient(server.address, secret=SECRET) as client:
@@ -195,12 +192,12 @@ async def test_the_secret_is_in_no_log_line_reply_page_or_link(
             async with RuntimeClient(server.address, secret=guess) as wrong:
                 received.append(await wrong.request("graph", "clear", {"id": "x"}))
         # The right secret from that address now: refused without being compared.
-        quiet_client = quiet("websockets.client")  # this test's own frames would show it
-        async with connect(
-            server.address, subprotocols=[Subprotocol("noflo")], logger=quiet_client
-        ) as raw:
-            await raw.send(f'{{"protocol": "runtime", "command": "x", "secret": "{SECRET}"}}')
-            received.append({"raw": await raw.recv()})
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.address, protocols=["noflo"]) as raw,
+        ):
+            await raw.send_str(f'{{"protocol": "runtime", "command": "x", "secret": "{SECRET}"}}')
+            received.append({"raw": await raw.receive_str()})
         url = f"http://127.0.0.1:{server.port}/"
         page = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
     assert "too many wrong secrets from your address" in str(received[-1])
