@@ -123,6 +123,10 @@ class Coordinator:
         self.binder = binder or binder_for(transport, self._observed, self.options, self.stats)
         self.binder.on_reconnect = self._rewire_all
         self._retry: asyncio.TimerHandle | None = None
+        # The expiry loop sleeps until the earliest deadline it knew of; an announcement with
+        # a shorter period (a page closing its virtual devices) wakes it to look again.
+        self._expiry_check_at = float("inf")
+        self._expiry_sooner = asyncio.Event()
         self.on_iip: Callable[[Initial], None] | None = None
         self._hold_until = clock() + self.options.iip_hold
         self._hold_timer: asyncio.TimerHandle | None = None
@@ -173,7 +177,15 @@ class Coordinator:
         while True:
             deadline = self.registry.next_expiry()
             delay = 1.0 if deadline is None else max(0.05, deadline - self._clock() + 0.01)
-            await asyncio.sleep(min(delay, 60.0))
+            delay = min(delay, 60.0)
+            self._expiry_check_at = self._clock() + delay
+            self._expiry_sooner.clear()
+            try:
+                async with asyncio.timeout(delay):
+                    await self._expiry_sooner.wait()
+                continue  # a sooner deadline: sleep until it instead
+            except TimeoutError:
+                pass
             for event in self.registry.expire(self._clock()):
                 log.info(
                     "participant %s (%s) gone: not heard from in %.0f s",
@@ -186,6 +198,11 @@ class Coordinator:
     @property
     def graph(self) -> Graph:
         return self._graph
+
+    @property
+    def expiry_check_at(self) -> float:
+        """When (on :meth:`now`'s clock) the expiry loop looks next, unless woken sooner."""
+        return self._expiry_check_at
 
     def now(self) -> float:
         """The coordinator's clock, on which the registry's times are."""
@@ -236,10 +253,13 @@ class Coordinator:
             if self.options.strict:
                 check_own_queues(found.definition)
             self._warn_if_ports_move(found.definition)
-            event = self.registry.observe(found.definition, self._clock())
+            now = self._clock()
+            event = self.registry.observe(found.definition, now)
         except DiscoveryError as exc:
             self._reject(delivery, exc.reason)
             return
+        if now + self.registry.timeout_for(found.definition) < self._expiry_check_at:
+            self._expiry_sooner.set()
         if event is not None:
             self._notify(event)
 

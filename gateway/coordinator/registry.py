@@ -91,7 +91,7 @@ class Registry:
     def observe(self, definition: ParticipantDefinition, now: float) -> RegistryEvent | None:
         """Record a discovery message; return what changed, or ``None`` for a plain heartbeat.
         Raises :class:`DiscoveryError` for a new id the registry has no room for."""
-        timeout = self._timeout_for(definition)
+        timeout = self.timeout_for(definition)
         known = self._by_id.get(definition.id)
         if known is None:
             self._make_room(definition.role)
@@ -185,7 +185,8 @@ class Registry:
                 return port
         return None
 
-    def _timeout_for(self, definition: ParticipantDefinition) -> float:
+    def timeout_for(self, definition: ParticipantDefinition) -> float:
+        """How long a participant announcing ``definition`` stays live without announcing."""
         period = declared_period(definition)
         if period is not None:
             return max(period * MISSED_PERIODS, 1.0)

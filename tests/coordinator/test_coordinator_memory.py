@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from gateway.broker import parse_broker_url
 from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
 from gateway.graph.model import Graph
-from gateway.participant.definition import define
+from gateway.participant.definition import ParticipantDefinition, define
 from gateway.participant.discovery import encode_discovery
 from gateway.transport import open_transport
 from gateway.transport.memory import MemoryTransport
@@ -107,3 +108,22 @@ async def test_a_participant_forgotten_is_unwired(
         # The same way through the coordinator, after "after": were d wired, it came first.
         memory_client.publish("e/out", b"marker")
         assert await sink_in.wait_count(1) == [b"marker"]
+
+
+async def test_an_announcement_with_a_shorter_period_expires_on_its_own_time(
+    memory_url: str, memory_client: MemoryTransport
+) -> None:
+    # A page closing its virtual devices announces them once more with a short period. The
+    # expiry loop was asleep until the long deadline (60 s here) and must look again sooner.
+    dev = define("d", "Dev", outports=["out"], participant_id="d-1")
+    async with coordinating(memory_url, Graph()) as coordinator:
+        memory_client.publish("fbp", encode_discovery(with_period(dev, 60)))
+        await until(lambda: coordinator.registry.live("d"), what="d discovered")
+        long_sleep = coordinator.now() + 30
+        await until(lambda: coordinator.expiry_check_at > long_sleep, what="the loop asleep")
+        memory_client.publish("fbp", encode_discovery(with_period(dev, 0.1)))
+        await until(lambda: not coordinator.registry.live("d"), timeout=10, what="d to expire")
+
+
+def with_period(definition: ParticipantDefinition, period: float) -> ParticipantDefinition:
+    return replace(definition, extra={**definition.extra, "discoveryPeriod": period})
