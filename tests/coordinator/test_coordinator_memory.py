@@ -118,7 +118,7 @@ async def test_an_announcement_with_a_shorter_period_expires_on_its_own_time(
     dev = define("d", "Dev", outports=["out"], participant_id="d-1")
     async with coordinating(memory_url, Graph()) as coordinator:
         memory_client.publish("fbp", encode_discovery(with_period(dev, 60)))
-        await until(lambda: coordinator.registry.live("d"), what="d discovered")
+        await until(lambda: bool(coordinator.registry.live("d")), what="d discovered")
         long_sleep = coordinator.now() + 30
         await until(lambda: coordinator.expiry_check_at > long_sleep, what="the loop asleep")
         memory_client.publish("fbp", encode_discovery(with_period(dev, 0.1)))
