@@ -59,9 +59,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from websockets.exceptions import ConnectionClosed
 
 from bench.common import (
     BIN,
@@ -120,19 +120,21 @@ class Subscriber(RuntimeClient):
 
     async def _read(self) -> None:
         assert self._connection is not None
-        try:
-            async for frame in self._connection:
-                text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-                if DATA_MARK not in text[:64]:
-                    self.received.append(json.loads(text))
-                    self._arrived.set()
-                    continue
-                self.data += 1
-                self.last = text
-                if self.data % SAMPLE_EVERY == 0:
-                    self._sample(text)
-        except ConnectionClosed as exc:  # the server dropped us (too slow) or went away
-            self.closed = str(exc) or "closed"
+        async for frame in self._connection:
+            if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                break  # ERROR: the connection is gone
+            data = frame.data
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            if DATA_MARK not in text[:64]:
+                self.received.append(json.loads(text))
+                self._arrived.set()
+                continue
+            self.data += 1
+            self.last = text
+            if self.data % SAMPLE_EVERY == 0:
+                self._sample(text)
+        # Not cancelled: the server dropped us (too slow) or went away.
+        self.closed = f"closed (code {self._connection.close_code})"
 
     def _sample(self, text: str) -> None:
         now = time.perf_counter()  # CLOCK_MONOTONIC: comparable with the load generator's

@@ -412,9 +412,9 @@ class RuntimeServer:
 
     def _connection(self, request: web.BaseRequest) -> _Connection:
         found = self._connections.get(request.protocol)
-        if found is None:  # not reported by the Runner: not counted, but still checked
-            assert request.transport is not None
-            found = _Connection(request.transport, -1, request.remote or "unknown")
+        if found is None:
+            # Closed while the request waited to be handled; aiohttp ends it quietly.
+            raise ConnectionResetError("the connection is closed")
         return found
 
     def _authenticated(self, connection: _Connection) -> None:
