@@ -21,14 +21,12 @@ Connections are limited (:class:`~gateway.runtime_protocol.limits.ConnectionLimi
 open, at most 16 from one address, and each must, within 10 s of being accepted, send an
 authenticated protocol message (the WebSocket handshake included) or make an HTTP request that
 ``authorized`` accepted, or it is closed. The server accepts connections itself
-(:class:`_Listener`, handed to aiohttp as the sockets of its sites), so that a connection beyond
-the limits is closed at once, before anything is allocated for it, and so that running out of
-file descriptors (``EMFILE``) refuses the connection and costs one log line per interval, not a
-traceback per attempt (asyncio's own accept loop logs one per attempt, many times a second).
-Refusals and timeouts are logged through
-:class:`~gateway.runtime_protocol.limits.ThrottledLog`. The accept-time limits need asyncio's
-own event loop: uvloop accepts connections in libuv, without calling the listener's ``accept``,
-so on uvloop only the idle timeout applies.
+(:class:`_Listener`, in its own accept loop on any event loop, uvloop too), so that a
+connection beyond the limits is closed at once, before anything is allocated for it, and so
+that running out of file descriptors (``EMFILE``) refuses the connection and costs one log line
+per interval, not a traceback per attempt (asyncio's own accept loop logs one per attempt, many
+times a second). Refusals and timeouts are logged through
+:class:`~gateway.runtime_protocol.limits.ThrottledLog`.
 
 aiohttp logs no frames; its access log and error log are replaced
 (:mod:`~gateway.runtime_protocol.http_server`) so that neither shows a header, a query or the
@@ -49,7 +47,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -78,6 +76,7 @@ CLOSE_TIMEOUT = 5.0  # seconds a client gets to answer our closing handshake
 SHUTDOWN_TIMEOUT = 5.0  # seconds HTTP handlers get to finish when the server stops
 BACKLOG = 128
 ACCEPT_BATCH = 64  # connections refused in one go before other work gets a turn
+RETRY_ACCEPT = 0.5  # seconds before accepting again when no descriptor is left at all
 PAGE_PATH = "/runtime"  # the text page, when HttpRoutes own the other paths
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -193,6 +192,10 @@ def _subprotocols(request: web.BaseRequest) -> tuple[str, ...]:
     return (SUBPROTOCOL,) if SUBPROTOCOL in (p.strip() for p in offered.split(",")) else ()
 
 
+class _OutOfDescriptorsError(BlockingIOError):
+    """No descriptor to accept a connection with, not even the spare: try again later."""
+
+
 class _Doorman:
     """Decides, as each connection is accepted, whether it may stay (see the module docs)."""
 
@@ -209,7 +212,7 @@ class _Doorman:
                 if exc.errno not in _OUT_OF_RESOURCES:
                     raise
                 if not self._refuse_without_resources(exc, accept):
-                    raise BlockingIOError from None  # asyncio tries again on its next turn
+                    raise _OutOfDescriptorsError from None
                 continue
             peer = _host(address)
             refusal = self.gate.refusal(peer)
@@ -255,7 +258,7 @@ class _Doorman:
 
 
 class _Listener(socket.socket):
-    """A listening socket whose ``accept`` asks the doorman (asyncio calls it)."""
+    """A listening socket whose ``accept`` asks the doorman (:func:`_accepting` calls it)."""
 
     def __init__(self, bound: socket.socket, doorman: _Doorman) -> None:
         super().__init__(bound.family, bound.type, bound.proto, fileno=bound.detach())
@@ -263,6 +266,48 @@ class _Listener(socket.socket):
 
     def accept(self) -> tuple[socket.socket, Any]:
         return self.doorman.accept(super().accept)
+
+
+@contextlib.contextmanager
+def _accepting(listener: _Listener, server: web.Server, throttled: ThrottledLog) -> Iterator[None]:
+    """Accept connections on ``listener`` (through its doorman) and hand them to ``server``.
+
+    The server's own accept loop, not the event loop's: uvloop accepts in libuv without calling
+    the listener's ``accept``, which would bypass the doorman and its limits.
+    """
+    loop = asyncio.get_running_loop()
+    handshakes: set[asyncio.Task[Any]] = set()
+
+    def ready() -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _ = listener.accept()
+            except _OutOfDescriptorsError:
+                # The backlog stays readable: wait instead of spinning on it.
+                loop.remove_reader(listener.fileno())
+                loop.call_later(RETRY_ACCEPT, loop.add_reader, listener.fileno(), ready)
+                return
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up while it waited in the backlog
+            except OSError as exc:
+                throttled.event("accept", f"runtime protocol: cannot accept a connection: {exc}")
+                return
+            connection.setblocking(False)
+            task = loop.create_task(loop.connect_accepted_socket(server, connection))
+            handshakes.add(task)
+            task.add_done_callback(handshakes.discard)
+
+    listener.setblocking(False)
+    loop.add_reader(listener.fileno(), ready)
+    try:
+        yield
+    finally:
+        loop.remove_reader(listener.fileno())
+        listener.close()
+        for task in handshakes:
+            task.cancel()
 
 
 class RuntimeServer:
@@ -328,11 +373,12 @@ class RuntimeServer:
             async with contextlib.AsyncExitStack() as stack:
                 listeners = self._listen(doorman)
                 for listener in listeners:
-                    stack.callback(listener.close)  # if no site below took it over
+                    stack.callback(listener.close)  # if setting up fails before it is served
                 await runner.setup()
                 stack.push_async_callback(runner.cleanup)
+                assert runner.server is not None
                 for listener in listeners:
-                    await web.SockSite(runner, listener, backlog=BACKLOG).start()
+                    stack.enter_context(_accepting(listener, runner.server, self._throttled))
                 log.info("runtime protocol: listening on %s", self.address)
                 self.ready.set()
                 await asyncio.Future()  # until cancelled

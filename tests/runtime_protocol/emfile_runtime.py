@@ -3,7 +3,8 @@
 Run as ``python -m tests.runtime_protocol.emfile_runtime SPARE IDLE``: serves the protocol core
 (on the fake environment of the core's tests) with the secret ``SECRET``, connection limits too
 high to matter and an idle timeout of IDLE seconds, then lowers its open-files limit to what it
-has open plus SPARE, prints its port and serves until its stdin closes. It logs to stderr.
+has open plus SPARE, prints its port and serves until its stdin closes. It logs to stderr. It
+runs on uvloop, as the daemons do (:func:`gateway.common.signals.run_daemon`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import os
 import resource
 import sys
+
+import uvloop
 
 from gateway.runtime_protocol.core import ProtocolCore
 from gateway.runtime_protocol.limits import ConnectionLimits
@@ -40,7 +43,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2])))
+    uvloop.run(serve(int(sys.argv[1]), float(sys.argv[2])))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import uvloop
 
 from gateway.cli.info import gather
 from gateway.errors import GatewayError
@@ -110,6 +111,16 @@ def assert_quiet_log(caplog: pytest.LogCaptureFixture, most: int) -> list[str]:
 async def test_idle_connections_from_one_address_leave_room_for_the_others(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    await _one_address_takes_its_share(caplog)
+
+
+def test_the_limits_hold_on_uvloop(caplog: pytest.LogCaptureFixture) -> None:
+    # The daemons run on uvloop, which accepts connections in libuv unless the server runs
+    # its own accept loop: the caps must hold there too.
+    uvloop.run(_one_address_takes_its_share(caplog))
+
+
+async def _one_address_takes_its_share(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     async with runtime() as server, asyncio.timeout(30):  # default limits: 64, 16 per address
         began = time.monotonic()
