@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from gateway.common.yaml12 import dump_yaml
 from gateway.coordinator.registry import RegistryEvent
 from gateway.coordinator.service import CoordinatorService
+from gateway.dashboard.api import Dashboard
 from gateway.dashboard.settings import DashboardSettings
 from gateway.errors import GatewayError
 from gateway.graph.model import Edge, Graph, Initial
@@ -301,10 +302,6 @@ class RuntimeProtocolService:
     def __init__(self, service: CoordinatorService, settings: RuntimeSettings) -> None:
         runtime_id = settings.runtime_id or str(uuid.uuid4())
         self.environment = CoordinatorEnvironment(service)
-        # Imported here: the dashboard imports this module's environment for its types.
-        from gateway.dashboard.api import Dashboard
-
-        # Served by the runtime server once it takes HTTP routes (RuntimeServer(http=...)).
         self.dashboard = Dashboard(self.environment, settings.dashboard)
         auth = AuthThrottle(settings.auth_limits)  # one back-off for protocol and HTTP guesses
         self.server = RuntimeServer(
@@ -314,6 +311,7 @@ class RuntimeProtocolService:
             secret=settings.secret,
             limits=settings.limits,
             auth=auth,
+            http=self.dashboard,
         )
         info = RuntimeInfo(
             id=runtime_id, label=settings.label, namespace=service.config.library.namespace

@@ -15,14 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, WSMsgType, web
-from aiohttp.typedefs import Handler
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from gateway.broker import parse_broker_url
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService
-from gateway.dashboard.api import Dashboard
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.demo import EXAMPLES, demo_config
 from gateway.graph import load_graph
@@ -78,52 +75,6 @@ def _ws_url(broker: Mosquitto) -> str:
     return broker.ws_url
 
 
-def _bearer_ok(request: web.Request, secret: str | None) -> bool:
-    return secret is None or request.headers.get("Authorization", "") == f"Bearer {secret}"
-
-
-def _front(
-    dashboard: Dashboard,
-    runtime_port: int,
-    secret: str | None,
-    open_sockets: set[web.WebSocketResponse],
-) -> web.Application:
-    """The dashboard's routes and the runtime's WebSocket on one origin.
-
-    Stopgap until the runtime server serves both on its own port (aiohttp, with a hook for
-    extra routes): here an aiohttp application with the dashboard's routes passes WebSocket
-    upgrades on to the runtime server as they are."""
-
-    @web.middleware
-    async def websocket_proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return await handler(request)
-        client = web.WebSocketResponse(protocols=("noflo",))
-        await client.prepare(request)
-        open_sockets.add(client)
-        async with (
-            ClientSession() as session,
-            session.ws_connect(f"ws://{LOOPBACK}:{runtime_port}/", protocols=("noflo",)) as up,
-        ):
-
-            async def pump_up() -> None:
-                async for msg in client:
-                    if msg.type == WSMsgType.TEXT:
-                        await up.send_str(msg.data)
-                await up.close()
-
-            async with background(pump_up()):
-                async for msg in up:
-                    if msg.type == WSMsgType.TEXT:
-                        await client.send_str(msg.data)
-                await client.close()
-        return client
-
-    app = web.Application(middlewares=[websocket_proxy])
-    dashboard.setup(app, lambda request: _bearer_ok(request, secret))
-    return app
-
-
 @contextlib.asynccontextmanager
 async def running_gateway(
     broker: Mosquitto, tmp_path: Path, secret: str | None = SECRET
@@ -145,36 +96,7 @@ async def running_gateway(
             timeout=30,
             what="the demo's participants",
         )
-        runtime_url = f"http://{LOOPBACK}:{runtime_port}/"
-        if await _serves_page(runtime_url):
-            yield Gateway(runtime_url, broker, service, runtime)
-            return
-        async with _stopgap(runtime, runtime_port, secret) as url:
-            yield Gateway(url, broker, service, runtime)
-
-
-async def _serves_page(url: str) -> bool:
-    async with ClientSession() as session, session.get(url + "static/app.js") as response:
-        return response.status == 200 and "javascript" in response.content_type
-
-
-@contextlib.asynccontextmanager
-async def _stopgap(
-    runtime: RuntimeProtocolService, runtime_port: int, secret: str | None
-) -> AsyncIterator[str]:
-    """The page and the API on a port of their own, for as long as the runtime server does not
-    serve them itself."""
-    open_sockets: set[web.WebSocketResponse] = set()
-    runner = web.AppRunner(_front(runtime.dashboard, runtime_port, secret, open_sockets))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    try:
-        yield f"http://{LOOPBACK}:{port}/"
-    finally:
-        for client in list(open_sockets):
-            await client.close()
-        await runner.cleanup()
+        yield Gateway(f"http://{LOOPBACK}:{runtime_port}/", broker, service, runtime)
 
 
 DEMO_ROLES = ("climate", "button", "alarm", "display")
