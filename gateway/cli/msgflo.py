@@ -23,10 +23,12 @@ from gateway.coordinator.coordinator import RetainedPolicy
 from gateway.coordinator.run import choose_broker, run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
+from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.graph.model import Initial
 from gateway.runtime_protocol.limits import ConnectionLimits
 
 PROG = "msgflo"
+ENV_MQTT_WEBSOCKETS = "MSGFLO_MQTT_WEBSOCKETS"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -111,6 +113,14 @@ def parser() -> argparse.ArgumentParser:
         help="runtime protocol secret (default: $MSGFLO_SECRET)",
     )
     p.add_argument("--runtime-id", default=os.environ.get("MSGFLO_RUNTIME_ID", ""))
+    p.add_argument(
+        "--mqtt-websockets",
+        default=os.environ.get(ENV_MQTT_WEBSOCKETS) or None,
+        metavar="URL",
+        help="the broker's MQTT over WebSockets listener as browsers reach it, "
+        "ws://[USER:PASSWORD@]HOST:PORT/, for the dashboard's virtual devices "
+        f"(default: ${ENV_MQTT_WEBSOCKETS}, or the private Mosquitto's when msgflo starts one)",
+    )
     defaults = ConnectionLimits()
     p.add_argument(
         "--max-connections",
@@ -147,8 +157,10 @@ def run(args: argparse.Namespace) -> int:
     graph = load_service_graph(args.graph, auto_save=args.auto_save)
     library = library_from_options(args.library, args.componentdir)
     with contextlib.ExitStack() as stack:
+        broker, private_ws = choose_broker(args.broker, stack)
+        ws_url = args.mqtt_websockets or private_ws
         config = ServiceConfig(
-            broker=choose_broker(args.broker, stack),
+            broker=broker,
             graph_path=args.graph,
             library=library,
             ignore=frozenset(args.ignore),
@@ -167,11 +179,14 @@ def run(args: argparse.Namespace) -> int:
             f"on {config.broker}",
             flush=True,
         )
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"{PROG}: dashboard at http://{host}:{args.port}/", flush=True)
         limits = ConnectionLimits(
             args.max_connections, args.max_connections_per_address, args.auth_timeout
         )
+        dashboard = DashboardSettings(web_mqtt=WebMqtt.parse(ws_url) if ws_url else None)
         settings = RuntimeSettings(
-            args.host, args.port, args.secret, args.runtime_id, limits=limits
+            args.host, args.port, args.secret, args.runtime_id, limits=limits, dashboard=dashboard
         )
         run_with_runtime_protocol(config, graph, settings)
     return 0

@@ -41,20 +41,21 @@ async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) ->
         print(f"{STARTED} {runtime.server.address}", flush=True)
 
 
-def choose_broker(given: str | None, stack: contextlib.ExitStack) -> BrokerUrl:
+def choose_broker(given: str | None, stack: contextlib.ExitStack) -> tuple[BrokerUrl, str | None]:
     """``given``, else ``$MSGFLO_BROKER``, else a broker on localhost:1883, else a private
-    Mosquitto on a free loopback port that lives as long as ``stack``."""
+    Mosquitto on a free loopback port that lives as long as ``stack``; with the broker's MQTT
+    over WebSockets URL when it is the private one (for the dashboard's virtual devices)."""
     if given or os.environ.get(ENV_BROKER):
-        return resolve_broker(given)
+        return resolve_broker(given), None
     if _listening("127.0.0.1", 1883):
-        return parse_broker_url("mqtt://localhost:1883")
-    broker = stack.enter_context(Mosquitto())
+        return parse_broker_url("mqtt://localhost:1883"), None
+    broker = stack.enter_context(Mosquitto(websockets=True))
     print(
         f"msgflo: no broker given and none on localhost:1883; started a private Mosquitto "
         f"at {broker.url}",
         flush=True,
     )
-    return parse_broker_url(broker.url)
+    return parse_broker_url(broker.url), broker.ws_url
 
 
 def _listening(host: str, port: int) -> bool:

@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from asyncio.subprocess import PIPE
 from collections.abc import Sequence
 from pathlib import Path
@@ -384,3 +386,51 @@ def test_auto_save_keeps_iips_and_adds_discovered_roles(
     assert processes["extra"]["component"] == "Extra"  # a discovered role became a node
     assert processes["off"]["component"] == "Sleepy"  # an offline node is kept
     assert {"data": 0, "tgt": {"process": "off", "port": "in"}} in saved["connections"]
+
+
+@pytest.mark.integration
+def test_the_dashboard_is_told_the_mqtt_websockets_listener(
+    project: Path, mosquitto: Mosquitto
+) -> None:
+    port = free_port()
+    process = coordinator(
+        project,
+        "--broker",
+        mosquitto.url,
+        "--port",
+        str(port),
+        "--mqtt-websockets",
+        "ws://web:pass%20word@127.0.0.1:9001/",
+    )
+    try:
+        answer = _get_json(f"http://127.0.0.1:{port}/api/mqtt")
+    finally:
+        out = stop(process)
+    assert f"msgflo: dashboard at http://127.0.0.1:{port}/" in out
+    assert answer["url"] == "ws://127.0.0.1:9001/"
+    assert (answer["username"], answer["password"]) == ("web", "pass word")
+    assert re.fullmatch(r"web-[0-9a-f]{8}", answer["prefix"])
+
+
+def test_a_bad_mqtt_websockets_url_is_one_line(project: Path) -> None:
+    # Refused before any broker is reached: the one given here is never connected to.
+    process = coordinator(
+        project, "--broker", "mqtt://127.0.0.1:1", "--mqtt-websockets", "http://127.0.0.1:9001/"
+    )
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert "MQTT over WebSockets URL 'http://127.0.0.1:9001/': expected ws://" in out
+    assert "Traceback" not in out
+
+
+def _get_json(url: str) -> Any:
+    """GET ``url`` once the server answers (it starts with the coordinator)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.load(response)
+        except (ConnectionError, urllib.error.URLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # polling for the server to come up, bounded above
