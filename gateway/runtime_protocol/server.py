@@ -15,7 +15,9 @@ both share one :class:`~gateway.runtime_protocol.limits.AuthThrottle`. A plain H
 what runtime this is and how to connect: on any path without routes, at ``/runtime`` with them.
 
 It binds to the given host (the coordinator's default is 127.0.0.1) and refuses to listen beyond
-loopback without a secret.
+loopback without a secret. It also serves listening sockets bound by someone else (``sockets``:
+systemd's socket activation gives the appliance's coordinator port 80 without the privilege to
+bind it), through the same doorman and the same rule about the secret.
 
 Connections are limited (:class:`~gateway.runtime_protocol.limits.ConnectionLimits`): at most 64
 open, at most 16 from one address, and each must, within 10 s of being accepted, send an
@@ -47,7 +49,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -160,6 +162,15 @@ def _host(address: Any) -> str:
     if isinstance(address, tuple | list) and address:
         return str(address[0])
     return str(address or "unknown")
+
+
+def _name(bound: socket.socket) -> str:
+    """``host:port`` of a bound socket, for the log."""
+    address = bound.getsockname()
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
 
 
 def _reset(connection: socket.socket) -> None:
@@ -314,7 +325,9 @@ class RuntimeServer:
     """Serves ``handler`` on ``host:port``; ``send`` is what the core calls to reply.
 
     ``auth`` is the wrong-secret back-off of ``http``'s ``authorized``: give it the protocol
-    core's so that guesses over HTTP and over the protocol count together.
+    core's so that guesses over HTTP and over the protocol count together. ``sockets`` are
+    listening sockets bound already, served like ``host:port``; the caller keeps them (the
+    server serves duplicates and closes those when it stops).
     """
 
     def __init__(
@@ -327,10 +340,13 @@ class RuntimeServer:
         limits: ConnectionLimits | None = None,
         auth: AuthThrottle | None = None,
         http: HttpRoutes | None = None,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
-        if not is_loopback(host) and not secret:
+        hosts = [host, *(_host(bound.getsockname()) for bound in sockets)]
+        beyond = next((where for where in hosts if not is_loopback(where)), None)
+        if beyond is not None and not secret:
             raise GatewayError(
-                f"refusing to serve the runtime protocol on {host} without a secret "
+                f"refusing to serve the runtime protocol on {beyond} without a secret "
                 "(--secret or $MSGFLO_SECRET); without one it only listens on loopback"
             )
         self.host, self.port, self.info = host, port, info
@@ -339,6 +355,7 @@ class RuntimeServer:
         self._secret = None if secret is None else secret.encode("utf-8", "surrogatepass")
         self._auth = auth or AuthThrottle()
         self._http = http
+        self._sockets = tuple(sockets)
         self._clients: dict[str, _Client] = {}
         self._connections: dict[object, _Connection] = {}  # aiohttp's handler -> connection
         self._ids = (str(n) for n in itertools.count(1))
@@ -380,6 +397,8 @@ class RuntimeServer:
                 for listener in listeners:
                     stack.enter_context(_accepting(listener, runner.server, self._throttled))
                 log.info("runtime protocol: listening on %s", self.address)
+                for bound in self._sockets:
+                    log.info("runtime protocol: also listening on %s", _name(bound))
                 self.ready.set()
                 await asyncio.Future()  # until cancelled
         finally:
@@ -396,7 +415,8 @@ class RuntimeServer:
         return app
 
     def _listen(self, doorman: _Doorman) -> list[_Listener]:
-        """Bound listening sockets for every address of ``host`` (one port for all)."""
+        """Bound listening sockets for every address of ``host`` (one port for all), and for
+        the ``sockets`` given."""
         found = socket.getaddrinfo(
             self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
@@ -408,6 +428,8 @@ class RuntimeServer:
                 bound = socket.create_server(where, family=family, backlog=BACKLOG)
                 listeners.append(_Listener(bound, doorman))
                 self.port = listeners[0].getsockname()[1]
+            # Duplicates: a listener detaches the socket it wraps, and closes it when it stops.
+            listeners.extend(_Listener(given.dup(), doorman) for given in self._sockets)
         except BaseException:
             for listener in listeners:
                 listener.close()

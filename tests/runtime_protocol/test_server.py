@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -80,6 +80,7 @@ async def running(
     http: HttpRoutes | None = None,
     auth: AuthThrottle | None = None,
     limits: ConnectionLimits | None = None,
+    sockets: Sequence[socket.socket] = (),
 ) -> AsyncIterator[tuple[RuntimeServer, Echo]]:
     server = RuntimeServer(
         "127.0.0.1",
@@ -89,6 +90,7 @@ async def running(
         http=http,
         auth=auth,
         limits=limits,
+        sockets=sockets,
     )
     core = Echo(server)
     task = asyncio.create_task(server.serve(core))
@@ -220,6 +222,37 @@ async def test_http_routes_are_served_beside_the_protocol(
                 assert ws.protocol == "noflo"
                 assert await echoed(ws, {"command": path}) == {"echo": {"command": path}}
     assert SECRET not in caplog.text
+
+
+async def test_a_socket_bound_by_someone_else_is_served_like_the_port() -> None:
+    """As systemd hands the appliance's coordinator port 80: the protocol, the routes and the
+    limits on a socket the server did not bind; the caller's socket stays the caller's."""
+    limits = ConnectionLimits(max_per_peer=2)
+    with socket.create_server(("127.0.0.1", 0)) as given:
+        port = given.getsockname()[1]
+        async with running(secret=SECRET, http=Hello(), limits=limits, sockets=[given]) as (
+            server,
+            _,
+        ):
+            assert port != server.port
+            base = f"http://127.0.0.1:{port}"
+            assert await get(f"{base}/api/hello", SECRET) == (200, '{"hello": "world"}')
+            assert (await get(f"{base}/api/hello"))[0] == 401
+            async with websocket(f"ws://127.0.0.1:{port}/", protocols=["noflo"]) as ws:
+                assert await echoed(ws, {"command": "x"}) == {"echo": {"command": "x"}}
+                # The doorman counts it with the server's own port's connections.
+                async with websocket(server.address):
+                    with pytest.raises(aiohttp.ClientError):
+                        async with websocket(f"ws://127.0.0.1:{port}/"):
+                            pass
+            await until(lambda: server.open_connections() == 0, 5, "the clients to be gone")
+        assert given.fileno() != -1  # still open: the caller closes it
+    # Bound beyond loopback (not listening: nothing is exposed): only with a secret.
+    with socket.socket() as beyond:
+        beyond.bind(("0.0.0.0", 0))
+        with pytest.raises(GatewayError, match=r"0\.0\.0\.0 without a secret"):
+            RuntimeServer("127.0.0.1", 0, ServerInfo(runtime_id="x"), sockets=[beyond])
+        RuntimeServer("127.0.0.1", 0, ServerInfo(runtime_id="x"), secret="s3cret", sockets=[beyond])
 
 
 async def test_http_guesses_earn_the_back_off(caplog: pytest.LogCaptureFixture) -> None:
