@@ -254,8 +254,10 @@ def info_text(config: GatewayConfig, secrets: Secrets, ca_pem: str) -> str:
         f"Gateway address:  {ap.address.ip}",
         f"Gateway hostname: {host}",
         "",
-        f"Runtime / dashboard: http://{host}:{config.runtime.port}",
-        f"Runtime secret:      {runtime_secret(config.runtime, secrets)}",
+        # Port 80 is systemd's socket for the coordinator (msgflo-dashboard.socket).
+        f"Dashboard:      http://{host}/",
+        f"Runtime:        ws://{host}:{config.runtime.port} (FBP runtime protocol)",
+        f"Runtime secret: {runtime_secret(config.runtime, secrets)}",
         "",
         f"MQTT:           mqtt://{host}:{broker.port}",
         *(

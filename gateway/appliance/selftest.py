@@ -39,7 +39,14 @@ from gateway.wifi.hostapd_client import DEFAULT_CTRL, HostapdClient
 PREFIX = "msgflo-selftest:"
 AP_CTRL = Path(DEFAULT_CTRL).parent
 # Long-running units that must be up (first boot is a oneshot that exits).
-UNITS = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@serial", "msgflo-ap", "msgflo-dhcp")
+UNITS = (
+    "msgflo-broker",
+    "msgflo-coordinator",
+    "msgflo-dashboard.socket",
+    "msgflo-bridge@serial",
+    "msgflo-ap",
+    "msgflo-dhcp",
+)
 # Every gateway unit that runs a process, as systemd-analyze security rates it.
 SECURITY_UNITS = (
     "msgflo-broker.service",

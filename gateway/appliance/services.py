@@ -7,10 +7,12 @@ render a file and exec a daemon, do not import the coordinator's whole runtime.
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.appliance.activation import listen_fds, listening
 from gateway.appliance.credentials import RoleBrokers
 from gateway.appliance.users import WEB
 from gateway.bridges.serial.run import run_serial_bridge
@@ -21,6 +23,7 @@ from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.errors import GatewayError
+from gateway.runtime_protocol.server import is_loopback
 
 log = logging.getLogger("gateway-run")
 RoleBroker = Callable[[str], BrokerUrl]
@@ -28,6 +31,8 @@ RoleBroker = Callable[[str], BrokerUrl]
 # dropout, a broker restart): the broker queues their QoS 1 messages meanwhile.
 SESSION_EXPIRY = "300"
 REGISTRY_FILE = "participants.json"  # the coordinator's registry, beside its graph
+# FileDescriptorName= of services/systemd/msgflo-dashboard.socket: port 80, bound by systemd.
+DASHBOARD_SOCKET = "dashboard"
 
 
 def component_dir(library: Path | None) -> Path | None:
@@ -50,6 +55,8 @@ def run_coordinator(
     device_id: str,
     roles: RoleBroker | None = None,
 ) -> int:
+    # First, before any participant is started: they must not inherit the sockets.
+    sockets = dashboard_sockets(config.runtime.host)
     c = config.coordinator
     graph_path = c.graph if c.graph.exists() else None
     service_config = ServiceConfig(
@@ -66,12 +73,47 @@ def run_coordinator(
     r = config.runtime
     dashboard = DashboardSettings(web_mqtt=web_mqtt(config, roles), data_path=config.data_dir)
     settings = RuntimeSettings(
-        r.host, r.port, secret, runtime_id(device_id), r.label, dashboard=dashboard
+        r.host,
+        r.port,
+        secret,
+        runtime_id(device_id),
+        r.label,
+        dashboard=dashboard,
+        sockets=sockets,
     )
     graph = load_service_graph(graph_path, auto_save=service_config.auto_save)
     print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
     run_with_runtime_protocol(service_config, graph, settings)
     return 0
+
+
+def dashboard_sockets(runtime_host: str) -> tuple[socket.socket, ...]:
+    """The listening sockets systemd handed over for the dashboard (socket activation), served
+    beside the runtime's own port; none when started otherwise.
+
+    With ``runtime.host`` on loopback, one bound beyond loopback is not served: the config
+    keeps the runtime to this machine, and port 80 must not open it to the WiFi anyway.
+    """
+    taken: list[socket.socket] = []
+    for name, sock in listen_fds():
+        address = sock.getsockname()
+        where = str(address[0]) if isinstance(address, tuple) else str(address)
+        if name != DASHBOARD_SOCKET:
+            log.warning("ignoring a socket systemd passed named %r", name)
+        elif not listening(sock):
+            raise GatewayError(f"the {name!r} socket systemd passed is not a listening socket")
+        elif is_loopback(runtime_host) and not is_loopback(where):
+            log.warning(
+                "runtime.host is %s: not serving the dashboard on %s as well "
+                "(systemctl disable --now msgflo-dashboard.socket)",
+                runtime_host,
+                where,
+            )
+        else:
+            taken.append(sock)
+            continue
+        sock.close()
+    return tuple(taken)
 
 
 def web_mqtt(config: GatewayConfig, roles: RoleBroker | None) -> WebMqtt | None:

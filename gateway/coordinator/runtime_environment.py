@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import logging
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -294,6 +295,9 @@ class RuntimeSettings:
     auth_limits: AuthLimits = field(default_factory=AuthLimits)  # wrong secrets per address
     # The web dashboard served on the same port (docs/dashboard.md).
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    # Listening sockets bound by someone else, served like host:port: the appliance's port 80,
+    # which systemd binds and hands over (services/systemd/msgflo-dashboard.socket).
+    sockets: tuple[socket.socket, ...] = ()
 
 
 class RuntimeProtocolService:
@@ -312,6 +316,7 @@ class RuntimeProtocolService:
             limits=settings.limits,
             auth=auth,
             http=self.dashboard,
+            sockets=settings.sockets,
         )
         info = RuntimeInfo(
             id=runtime_id, label=settings.label, namespace=service.config.library.namespace

@@ -86,7 +86,8 @@ def test_first_boot_makes_everything_and_the_second_changes_nothing(setup: Setup
         secrets.wifi_passphrase,
         secrets.mqtt_passwords["admin"],
         secrets.runtime_secret,
-        "http://gateway.msgflo:3569",
+        "Dashboard:      http://gateway.msgflo/\n",
+        "ws://gateway.msgflo:3569",
         "192.168.4.1",
         "BEGIN CERTIFICATE",
     ):

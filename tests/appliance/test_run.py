@@ -3,7 +3,9 @@
 First boot, then the broker and the coordinator started as the units start them (their own
 processes, real mosquitto), with a laptop config on free loopback ports: the broker refuses
 anonymous clients, the coordinator logs in with its generated password and runs the graph,
-and the runtime protocol answers only with the generated secret.
+and the runtime protocol answers only with the generated secret. The coordinator also takes
+the dashboard's socket from systemd's socket activation (``systemd-socket-activate`` binds it and
+hands it over, as ``msgflo-dashboard.socket`` does port 80 on the appliance).
 """
 
 from __future__ import annotations
@@ -11,19 +13,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from gateway.appliance.activation import VARIABLES
 from gateway.appliance.secrets import load_secrets
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.mosquitto import free_port
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.appliance.conftest import Client
 from tests.support.cli import BIN
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +66,19 @@ def gateway_run(config: Path, tmp: Path, *command: str) -> subprocess.Popen[byte
     )
 
 
-@pytest.fixture
-def laptop(tmp_path: Path) -> Iterator[dict[str, int]]:
-    config, ports = write_config(tmp_path)
+def first_boot(config: Path, tmp: Path) -> None:
     first = subprocess.run(
-        [str(BIN / "gateway-firstboot"), "--config", str(config), "--boot-dir", str(tmp_path),
+        [str(BIN / "gateway-firstboot"), "--config", str(config), "--boot-dir", str(tmp),
          "--broker-user", ""],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
+
+
+@pytest.fixture
+def laptop(tmp_path: Path) -> Iterator[dict[str, int]]:
+    config, ports = write_config(tmp_path)
+    first_boot(config, tmp_path)
     started = [
         gateway_run(config, tmp_path, "broker"),
         gateway_run(config, tmp_path, "coordinator"),
@@ -111,6 +121,106 @@ def test_broker_and_coordinator_from_the_config_file(
     assert "protocol:graph" in with_secret["capabilities"]  # type: ignore[operator]
     without = asyncio.run(runtime_reply(ports["runtime"], None))
     assert without["capabilities"] == []
+
+
+SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+@pytest.fixture
+def activated(tmp_path: Path) -> Iterator[tuple[dict[str, int], subprocess.Popen[str]]]:
+    """The broker, and the coordinator started by ``systemd-socket-activate`` on a socket of
+    its own named as the unit names it: like systemd, it binds the socket, waits for a first
+    connection and only then starts the coordinator with the socket at descriptor 3."""
+    if SOCKET_ACTIVATE is None:
+        pytest.skip("systemd-socket-activate not installed (Debian's systemd package)")
+    config, ports = write_config(tmp_path)
+    ports["dashboard"] = free_port()
+    first_boot(config, tmp_path)
+    broker = gateway_run(config, tmp_path, "broker")
+    log = tmp_path / "activated.log"
+    with log.open("w") as output:
+        coordinator = subprocess.Popen(
+            [SOCKET_ACTIVATE, "--listen", f"127.0.0.1:{ports['dashboard']}", "--fdname=dashboard",
+             f"--setenv=PATH={BIN}:{os.environ['PATH']}",
+             str(BIN / "gateway-run"), "--config", str(config), "--run-dir",
+             str(tmp_path / "run"), "coordinator"],
+            stdout=output, stderr=output, text=True,
+        )  # fmt: skip
+    try:
+        # Said once the socket is bound: connections wait in its backlog from then on.
+        deadline = time.monotonic() + 10
+        while "Listening on" not in log.read_text() and time.monotonic() < deadline:
+            assert coordinator.poll() is None, log.read_text()
+            time.sleep(0.02)
+        assert "Listening on" in log.read_text(), log.read_text()
+        yield ports, coordinator
+    finally:
+        for process in (coordinator, broker):
+            process.terminate()
+            process.wait(10)
+
+
+async def fetch(url: str, secret: str | None = None) -> tuple[int, str]:
+    headers = {} if secret is None else {"Authorization": f"Bearer {secret}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+        session.get(url, headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+def socket_inode(pid: int, fd: int) -> str:
+    return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def inherited(pids: Iterable[int], listener: str) -> dict[int, list[str]]:
+    """What of socket activation each of ``pids`` has: the socket, the variables."""
+    found = {}
+    for pid in pids:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        names = {e.partition(b"=")[0].decode() for e in environ}
+        held = ["the socket"] if listener in open_sockets(pid) else []
+        held += sorted(names.intersection(VARIABLES))
+        if held:
+            found[pid] = held
+    return found
+
+
+def open_sockets(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue  # closed meanwhile
+    return {link for link in found if link.startswith("socket:")}
+
+
+async def test_the_coordinator_serves_the_socket_systemd_hands_it(
+    activated: tuple[dict[str, int], subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    ports, coordinator = activated
+    secret = load_secrets(tmp_path / "data").runtime_secret
+    dashboard = f"http://127.0.0.1:{ports['dashboard']}"
+    # This first connection is what starts the coordinator: it is answered once it serves.
+    status, page = await fetch(f"{dashboard}/")
+    assert status == 200 and "<html" in page.lower()
+    assert (await fetch(f"{dashboard}/api/status"))[0] == 401
+    assert (await fetch(f"{dashboard}/api/status", secret))[0] == 200
+    async with asyncio.timeout(10):
+        async with RuntimeClient(f"ws://127.0.0.1:{ports['dashboard']}", secret=secret) as rt:
+            reply = await rt.request(
+                "runtime", "getruntime", {"secret": secret}, expect=[("runtime", "runtime")]
+            )
+    assert "protocol:graph" in reply["payload"]["capabilities"]
+    assert (await runtime_reply(ports["runtime"], secret))["capabilities"]  # its own port too
+    # The participants it started inherited neither the socket nor the variables.
+    listener = socket_inode(coordinator.pid, 3)
+    assert listener.startswith("socket:"), listener
+    await until(
+        lambda: len(participant_brokers(ports["mqtt"])) == 2, 30, "the graph's participants"
+    )
+    assert inherited(participant_brokers(ports["mqtt"]), listener) == {}
 
 
 def participant_brokers(port: int) -> dict[int, BrokerUrl]:

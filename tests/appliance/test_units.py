@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS, exposure
+from gateway.appliance.selftest import UNITS as UNIT_STATES
+from gateway.appliance.services import DASHBOARD_SOCKET
 
 UNITS = Path(__file__).resolve().parents[2] / "services" / "systemd"
 LONG_RUNNING = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@", "msgflo-ap", "msgflo-dhcp")
@@ -132,6 +134,23 @@ def test_new_graph_roles_get_broker_users() -> None:
     assert "msgflo-users.path" in (UNITS.parent / "install.sh").read_text()
     command = unit("msgflo-users.service").get("Service", "ExecStart")
     assert command.endswith("--reload msgflo-broker.service")
+
+
+def test_systemd_binds_port_80_and_hands_it_to_the_coordinator() -> None:
+    """Socket activation: port 80 without a capability for the coordinator."""
+    socket_unit = unit("msgflo-dashboard.socket")
+    assert socket_unit.get("Socket", "ListenStream") == "0.0.0.0:80"
+    assert socket_unit.get("Socket", "FileDescriptorName") == DASHBOARD_SOCKET
+    assert socket_unit.get("Socket", "Service") == "msgflo-coordinator.service"
+    assert socket_unit.get("Install", "WantedBy") == "sockets.target"
+    coordinator = unit("msgflo-coordinator.service")
+    assert coordinator.get("Service", "Sockets") == "msgflo-dashboard.socket"
+    assert coordinator.get("Service", "CapabilityBoundingSet") == ""
+    assert "msgflo-dashboard.socket" in words("msgflo-coordinator.service", "Unit", "Wants")
+    assert "msgflo-dashboard.socket" in words("msgflo-coordinator.service", "Unit", "After")
+    install = (UNITS.parent / "install.sh").read_text(encoding="utf-8")
+    assert install.count("msgflo-dashboard.socket") == 2  # enabled on / and in an image root
+    assert "msgflo-dashboard.socket" in UNIT_STATES  # the self-test reports its state
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
