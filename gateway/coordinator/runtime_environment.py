@@ -76,6 +76,7 @@ class CoordinatorEnvironment(Environment):
         self.coordinator.on_iip = self._on_iip
         service.output_hooks.append(self._on_output)
         service.exit_hooks.append(self._on_exit)
+        service.graph_hooks.append(self._on_graph_changed)
 
     # -- graph ---------------------------------------------------------------------------------
 
@@ -237,6 +238,11 @@ class CoordinatorEnvironment(Environment):
     def _on_participant(self, event: RegistryEvent) -> None:
         self._participant_seen.set()
         self._refresh_observers()
+
+    def _on_graph_changed(self, old: Graph, new: Graph) -> None:
+        self._rewatch()  # while started, every edge of the new graph is watched
+        if self._listener is not None:
+            self._listener.graph_changed(old, new)
 
     def _on_iip(self, initial: Initial) -> None:
         if self._listener is not None:

@@ -155,6 +155,10 @@ class CoordinatorService:
         # Who else wants the started participants' output and exits (the runtime protocol).
         self.output_hooks: list[OutputFn] = []
         self.exit_hooks: list[OutputFn] = []
+        # Who else wants to know when the service changes the graph by itself (a discovered
+        # participant becoming a node), from what to what: the runtime protocol tells its
+        # clients. Changes made through set_graph are the caller's own and not reported.
+        self.graph_hooks: list[Callable[[Graph, Graph], None]] = []
 
     async def run(self) -> None:
         supervisor = Supervisor(output=self._output, on_exit=self._on_exit)
@@ -285,8 +289,11 @@ class CoordinatorService:
         self._new_nodes.clear()
         if added:
             # Nothing to start or stop: the participants are already running somewhere.
-            self.coordinator.set_graph(replace(graph, processes={**graph.processes, **added}))
+            new = replace(graph, processes={**graph.processes, **added})
+            self.coordinator.set_graph(new)
             self._save_pending.set()
+            for hook in self.graph_hooks:
+                hook(graph, new)
 
     async def _keep_registry(self, path: Path) -> None:
         while True:

@@ -23,7 +23,10 @@ Ordering. Requests fall into two kinds:
 
 Replies follow fbp-protocol 0.7/0.8: graph changes, ``network:started``/``stopped``,
 ``network:output``/``error`` and ``runtime:packet`` from exported outports go to every authorized
-client; answers to queries, ``runtime:packetsent`` and errors go to the requester only.
+client; answers to queries, ``runtime:packetsent`` and errors go to the requester only. A graph
+change the live system makes by itself (``Listener.graph_changed``: a discovered participant
+becoming a node) goes to every authorized client too, as the ``graph:*`` events of the edits
+that would have made it (``edits.diff``), so Flowhub and the dashboard follow it live.
 
 Security (fbp-protocol 0.8): with a secret configured, every message must carry it (top-level
 ``secret`` or ``payload.secret``, compared in constant time). Without it only
@@ -40,10 +43,11 @@ already authorized keeps being served). The back-off is one warning line naming 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
@@ -133,6 +137,10 @@ class ProtocolCore(Listener):
         self._busy = False  # work in flight, from Listener.idle_changed
         self._held: list[Callable[[], None]] | None = None
         self._dropped = 0
+        # While a graph command is applied: the graph its events have told the clients of so
+        # far, and whether the live system changed the graph by itself meanwhile.
+        self._told: Graph | None = None
+        self._changed_meanwhile = False
         env.set_listener(self)
 
     @property
@@ -330,24 +338,46 @@ class ProtocolCore(Listener):
 
     # -- commands (applied in order by run) -------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _graph_command(self, old: Graph) -> Iterator[None]:
+        """Around a command that changes the graph from ``old``. The live system may change
+        the graph by itself meanwhile (``graph_changed``, e.g. a participant announced while
+        the command waits for the one it started): that is reported after the command's own
+        events, as the difference from the graph they told of, so that every event applies
+        to the graph its clients know."""
+        self._told, self._changed_meanwhile = old, False
+        try:
+            yield
+        finally:
+            told, self._told = self._told, None
+            if self._changed_meanwhile:
+                self._report_change(told, self._env.graph)
+
+    def _graph_events(self, events: tuple[edits.Event, ...]) -> None:
+        for command, payload in events:
+            self._broadcast(message("graph", command, {**payload, "graph": self._graph_id}))
+
     async def _edit(self, client_id: ClientId, request: rq.GraphEdit) -> None:
         self._check_graph("graph", request.graph)
         old = self._env.graph
         edit = edits.apply(request, old)
-        await self._env.change_graph(edit.graph)
-        for command, payload in edit.events:
-            self._broadcast(message("graph", command, {**payload, "graph": self._graph_id}))
-        self._ports_changed(old, edit.graph)
+        with self._graph_command(old):
+            await self._env.change_graph(edit.graph)
+            self._graph_events(edit.events)
+            self._ports_changed(old, edit.graph)
+            self._told = edit.graph
 
     async def _clear(self, client_id: ClientId, r: rq.ClearGraph) -> None:
         old = self._env.graph
         props = Properties(name=r.name or r.id, environment=old.properties.environment)
         new = Graph(properties=props, case_sensitive=old.case_sensitive)
-        await self._env.change_graph(new)
-        renamed, self._graph_id = r.id != self._graph_id, r.id
-        self._broadcast(message("graph", "clear", replies.clear(r)))
-        if renamed or old.inports or old.outports:
-            self._broadcast(self._ports(new))
+        with self._graph_command(old):
+            await self._env.change_graph(new)
+            renamed, self._graph_id = r.id != self._graph_id, r.id
+            self._broadcast(message("graph", "clear", replies.clear(r)))
+            if renamed or old.inports or old.outports:
+                self._broadcast(self._ports(new))
+            self._told = new
 
     async def _start(self, client_id: ClientId, r: rq.StartNetwork) -> None:
         self._check_graph("network", r.graph)
@@ -442,6 +472,16 @@ class ProtocolCore(Listener):
 
     def participant_error(self, role: str, message: str) -> None:
         self._broadcast(self._network("error", {"message": f"{role}: {message}"}))
+
+    def graph_changed(self, old: Graph, new: Graph) -> None:
+        if self._told is not None:
+            self._changed_meanwhile = True  # reported when the command in flight is done
+            return
+        self._report_change(old, new)
+
+    def _report_change(self, old: Graph, new: Graph) -> None:
+        self._graph_events(edits.diff(old, new).events)
+        self._ports_changed(old, new)
 
     def idle_changed(self, running: bool) -> None:
         self._busy = running

@@ -23,6 +23,7 @@ from gateway.graph.model import (
     Connection,
     Edge,
     ExportedPort,
+    FrozenJson,
     Graph,
     Group,
     Initial,
@@ -359,3 +360,134 @@ def _change_group(r: rq.ChangeGroup, g: Graph) -> Edit:
 
 # The request types ``apply`` handles, for the core's dispatch.
 EDIT_TYPES: tuple[type, ...] = tuple(t for t in apply.registry if t is not object)
+
+
+# -- differences ----------------------------------------------------------------------------------
+
+
+def diff(old: Graph, new: Graph) -> Edit:
+    """Edits that turn ``old`` into ``new``, applied one by one, with their events: how a
+    change the live system made by itself (a discovered participant becoming a node) reaches
+    the clients, as the same ``graph:*`` events those edits give. Properties have no event; a
+    renamed node, a node whose component changed and a changed export or group show as
+    removed and added again."""
+    kept = _Kept(old, new)
+    g, events = old, list[Event]()
+    for request in (*kept.removals(), *kept.additions()):
+        edit = apply(request, g)
+        g = edit.graph
+        events += edit.events
+    return Edit(g, tuple(events))
+
+
+def _patch(old: Metadata, new: Metadata) -> rq.MetadataPatch:
+    """The metadata patch (``None`` deletes a key) that turns ``old`` into ``new``."""
+    patch: dict[str, FrozenJson] = {k: None for k in old if k not in new}
+    patch.update({k: v for k, v in new.items() if k not in old or old[k] != v})
+    return patch
+
+
+def _iip_port(iip: Initial) -> tuple[str, str]:
+    return iip.tgt.process, iip.tgt.port
+
+
+def _iips_of(g: Graph, port: tuple[str, str]) -> list[tuple[FrozenJson, PortRef]]:
+    return [(i.data, i.tgt) for i in g.initials if _iip_port(i) == port]
+
+
+class _Kept:
+    """What ``old`` and ``new`` share, and the requests for the rest: removals first
+    (exports, groups, connections, then nodes, so that none finds its item gone), then
+    additions (nodes first, so that every connection finds its ends)."""
+
+    def __init__(self, old: Graph, new: Graph) -> None:
+        self.old, self.new = old, new
+        # A node stays if its component does; everything attached to one that does not is
+        # removed with it and added again.
+        self.nodes = {
+            r
+            for r, p in old.processes.items()
+            if r in new.processes and new.processes[r].component == p.component
+        }
+        self.edges = {
+            (e.src, e.tgt)
+            for e in old.edges
+            if {e.src.process, e.tgt.process} <= self.nodes and _find_edge(new, e.src, e.tgt)
+        }
+        # IIPs have no identity of their own and one removeinitial takes every IIP of a port:
+        # a port whose IIPs differ at all has them all removed and added again.
+        ports = {_iip_port(i) for i in (*old.initials, *new.initials)}
+        self.iip_ports = {
+            p for p in ports if p[0] in self.nodes and _iips_of(old, p) == _iips_of(new, p)
+        }
+        self.exports = {
+            (d, public)
+            for d in rq.Direction
+            for public, exp in _exports(old, d).items()
+            if exp.process in self.nodes and _exports(new, d).get(public) == exp
+        }
+        self.groups = {
+            gr.name for gr in old.groups if gr in new.groups and set(gr.nodes) <= self.nodes
+        }
+
+    def removals(self) -> list[rq.GraphEdit]:
+        old = self.old
+        out: list[rq.GraphEdit] = [
+            rq.RemoveExport("", d, public)
+            for d in rq.Direction
+            for public in _exports(old, d)
+            if (d, public) not in self.exports
+        ]
+        out += [rq.RemoveGroup("", gr.name) for gr in old.groups if gr.name not in self.groups]
+        out += [
+            rq.RemoveEdge("", e.src, e.tgt) for e in old.edges if (e.src, e.tgt) not in self.edges
+        ]
+        iip_ports = dict.fromkeys(
+            _iip_port(i) for i in old.initials if _iip_port(i) not in self.iip_ports
+        )
+        out += [rq.RemoveInitial("", PortRef(node, port)) for node, port in iip_ports]
+        out += [rq.RemoveNode("", role) for role in old.processes if role not in self.nodes]
+        return out
+
+    def additions(self) -> list[rq.GraphEdit]:
+        out = self._nodes_added()
+        out += self._edges_added()
+        new = self.new
+        out += [
+            rq.AddInitial("", i.data, i.tgt, i.metadata)
+            for i in new.initials
+            if _iip_port(i) not in self.iip_ports
+        ]
+        out += [
+            rq.AddExport("", d, public, exp.process, exp.port, exp.metadata)
+            for d in rq.Direction
+            for public, exp in _exports(new, d).items()
+            if (d, public) not in self.exports
+        ]
+        out += [
+            rq.AddGroup("", gr.name, gr.nodes, gr.metadata)
+            for gr in new.groups
+            if gr.name not in self.groups
+        ]
+        return out
+
+    def _nodes_added(self) -> list[rq.GraphEdit]:
+        out: list[rq.GraphEdit] = []
+        for role, p in self.new.processes.items():
+            if role not in self.nodes:
+                out.append(rq.AddNode("", role, p.component, p.metadata))
+                continue
+            before = self.old.processes[role].metadata
+            if p.metadata != before:
+                out.append(rq.ChangeNode("", role, _patch(before, p.metadata)))
+        return out
+
+    def _edges_added(self) -> list[rq.GraphEdit]:
+        out: list[rq.GraphEdit] = []
+        for e in self.new.edges:
+            before = _find_edge(self.old, e.src, e.tgt)
+            if before is None or (e.src, e.tgt) not in self.edges:
+                out.append(rq.AddEdge("", e.src, e.tgt, e.metadata))
+            elif before.metadata != e.metadata:
+                out.append(rq.ChangeEdge("", e.src, e.tgt, _patch(before.metadata, e.metadata)))
+        return out

@@ -94,6 +94,12 @@ class Listener(abc.ABC):
         """A participant crashed or could not start (``network:error``)."""
 
     @abc.abstractmethod
+    def graph_changed(self, old: Graph, new: Graph) -> None:
+        """The live system changed the running graph from ``old`` to ``new`` by itself, not
+        through :meth:`Environment.change_graph` (a discovered participant became a node):
+        clients get the ``graph:*`` events an edit making that change would give."""
+
+    @abc.abstractmethod
     def idle_changed(self, running: bool) -> None:
         """Work in flight started (``True``) or everything went quiet (``False``).
 

@@ -249,6 +249,9 @@ class EdgeLog(Listener):
     def participant_error(self, role: str, message: str) -> None:
         pass
 
+    def graph_changed(self, old: Graph, new: Graph) -> None:
+        pass
+
     def idle_changed(self, running: bool) -> None:
         pass
 

@@ -163,6 +163,13 @@ class FakeEnvironment(Environment):
         assert self.listener is not None
         self.listener.initial_data(initial)
 
+    def change_by_itself(self, graph: Graph) -> None:
+        """A change the live system makes on its own (a discovered participant becoming a
+        node): the graph changes at once and the listener is told."""
+        assert self.listener is not None
+        old, self._graph = self._graph, graph
+        self.listener.graph_changed(old, graph)
+
 
 INFO = RuntimeInfo(id="f18a4924-9d4f-414d-a37c-cd24b39bba10", namespace="gw")
 

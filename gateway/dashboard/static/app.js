@@ -268,7 +268,6 @@ async function poll() {
     const status = await api("/api/status");
     state.clockOffset = status.time - Date.now() / 1000;
     state.participants = new Map(status.participants.map((p) => [p.role, p]));
-    refetchForNewRoles();
     state.view.update(state.participants, state.stats, now());
     showDevices(status.devices || []);
     showHealth(status.health || {});
@@ -282,16 +281,6 @@ async function poll() {
     setConnection(`status not available: ${err.message}`, false);
   }
   pollLog();
-}
-
-// The coordinator makes every newly discovered participant a node (as the original msgflo), but
-// the runtime protocol has no broadcast for that: a role the status lists and the drawn graph
-// does not have means the graph changed, so it is fetched again (once per new set of roles).
-let unknownRoles = "";
-function refetchForNewRoles() {
-  const unknown = [...state.participants.keys()].filter((r) => !state.model.nodes.has(r)).sort().join("\n");
-  if (unknown && unknown !== unknownRoles && state.runtime && state.runtime.open) send("component", "getsource", { name: MAIN });
-  unknownRoles = unknown;
 }
 
 // ---- details of the selection, sending, edits ------------------------------------------------
