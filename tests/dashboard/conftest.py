@@ -83,7 +83,9 @@ async def running_gateway(
     graph_path = tmp_path / "demo.fbp"
     shutil.copy(EXAMPLES / "demo.fbp", graph_path)
     config, _ = demo_config(broker.url, EXAMPLES)
-    service = CoordinatorService(replace(config, graph_path=graph_path), load_graph(graph_path))
+    # Auto-save on, as on the appliance: what the page changes is saved to the graph file.
+    config = replace(config, graph_path=graph_path, auto_save=True)
+    service = CoordinatorService(config, load_graph(graph_path))
     runtime_port = free_port()
     dashboard = DashboardSettings(web_mqtt=WebMqtt(_ws_url(broker)))
     runtime = RuntimeProtocolService(

@@ -12,6 +12,8 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from gateway.broker import parse_broker_url
+from gateway.coordinator.service import load_service_graph
+from gateway.graph.model import Graph, Process
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
 from tests.conftest import Probe
@@ -272,4 +274,172 @@ async def test_without_a_secret_no_sign_in_and_the_other_views(
 
         await page.click("#tabs [data-view=devices]")
         await expect(page.locator("#devices")).to_contain_text("No devices waiting")
+        await context.close()
+
+
+def saved(gateway: Gateway) -> Graph:
+    """The graph as auto-save last wrote it."""
+    path = gateway.service.config.graph_path
+    assert path is not None
+    return load_service_graph(path, auto_save=True)
+
+
+def inport(page: Page, port: str) -> Locator:
+    return page.locator(f'#details [data-inport="{port}"]')
+
+
+async def test_an_iip_set_in_the_page_is_sent_and_can_be_removed(
+    browser: Browser, gateway: Gateway, probe: Probe
+) -> None:
+    await probe.watch("display/pressed")
+    context, page = await signed_in(browser, gateway)
+    await expect(node(page, "display")).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    await node(page, "display").click()
+    before = len(probe.received["display/pressed"])
+    await inport(page, "pressed").locator("textarea").fill('{"iip": "from the page"}')
+    await inport(page, "pressed").locator("[data-action=add-iip]").click()
+    iip = page.locator('#graph g.iip-node[data-iip="display.pressed"]')
+    await expect(iip).to_have_count(1, timeout=TIMEOUT)
+    # The coordinator delivers it to the inport's topic, as it does the graph's own IIPs.
+    got = await probe.wait_count("display/pressed", before + 1, timeout=10)
+    assert {"iip": "from the page"} in [json.loads(m) for m in got[before:]]
+    await until(lambda: len(saved(gateway).initials) == 2, what="the IIP saved")
+
+    await iip.click()
+    await expect(page.locator("#details")).to_contain_text("from the page")
+    await page.click("#details [data-action=remove-iip]")
+    await expect(iip).to_have_count(0, timeout=TIMEOUT)
+    assert [i.tgt.process for i in gateway.service.coordinator.graph.initials] == ["alarm"]
+    await until(lambda: len(saved(gateway).initials) == 1, what="the IIP's removal saved")
+    # The demo's own IIP is still drawn.
+    await expect(page.locator('#graph g.iip-node[data-iip="alarm.limit"]')).to_have_count(1)
+    assert page_errors.get(page, []) == []
+    await context.close()
+
+
+async def test_a_node_added_from_the_library_starts_and_is_saved(
+    browser: Browser, gateway: Gateway
+) -> None:
+    context, page = await signed_in(browser, gateway)
+    await page.click("#open-add-node")
+    # The component library as component:list gives it: the built-in core/Repeat among them.
+    await expect(page.locator('#add-node-component option[value="core/Repeat"]')).to_have_count(1)
+    await page.select_option("#add-node-component", "core/Repeat")
+    await page.fill("#add-node-name", "repeater")
+    await page.click("#add-node button[type=submit]")
+    await expect(node(page, "repeater")).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    await expect(node(page, "repeater")).to_contain_text("core/Repeat")
+    # Its participant was started by the coordinator and announced itself.
+    supervisor = gateway.service.supervisor
+    assert supervisor is not None and "repeater" in supervisor.roles()
+    assert gateway.service.coordinator.registry.live("repeater")
+    await until(
+        lambda: saved(gateway).processes.get("repeater") == Process("core/Repeat"),
+        what="the new node saved",
+    )
+    assert page_errors.get(page, []) == []
+    await context.close()
+
+
+async def test_a_node_removed_in_the_page_goes_with_its_edges_and_process(
+    browser: Browser, gateway: Gateway
+) -> None:
+    context, page = await signed_in(browser, gateway)
+    await expect(node(page, "button")).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+    await expect(edge(page, "button.pressed", "display.pressed")).to_have_count(1)
+    await node(page, "button").click()
+    page.once("dialog", lambda dialog: dialog.accept())  # "Remove button from the graph?"
+    await page.click("#details [data-action=remove-node]")
+    await expect(node(page, "button")).to_have_count(0, timeout=TIMEOUT)
+    await expect(edge(page, "button.pressed", "display.pressed")).to_have_count(0)
+    await expect(page.locator("#details")).to_contain_text("no longer in the graph")
+    supervisor = gateway.service.supervisor
+    assert supervisor is not None and "button" not in supervisor.roles()
+    assert "button" not in gateway.service.coordinator.graph.processes
+    await until(lambda: "button" not in saved(gateway).processes, what="the removal saved")
+    # Everything else stays.
+    for role in ("climate", "alarm", "display"):
+        await expect(node(page, role)).to_have_class(re.compile(r"\bonline\b"))
+    assert page_errors.get(page, []) == []
+    await context.close()
+
+
+def queue(gateway: Gateway, role: str, port: str) -> str:
+    """The topic of ``port`` of ``role`` as its participant announced it."""
+    seen = gateway.service.coordinator.registry.live(role)
+    assert seen, role
+    definition = seen[0].definition
+    ports = [*definition.inports, *definition.outports]
+    return next(p.queue for p in ports if p.id == port)
+
+
+async def test_a_virtual_slider_and_text_display(
+    browser: Browser, gateway: Gateway, probe: Probe
+) -> None:
+    context, page = await signed_in(browser, gateway, PHONE)
+    await page.click("#tabs [data-view=phone]")
+    await expect(page.locator("[data-virtual=slider]")).to_be_enabled(timeout=TIMEOUT)
+    await page.click("[data-virtual=slider]")
+    await page.click("[data-virtual=display]")
+    slider = page.locator(".card[data-kind=slider]")
+    display = page.locator(".card[data-kind=display]")
+    for card in (slider, display):
+        await expect(card).to_contain_text("connected", timeout=TIMEOUT)
+    slider_role = await slider.get_attribute("data-role")
+    display_role = await display.get_attribute("data-role")
+    assert slider_role and display_role
+    registry = gateway.service.coordinator.registry
+    await until(
+        lambda: bool(registry.live(slider_role) and registry.live(display_role)),
+        what="the virtual devices announced",
+    )
+
+    # The slider's value arrives on its outport's topic.
+    value = queue(gateway, slider_role, "value")
+    await probe.watch(value)
+    await slider.locator("input[type=range]").fill("73")
+    await expect(slider.locator("output")).to_have_text("73")
+    assert [json.loads(m) for m in await probe.wait_count(value, 1, timeout=10)] == [73]
+
+    # A message to the display's inport shows on its screen: JSON text as text, else as is.
+    text = queue(gateway, display_role, "text")
+    probe.transport.publish(text, json.dumps("hello from MQTT").encode())
+    await expect(display.locator(".screen")).to_have_text("hello from MQTT", timeout=TIMEOUT)
+    probe.transport.publish(text, b'{"t": 21.5}')
+    await expect(display.locator(".screen")).to_have_text('{"t": 21.5}', timeout=TIMEOUT)
+    assert page_errors.get(page, []) == []
+    await context.close()
+
+
+async def test_a_device_appearing_elsewhere_shows_up_without_a_reload(
+    browser: Browser, gateway: Gateway
+) -> None:
+    """A participant the graph does not have announces itself on ``fbp``: the coordinator makes
+    it a node, and every open page draws it from the graph:addnode broadcast."""
+    pages = [await signed_in(browser, gateway) for _ in range(2)]
+    for _, page in pages:
+        await expect(node(page, "climate")).to_have_class(
+            re.compile(r"\bonline\b"), timeout=TIMEOUT
+        )
+        await page.evaluate("window.notReloaded = true")
+    device = Participant(
+        {
+            "component": "test/Porch",
+            "icon": "lightbulb-o",
+            "inports": [{"id": "on"}],
+            "outports": [],
+            "discoveryPeriod": 1,
+        },
+        "porch",
+    )
+    url = parse_broker_url(gateway.broker.url)
+    async with background(serve([device], url, discovery_period=1.0)):
+        for _, page in pages:
+            porch = node(page, "porch")
+            await expect(porch).to_have_class(re.compile(r"\bonline\b"), timeout=TIMEOUT)
+            await expect(porch).to_contain_text("test/Porch")
+            assert await page.evaluate("window.notReloaded") is True
+        await until(lambda: "porch" in saved(gateway).processes, what="the new node saved")
+    for context, page in pages:
+        assert page_errors.get(page, []) == []
         await context.close()

@@ -76,6 +76,9 @@ export class Phone extends EventTarget {
       reconnectPeriod: 2000,
       connectTimeout: 10000,
       keepalive: 15,
+      // The page's own timers: mqtt.js would otherwise run its keep-alive timer in a Worker made
+      // from a blob: URL, which the page's Content-Security-Policy (script-src 'self') blocks.
+      timerVariant: "native",
       will: { topic: "fbp", payload: discovery({ ...def, discoveryPeriod: WITHDRAW_PERIOD }), qos: 0, retain: false },
     });
     device.client = client;
