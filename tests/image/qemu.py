@@ -77,6 +77,7 @@ class Guest:
     workdir: Path
     mqtt_port: int = field(default_factory=free_port)
     runtime_port: int = field(default_factory=free_port)
+    dashboard_port: int = field(default_factory=free_port)  # the guest's port 80
     process: subprocess.Popen[bytes] | None = None
     console_path: Path = field(init=False)
     started_at: float = 0.0
@@ -89,7 +90,9 @@ class Guest:
         self.console_path = self.workdir / console_name
         forwards = (
             f"hostfwd=tcp:127.0.0.1:{self.mqtt_port}-{AP_ADDRESS}:1883,"
-            f"hostfwd=tcp:127.0.0.1:{self.runtime_port}-:3569"
+            f"hostfwd=tcp:127.0.0.1:{self.runtime_port}-:3569,"
+            # As a phone on the WiFi opens http://gateway.msgflo/.
+            f"hostfwd=tcp:127.0.0.1:{self.dashboard_port}-{AP_ADDRESS}:80"
         )
         argv = [
             shutil.which("qemu-system-aarch64") or "qemu-system-aarch64",

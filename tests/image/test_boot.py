@@ -11,6 +11,7 @@ kit; each one fails on its own, with the guest's console tail in the message.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -22,9 +23,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from playwright.async_api import async_playwright, expect
 
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS
 from gateway.runtime_protocol.client import RuntimeClient
+from tests.dashboard.conftest import CHROMIUM, DEMO_ROLES, LAPTOP
 from tests.image.qemu import Guest, data_file_mtime, read_boot_file, sparse_copy, write_boot_file
 
 # The first test also pays for building the image (2-8 min) and the first boot.
@@ -34,6 +37,7 @@ READY_TIMEOUT = 420.0  # a loaded CI machine was seen at ~190 s; an idle one at 
 PROVISION = "country: NL\nbogus_key: 1\n"
 CUT_ROLE = "powercut"
 RUNTIME = ("runtime", "runtime")  # the reply to runtime:getruntime
+DASHBOARD_TIMEOUT = 60_000  # ms; the emulated guest answers slowly on a loaded machine
 
 
 @dataclass
@@ -245,6 +249,32 @@ def test_demo_graph_messages_flow(kit: Kit) -> None:
     assert any(t.startswith("display/") for t in topics), topics
 
 
+async def test_the_dashboard_opens_in_chromium_on_port_80(kit: Kit) -> None:
+    """Port 80 as a phone on the WiFi reaches it (systemd's socket, served by the
+    coordinator): the page from the installed wheel, signed in with the kit's runtime secret,
+    the demo graph drawn with its participants online."""
+    url = f"http://127.0.0.1:{kit.running.dashboard_port}/"
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root otherwise
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=args
+        )
+        try:
+            page = await browser.new_page(viewport=LAPTOP)  # type: ignore[arg-type]
+            await page.goto(url)
+            await page.fill("#secret", kit.info["secret"])
+            await page.click("#signin-form button[type=submit]")
+            await expect(page.locator("#tabs")).to_be_visible(timeout=DASHBOARD_TIMEOUT)
+            for role in DEMO_ROLES:
+                drawn = page.locator(f'#graph g.node[data-id="{role}"]')
+                await expect(drawn).to_have_class(
+                    re.compile(r"\bonline\b"), timeout=DASHBOARD_TIMEOUT
+                )
+            await expect(page.locator("#graph g.edge")).not_to_have_count(0)
+        finally:
+            await browser.close()
+
+
 def test_root_is_a_read_only_overlay_and_the_access_point_takes_wpa2(kit: Kit) -> None:
     guest = kit.running
     guest.wait_console(r"msgflo-selftest: result=\w+", 240)
@@ -279,6 +309,7 @@ def test_units_are_sandboxed_and_secrets_private(kit: Kit) -> None:
     assert not [value for value in secrets.values() if value.endswith(":wrong")], secrets
     assert "secret_missing" not in secrets, secrets
     assert dict(found).get("journal_secrets") == "absent", found
+    assert dict(found).get("unit[msgflo-dashboard.socket]") == "active", found
 
 
 def test_second_boot_does_not_run_first_boot_again(kit: Kit) -> None:
