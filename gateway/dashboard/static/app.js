@@ -162,7 +162,9 @@ function start() {
     setInterval(() => {
       if (document.visibilityState === "visible") poll();
     }, POLL_MS);
-    setInterval(() => state.view.update(state.participants, state.stats, now()), 1000);
+    setInterval(() => {
+      if (document.visibilityState === "visible") state.view.update(state.participants, state.stats, now());
+    }, 1000);
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") poll();
     });
