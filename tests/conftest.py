@@ -4,6 +4,7 @@ probe client to watch topics; and the guard that keeps ``-m "not integration"`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -137,12 +138,19 @@ class Probe:
         return [json.loads(m) for m in self.received["fbp"]]
 
 
-@pytest.fixture
-async def probe(mosquitto: Mosquitto) -> AsyncIterator[Probe]:
-    async with open_transport(parse_broker_url(mosquitto.url), client_id="probe") as transport:
+@contextlib.asynccontextmanager
+async def probing(url: str, client_id: str = "probe") -> AsyncIterator[Probe]:
+    """A :class:`Probe` connected to the broker at ``url``."""
+    async with open_transport(parse_broker_url(url), client_id=client_id) as transport:
         async with asyncio.timeout(5):
             await transport.wait_connected()
         yield Probe(transport)
+
+
+@pytest.fixture
+async def probe(mosquitto: Mosquitto) -> AsyncIterator[Probe]:
+    async with probing(mosquitto.url) as found:
+        yield found
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ and the demo's participant processes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -17,15 +16,13 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from gateway.broker import parse_broker_url
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.demo import EXAMPLES, demo_config
 from gateway.graph import load_graph
 from gateway.mosquitto import LOOPBACK, Mosquitto, free_port
-from gateway.transport import open_transport
-from tests.conftest import Probe
+from tests.conftest import Probe, probing
 from tests.support.tasks import background
 from tests.support.wait import until
 
@@ -107,11 +104,8 @@ DEMO_ROLES = ("climate", "button", "alarm", "display")
 @pytest.fixture
 async def probe(gateway: Gateway) -> AsyncIterator[Probe]:
     """A plain MQTT client on the gateway's broker."""
-    url = parse_broker_url(gateway.broker.url)
-    async with open_transport(url, client_id="dashboard-probe") as transport:
-        async with asyncio.timeout(5):
-            await transport.wait_connected()
-        yield Probe(transport)
+    async with probing(gateway.broker.url, "dashboard-probe") as found:
+        yield found
 
 
 @pytest.fixture

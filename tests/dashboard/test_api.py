@@ -29,8 +29,7 @@ from gateway.dashboard.static import CSP
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant
-from gateway.transport import open_transport
-from tests.conftest import Probe
+from tests.conftest import Probe, probing
 from tests.support.participants import serving
 from tests.support.tasks import background
 from tests.support.wait import until
@@ -114,14 +113,10 @@ async def dashboard(
             yield Running(client, service, board, {"Authorization": f"Bearer {SECRET}"})
 
 
-@contextlib.asynccontextmanager
-async def watching(broker: Mosquitto) -> AsyncIterator[Probe]:
+def watching(broker: Mosquitto) -> contextlib.AbstractAsyncContextManager[Probe]:
     # Not the shared "probe" fixture: tests/dashboard/conftest.py gives that name to a probe
     # on the browser tests' own broker.
-    async with open_transport(parse_broker_url(broker.url), client_id="api-probe") as transport:
-        async with asyncio.timeout(5):
-            await transport.wait_connected()
-        yield Probe(transport)
+    return probing(broker.url, "api-probe")
 
 
 async def test_a_message_sent_arrives_on_the_inports_topic(
