@@ -8,6 +8,7 @@ Run the scripts as modules from the repository root (``.venv/bin/python -m bench
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -142,6 +143,47 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+class LoggedProcess:
+    """``cmd`` in a session of its own, its output in the file ``log``: what a benchmark
+    measures as one process (a coordinator) and reads the tail of when it fails."""
+
+    def __init__(self, cmd: Sequence[str], *, cwd: Path, log: Path, env: dict[str, str]) -> None:
+        self.log = log.open("w+")
+        self.process = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self, limit: int = 2000) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        text: str = self.log.read()
+        return text[-limit:]
+
+    def stop(self, timeout: float = 10.0, *, group: bool = False) -> None:
+        """SIGTERM, SIGKILL after ``timeout``; with ``group`` also whatever it started and
+        left behind (its session's process group)."""
+        try:
+            stop_process(self.process, timeout)
+            if group:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+        finally:
+            self.log.close()
 
 
 def node() -> str | None:

@@ -60,7 +60,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +77,7 @@ from bench.common import (
     NODE_MODULES,
     ROOT,
     LoadGen,
+    LoggedProcess,
     Phase,
     cpu_per_message,
     cpu_seconds,
@@ -169,7 +169,6 @@ class Coordinator:
         # The original insists on a library file (package.json by default); ours reads it too.
         # It names no components, so neither coordinator starts a process.
         (self.workdir / "package.json").write_text(LIBRARY)
-        self.log = (self.workdir / f"{kind}.log").open("w+")
         wait = str(int(settings.scale_timeout + 30))  # the original gives up (and throws) then
         common = ["--graph", str(graph), "--broker", url, "--wait-timeout", wait]
         self.port = free_port()  # where it serves the runtime protocol (both take --port)
@@ -183,19 +182,13 @@ class Coordinator:
                 out = Path(settings.profile) / f"ours-{tag}.pstats"
                 ours = [ours[0], "-m", "cProfile", "-o", str(out), *ours[1:]]
             cmd = [*ours, *common]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = dict(os.environ)
         if kind == "ours" and settings.ours_src:
             # The working directory is not the checkout, so this wins over the editable install.
             env["PYTHONPATH"] = settings.ours_src
         self.budget = CpuBudget(settings.cpu_budget, tag) if settings.cpu_budget else None
-        self.process = subprocess.Popen(
-            cmd,
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
+        self.process = LoggedProcess(
+            cmd, cwd=self.workdir, log=self.workdir / f"{kind}.log", env=env
         )
         if self.budget is not None:
             self.budget.add(self.process.pid)
@@ -205,24 +198,15 @@ class Coordinator:
         return self.process.pid
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.alive()
 
     def output(self, limit: int = 1500) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-limit:]
+        return self.process.output(limit)
 
     def stop(self) -> None:
         try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(5)
+            self.process.stop(STOP_TIMEOUT)
         finally:
-            self.log.close()
             if self.budget is not None:
                 self.budget.remove()
 

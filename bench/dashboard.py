@@ -68,8 +68,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -86,7 +84,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from bench.common import BIN, ROOT, cpu_seconds, markdown_table, median, mqtt_machine
+from bench.common import (
+    BIN,
+    ROOT,
+    LoggedProcess,
+    cpu_seconds,
+    markdown_table,
+    median,
+    mqtt_machine,
+)
 from gateway.cli.info import gather
 from gateway.graph import load_graph
 from gateway.graph.model import Initial
@@ -240,7 +246,6 @@ class CoordinatorProcess:
         self.port = free_port()
         self.address = f"ws://127.0.0.1:{self.port}"
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = (graph.parent / f"{graph.stem}-msgflo.log").open("w+")
         cmd = [
             sys.executable,
             str(BIN / "msgflo"),
@@ -256,15 +261,11 @@ class CoordinatorProcess:
             SECRET,
             *extra,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEMO_INTERVAL": DEMO_INTERVAL}
-        self.process = subprocess.Popen(
+        self.process = LoggedProcess(
             cmd,
             cwd=graph.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
+            log=graph.parent / f"{graph.stem}-msgflo.log",
+            env={**os.environ, "DEMO_INTERVAL": DEMO_INTERVAL},
         )
 
     @property
@@ -272,24 +273,10 @@ class CoordinatorProcess:
         return self.process.pid
 
     def output(self, limit: int = 2000) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-limit:]
+        return self.process.output(limit)
 
     def stop(self) -> None:
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(5)
-            # Whatever it started and left behind: its own session's group, by its id.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        finally:
-            self.log.close()
+        self.process.stop(STOP_TIMEOUT, group=True)
 
 
 @contextlib.contextmanager
@@ -335,7 +322,7 @@ async def wait_online(
     missing: set[str] = set(roles)
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            if coord.process.poll() is not None:
+            if not coord.process.alive():
                 raise SystemExit(f"the coordinator exited:\n{coord.output()}")
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 found = await status(session, coord.url)
