@@ -103,7 +103,8 @@ def coordinator(args: argparse.Namespace, config: GatewayConfig) -> int:
     own = load_service_credentials(config.data_dir, "coordinator")
     secret = config.runtime.secret or own.runtime_secret
     roles = RoleBrokers.of(own, config.broker.port)
-    return run_coordinator(config, broker_url(config, own), secret, own.device_id, roles)
+    url = broker_url(config, own)
+    return run_coordinator(config, url, secret, own.device_id, roles, config_path=args.config)
 
 
 def bridge(args: argparse.Namespace, config: GatewayConfig) -> int:

@@ -21,6 +21,8 @@ from gateway.config import GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
+from gateway.dashboard.devices import SeenDevices
+from gateway.dashboard.serial import SerialSeen
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.errors import GatewayError
 from gateway.runtime_protocol.server import is_loopback
@@ -54,6 +56,8 @@ def run_coordinator(
     secret: str,
     device_id: str,
     roles: RoleBroker | None = None,
+    *,
+    config_path: Path | None = None,
 ) -> int:
     # First, before any participant is started: they must not inherit the sockets.
     sockets = dashboard_sockets(config.runtime.host)
@@ -71,7 +75,11 @@ def run_coordinator(
         participant_broker=lambda role: persistent(roles(role) if roles else broker),
     )
     r = config.runtime
-    dashboard = DashboardSettings(web_mqtt=web_mqtt(config, roles), data_path=config.data_dir)
+    dashboard = DashboardSettings(
+        web_mqtt=web_mqtt(config, roles),
+        data_path=config.data_dir,
+        devices=seen_devices(config, config_path),
+    )
     settings = RuntimeSettings(
         r.host,
         r.port,
@@ -85,6 +93,19 @@ def run_coordinator(
     print(f"gateway-run: coordinator on graph {graph_path or '(empty)'}", flush=True)
     run_with_runtime_protocol(service_config, graph, settings)
     return 0
+
+
+def seen_devices(config: GatewayConfig, path: Path | None) -> tuple[SeenDevices, ...]:
+    """The serial bridge's boards without a role, adopted into ``path``, when it runs."""
+    if path is None or "serial" not in config.bridges.enabled():
+        return ()
+    return (SerialSeen(path, bridge_restart_pending),)
+
+
+async def bridge_restart_pending() -> None:
+    """The coordinator's user may not restart or signal the bridge (another user, no polkit
+    rule): it only writes the config, and says the bridge takes the role when restarted."""
+    log.warning("serial device adopted: restart msgflo-bridge@serial.service to apply it")
 
 
 def dashboard_sockets(runtime_host: str) -> tuple[socket.socket, ...]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.dashboard.devices import SeenDevices
+from gateway.dashboard.devices import Attached, SeenDevices
 from gateway.dashboard.health import HealthSources, read_health
 from gateway.dashboard.log import LOG_LINES, LogBuffer, warnings_into
 from gateway.dashboard.settings import DashboardSettings
@@ -61,7 +61,7 @@ class Dashboard:
     ) -> None:
         self.environment = environment
         self.settings = settings or DashboardSettings()
-        self.devices = list(devices)
+        self.devices = [*self.settings.devices, *devices]
         self.log = LogBuffer(log_lines)
         self.health = HealthSources(
             data_path=self.settings.data_path, hostapd_ctrl=self.settings.hostapd_ctrl
@@ -83,6 +83,9 @@ class Dashboard:
     async def _running(self, app: web.Application) -> AsyncIterator[None]:
         hooks = self.environment.service.output_hooks
         hooks.append(self._output)
+        for source in self.devices:
+            if isinstance(source, Attached):
+                await source.attach(self.environment)
         try:
             with warnings_into(self.log):
                 yield

@@ -1,14 +1,19 @@
 """Devices the bridges have seen but not adopted, and adopting them (``/api/devices/adopt``).
 
-The bridge host that lists them lands later; this is the interface it will provide. Until a
-bridge provides one, the dashboard lists no devices and refuses every adoption: it never
-invents any.
+A bridge host provides :class:`SeenDevices` (the serial bridge's is
+:class:`~gateway.dashboard.serial.SerialSeen`). Without one, the dashboard lists no devices and
+refuses every adoption: it never invents any. One that also has ``attach`` (:class:`Attached`)
+is attached to the coordinator when the dashboard starts serving, to subscribe on its
+connection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.coordinator.runtime_environment import CoordinatorEnvironment
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,10 @@ class SeenDevices(Protocol):
         """Write the config that gives the device ``role`` and restart the bridge; raises
         GatewayError (one line) when it cannot."""
         ...
+
+
+@runtime_checkable
+class Attached(Protocol):
+    """A source of seen devices that follows the coordinator's connection."""
+
+    async def attach(self, environment: CoordinatorEnvironment) -> None: ...

@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from gateway.dashboard.devices import SeenDevices
 from gateway.errors import GatewayError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -45,9 +47,11 @@ class WebMqtt:
 class DashboardSettings:
     """``web_mqtt``: see :class:`WebMqtt` (None: ``/api/mqtt`` answers 404). ``data_path``:
     the file system whose free space is reported. ``hostapd_ctrl``: the access point's control
-    socket, for the WiFi clients reading (None: no such reading). ``static_dir``: the page."""
+    socket, for the WiFi clients reading (None: no such reading). ``static_dir``: the page.
+    ``devices``: the bridges' seen devices (:mod:`gateway.dashboard.devices`)."""
 
     web_mqtt: WebMqtt | None = None
     data_path: Path | None = None
     hostapd_ctrl: str | None = None
     static_dir: Path = STATIC_DIR
+    devices: Sequence[SeenDevices] = ()

@@ -13,6 +13,11 @@ Unplug: a read error, or the path disappearing, ends the session; the participan
 announced (the coordinator expires it) and its inport queues are unsubscribed. When the path
 comes back, a new task starts and the device is announced with the same role and id.
 
+What the bridge has seen and not adopted: the boards present that no configured role names
+(``roles`` in gateway.yaml), as one retained JSON list on :data:`SEEN_TOPIC`, published on
+every hotplug and emptied when the bridge stops cleanly. The dashboard lists them and adopts
+one by configuring its role (docs/dashboard.md, docs/serial-bridge.md).
+
 One transport for all devices rather than one each: discovery has no "gone" message for a last
 will to carry, so per-device connections would buy nothing and cost a broker connection per
 board.
@@ -23,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from gateway.bridges.serial.port import PortOpener, SerialPort, TtyPort
-from gateway.bridges.serial.roles import RoleMap
+from gateway.bridges.serial.roles import RoleMap, config_key, product
 from gateway.bridges.serial.session import (
     Action,
     Announce,
@@ -42,6 +48,7 @@ from gateway.bridges.serial.session import (
     Write,
 )
 from gateway.config import SerialBridgeConfig
+from gateway.errors import TransportError
 from gateway.participant.definition import ParticipantDefinition
 from gateway.participant.discovery import DISCOVERY_TOPIC, announce_interval, encode_discovery
 from gateway.transport.backoff import Backoff
@@ -51,6 +58,8 @@ log = logging.getLogger("gateway.bridges.serial")
 
 DEFAULTS = SerialBridgeConfig()  # gateway.yaml's defaults are the bridge's
 MAX_TICK = 1.0  # a device task looks at the clock at least this often
+SEEN_TOPIC = "msgflo-gateway/bridges/serial/seen"  # retained: the boards without a configured role
+STOP_FLUSH = 2.0  # seconds a clean stop waits for the emptied list to leave
 MAX_ABSENT = 32  # unplugged devices whose stats are kept (a device re-enumerating under ever new
 # names must not grow the bridge without bound)
 
@@ -249,12 +258,19 @@ class SerialBridge:
         self.devices: dict[str, Device] = {}
         self.announced: dict[str, ParticipantDefinition] = {}  # by device path
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._seen: dict[str, float] = {}  # unconfigured device path -> epoch it was found
+        self._seen_sent: bytes | None = None
+        self._seen_off = False  # the transport cannot retain the list
         self.transport.add_connect_listener(self.announce_all)
+        self.transport.add_connect_listener(self._republish_seen)
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._announcer(), name="serial announcer")
-            group.create_task(self._watch(group), name="serial watcher")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._announcer(), name="serial announcer")
+                group.create_task(self._watch(group), name="serial watcher")
+        finally:
+            await self._empty_seen()
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -270,6 +286,8 @@ class SerialBridge:
                 )
         self.announced[path] = definition
         self._publish_discovery(definition)
+        if path in self._seen:
+            self._publish_seen()  # the component is known now
 
     def withdraw(self, path: str) -> None:
         if self.announced.pop(path, None) is not None:
@@ -282,6 +300,46 @@ class SerialBridge:
     def _publish_discovery(self, definition: ParticipantDefinition) -> None:
         if self.transport.connected:
             self.transport.publish(DISCOVERY_TOPIC, encode_discovery(definition))
+
+    # -- seen and not adopted --------------------------------------------------------------------
+
+    def seen(self) -> list[dict[str, object]]:
+        """The boards present without a configured role, as published on :data:`SEEN_TOPIC`."""
+        found = []
+        for path, since in sorted(self._seen.items()):
+            device = self.devices.get(path)
+            definition = self.announced.get(path)
+            model = definition.component if definition is not None else product(path)
+            found.append({
+                "id": config_key(path),
+                "model": model or "",
+                "name": device.role if device is not None else "",
+                "last_seen": since,
+            })  # fmt: skip
+        return found
+
+    def _publish_seen(self, *, force: bool = False) -> None:
+        payload = json.dumps(self.seen(), separators=(",", ":")).encode()
+        if self._seen_off or (payload == self._seen_sent and not force):
+            return
+        if self.transport.connected:
+            try:
+                self.transport.publish(SEEN_TOPIC, payload, qos=1, retain=True)
+            except TransportError as error:  # AMQP: no retained messages, so no list
+                self._seen_off = True
+                log.info("not publishing the boards without a role: %s", error)
+                return
+            self._seen_sent = payload
+
+    def _republish_seen(self) -> None:
+        self._publish_seen(force=True)
+
+    async def _empty_seen(self) -> None:
+        self._seen.clear()
+        self._publish_seen(force=True)
+        with contextlib.suppress(Exception):  # a broker that is gone: nothing more to do
+            async with asyncio.timeout(STOP_FLUSH):
+                await self.transport.flush()
 
     async def _announcer(self) -> None:
         while True:
@@ -305,6 +363,9 @@ class SerialBridge:
                     task.cancel()
                 if task.done() or path not in present:
                     del self._tasks[path]
+            if self._seen.keys() - present:
+                self._seen = {path: t for path, t in self._seen.items() if path in present}
+                self._publish_seen()
             self._forget_absent(present)
             await asyncio.sleep(self.config.poll_interval)
 
@@ -320,6 +381,9 @@ class SerialBridge:
         self.devices[path] = device  # last in the dict: the most recently seen
         log.info("%s: found, role %r", device.label, role)
         self._tasks[path] = group.create_task(_guarded(device), name=f"serial {path}")
+        if self.config.roles.configured(path) is None:
+            self._seen[path] = time.time()
+            self._publish_seen()
 
 
 async def _guarded(device: Device) -> None:

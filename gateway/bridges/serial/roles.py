@@ -27,6 +27,12 @@ def serial_number(path: str) -> str | None:
     return match.group("serial") if match else None
 
 
+def product(path: str) -> str | None:
+    """The vendor and model in a by-id link name (``Arduino__www.arduino.cc__0043``), if any."""
+    match = _BY_ID.match(PurePath(path).name)
+    return match.group("product") if match else None
+
+
 def derived_role(path: str) -> str:
     """The role of an unconfigured device: its serial number, else its cleaned-up link name."""
     name = PurePath(path).name
@@ -44,7 +50,18 @@ class RoleMap:
     roles: Mapping[str, str] = field(default_factory=dict)
 
     def role_for(self, path: str) -> str:
+        configured = self.configured(path)
+        return derived_role(path) if configured is None else configured
+
+    def configured(self, path: str) -> str | None:
+        """The role configured for ``path``, if any."""
         for key in (serial_number(path), PurePath(path).name, path):
             if key is not None and key in self.roles:
                 return self.roles[key]
-        return derived_role(path)
+        return None
+
+
+def config_key(path: str) -> str:
+    """The key a role for ``path`` would be configured by: its USB serial number, else its
+    link name (both survive a replug into another socket less or more well, see above)."""
+    return serial_number(path) or PurePath(path).name
