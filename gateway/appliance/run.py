@@ -11,6 +11,7 @@ a command line (``ps`` shows it to every user)::
     gateway-run dhcp                DHCP and the gateway's name on the access point (dnsmasq)
     gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
     gateway-run users               give every role of the graph its broker user (as root)
+    gateway-run adopt               apply the dashboard's adoption requests to gateway.yaml
     gateway-run selftest            factory self-test over a second radio (see docs/appliance.md)
 
 ``--config FILE`` (default ``$MSGFLO_GATEWAY_CONFIG`` or /etc/msgflo-gateway/gateway.yaml).
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.appliance import render
+from gateway.appliance.adopt import REQUESTS, apply_requests
 from gateway.appliance.broker_guard import guard_persistence
 from gateway.appliance.credentials import (
     Owners,
@@ -104,7 +106,11 @@ def coordinator(args: argparse.Namespace, config: GatewayConfig) -> int:
     secret = config.runtime.secret or own.runtime_secret
     roles = RoleBrokers.of(own, config.broker.port)
     url = broker_url(config, own)
-    return run_coordinator(config, url, secret, own.device_id, roles, config_path=args.config)
+    requests = config.data_dir / REQUESTS if args.adopt_by_request else None
+    return run_coordinator(
+        config, url, secret, own.device_id, roles, config_path=args.config,
+        adopt_requests=requests,
+    )  # fmt: skip
 
 
 def bridge(args: argparse.Namespace, config: GatewayConfig) -> int:
@@ -135,6 +141,21 @@ def users(args: argparse.Namespace, config: GatewayConfig) -> int:
         done = subprocess.run(hup, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             log.warning("%s not told to reload: %s", args.reload, done.stderr.strip())
+    return 0
+
+
+def adopt(args: argparse.Namespace, config: GatewayConfig) -> int:
+    """Apply the dashboard's adoption requests (as root); restart the bridge if any applied."""
+    adopted = apply_requests(config.data_dir / REQUESTS, args.config)
+    if adopted and args.restart:
+        done = subprocess.run(
+            [*args.systemctl.split(), "restart", args.restart],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            log.warning("%s not restarted: %s", args.restart, done.stderr.strip())
+            return 1
+        print(f"{PROG}: {args.restart} restarted", flush=True)
     return 0
 
 
@@ -177,6 +198,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, GatewayConfig], int]] = {
     "bridge": bridge,
     "enabled": enabled,
     "users": users,
+    "adopt": adopt,
     "ap": access_point,
     "dhcp": dhcp,
     "selftest": selftest,
@@ -195,14 +217,22 @@ def parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="where rendered configs go (default $RUNTIME_DIRECTORY)"
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("broker", "coordinator", "ap", "dhcp", "selftest"):
+    for name in ("broker", "ap", "dhcp", "selftest"):
         sub.add_parser(name)
+    sub.add_parser("coordinator").add_argument(
+        "--adopt-by-request",
+        action="store_true",
+        help=f"the dashboard's adoptions go to <data_dir>/{REQUESTS} for gateway-run adopt",
+    )
     sub.add_parser("bridge").add_argument("name", help="bridge name (serial)")
     sub.add_parser("enabled").add_argument("name", help="access-point or bridge-NAME")
     sync = sub.add_parser("users")
     sync.add_argument("--broker-user", default="", metavar="USER", help="Mosquitto's user")
     add_service_users(sync)
     sync.add_argument("--reload", metavar="UNIT", help="SIGHUP this unit if users changed")
+    requests = sub.add_parser("adopt")
+    requests.add_argument("--restart", metavar="UNIT", help="restart this unit if any adopted")
+    requests.add_argument("--systemctl", default="systemctl", help=argparse.SUPPRESS)  # tests
     return p
 
 

@@ -53,6 +53,7 @@ SECURITY_UNITS = (
     "msgflo-coordinator.service",
     "msgflo-bridge@serial.service",
     "msgflo-users.service",
+    "msgflo-adopt.service",
     "msgflo-ap.service",
     "msgflo-dhcp.service",
     "msgflo-clock.service",

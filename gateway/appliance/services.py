@@ -58,6 +58,7 @@ def run_coordinator(
     roles: RoleBroker | None = None,
     *,
     config_path: Path | None = None,
+    adopt_requests: Path | None = None,
 ) -> int:
     # First, before any participant is started: they must not inherit the sockets.
     sockets = dashboard_sockets(config.runtime.host)
@@ -78,7 +79,7 @@ def run_coordinator(
     dashboard = DashboardSettings(
         web_mqtt=web_mqtt(config, roles),
         data_path=config.data_dir,
-        devices=seen_devices(config, config_path),
+        devices=seen_devices(config, config_path, adopt_requests),
     )
     settings = RuntimeSettings(
         r.host,
@@ -95,17 +96,20 @@ def run_coordinator(
     return 0
 
 
-def seen_devices(config: GatewayConfig, path: Path | None) -> tuple[SeenDevices, ...]:
-    """The serial bridge's boards without a role, adopted into ``path``, when it runs."""
+def seen_devices(
+    config: GatewayConfig, path: Path | None, requests: Path | None = None
+) -> tuple[SeenDevices, ...]:
+    """The serial bridge's boards without a role, adopted into ``path``, when it runs. With
+    ``requests`` (the appliance) adoptions go to that file for ``msgflo-adopt.service``."""
     if path is None or "serial" not in config.bridges.enabled():
         return ()
-    return (SerialSeen(path, bridge_restart_pending),)
+    return (SerialSeen(path, bridge_restart_pending, requests=requests),)
 
 
 async def bridge_restart_pending() -> None:
-    """The coordinator's user may not restart or signal the bridge (another user, no polkit
-    rule): it only writes the config, and says the bridge takes the role when restarted."""
-    log.warning("serial device adopted: restart msgflo-bridge@serial.service to apply it")
+    """Started without ``--adopt-by-request`` the coordinator writes the config itself but does
+    not restart the bridge (another service): it says the bridge takes the role when restarted."""
+    log.warning("serial device adopted: restart the serial bridge to apply it")
 
 
 def dashboard_sockets(runtime_host: str) -> tuple[socket.socket, ...]:

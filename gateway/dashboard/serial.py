@@ -4,27 +4,25 @@ The bridge publishes them as one retained JSON list on
 :data:`~gateway.bridges.serial.bridge.SEEN_TOPIC` (docs/serial-bridge.md); :class:`SerialSeen`
 keeps the latest list, from a subscription on the coordinator's own connection. Adopting a
 board writes ``bridges.serial.roles[id] = role`` into the coordinator's ``gateway.yaml``
-(loaded, changed and written back through the config loader and dumper, atomically) and then
-calls the restart hook, after which the bridge names the board by its new role.
-
-The dumper writes every key and no comments: a file written here loses the comments the
-shipped ``gateway.yaml`` has (PyYAML, the project's YAML library, does not keep them).
+(:func:`gateway.config.edit.adopt_serial`: the config loader and dumper, atomically; the
+file's comments are lost) and then calls the restart hook, after which the bridge names the
+board by its new role. On the appliance (``requests`` given) the same checks are made, and the
+adoption is handed to root as a request (:mod:`gateway.appliance.adopt`): the root
+``msgflo-adopt.service`` writes the config and restarts the bridge.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.appliance.adopt import request_adoption
 from gateway.bridges.serial.bridge import SEEN_TOPIC
-from gateway.common.atomic import write_atomic
-from gateway.config import dump_config, load_config, parse_config
-from gateway.config import values as v
+from gateway.config.edit import adopt_serial, serial_role_adopted
 from gateway.dashboard.devices import SeenDevice
 from gateway.errors import GatewayError
 from gateway.transport.base import Delivery
@@ -40,11 +38,16 @@ Restart = Callable[[], Awaitable[None]]
 
 class SerialSeen:
     """:class:`~gateway.dashboard.devices.SeenDevices` for the serial bridge: ``config`` is the
-    gateway.yaml to write, ``restart`` makes the bridge take the new roles."""
+    gateway.yaml to write, ``restart`` makes the bridge take the new roles. With ``requests``
+    (the appliance) ``config`` is only read, and each adoption is added to that file for root
+    to apply (:func:`gateway.appliance.adopt.request_adoption`); ``restart`` is not called."""
 
-    def __init__(self, config: Path, restart: Restart) -> None:
+    def __init__(
+        self, config: Path, restart: Restart | None = None, *, requests: Path | None = None
+    ) -> None:
         self.config = config
         self.restart = restart
+        self.requests = requests
         self._devices: list[SeenDevice] = []
         self._environment: CoordinatorEnvironment | None = None
         self._lock = asyncio.Lock()
@@ -67,8 +70,13 @@ class SerialSeen:
         if bridge != BRIDGE:
             raise GatewayError(f"the serial bridge does not adopt {bridge} devices")
         async with self._lock:  # two adoptions at once: the second sees the first's role
-            await asyncio.to_thread(self._write, device_id, role, self._graph_roles())
-        await self.restart()
+            await asyncio.to_thread(self._adopt, device_id, role, self._graph_roles())
+        if self.requests is not None:
+            log.info("serial device %s: adoption as %r requested in %s", device_id, role,
+                     self.requests)  # fmt: skip
+            return
+        if self.restart is not None:
+            await self.restart()
         log.info("serial device %s adopted as %r", device_id, role)
 
     def _graph_roles(self) -> set[str]:
@@ -76,27 +84,12 @@ class SerialSeen:
             return set()
         return set(self._environment.coordinator.graph.processes)
 
-    def _write(self, device_id: str, role: str, graph_roles: set[str]) -> None:
-        try:
-            role = v.role(role)
-        except v.InvalidValueError as exc:
-            raise GatewayError(str(exc)) from None
-        if not v.is_serial(device_id):
-            raise GatewayError(f"{device_id[:80]!r} is not a serial number or link name")
-        if role in graph_roles:
-            raise GatewayError(f"role {role!r} is already a node of the graph")
-        config = load_config(self.config)
-        serial = config.bridges.serial
-        roles = dict(serial.roles)
-        owner = next((key for key, given in roles.items() if given == role), None)
-        if owner is not None:
-            raise GatewayError(f"role {role!r} already belongs to {owner!r} in {self.config}")
-        roles[device_id] = role
-        serial = dataclasses.replace(serial, roles=tuple(sorted(roles.items())))
-        bridges = dataclasses.replace(config.bridges, serial=serial)
-        text = dump_config(dataclasses.replace(config, bridges=bridges))
-        parse_config(text, str(self.config))  # what is written loads back
-        write_atomic(self.config, text, mode=None)
+    def _adopt(self, device_id: str, role: str, graph_roles: set[str]) -> None:
+        if self.requests is None:
+            adopt_serial(self.config, device_id, role, graph_roles)
+            return
+        serial_role_adopted(self.config, device_id, role, graph_roles)  # checked, not written
+        request_adoption(self.requests, BRIDGE, device_id, role)
 
 
 def parse_seen(payload: bytes) -> list[SeenDevice]:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.appliance.adopt import REQUESTS
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS, exposure
 from gateway.appliance.selftest import UNITS as UNIT_STATES
 from gateway.appliance.services import DASHBOARD_SOCKET
+from gateway.config import DEFAULT_DATA_DIR
 
 UNITS = Path(__file__).resolve().parents[2] / "services" / "systemd"
 LONG_RUNNING = ("msgflo-broker", "msgflo-coordinator", "msgflo-bridge@", "msgflo-ap", "msgflo-dhcp")
@@ -122,6 +124,7 @@ ROOT_WITH = {
     },
     "msgflo-firstboot.service": {"CAP_CHOWN", "CAP_FOWNER"},
     "msgflo-users.service": {"CAP_CHOWN"},
+    "msgflo-adopt.service": set(),
     "msgflo-selftest.service": {"CAP_NET_ADMIN", "CAP_NET_RAW"},
 }  # fmt: skip
 
@@ -166,6 +169,32 @@ def test_new_graph_roles_get_broker_users() -> None:
     assert "msgflo-users.path" in (UNITS.parent / "install.sh").read_text()
     command = unit("msgflo-users.service").get("Service", "ExecStart")
     assert command.endswith("--reload msgflo-broker.service")
+
+
+def test_adopted_boards_are_applied_by_root_and_restart_the_bridge() -> None:
+    """The dashboard's request file (gateway.appliance.adopt), in the coordinator's state
+    directory, starts the root service that writes gateway.yaml and restarts the bridge."""
+    coordinator = unit("msgflo-coordinator.service")
+    assert coordinator.get("Service", "ExecStart").endswith(" coordinator --adopt-by-request")
+    state = coordinator.get("Service", "StateDirectory")
+    requests = f"/var/lib/{state}/{REQUESTS.name}"
+    assert Path(DEFAULT_DATA_DIR, REQUESTS) == Path(requests)
+    path = unit("msgflo-adopt.path")
+    assert path.get("Path", "PathExists") == requests  # level-triggered: nothing is missed
+    assert path.get("Path", "Unit") == "msgflo-adopt.service"
+    assert not words("msgflo-adopt.path", "Unit", "After")  # no cycle: see msgflo-users.path
+    assert "msgflo-adopt.path" in enabled_by_install()
+    service = unit("msgflo-adopt.service")
+    assert service.get("Service", "Type") == "oneshot"
+    command = service.get("Service", "ExecStart")
+    assert command == "/usr/local/bin/gateway-run adopt --restart msgflo-bridge@serial.service"
+    # It removes the request from the coordinator's directory through the group, not DAC
+    # override; it writes gateway.yaml's directory (the temp file) and nothing of the secrets.
+    assert coordinator.get("Service", "StateDirectoryMode") == "0775"
+    assert service.get("Service", "SupplementaryGroups") == coordinator.get("Service", "Group")
+    assert words("msgflo-adopt.service", "Service", "ReadWritePaths") == {str(DEFAULT_DATA_DIR)}
+    hidden = words("msgflo-adopt.service", "Service", "InaccessiblePaths")
+    assert hidden == {f"-{DEFAULT_DATA_DIR}/secrets"}
 
 
 def test_systemd_binds_port_80_and_hands_it_to_the_coordinator() -> None:

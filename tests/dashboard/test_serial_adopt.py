@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from gateway.appliance.adopt import REQUESTS_MODE, apply_requests
 from gateway.bridges.serial.bridge import SEEN_TOPIC, SerialBridge
 from gateway.bridges.serial.fake_device import PtyDevice
 from gateway.bridges.serial.roles import RoleMap
 from gateway.broker import parse_broker_url
 from gateway.config import load_config
 from gateway.dashboard.serial import SerialSeen
+from gateway.errors import GatewayError
 from gateway.mosquitto import Mosquitto
 from gateway.transport import open_transport
 from tests.bridges.test_serial_bridge import BY_ID, announcements, fast_config
@@ -166,3 +168,34 @@ async def test_a_malformed_list_is_one_log_line_and_ignored(
         assert [d["id"] for d in await devices(running)] == ["A1"]
         probe.transport.publish(SEEN_TOPIC, b"[]", qos=1, retain=True)  # no retained leftovers
         await wait_devices(running, lambda d: d == [])
+
+
+async def test_on_the_appliance_adopting_writes_a_request_for_root(tmp_path: Path) -> None:
+    """``gateway-run coordinator --adopt-by-request``: the same checks, then a request in the
+    coordinator's directory instead of a write to gateway.yaml; ``gateway-run adopt`` (root)
+    applies it with the same function."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(CONFIG)
+    requests = tmp_path / "coordinator" / "adopt.json"
+    requests.parent.mkdir()
+    restarts: list[int] = []
+
+    async def restart() -> None:
+        restarts.append(1)
+
+    seen = SerialSeen(config, restart, requests=requests)
+    with pytest.raises(GatewayError, match="already belongs to 'OTHER0001'"):
+        await seen.adopt("serial", SERIAL, "lab/taken")
+    assert not requests.exists()
+    await seen.adopt("serial", SERIAL, "lab/lamp")
+    await seen.adopt("serial", "ADOPT0002", "lab/fan")
+    await seen.adopt("serial", SERIAL, "lab/light")  # a second thought replaces the first
+    assert json.loads(requests.read_text()) == [
+        {"bridge": "serial", "id": "ADOPT0002", "role": "lab/fan"},
+        {"bridge": "serial", "id": SERIAL, "role": "lab/light"},
+    ]
+    assert requests.stat().st_mode & 0o777 == REQUESTS_MODE
+    assert config.read_text() == CONFIG and restarts == []
+    assert apply_requests(requests, config) == 2
+    roles = dict(load_config(config).bridges.serial.roles)
+    assert roles == {"ADOPT0002": "lab/fan", SERIAL: "lab/light", "OTHER0001": "lab/taken"}

@@ -1,0 +1,115 @@
+"""Adopting a serial board on the appliance: the coordinator asks, root writes.
+
+The coordinator's user may neither write ``gateway.yaml`` nor restart the serial bridge. So on
+the appliance (``gateway-run coordinator --adopt-by-request``) the dashboard's adopt checks
+the request as it does elsewhere, then adds it to :data:`REQUESTS` in the coordinator's own
+state directory: a JSON list of ``{"bridge": "serial", "id": ..., "role": ...}``. Its
+existence starts ``msgflo-adopt.service`` (``msgflo-adopt.path``, ``PathExists=``), which runs
+``gateway-run adopt``: :func:`apply_requests` applies each through
+:func:`gateway.config.edit.adopt_serial`, the function the dashboard uses off the appliance,
+logs one line per adoption or refusal, and removes the file; then the bridge is restarted.
+
+Both sides hold an exclusive ``flock`` on the state directory while they read and change the
+file, so a request added while the root service runs is neither lost nor applied twice; it
+makes the file exist again, and ``PathExists=`` starts the service again once it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gateway.common.atomic import fsync_directory, write_atomic
+from gateway.config.edit import adopt_serial
+from gateway.errors import FileWriteError, GatewayError
+
+log = logging.getLogger(__name__)
+
+# Relative to data_dir: the coordinator's state directory (StateDirectory= of its unit).
+REQUESTS = Path("coordinator") / "adopt.json"
+# Readable by others: the root service reads it without CAP_DAC_OVERRIDE.
+REQUESTS_MODE = 0o644
+
+Adopt = Callable[[Path, str, str], None]
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the directory of ``path``, between the coordinator and root."""
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def request_adoption(path: Path, bridge: str, device_id: str, role: str) -> None:
+    """Add a request to the file at ``path`` (a newer one for the same board replaces it)."""
+    with locked(path):
+        try:
+            pending = _requests(path)
+        except ValueError as exc:
+            log.warning("%s: dropping unreadable adoption requests: %s", path, exc)
+            pending = []
+        pending = [r for r in pending if (r.get("bridge"), r.get("id")) != (bridge, device_id)]
+        pending.append({"bridge": bridge, "id": device_id, "role": role})
+        write_atomic(path, json.dumps(pending, indent=1) + "\n", mode=REQUESTS_MODE)
+
+
+def apply_requests(path: Path, config: Path, adopt: Adopt = adopt_serial) -> int:
+    """Apply every request in ``path`` to the config file ``config``, then remove the file;
+    the number of boards adopted. One log line per adoption, one per refused request."""
+    if not path.exists():
+        return 0
+    with locked(path):
+        try:
+            pending = _requests(path)
+        except ValueError as exc:
+            log.error("%s: refused, not a list of adoption requests: %s", path, exc)
+            pending = []
+        adopted = sum(_apply(request, config, adopt) for request in pending)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise FileWriteError(path, exc.strerror or str(exc), "cannot remove") from exc
+        fsync_directory(path.parent)
+    return adopted
+
+
+def _apply(request: Any, config: Path, adopt: Adopt) -> bool:
+    what = json.dumps(request)[:200]
+    try:
+        if not isinstance(request, dict) or request.get("bridge") != "serial":
+            raise GatewayError("not a serial bridge's adoption request")
+        device_id, role = request.get("id"), request.get("role")
+        if not isinstance(device_id, str) or not isinstance(role, str):
+            raise GatewayError("'id' and 'role' must be strings")
+        adopt(config, device_id, role)
+    except GatewayError as exc:
+        log.error("adoption refused: %s: %s", what, str(exc).replace("\n", "; "))
+        return False
+    log.info("serial device %s adopted as %r in %s", device_id, role, config)
+    return True
+
+
+def _requests(path: Path) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise ValueError("not a JSON list")
+    return data
