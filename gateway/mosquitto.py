@@ -38,11 +38,20 @@ class TlsListener:
     require_certificate: bool = False
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago on ``host``, and not one this process was given
+    before: the kernel hands a just-closed port out again, so two ports asked for in a row
+    (a VM's forwards, a broker's listeners) could otherwise be the same."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def find_tool(name: str = "mosquitto") -> str:

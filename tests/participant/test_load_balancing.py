@@ -212,7 +212,8 @@ async def test_amqp_a_worker_killed_mid_message_does_not_lose_it(
     finally:
         with contextlib.suppress(ProcessLookupError):
             slow.kill()
-        await asyncio.wait_for(slow.wait(), 5)
+        # communicate() reads the pipe to its end, so its transport is closed, not left to the gc.
+        await asyncio.wait_for(slow.communicate(), 5)
     assert slow.returncode == -signal.SIGKILL
     assert other.done == ["marker"]
 
