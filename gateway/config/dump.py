@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from gateway.common.yaml12 import dump_yaml
-from gateway.config.model import GatewayConfig, SerialBridgeConfig
+from gateway.config.model import BleBridgeConfig, GatewayConfig, SerialBridgeConfig
 
 
 def _plain(value: object) -> object:
@@ -28,8 +28,9 @@ def _plain(value: object) -> object:
 
 def _field(owner: object, name: str) -> object:
     value = getattr(owner, name)
-    if isinstance(owner, SerialBridgeConfig) and name == "roles":
-        return dict(value)  # stored as sorted pairs, written as the file spells it
+    pairs = (SerialBridgeConfig, "roles"), (BleBridgeConfig, "roles"), (BleBridgeConfig, "gatt")
+    if any(isinstance(owner, kind) and name == key for kind, key in pairs):
+        return {key: _plain(item) for key, item in value}  # sorted pairs, as the file spells it
     return _plain(value)
 
 

@@ -23,10 +23,13 @@ from gateway.common.yaml12 import Yaml12Loader, compose_yaml
 from gateway.config import values as v
 from gateway.config.model import (
     AccessPointConfig,
+    BleAdoptRule,
+    BleBridgeConfig,
     BridgesConfig,
     BrokerConfig,
     CoordinatorConfig,
     GatewayConfig,
+    GattPort,
     RuntimeConfig,
     SerialBridgeConfig,
 )
@@ -209,30 +212,71 @@ def sequence(check: v.Check[str], what: str, *, distinct: bool = False) -> Reade
     return read
 
 
-def serial_roles(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
-    """``serial: role`` pairs, sorted. Serial numbers are read as written (``0042`` stays
-    ``'0042'``: USB serials are often all digits); each role belongs to one device only."""
-    found = _mapping_node(walk, node, path, "a mapping of serial numbers to roles")
-    if found is None or found is FAILED:
-        return () if found is None else FAILED
-    pairs: dict[str, str] = {}
-    owners: dict[str, tuple[str, int]] = {}  # role -> (serial, line)
-    read_role = scalar(v.role)
-    for serial, (key_node, value_node) in _entries(walk, found, path):
-        if not v.is_serial(serial):
-            walk.problem(key_node, path, f"expected a serial number, got {serial!r}")
-            continue
-        role = read_role(walk, value_node, (*path, serial))
-        if role is FAILED:
-            continue
-        if role in owners:
-            other, line = owners[role]
-            problem = f"role {role!r} already belongs to {other!r} (line {line})"
-            walk.problem(value_node, (*path, serial), problem)
-            continue
-        owners[role] = (serial, value_node.start_mark.line + 1)
-        pairs[serial] = role
-    return tuple(sorted(pairs.items()))
+def roles(is_key: Callable[[str], bool], what: str) -> Reader:
+    """A reader for ``device: role`` pairs, sorted; each role belongs to one device only.
+    Keys are read as written (``0042`` stays ``'0042'``: USB serials are often all digits)."""
+
+    def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
+        found = _mapping_node(walk, node, path, f"a mapping of {what}s to roles")
+        if found is None or found is FAILED:
+            return () if found is None else FAILED
+        pairs: dict[str, str] = {}
+        owners: dict[str, tuple[str, int]] = {}  # role -> (key, line)
+        read_role = scalar(v.role)
+        for key, (key_node, value_node) in _entries(walk, found, path):
+            if not is_key(key):
+                walk.problem(key_node, path, f"expected a {what}, got {key!r}")
+                continue
+            role = read_role(walk, value_node, (*path, key))
+            if role is FAILED:
+                continue
+            if role in owners:
+                other, line = owners[role]
+                problem = f"role {role!r} already belongs to {other!r} (line {line})"
+                walk.problem(value_node, (*path, key), problem)
+                continue
+            owners[role] = (key, value_node.start_mark.line + 1)
+            pairs[key] = role
+        return tuple(sorted(pairs.items()))
+
+    return read
+
+
+serial_roles = roles(v.is_serial, "serial number")
+
+
+def records(item: Reader, what: str) -> Reader:
+    """A reader for a list of mappings (each read by ``item``) into a tuple."""
+
+    def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
+        if _is_null(node):
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            return walk.problem(node, path, f"expected a list of {what}, got {walk.got(node)}")
+        found = [item(walk, child, (*path, index)) for index, child in enumerate(node.value)]
+        return FAILED if FAILED in found else tuple(found)
+
+    return read
+
+
+def keyed(is_key: Callable[[str], bool], what: str, value: Reader) -> Reader:
+    """A reader for a mapping of checked keys to values read by ``value``: sorted pairs."""
+
+    def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
+        found = _mapping_node(walk, node, path, f"a mapping of {what}s")
+        if found is None or found is FAILED:
+            return () if found is None else FAILED
+        pairs: dict[str, Any] = {}
+        for key, (key_node, value_node) in _entries(walk, found, path):
+            if not is_key(key):
+                walk.problem(key_node, path, f"expected a {what}, got {key!r}")
+                continue
+            read_value = value(walk, value_node, (*path, key))
+            if read_value is not FAILED:
+                pairs[key] = read_value
+        return tuple(sorted(pairs.items()))
+
+    return read
 
 
 # The serial bridge's single values, here and in serial_bridge_options: a command-line flag
@@ -242,6 +286,21 @@ SERIAL_VALUES: dict[str, v.Check[Any]] = {
     "period": v.seconds,
     "ping_interval": v.seconds,
     "missed_pongs": v.positive,
+}
+
+
+BLE_ADOPT: dict[str, Reader] = {
+    "model": scalar(v.label),
+    "name": scalar(v.glob),
+    "role": scalar(v.role),
+}
+GATT: dict[str, Reader] = {
+    "port": scalar(v.port_name),
+    "uuid": scalar(v.uuid),
+    "access": scalar(v.choice("notify", "read", "write")),
+    "encoding": scalar(v.choice(*v.GATT_ENCODINGS)),
+    "scale": scalar(v.number),
+    "poll": scalar(v.optional(v.seconds)),
 }
 
 
@@ -316,6 +375,20 @@ def _schema(base: Path) -> Reader:
         **{key: scalar(check) for key, check in SERIAL_VALUES.items()},
         "roles": serial_roles,
     }
+    ble = {
+        "enabled": scalar(v.boolean),
+        "adapter": scalar(v.netdev),
+        "scanning": scalar(v.choice("passive", "active")),
+        "scan_window_ms": scalar(v.integer(3, 10_240)),
+        "scan_interval_ms": scalar(v.integer(3, 10_240)),
+        "period": scalar(v.seconds),
+        "report_interval": scalar(v.seconds),
+        "timeout": scalar(v.seconds),
+        "max_seen": scalar(v.integer(1, 10_000)),
+        "roles": roles(v.is_ble_address, "BLE address"),
+        "adopt": records(section(BleAdoptRule, BLE_ADOPT), "adopt rules"),
+        "gatt": keyed(v.is_ble_address, "BLE address", records(section(GattPort, GATT), "ports")),
+    }
     access_point = {
         "enabled": scalar(v.boolean),
         "interface": scalar(v.netdev),
@@ -333,7 +406,10 @@ def _schema(base: Path) -> Reader:
         "broker": section(BrokerConfig, broker),
         "coordinator": section(CoordinatorConfig, coordinator),
         "runtime": section(RuntimeConfig, runtime),
-        "bridges": section(BridgesConfig, {"serial": section(SerialBridgeConfig, serial)}),
+        "bridges": section(
+            BridgesConfig,
+            {"serial": section(SerialBridgeConfig, serial), "ble": section(BleBridgeConfig, ble)},
+        ),
         "access_point": section(AccessPointConfig, access_point, _finish_access_point),
     }
     return section(GatewayConfig, top, _finish_gateway)

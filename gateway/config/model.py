@@ -80,13 +80,62 @@ class SerialBridgeConfig:
 
 
 @dataclass(frozen=True)
+class BleAdoptRule:
+    """Adopt every device of a decoded ``model`` whose advertised name matches ``name`` (a
+    glob), as ``role`` with ``{id}`` replaced by its address's last six hex digits."""
+
+    model: str
+    name: str = "*"
+    role: str = "ble-{id}"
+
+
+@dataclass(frozen=True)
+class GattPort:
+    """One characteristic of a GATT device as one port (docs/ble.md)."""
+
+    port: str  # the port id
+    uuid: str  # the characteristic's UUID
+    access: str  # "notify" or "read" (an outport), "write" (an inport)
+    # raw, utf8, json, int8, uint8, int16le, uint16le, int32le, uint32le; integers * scale
+    encoding: str = "raw"
+    scale: float = 1.0
+    poll: float | None = None  # "read": seconds between reads
+
+
+@dataclass(frozen=True)
+class BleBridgeConfig:
+    """What the BLE bridge is told (gateway/bridges/ble/, docs/ble.md)."""
+
+    enabled: bool = False
+    adapter: str = "hci0"
+    # passive where BlueZ allows it (nothing is sent: no scan requests), else active
+    scanning: str = "passive"
+    # The LE scan window and interval the image gives BlueZ: the fraction of air time the shared
+    # WiFi/Bluetooth chip of a Pi 3/Zero 2 W spends listening (docs/ble.md says why this much).
+    scan_window_ms: int = 30
+    scan_interval_ms: int = 300
+    period: float = 60.0
+    report_interval: float = 300.0  # an unchanged value is sent again at least this often
+    timeout: float = 600.0  # a sensor not heard for this long is withdrawn
+    max_seen: int = 256  # devices listed as seen and not adopted (the most recent ones)
+    roles: tuple[tuple[str, str], ...] = ()  # address -> role
+    adopt: tuple[BleAdoptRule, ...] = ()
+    gatt: tuple[tuple[str, tuple[GattPort, ...]], ...] = ()  # address -> its characteristics
+
+
+@dataclass(frozen=True)
 class BridgesConfig:
     """One entry per bridge daemon; each runs as ``msgflo-bridge@<name>.service`` when enabled."""
 
     serial: SerialBridgeConfig = field(default_factory=SerialBridgeConfig)
+    ble: BleBridgeConfig = field(default_factory=BleBridgeConfig)
 
     def enabled(self) -> tuple[str, ...]:
-        return tuple(name for name in ("serial",) if getattr(self, name).enabled)
+        return tuple(name for name in self.names() if getattr(self, name).enabled)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

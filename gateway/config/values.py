@@ -164,6 +164,51 @@ def role(value: object) -> str:
     return text
 
 
+def choice(*allowed: str) -> Check[str]:
+    def check(value: object) -> str:
+        if value not in allowed:
+            raise expected(f"one of {', '.join(allowed)}", value)
+        assert isinstance(value, str)
+        return value
+
+    return check
+
+
+def number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise expected("a number", value)
+    return float(value)
+
+
+def port_name(value: object) -> str:
+    """A port id: it becomes part of a queue name, so no wildcards, spaces or slashes."""
+    text = string("a port name", value)
+    if not _PORT.fullmatch(text):
+        raise InvalidValueError(f"port {text!r}: expected letters, digits, '_' and '-'")
+    return text
+
+
+_PORT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_UUID = re.compile(r"[0-9a-fA-F]{4}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_BLE_ADDRESS = re.compile(r"(?:[0-9A-F]{2}:){5}[0-9A-F]{2}")
+GATT_ENCODINGS = (
+    "raw", "utf8", "json", "int8", "uint8", "int16le", "uint16le", "int32le", "uint32le",
+)  # fmt: skip
+
+
+def uuid(value: object) -> str:
+    """A characteristic's UUID: 16-bit (``2a6e``) or 128-bit, as bleak takes it."""
+    text = string("a UUID", value)
+    if not _UUID.fullmatch(text):
+        raise InvalidValueError(f"expected a 16-bit or 128-bit UUID, got {text!r}")
+    return text.lower()
+
+
+def is_ble_address(text: str) -> bool:
+    """A BLE address as BlueZ writes it: six upper-case hex pairs with colons."""
+    return bool(_BLE_ADDRESS.fullmatch(text))
+
+
 def is_serial(text: str) -> bool:
     """A USB serial number, by-id link name or path, as the file spells it: printable text."""
     return text.isprintable() and not text.isspace()
