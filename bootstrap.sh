@@ -95,7 +95,7 @@ ensure_venv() {
 
 install_venv() {
     ensure_venv "$VENV" "$(sha256sum pyproject.toml | cut -d' ' -f1)" \
-        "msgflo-gateway (editable, with test extras) into .venv" -e ".[test]"
+        "msgflo-gateway (editable, with test and BLE extras) into .venv" -e ".[test,ble]"
 }
 
 install_npm_tools() {
