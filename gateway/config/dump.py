@@ -28,7 +28,12 @@ def _plain(value: object) -> object:
 
 def _field(owner: object, name: str) -> object:
     value = getattr(owner, name)
-    pairs = (SerialBridgeConfig, "roles"), (BleBridgeConfig, "roles"), (BleBridgeConfig, "gatt")
+    pairs = (
+        (SerialBridgeConfig, "roles"),
+        (SerialBridgeConfig, "lines"),
+        (BleBridgeConfig, "roles"),
+        (BleBridgeConfig, "gatt"),
+    )
     if any(isinstance(owner, kind) and name == key for kind, key in pairs):
         return {key: _plain(item) for key, item in value}  # sorted pairs, as the file spells it
     return _plain(value)

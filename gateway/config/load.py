@@ -11,6 +11,7 @@ works on a laptop.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from gateway.config.model import (
     CoordinatorConfig,
     GatewayConfig,
     GattPort,
+    LineDevice,
+    LinePort,
     RuntimeConfig,
     SerialBridgeConfig,
 )
@@ -304,6 +307,81 @@ GATT: dict[str, Reader] = {
 }
 
 
+# The serial bridge's line mode: how text lines become messages (docs/serial-bridge.md).
+LINE_KINDS = ("pattern", "key", "nmea")
+NMEA_SENTENCES = ("GGA", "RMC")
+
+
+def _line_pattern(value: object) -> str:
+    """A regular expression whose one group (or group named ``value``) is the port's value."""
+    text = v.string("a regular expression", value)
+    try:
+        compiled = re.compile(text)
+    except re.error as error:
+        raise v.InvalidValueError(f"invalid regular expression {text!r}: {error}") from None
+    if compiled.groups != 1 and "value" not in compiled.groupindex:
+        groups = compiled.groups
+        problem = f"expected one group or a group named 'value' in {text!r}, it has {groups}"
+        raise v.InvalidValueError(problem)
+    return text
+
+
+def _line_key(value: object) -> str:
+    return v.string("a key name", value)
+
+
+LINE_PORT: dict[str, Reader] = {
+    "port": scalar(v.port_name),
+    "pattern": scalar(v.optional(_line_pattern)),
+    "key": scalar(v.optional(_line_key)),
+    "nmea": scalar(v.optional(v.choice(*NMEA_SENTENCES))),
+}
+
+
+def _line_port(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
+    """One outport of a line device: a port name and exactly one mapping kind."""
+    port = section(LinePort, LINE_PORT)(walk, node, path)
+    if port is FAILED or any((*path, kind) in walk.failed for kind in LINE_KINDS):
+        return FAILED  # already reported
+    if (*path, "port") not in walk.given:
+        return walk.problem(node, path, "expected a port name (port: ...)")
+    kinds = [kind for kind in LINE_KINDS if getattr(port, kind) is not None]
+    if not kinds:
+        return walk.problem(node, path, "expected one of pattern, key or nmea")
+    if len(kinds) > 1:
+        where = (*path, kinds[1])
+        problem = f"{kinds[0]} and {kinds[1]} given: a port takes one of pattern, key or nmea"
+        return walk.problem(walk.given[where], where, problem)
+    return port
+
+
+def _finish_line_device(walk: _Walk, device: LineDevice, path: KeyPath) -> LineDevice:
+    # Ports share the role's queue namespace: an inport named as an outport is one topic.
+    named: list[tuple[str, yaml.Node, KeyPath]] = []
+    for index, port in enumerate(device.outports):
+        where = (*path, "outports", index, "port")
+        named.append((port.port, walk.given[where], where))
+    inports = walk.given.get((*path, "inports"))
+    if isinstance(inports, yaml.SequenceNode) and len(inports.value) == len(device.inports):
+        for index, name in enumerate(device.inports):
+            named.append((name, inports.value[index], (*path, "inports", index)))
+    first: dict[str, int] = {}
+    for name, node, where in named:
+        if name in first:
+            walk.problem(node, where, f"port {name!r} is named twice (first at line {first[name]})")
+        first.setdefault(name, node.start_mark.line + 1)
+    return device
+
+
+LINE_DEVICE: dict[str, Reader] = {
+    "baud": scalar(v.baud),
+    "role": scalar(v.optional(v.role)),
+    "component": scalar(v.label),
+    "outports": records(_line_port, "outports"),
+    "inports": sequence(v.port_name, "port names", distinct=True),
+}
+
+
 def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
     """(key, problem) for a DHCP range that does not fit the access point's network."""
     net, own = ap.address.network, ap.address.ip
@@ -374,6 +452,9 @@ def _schema(base: Path) -> Reader:
         "globs": sequence(v.glob, "glob patterns"),
         **{key: scalar(check) for key, check in SERIAL_VALUES.items()},
         "roles": serial_roles,
+        "lines": keyed(
+            v.is_serial, "device key", section(LineDevice, LINE_DEVICE, _finish_line_device)
+        ),
     }
     ble = {
         "enabled": scalar(v.boolean),

@@ -63,6 +63,30 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class LinePort:
+    """One outport of a device in line mode: which lines give it a message, and its value.
+    Exactly one of ``pattern`` (a regex with one group, or a group named ``value``), ``key``
+    (``key=value`` pairs or a JSON object per line) or ``nmea`` (GGA or RMC sentences)."""
+
+    port: str = ""
+    pattern: str | None = None
+    key: str | None = None
+    nmea: str | None = None
+
+
+@dataclass(frozen=True)
+class LineDevice:
+    """A USB serial device that prints text lines instead of speaking the serial link
+    (docs/serial-bridge.md, Line mode): its participant is defined here."""
+
+    baud: int = 9600
+    role: str | None = None  # None: the role the bridge gives any device (roles, or derived)
+    component: str = "SerialLines"
+    outports: tuple[LinePort, ...] = ()
+    inports: tuple[str, ...] = ()  # each message is written to the device as one line
+
+
+@dataclass(frozen=True)
 class SerialBridgeConfig:
     """What the serial bridge is told, by ``gateway-run bridge serial`` and ``msgflo-serial``
     alike (gateway/bridges/serial/run.py)."""
@@ -77,6 +101,8 @@ class SerialBridgeConfig:
     missed_pongs: int = 3
     # USB serial number (or link name, or path) -> role
     roles: tuple[tuple[str, str], ...] = ()
+    # USB serial number, VID:PID, link name or path -> a device in line mode
+    lines: tuple[tuple[str, LineDevice], ...] = ()
 
 
 @dataclass(frozen=True)
