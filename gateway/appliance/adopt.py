@@ -1,13 +1,17 @@
-"""Adopting a serial board on the appliance: the coordinator asks, root writes.
+"""Adopting a device on the appliance: the coordinator asks, root writes.
 
-The coordinator's user may neither write ``gateway.yaml`` nor restart the serial bridge. So on
-the appliance (``gateway-run coordinator --adopt-by-request``) the dashboard's adopt checks
-the request as it does elsewhere, then adds it to :data:`REQUESTS` in the coordinator's own
-state directory: a JSON list of ``{"bridge": "serial", "id": ..., "role": ...}``. Its
+The coordinator's user may neither write ``gateway.yaml`` nor restart a bridge. So on the
+appliance (``gateway-run coordinator --adopt-by-request``) the dashboard's adopt checks the
+request as it does elsewhere, then adds it to :data:`REQUESTS` in the coordinator's own state
+directory: a JSON list of ``{"bridge": "serial" | "ble" | ..., "id": ..., "role": ...}``. Its
 existence starts ``msgflo-adopt.service`` (``msgflo-adopt.path``, ``PathExists=``), which runs
 ``gateway-run adopt``: :func:`apply_requests` applies each through
-:func:`gateway.config.edit.adopt_serial`, the function the dashboard uses off the appliance,
-logs one line per adoption or refusal, and removes the file; then the bridge is restarted.
+:func:`gateway.config.edit.adopt`, the function the dashboard uses off the appliance (checked
+again: the bridge must be one that adopts devices and the id one of its ids), logs one line per
+adoption or refusal, and removes the file; then ``msgflo-bridge@<bridge>.service`` is restarted
+for each bridge that got a device. The bridge names come from the requests, which the less
+privileged coordinator writes: only the names of adoptions :mod:`~gateway.config.edit` accepted
+(a fixed set) ever reach a unit name.
 
 Both sides hold an exclusive ``flock`` on the state directory while they read and change the
 file, so a request added while the root service runs is neither lost nor applied twice; it
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.common.atomic import fsync_directory, write_atomic
-from gateway.config.edit import adopt_serial
+from gateway.config import edit
 from gateway.errors import FileWriteError, GatewayError
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,13 @@ REQUESTS = Path("coordinator") / "adopt.json"
 # Readable by others: the root service reads it without CAP_DAC_OVERRIDE.
 REQUESTS_MODE = 0o644
 
-Adopt = Callable[[Path, str, str], None]
+Adopt = Callable[[Path, str, str, str], None]  # (config, bridge, device id, role)
+
+BRIDGE_UNIT = "msgflo-bridge@{bridge}.service"  # services/systemd/msgflo-bridge@.service
+
+
+def bridge_unit(bridge: str) -> str:
+    return BRIDGE_UNIT.format(bridge=bridge)
 
 
 @contextlib.contextmanager
@@ -51,7 +61,7 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def request_adoption(path: Path, bridge: str, device_id: str, role: str) -> None:
-    """Add a request to the file at ``path`` (a newer one for the same board replaces it)."""
+    """Add a request to the file at ``path`` (a newer one for the same device replaces it)."""
     with locked(path):
         try:
             pending = _requests(path)
@@ -63,18 +73,23 @@ def request_adoption(path: Path, bridge: str, device_id: str, role: str) -> None
         write_atomic(path, json.dumps(pending, indent=1) + "\n", mode=REQUESTS_MODE)
 
 
-def apply_requests(path: Path, config: Path, adopt: Adopt = adopt_serial) -> int:
+def apply_requests(path: Path, config: Path, adopt: Adopt = edit.adopt) -> dict[str, int]:
     """Apply every request in ``path`` to the config file ``config``, then remove the file;
-    the number of boards adopted. One log line per adoption, one per refused request."""
+    the number of devices adopted by bridge (only bridges with one). One log line per
+    adoption, one per refused request."""
+    adopted: dict[str, int] = {}
     if not path.exists():
-        return 0
+        return adopted
     with locked(path):
         try:
             pending = _requests(path)
         except ValueError as exc:
             log.error("%s: refused, not a list of adoption requests: %s", path, exc)
             pending = []
-        adopted = sum(_apply(request, config, adopt) for request in pending)
+        for request in pending:
+            bridge = _apply(request, config, adopt)
+            if bridge is not None:
+                adopted[bridge] = adopted.get(bridge, 0) + 1
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
@@ -83,20 +98,23 @@ def apply_requests(path: Path, config: Path, adopt: Adopt = adopt_serial) -> int
     return adopted
 
 
-def _apply(request: Any, config: Path, adopt: Adopt) -> bool:
+def _apply(request: Any, config: Path, adopt: Adopt) -> str | None:
+    """The bridge that got the device, or None (refused, one log line)."""
     what = json.dumps(request)[:200]
     try:
-        if not isinstance(request, dict) or request.get("bridge") != "serial":
-            raise GatewayError("not a serial bridge's adoption request")
-        device_id, role = request.get("id"), request.get("role")
-        if not isinstance(device_id, str) or not isinstance(role, str):
-            raise GatewayError("'id' and 'role' must be strings")
-        adopt(config, device_id, role)
+        if not isinstance(request, dict):
+            raise GatewayError("not an adoption request (a JSON object)")
+        bridge, device_id, role = (request.get(key) for key in ("bridge", "id", "role"))
+        if not isinstance(bridge, str) or not isinstance(device_id, str):
+            raise GatewayError("'bridge' and 'id' must be strings")
+        if not isinstance(role, str):
+            raise GatewayError("'role' must be a string")
+        adopt(config, bridge, device_id, role)
     except GatewayError as exc:
         log.error("adoption refused: %s: %s", what, str(exc).replace("\n", "; "))
-        return False
-    log.info("serial device %s adopted as %r in %s", device_id, role, config)
-    return True
+        return None
+    log.info("%s device %s adopted as %r in %s", bridge, device_id, role, config)
+    return bridge
 
 
 def _requests(path: Path) -> list[Any]:

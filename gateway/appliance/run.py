@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.appliance import render
-from gateway.appliance.adopt import REQUESTS, apply_requests
+from gateway.appliance.adopt import REQUESTS, apply_requests, bridge_unit
 from gateway.appliance.broker_guard import guard_persistence
 from gateway.appliance.credentials import (
     Owners,
@@ -145,18 +145,23 @@ def users(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def adopt(args: argparse.Namespace, config: GatewayConfig) -> int:
-    """Apply the dashboard's adoption requests (as root); restart the bridge if any applied."""
+    """Apply the dashboard's adoption requests (as root); with ``--restart-bridges`` restart
+    the unit of each bridge that got a device, so it takes the new roles."""
     adopted = apply_requests(config.data_dir / REQUESTS, args.config)
-    if adopted and args.restart:
+    if not args.restart_bridges:
+        return 0
+    status = 0
+    for bridge in sorted(adopted):
+        unit = bridge_unit(bridge)
         done = subprocess.run(
-            [*args.systemctl.split(), "restart", args.restart],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [*args.systemctl.split(), "restart", unit], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
-            log.warning("%s not restarted: %s", args.restart, done.stderr.strip())
-            return 1
-        print(f"{PROG}: {args.restart} restarted", flush=True)
-    return 0
+            log.warning("%s not restarted: %s", unit, done.stderr.strip())
+            status = 1
+        else:
+            print(f"{PROG}: {unit} restarted", flush=True)
+    return status
 
 
 def enabled(args: argparse.Namespace, config: GatewayConfig) -> int:
@@ -231,7 +236,11 @@ def parser() -> argparse.ArgumentParser:
     add_service_users(sync)
     sync.add_argument("--reload", metavar="UNIT", help="SIGHUP this unit if users changed")
     requests = sub.add_parser("adopt")
-    requests.add_argument("--restart", metavar="UNIT", help="restart this unit if any adopted")
+    requests.add_argument(
+        "--restart-bridges",
+        action="store_true",
+        help=f"restart {bridge_unit('NAME')} of each bridge that got a device",
+    )
     requests.add_argument("--systemctl", default="systemctl", help=argparse.SUPPRESS)  # tests
     return p
 

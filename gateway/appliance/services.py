@@ -21,8 +21,8 @@ from gateway.config import GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
+from gateway.dashboard.bridges import BridgeSeen
 from gateway.dashboard.devices import SeenDevices
-from gateway.dashboard.serial import SerialSeen
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.errors import GatewayError
 from gateway.runtime_protocol.server import is_loopback
@@ -99,17 +99,19 @@ def run_coordinator(
 def seen_devices(
     config: GatewayConfig, path: Path | None, requests: Path | None = None
 ) -> tuple[SeenDevices, ...]:
-    """The serial bridge's boards without a role, adopted into ``path``, when it runs. With
-    ``requests`` (the appliance) adoptions go to that file for ``msgflo-adopt.service``."""
-    if path is None or "serial" not in config.bridges.enabled():
+    """The devices the enabled bridges see without a role, adopted into ``path``, when any
+    bridge runs. With ``requests`` (the appliance) adoptions go to that file for
+    ``msgflo-adopt.service``."""
+    enabled = config.bridges.enabled()
+    if path is None or not enabled:
         return ()
-    return (SerialSeen(path, bridge_restart_pending, requests=requests),)
+    return (BridgeSeen(path, bridge_restart_pending, requests=requests, bridges=enabled),)
 
 
-async def bridge_restart_pending() -> None:
+async def bridge_restart_pending(bridge: str) -> None:
     """Started without ``--adopt-by-request`` the coordinator writes the config itself but does
     not restart the bridge (another service): it says the bridge takes the role when restarted."""
-    log.warning("serial device adopted: restart the serial bridge to apply it")
+    log.warning("%s device adopted: restart the %s bridge to apply it", bridge, bridge)
 
 
 def dashboard_sockets(runtime_host: str) -> tuple[socket.socket, ...]:

@@ -1,39 +1,21 @@
 """Devices the bridges have seen but not adopted, and adopting them (``/api/devices/adopt``).
 
-A bridge host provides :class:`SeenDevices` (the serial bridge's is
-:class:`~gateway.dashboard.serial.SerialSeen`). Without one, the dashboard lists no devices and
-refuses every adoption: it never invents any. One that also has ``attach`` (:class:`Attached`)
-is attached to the coordinator when the dashboard starts serving, to subscribe on its
-connection.
+A source of them is a :class:`SeenDevices`; each device is a
+:class:`gateway.bridges.seen.SeenDevice`, the format every bridge publishes. The one for every
+bridge is :class:`~gateway.dashboard.bridges.BridgeSeen`. Without a source, the dashboard lists
+no devices and refuses every adoption: it never invents any. One that also has ``attach``
+(:class:`Attached`) is attached to the coordinator when the dashboard starts serving, to
+subscribe on its connection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from gateway.bridges.seen import SeenDevice
 
 if TYPE_CHECKING:
     from gateway.coordinator.runtime_environment import CoordinatorEnvironment
-
-
-@dataclass(frozen=True)
-class SeenDevice:
-    bridge: str  # the bridge that saw it (serial, ble, ...)
-    id: str  # unique within the bridge (a USB serial number, a BLE address)
-    model: str
-    name: str
-    last_seen: float | None  # epoch seconds
-    adopt: str  # the config line that adopts it, shown to the user
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "bridge": self.bridge,
-            "id": self.id,
-            "model": self.model,
-            "name": self.name,
-            "last_seen": self.last_seen,
-            "adopt": self.adopt,
-        }
 
 
 class SeenDevices(Protocol):

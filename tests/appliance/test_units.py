@@ -187,7 +187,7 @@ def test_adopted_boards_are_applied_by_root_and_restart_the_bridge() -> None:
     service = unit("msgflo-adopt.service")
     assert service.get("Service", "Type") == "oneshot"
     command = service.get("Service", "ExecStart")
-    assert command == "/usr/local/bin/gateway-run adopt --restart msgflo-bridge@serial.service"
+    assert command == "/usr/local/bin/gateway-run adopt --restart-bridges"
     # It removes the request from the coordinator's directory through the group, not DAC
     # override; it writes gateway.yaml's directory (the temp file) and nothing of the secrets.
     assert coordinator.get("Service", "StateDirectoryMode") == "0775"

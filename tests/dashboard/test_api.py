@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.bridges.seen import SeenDevice
 from gateway.broker import parse_broker_url
 from gateway.coordinator.library import ComponentLibrary
 from gateway.coordinator.runtime_environment import CoordinatorEnvironment
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.dashboard.api import Dashboard
-from gateway.dashboard.devices import SeenDevice
 from gateway.dashboard.log import BufferHandler
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.dashboard.static import CSP
@@ -248,7 +248,7 @@ class Bridge:
         self.adopted: list[tuple[str, str, str]] = []
 
     def seen(self) -> list[SeenDevice]:
-        return [SeenDevice("serial", "A7X3K2", "uno", "Arduino Uno", None, "A7X3K2: lamp")]
+        return [SeenDevice("serial", "A7X3K2", "uno", "Arduino Uno", None, "Repeat, 2 ports")]
 
     async def adopt(self, bridge: str, device_id: str, role: str) -> None:
         self.adopted.append((bridge, device_id, role))
@@ -265,7 +265,17 @@ async def test_adopting_a_device(mosquitto: Mosquitto, tmp_path: Path) -> None:
     bridge = Bridge()
     async with dashboard(mosquitto, tmp_path, devices=[bridge]) as running:
         _, status_answer = await running.get("/api/status")
-        assert [d["id"] for d in status_answer["devices"]] == ["A7X3K2"]
+        assert status_answer["devices"] == [
+            {
+                "bridge": "serial",
+                "id": "A7X3K2",
+                "model": "uno",
+                "name": "Arduino Uno",
+                "last_seen": None,
+                "adopt": 'bridges.serial.roles: {"A7X3K2": ROLE}',
+                "details": "Repeat, 2 ports",
+            }
+        ]
         assert (await running.post("/api/devices/adopt", body)) == (200, {"ok": True})
         other = json.dumps({"bridge": "ble", "id": "A7X3K2", "role": "lamp"})
         assert (await running.post("/api/devices/adopt", other))[0] == 400

@@ -9,37 +9,26 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.appliance.adopt import REQUESTS_MODE, apply_requests
-from gateway.bridges.serial.bridge import SEEN_TOPIC, SerialBridge
+from gateway.bridges.serial.bridge import SerialBridge
 from gateway.bridges.serial.fake_device import PtyDevice
 from gateway.bridges.serial.roles import RoleMap
 from gateway.broker import parse_broker_url
 from gateway.config import load_config
-from gateway.dashboard.serial import SerialSeen
-from gateway.errors import GatewayError
+from gateway.dashboard.bridges import BridgeSeen
 from gateway.mosquitto import Mosquitto
 from gateway.transport import open_transport
 from tests.bridges.test_serial_bridge import BY_ID, announcements, fast_config
-from tests.dashboard.test_api import Running, dashboard, watching
+from tests.dashboard.test_api import dashboard, watching
+from tests.dashboard.test_devices import CONFIG, SERIAL, wait_devices
 from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
-
-SERIAL = "ADOPT0001"
-CONFIG = """\
-# The test's gateway.yaml.
-bridges:
-  serial:
-    roles:
-      OTHER0001: lab/taken
-"""
 
 
 class BridgeHost:
@@ -68,7 +57,8 @@ class BridgeHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def restart(self) -> None:
+    async def restart(self, bridge: str) -> None:
+        assert bridge == "serial"
         await self.stop()
         self.restarts += 1
         self.start()
@@ -87,26 +77,13 @@ async def hosted(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[BridgeHo
         await host.stop()
 
 
-async def devices(running: Running) -> list[dict[str, Any]]:
-    _, status = await running.get("/api/status")
-    found: list[dict[str, Any]] = status["devices"]
-    return found
-
-
-async def wait_devices(running: Running, check: Any) -> list[dict[str, Any]]:
-    async with asyncio.timeout(10):
-        while not check(found := await devices(running)):
-            await asyncio.sleep(0.05)
-    return found
-
-
 async def test_an_unconfigured_board_is_listed_and_adopting_it_gives_it_the_role(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     # Not the "probe" fixture: tests/dashboard/conftest.py's is on another broker.
     async with watching(mosquitto) as probe, hosted(mosquitto, tmp_path) as host:
         await probe.watch("fbp")
-        seen = SerialSeen(host.config, host.restart)
+        seen = BridgeSeen(host.config, host.restart)
         async with (
             PtyDevice() as device,
             dashboard(mosquitto, tmp_path, "taken(Talker)", devices=[seen]) as running,
@@ -144,58 +121,3 @@ async def test_an_unconfigured_board_is_listed_and_adopting_it_gives_it_the_role
         # The bridge stopping cleanly empties its list.
         await host.stop()
         await until(lambda: seen.seen() == [])
-
-
-async def test_a_malformed_list_is_one_log_line_and_ignored(
-    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    seen = SerialSeen(tmp_path / "gateway.yaml", lambda: asyncio.sleep(0))
-    good = [{"id": "A1", "model": "uno", "name": "A1", "last_seen": 1.5}]
-    async with (
-        watching(mosquitto) as probe,
-        dashboard(mosquitto, tmp_path, devices=[seen]) as running,
-    ):
-        probe.transport.publish(SEEN_TOPIC, json.dumps(good).encode(), qos=1, retain=True)
-        listed = await wait_devices(running, bool)
-        assert [(d["id"], d["last_seen"]) for d in listed] == [("A1", 1.5)]
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, "gateway.dashboard.serial"):
-            probe.transport.publish(SEEN_TOPIC, b'[{"id": 5}]', qos=1)
-            await until(lambda: bool(caplog.records))
-            await asyncio.sleep(0.2)
-        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.dashboard.serial"]
-        assert len(lines) == 1 and SEEN_TOPIC in lines[0] and "'id'" in lines[0]
-        assert [d["id"] for d in await devices(running)] == ["A1"]
-        probe.transport.publish(SEEN_TOPIC, b"[]", qos=1, retain=True)  # no retained leftovers
-        await wait_devices(running, lambda d: d == [])
-
-
-async def test_on_the_appliance_adopting_writes_a_request_for_root(tmp_path: Path) -> None:
-    """``gateway-run coordinator --adopt-by-request``: the same checks, then a request in the
-    coordinator's directory instead of a write to gateway.yaml; ``gateway-run adopt`` (root)
-    applies it with the same function."""
-    config = tmp_path / "gateway.yaml"
-    config.write_text(CONFIG)
-    requests = tmp_path / "coordinator" / "adopt.json"
-    requests.parent.mkdir()
-    restarts: list[int] = []
-
-    async def restart() -> None:
-        restarts.append(1)
-
-    seen = SerialSeen(config, restart, requests=requests)
-    with pytest.raises(GatewayError, match="already belongs to 'OTHER0001'"):
-        await seen.adopt("serial", SERIAL, "lab/taken")
-    assert not requests.exists()
-    await seen.adopt("serial", SERIAL, "lab/lamp")
-    await seen.adopt("serial", "ADOPT0002", "lab/fan")
-    await seen.adopt("serial", SERIAL, "lab/light")  # a second thought replaces the first
-    assert json.loads(requests.read_text()) == [
-        {"bridge": "serial", "id": "ADOPT0002", "role": "lab/fan"},
-        {"bridge": "serial", "id": SERIAL, "role": "lab/light"},
-    ]
-    assert requests.stat().st_mode & 0o777 == REQUESTS_MODE
-    assert config.read_text() == CONFIG and restarts == []
-    assert apply_requests(requests, config) == 2
-    roles = dict(load_config(config).bridges.serial.roles)
-    assert roles == {"ADOPT0002": "lab/fan", SERIAL: "lab/light", "OTHER0001": "lab/taken"}
