@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService
+from gateway.dashboard.devices import SeenDevices
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.demo import EXAMPLES, demo_config
 from gateway.graph import load_graph
@@ -74,7 +75,10 @@ def _ws_url(broker: Mosquitto) -> str:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    broker: Mosquitto, tmp_path: Path, secret: str | None = SECRET
+    broker: Mosquitto,
+    tmp_path: Path,
+    secret: str | None = SECRET,
+    devices: Sequence[SeenDevices] = (),
 ) -> AsyncIterator[Gateway]:
     os.environ["DEMO_INTERVAL"] = DEMO_INTERVAL
     graph_path = tmp_path / "demo.fbp"
@@ -84,7 +88,7 @@ async def running_gateway(
     config = replace(config, graph_path=graph_path, auto_save=True)
     service = CoordinatorService(config, load_graph(graph_path))
     runtime_port = free_port()
-    dashboard = DashboardSettings(web_mqtt=WebMqtt(_ws_url(broker)))
+    dashboard = DashboardSettings(web_mqtt=WebMqtt(_ws_url(broker)), devices=devices)
     runtime = RuntimeProtocolService(
         service, RuntimeSettings(LOOPBACK, runtime_port, secret=secret, dashboard=dashboard)
     )

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
+from gateway.bridges.seen import SeenDevice, encode_seen, seen_topic
 from gateway.broker import parse_broker_url
+from gateway.config import load_config
 from gateway.coordinator.service import load_service_graph
+from gateway.dashboard.bridges import BridgeSeen
 from gateway.graph.model import Graph, Process
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
-from tests.conftest import Probe
+from tests.conftest import Probe, probing
 from tests.dashboard.conftest import (
     LAPTOP,
     PHONE,
@@ -443,3 +447,47 @@ async def test_a_device_appearing_elsewhere_shows_up_without_a_reload(
     for context, page in pages:
         assert page_errors.get(page, []) == []
         await context.close()
+
+
+async def test_a_ble_device_shows_its_bridge_and_details_and_is_adopted(
+    browser: Browser, ws_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The BLE bridge's list (published here as the bridge does) in the Devices view; Adopt
+    writes the role the page was given into gateway.yaml and restarts that bridge."""
+    address = "A4:C1:38:12:34:56"
+    config = tmp_path / "gateway.yaml"
+    config.write_text("bridges:\n  ble:\n    enabled: true\n")
+    restarts: list[str] = []
+
+    async def restart(bridge: str) -> None:
+        restarts.append(bridge)
+
+    seen = BridgeSeen(config, restart)
+    thermo = SeenDevice(
+        "ble", address, "LYWSD03MMC", "ATC 123456", time.time(), "temperature 21.5 °C, rssi -70"
+    )
+    async with (
+        running_gateway(ws_mosquitto, tmp_path, devices=[seen]) as gateway,
+        probing(gateway.broker.url, "ble-bridge") as bridge,
+    ):
+        bridge.transport.publish(seen_topic("ble"), encode_seen([thermo]), qos=1, retain=True)
+        context, page = await signed_in(browser, gateway)
+        await page.click("#tabs [data-view=devices]")
+        row = page.locator(f'#devices tr[data-bridge="ble"][data-device="{address}"]')
+        await expect(row).to_contain_text("temperature 21.5 °C, rssi -70", timeout=TIMEOUT)
+        await expect(row.locator("td").first).to_have_text("ble")
+        role = row.locator("input")
+        await expect(role).to_have_value("ATC-123456")  # the name, as a role may be
+        await role.fill("kitchen")
+        await row.locator("button").click()
+        await expect(page.locator("#toast")).to_contain_text(
+            f"{address} adopted as kitchen; the ble bridge restarts", timeout=TIMEOUT
+        )
+        assert load_config(config).bridges.ble.roles == ((address, "kitchen"),)
+        assert restarts == ["ble"]
+        bridge.transport.publish(seen_topic("ble"), encode_seen([]), qos=1, retain=True)
+        await expect(page.locator("#devices")).to_contain_text(
+            "No devices waiting", timeout=TIMEOUT
+        )
+        await context.close()
+    assert page_errors.get(page, []) == []

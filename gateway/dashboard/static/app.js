@@ -468,7 +468,7 @@ function showDevices(devices) {
     return;
   }
   const rows = devices.map((d) => {
-    const role = h("input", { value: d.name || d.id, "aria-label": `role for ${d.id}` });
+    const role = h("input", { value: suggestedRole(d), "aria-label": `role for ${d.id}` });
     const adopt = async () => {
       try {
         await api("/api/devices/adopt", { method: "POST", body: { bridge: d.bridge, id: d.id, role: role.value } });
@@ -477,14 +477,22 @@ function showDevices(devices) {
         toast(`adopting ${d.id} failed: ${err.message}`);
       }
     };
-    return h("tr", { "data-device": d.id },
-      h("td", {}, d.bridge), h("td", {}, d.id), h("td", {}, d.model || ""),
+    const named = d.name && d.name !== d.id ? h("div", { class: "muted" }, d.name) : "";
+    return h("tr", { "data-device": d.id, "data-bridge": d.bridge },
+      h("td", {}, d.bridge), h("td", { title: d.adopt || "" }, d.id, named), h("td", {}, d.model || ""),
+      h("td", { class: "details" }, d.details || ""),
       h("td", {}, d.last_seen ? ago(now() - d.last_seen) : ""),
       h("td", {}, role, h("button", { type: "button", onclick: adopt }, "Adopt")));
   });
   box.replaceChildren(h("table", {},
-    h("thead", {}, h("tr", {}, ["bridge", "id", "model", "seen", "adopt as"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["bridge", "id", "model", "details", "seen", "adopt as"].map((t) => h("th", {}, t)))),
     h("tbody", {}, rows)));
+}
+
+// A role the config takes: no whitespace or MQTT wildcards (a BLE name may have both).
+function suggestedRole(d) {
+  const role = (d.name || d.model || d.id).trim().replace(/[\s#+]+/g, "-").replace(/^\/+/, "");
+  return role || d.id;
 }
 
 const HEALTH = [
