@@ -39,12 +39,10 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 
 from gateway.bridges.serial.description import check_topic
-from gateway.bridges.serial.roles import serial_number
 from gateway.bridges.serial.session import (
     Action,
     Announce,
@@ -71,22 +69,18 @@ _USB_ID = re.compile(r"[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}")
 # -- which devices are in line mode ---------------------------------------------------------------
 
 
-def usb_id(vendor: str, product: str) -> str:
-    """A ``VID:PID`` key as the config spells it (udev's ID_VENDOR_ID and ID_MODEL_ID)."""
-    return f"{vendor.lower()}:{product.lower()}"
-
-
 def line_device_for(
-    lines: Sequence[tuple[str, LineDevice]], path: str, vid_pid: str | None = None
+    lines: Sequence[tuple[str, LineDevice]], keys: Iterable[str], vid_pid: str | None = None
 ) -> LineDevice | None:
-    """The line-mode config of the device at ``path``, or None (it speaks the serial link).
+    """The line-mode config of a device, or None (it speaks the serial link).
 
-    Looked up as roles are, most specific first: its USB serial number, its link name, its
-    path, then its ``VID:PID`` (any device of that product; compared ignoring case).
+    ``keys`` are what the device may be configured by, the most specific first, as for roles:
+    its USB serial number, by-id link name, name, path, ``VID:PID``. A ``VID:PID`` key in the
+    file (any device of that product) also matches ``vid_pid`` in capitals or not.
     """
     by_key = dict(lines)
-    for key in (serial_number(path), PurePath(path).name, path):
-        if key is not None and key in by_key:
+    for key in keys:
+        if key in by_key:
             return by_key[key]
     if vid_pid is None:
         return None
@@ -156,7 +150,7 @@ def parse_nmea(line: str) -> Sentence | None:
         return None
     body, star, checksum = line[1:].partition("*")
     address = body.split(",", 1)[0]
-    if not (5 <= len(address) <= 6 and address.isalnum() and address.isupper()):
+    if not (4 <= len(address) <= 8 and address.isalnum() and address.isupper()):
         return None
     if not star:
         raise NmeaError("bad checksum", f"{address} without a checksum")
@@ -222,12 +216,22 @@ def _date(text: str) -> str | None:
 def _position(fields: tuple[str, ...], at: int) -> dict[str, Json]:
     lat = _degrees(_field(fields, at), _field(fields, at + 1), "NS", 90)
     lon = _degrees(_field(fields, at + 2), _field(fields, at + 3), "EW", 180)
+    if (lat is None) != (lon is None):
+        raise NmeaError("bad sentence", f"half a position: {fields[at : at + 4]}")
     return {"lat": lat, "lon": lon}
+
+
+def _enough(sentence: Sentence, count: int) -> tuple[str, ...]:
+    """The fields of a sentence that has at least ``count`` (later NMEA versions add some)."""
+    if len(sentence.fields) < count:
+        detail = f"{sentence.type} with {len(sentence.fields)} fields, at least {count} expected"
+        raise NmeaError("bad sentence", detail)
+    return sentence.fields
 
 
 def gga(sentence: Sentence) -> dict[str, Json]:
     """A GGA (fix data) sentence as a message; ``lat``/``lon`` null without a fix."""
-    f = sentence.fields
+    f = _enough(sentence, 14)
     quality = _number(_field(f, 5), "fix quality", int)
     return {
         **_position(f, 1),
@@ -242,7 +246,7 @@ def gga(sentence: Sentence) -> dict[str, Json]:
 
 def rmc(sentence: Sentence) -> dict[str, Json]:
     """An RMC (recommended minimum) sentence as a message; ``fix`` is its status A."""
-    f = sentence.fields
+    f = _enough(sentence, 11)
     return {
         **_position(f, 2),
         "fix": _field(f, 1) == "A",
@@ -536,6 +540,5 @@ __all__ = [
     "line_device_for",
     "make_line_definition",
     "parse_nmea",
-    "usb_id",
     "value_of",
 ]
