@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
+from dataclasses import fields as dc_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -170,10 +171,11 @@ def section(kind: type[D], fields: Mapping[str, Reader], finish: Finish[D] | Non
     def read(walk: _Walk, node: yaml.Node, path: KeyPath) -> D | _Failed:
         what = f"a mapping with keys {', '.join(fields)}"
         found = _mapping_node(walk, node, path, what)
-        if found is None or found is FAILED:
-            return kind() if found is None else FAILED
+        if isinstance(found, _Failed):
+            return FAILED
         changes: dict[str, object] = {}
-        for key, (key_node, value_node) in _entries(walk, found, path):
+        entries = _entries(walk, found, path) if found is not None else iter(())
+        for key, (key_node, value_node) in entries:
             if key not in fields:
                 hint = did_you_mean(key, fields)
                 walk.problem(key_node, (*path, key), "unknown key", hint)
@@ -182,7 +184,16 @@ def section(kind: type[D], fields: Mapping[str, Reader], finish: Finish[D] | Non
             value = fields[key](walk, value_node, (*path, key))
             if value is not FAILED:
                 changes[key] = value
-        config = replace(kind(), **changes)
+        # Keys without a default (a GATT port's uuid): absent is a problem, not a TypeError.
+        required = [
+            f.name for f in dc_fields(kind) if f.default is MISSING and f.default_factory is MISSING
+        ]
+        if any(name not in changes for name in required):
+            absent = [name for name in required if (*path, name) not in walk.given]
+            if absent:
+                walk.problem(node, path, f"missing key {', '.join(map(repr, absent))}")
+            return FAILED
+        config = kind(**changes)
         return finish(walk, config, path) if finish else config
 
     return read

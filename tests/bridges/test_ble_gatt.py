@@ -29,6 +29,7 @@ from gateway.bridges.ble.encoding import INTEGERS, MAX_VALUE, Codec, EncodingErr
 from gateway.bridges.ble.gatt import GattDevice, configured_devices, default_role, run_gatt_device
 from gateway.bridges.host import BridgeHost
 from gateway.broker import parse_broker_url
+from gateway.config import ConfigError, parse_config
 from gateway.config.model import BleBridgeConfig, GattPort
 from gateway.mosquitto import Mosquitto
 from gateway.transport import open_transport
@@ -166,6 +167,53 @@ def test_roles_of_configured_devices() -> None:
         (ADDRESS, "lab/strip", PORTS),
         ("11:22:33:44:55:AB", "ble-4455ab", PORTS[:1]),
     ]
+
+
+DOCS_EXAMPLE = """
+bridges:
+  ble:
+    enabled: true
+    roles:
+      "AA:BB:CC:00:11:22": living/strip
+    gatt:
+      "AA:BB:CC:00:11:22":
+        - {port: color, uuid: 0000fff3-0000-1000-8000-00805f9b34fb, access: write}
+        - {port: brightness, uuid: FFF4, access: write, encoding: uint8, scale: 0.01}
+      "AA:BB:CC:00:11:44":
+        - {port: temperature, uuid: 2a6e, access: notify, encoding: int16le, scale: 0.01}
+        - {port: battery, uuid: 2a19, access: read, encoding: uint8, poll: 600}
+"""
+
+
+def test_gatt_ports_in_gateway_yaml() -> None:
+    ble = parse_config(DOCS_EXAMPLE, "gateway.yaml").bridges.ble
+    assert configured_devices(ble) == [
+        (
+            "AA:BB:CC:00:11:22",
+            "living/strip",
+            (
+                GattPort("color", "0000fff3-0000-1000-8000-00805f9b34fb", "write"),
+                GattPort("brightness", "fff4", "write", "uint8", 0.01),
+            ),
+        ),
+        (
+            "AA:BB:CC:00:11:44",
+            "ble-001144",
+            (
+                GattPort("temperature", "2a6e", "notify", "int16le", 0.01),
+                GattPort("battery", "2a19", "read", "uint8", poll=600.0),
+            ),
+        ),
+    ]
+
+
+def test_a_gatt_port_without_its_uuid_is_a_problem_with_its_line() -> None:
+    text = DOCS_EXAMPLE.replace("uuid: 2a6e, ", "")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "gateway.yaml")
+    assert caught.value.problems == (
+        "gateway.yaml:12: bridges.ble.gatt.AA:BB:CC:00:11:44[0]: missing key 'uuid'",
+    )
 
 
 # -- a simulated device behind bleak -------------------------------------------------------------
