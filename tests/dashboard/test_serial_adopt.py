@@ -31,6 +31,10 @@ from tests.support.wait import until
 pytestmark = pytest.mark.integration
 
 
+def described(device: dict[str, Any]) -> str:
+    return f"{device['model']} {device['details']}"
+
+
 class BridgeHost:
     """The serial bridge run as the appliance runs it, from the file's roles; ``restart`` is
     the dashboard's restart hook."""
@@ -89,7 +93,9 @@ async def test_an_unconfigured_board_is_listed_and_adopting_it_gives_it_the_role
             dashboard(mosquitto, tmp_path, "taken(Talker)", devices=[seen]) as running,
         ):
             device.plug(tmp_path / "dev", BY_ID.format(serial=SERIAL))
-            listed = await wait_devices(running, lambda d: d and d[0]["model"] == "Repeat")
+            # Listed again once the board said what it is (its component: the model, or since
+            # the bridge host the details).
+            listed = await wait_devices(running, lambda d: d and "Repeat" in described(d[0]))
             assert len(listed) == 1
             board = listed[0]
             assert (board["bridge"], board["id"], board["name"]) == ("serial", SERIAL, SERIAL)
