@@ -393,6 +393,23 @@ LINE_DEVICE: dict[str, Reader] = {
 }
 
 
+def _gatt_ports(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
+    """A GATT device's ports (docs/ble.md): each port's name makes its queue, so two ports of
+    one device may not share it (a write port would get the device's own notifications)."""
+    ports = records(section(GattPort, GATT), "ports")(walk, node, path)
+    if ports is FAILED:
+        return FAILED
+    first: dict[str, int] = {}
+    for index, port in enumerate(ports):
+        where = (*path, index, "port")
+        port_node = walk.given[where]
+        if port.port in first:
+            problem = f"duplicate port {port.port!r} (first at line {first[port.port]})"
+            return walk.problem(port_node, where, problem)
+        first[port.port] = port_node.start_mark.line + 1
+    return ports
+
+
 def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
     """(key, problem) for a DHCP range that does not fit the access point's network."""
     net, own = ap.address.network, ap.address.ip
@@ -479,7 +496,7 @@ def _schema(base: Path) -> Reader:
         "max_seen": scalar(v.integer(1, 10_000)),
         "roles": roles(v.is_ble_address, "BLE address"),
         "adopt": records(section(BleAdoptRule, BLE_ADOPT), "adopt rules"),
-        "gatt": keyed(v.is_ble_address, "BLE address", records(section(GattPort, GATT), "ports")),
+        "gatt": keyed(v.is_ble_address, "BLE address", _gatt_ports),
     }
     access_point = {
         "enabled": scalar(v.boolean),

@@ -216,6 +216,16 @@ def test_a_gatt_port_without_its_uuid_is_a_problem_with_its_line() -> None:
     )
 
 
+def test_two_ports_of_a_device_with_one_name_are_a_problem() -> None:
+    text = DOCS_EXAMPLE.replace("port: battery", "port: temperature")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "gateway.yaml")
+    assert caught.value.problems == (
+        "gateway.yaml:13: bridges.ble.gatt.AA:BB:CC:00:11:44[1].port: duplicate port "
+        "'temperature' (first at line 12)",
+    )
+
+
 # -- a simulated device behind bleak -------------------------------------------------------------
 
 
