@@ -170,14 +170,14 @@ class GattDevice:
     async def run(self) -> None:
         attempt = 0  # of the backoff: grows while the device stays away or keeps dropping
         while True:
-            started = self.clock()
-            if await self._connect_and_serve() and self.clock() - started > self.reconnect.maximum:
+            connected = await self._connect_and_serve()
+            if connected is not None and connected > self.reconnect.maximum:
                 attempt = 0  # it stayed a while: start again from the short waits
             await asyncio.sleep(self.reconnect.delay(attempt))
             attempt += 1
 
-    async def _connect_and_serve(self) -> bool:
-        """One connection; True if the device was connected."""
+    async def _connect_and_serve(self) -> float | None:
+        """One connection: how many seconds it lasted, None if the device was not reached."""
         disconnected = asyncio.Event()
         try:
             client = await self._connect(disconnected)
@@ -188,7 +188,8 @@ class GattDevice:
                 log.warning("%s: cannot connect: %s (retrying)", self.label, _one_line(error))
             elif _power_of_ten(self._failures):
                 log.info("%s: still unreachable after %d attempts", self.label, self._failures)
-            return False
+            return None
+        started = self.clock()
         self._failures = 0
         self.stats.connects += 1
         log.info("%s: connected", self.label)
@@ -203,7 +204,7 @@ class GattDevice:
                 async with asyncio.timeout(DISCONNECT_TIMEOUT):
                     await client.disconnect()
             log.info("%s: disconnected", self.label)
-        return True
+        return self.clock() - started
 
     async def _connect(self, disconnected: asyncio.Event) -> BleakClient:
         device = ble_device(self.address, self.adapter, bluez=self.backend is None)
