@@ -15,9 +15,9 @@ from pathlib import Path
 from gateway.appliance.activation import listen_fds, listening
 from gateway.appliance.credentials import RoleBrokers
 from gateway.appliance.users import WEB
-from gateway.bridges.serial.run import run_serial_bridge
+from gateway.bridges import run as bridges
 from gateway.broker import BrokerUrl
-from gateway.config import GatewayConfig
+from gateway.config import BridgesConfig, GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
@@ -161,7 +161,10 @@ def persistent(url: BrokerUrl) -> BrokerUrl:
 
 
 def run_bridge(name: str, config: GatewayConfig, broker: BrokerUrl) -> int:
-    if name != "serial":
-        raise GatewayError(f"unknown bridge {name!r} (known: serial)")
-    run_serial_bridge(config.bridges.serial, persistent(broker))
+    """``gateway-run bridge NAME``: bridge ``name`` with its section of ``gateway.yaml``, as
+    its command (``msgflo-serial``) starts it, on a persistent session."""
+    if name not in BridgesConfig.names():
+        known = ", ".join(BridgesConfig.names())
+        raise GatewayError(f"unknown bridge {name!r} (known: {known})")
+    bridges.run_bridge(name, getattr(config.bridges, name), persistent(broker))
     return 0

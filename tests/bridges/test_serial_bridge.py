@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway.bridges import host
 from gateway.bridges.serial.bridge import MAX_ABSENT, BridgeConfig, SerialBridge
 from gateway.bridges.serial.fake_device import (
     ECHO_DESCRIPTION,
@@ -26,7 +27,7 @@ from gateway.bridges.serial.fake_device import (
 )
 from gateway.bridges.serial.port import PortOpener, TtyPort
 from gateway.bridges.serial.roles import RoleMap
-from gateway.bridges.serial.session import SessionConfig, State
+from gateway.bridges.serial.session import DeviceSession, SessionConfig, State
 from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto
 from gateway.transport import open_transport
@@ -68,6 +69,13 @@ async def running(
                 await task
 
 
+def link_session(bridge: SerialBridge, path: str) -> DeviceSession | None:
+    """The serial-link session of the device at ``path`` (not one in line mode)."""
+    session = bridge.devices[path].session
+    assert session is None or isinstance(session, DeviceSession)
+    return session
+
+
 def announcements(probe: Probe, role: str) -> list[dict[str, Any]]:
     return [m["payload"] for m in probe.discovery() if m["payload"]["role"] == role]
 
@@ -98,7 +106,7 @@ async def test_a_device_is_announced_and_echoes_byte_exact(
         probe.transport.publish("lab/echo/in", b"z" * 100)
         probe.transport.publish("lab/echo/in", b"after")
         assert (await probe.wait_count("lab/echo/out", 2))[1] == b"after"
-        session = bridge.devices[str(tmp_path / BY_ID.format(serial="ECHO0001"))].session
+        session = link_session(bridge, str(tmp_path / BY_ID.format(serial="ECHO0001")))
         assert session is not None
         assert session.stats.refused == 1
         # Announced again periodically.
@@ -150,7 +158,7 @@ async def test_a_stalled_device_and_a_noisy_one_do_not_stop_a_good_one(
             await asyncio.sleep(0.01)
         got = await probe.wait_count("good/out", 20)
         assert got == [b"msg %d" % n for n in range(20)]
-        noisy_session = bridge.devices[str(tmp_path / BY_ID.format(serial="noisy"))].session
+        noisy_session = link_session(bridge, str(tmp_path / BY_ID.format(serial="noisy")))
         assert noisy_session is not None
         assert noisy_session.decoder.stats.dropped > 0
         # The stalled device stops answering pings: it is no longer announced, the others are.
@@ -210,10 +218,10 @@ async def test_a_reset_device_is_described_again_and_announced_again(
         device.plug(tmp_path, BY_ID.format(serial="RESET1"))
         await until(lambda: bool(bridge.announced))
         path = str(tmp_path / BY_ID.format(serial="RESET1"))
-        first = bridge.devices[path].session
+        first = link_session(bridge, path)
         device.reset()
         await until(lambda: len(announcements(probe, "RESET1")) >= 3)
-        assert bridge.devices[path].session is first
+        assert link_session(bridge, path) is first
         assert first is not None
         assert first.state is State.READY
         assert json.dumps(announcements(probe, "RESET1")[-1])
@@ -325,11 +333,11 @@ async def test_hostile_devices_get_one_line_each_and_a_good_one_goes_on(
         for n in range(20):
             probe.transport.publish("good/in", b"msg %d" % n)
         assert await probe.wait_count("good/out", 20) == [b"msg %d" % n for n in range(20)]
-        noisy = bridge.devices[str(tmp_path / BY_ID.format(serial="noisy"))].session
+        noisy = link_session(bridge, str(tmp_path / BY_ID.format(serial="noisy")))
         await until(lambda: noisy is not None and noisy.decoder.stats.dropped >= 20, timeout=20)
         assert noisy is not None
         assert noisy.decoder.buffered <= 255  # never more than one frame held
-        storm = bridge.devices[str(tmp_path / BY_ID.format(serial="storm"))].session
+        storm = link_session(bridge, str(tmp_path / BY_ID.format(serial="storm")))
         await until(lambda: storm is not None and storm.stats.hellos >= 201)
         await asyncio.sleep(0.5)  # a few more pings, announcements and scans
         assert roles(bridge) == {"good", "noisy"}
@@ -379,8 +387,14 @@ async def test_rapid_replug_keeps_the_bridge_bounded(
 
 
 async def test_a_bug_met_again_and_again_logs_one_traceback(
-    mosquitto: Mosquitto, probe: Probe, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mosquitto: Mosquitto,
+    probe: Probe,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(host, "RESTART_AFTER_BUG", 0.05)  # the host's pause, 10 s, made short
+
     def opener(path: str, baud: int) -> FakePort:
         raise RuntimeError("driver bug")
 

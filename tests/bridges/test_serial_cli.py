@@ -1,5 +1,5 @@
-"""Roles from by-id names, msgflo-serial's options and gateway.yaml section, the one start
-function, and the real command."""
+"""Roles from USB identities and by-id names, msgflo-serial's options and gateway.yaml section,
+the one start function, and the real command."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.services import run_bridge
-from gateway.bridges.serial import run
-from gateway.bridges.serial.bridge import BridgeConfig
+from gateway.bridges import run
+from gateway.bridges.run import Section
+from gateway.bridges.serial.bridge import bridge_config
 from gateway.bridges.serial.cli import main, parser, serial_config, split_role
 from gateway.bridges.serial.fake_device import PtyDevice
-from gateway.bridges.serial.roles import RoleMap, derived_role, serial_number
+from gateway.bridges.serial.roles import PortIdentity, RoleMap, serial_number
 from gateway.bridges.serial.session import SessionConfig
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.config import GatewayConfig, SerialBridgeConfig, load_config
@@ -43,16 +44,21 @@ FTDI = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0"
 )
 def test_roles_derive_from_the_usb_serial_number(path: str, serial: str | None, role: str) -> None:
     assert serial_number(path) == serial
-    assert derived_role(path) == role
+    assert PortIdentity.of(path).derived_role == role
 
 
 def test_configured_roles_match_serial_number_link_name_or_path() -> None:
     roles = RoleMap(
-        {"75833353035351A0C1E1": "lab/button", "usb-1a86_USB2.0-Serial-if00-port0": "pump"}
+        {
+            "75833353035351A0C1E1": "lab/button",
+            "usb-1a86_USB2.0-Serial-if00-port0": "pump",
+            "/dev/ttyACM0": "by-path",
+        }
     )
-    assert roles.role_for(UNO) == "lab/button"
-    assert roles.role_for(CH340) == "pump"
-    assert roles.role_for(FTDI) == "A50285BI"
+    assert roles.role_for(PortIdentity.of(UNO)) == "lab/button"
+    assert roles.role_for(PortIdentity.of(CH340)) == "pump"
+    assert roles.role_for(PortIdentity.of(FTDI)) == "A50285BI"
+    assert roles.role_for(PortIdentity.of("/dev/ttyACM0")) == "by-path"
 
 
 @pytest.mark.parametrize("text", ["nokey", "=role", "serial="])
@@ -147,20 +153,29 @@ def test_bad_options_are_checked_by_the_config_checks(options: list[str], proble
 def test_the_command_and_the_appliance_start_the_bridge_the_same_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started: list[tuple[BridgeConfig, BrokerUrl]] = []
+    started: list[tuple[str, Section, BrokerUrl]] = []
 
-    async def serve(config: BridgeConfig, broker: BrokerUrl) -> None:
-        started.append((config, broker))
+    async def serve(name: str, section: Section, broker: BrokerUrl) -> None:
+        run.device_side(name, section)  # what the host would run is made
+        started.append((name, section, broker))
 
     monkeypatch.setattr(run, "serve", serve)
     path = gateway_yaml(tmp_path, "    baud: 57600\n    ping_interval: 2\n    roles: {A1: lamp}\n")
     assert main(["--config", str(path), "--broker", "mqtt://localhost:1"]) == 0
     broker = parse_broker_url("mqtt://localhost:1")
     assert run_bridge("serial", load_config(path), broker) == 0
-    (command, _), (appliance, _) = started
-    assert command == appliance == run.bridge_config(load_config(path).bridges.serial)
-    assert (appliance.baud, appliance.session.ping_interval) == (57600, 2.0)
-    assert appliance.roles.roles == {"A1": "lamp"}
+    (name, command, _), (_, appliance, persistent) = started
+    assert name == "serial"
+    assert command == appliance == load_config(path).bridges.serial
+    assert persistent.options["sessionExpiry"] == "300"
+    config = bridge_config(load_config(path).bridges.serial)
+    assert (config.baud, config.session.ping_interval) == (57600, 2.0)
+    assert config.roles.roles == {"A1": "lamp"}
+
+
+def test_the_appliance_names_the_bridges_it_knows() -> None:
+    with pytest.raises(GatewayError, match=r"unknown bridge 'nope' \(known: serial, ble"):
+        run_bridge("nope", GatewayConfig(), parse_broker_url("mqtt://localhost:1"))
 
 
 def test_main_reports_bad_input_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

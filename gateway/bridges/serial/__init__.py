@@ -2,6 +2,26 @@
 
 ``link`` and ``description``: the framed serial link (docs/serial-link.md), pure codecs.
 ``session``: one device's state machine (hello, describe, ready, liveness), pure.
-``port``, ``roles``, ``bridge``, ``cli``: the ``msgflo-serial`` daemon (docs/serial-bridge.md).
+``roles``: who a device is (USB serial number, VID:PID, by-id link) and its role, pure.
+``port``, ``hotplug``, ``bridge``, ``cli``: the ``msgflo-serial`` daemon, the device side of a
+:class:`~gateway.bridges.host.BridgeHost` (docs/serial-bridge.md).
 ``fake_device``: the device side of the link in Python, for tests and trying it without hardware.
+
+:func:`device_side` is what :mod:`gateway.bridges.run` starts the bridge with.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.bridges.run import DeviceSide
+    from gateway.config import SerialBridgeConfig
+
+
+def device_side(section: SerialBridgeConfig) -> DeviceSide:
+    """The coroutine function the bridge host runs for ``gateway.yaml``'s ``bridges.serial``."""
+    # Imported here: the codecs above are used without the daemon (firmware tests, fuzzing).
+    from gateway.bridges.serial.bridge import SerialDevices, bridge_config
+
+    return SerialDevices(bridge_config(section)).run

@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.bridges.serial.run import run_serial_bridge
+from gateway.bridges.run import run_bridge
 from gateway.broker import resolve_broker
 from gateway.cli.options import add_broker_option, run_tool
 from gateway.common.logs import configure_logging
@@ -51,8 +51,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SERIALNUMBER=ROLE",
-        help="the role of the device with this USB serial number, link name or path "
-        "(repeatable; default: the serial number)",
+        help="the role of the device with this USB serial number, VID:PID (2341:0043), "
+        "by-id link name or path (repeatable; default: the serial number)",
     )
     p.add_argument(
         "--period",
@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def split_role(text: str) -> tuple[str, str]:
-    """``SERIAL=ROLE`` from the command line (the key may also be a link name or path)."""
+    """``SERIAL=ROLE`` from the command line (the key may also be VID:PID, a link name or a
+    path)."""
     key, sep, role = text.partition("=")
     if not sep or not key or not role:
         raise GatewayError(f"--role {text[:80]!r}: expected SERIALNUMBER=ROLE")
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def job() -> int:
         config = serial_config(args)
-        run_serial_bridge(config, resolve_broker(args.broker))
+        run_bridge("serial", config, resolve_broker(args.broker))
         return 0
 
     return run_tool(PROG, job)

@@ -1,9 +1,17 @@
-"""Serial ports for the bridge: a small ABC and the termios driver behind it.
+"""Serial ports for the bridge: a small ABC and the pyserial driver behind it.
 
-Raw termios on a non-blocking file descriptor, watched with ``loop.add_reader``/``add_writer``,
-instead of pyserial: the bridge needs only open, raw 8N1 at a baud rate, read and write, all of
-which the standard library does, and the fd plugs straight into the event loop, so no thread
-and no new dependency. pyserial's blocking ``read`` would need a thread per device.
+pyserial opens the port (``serial.Serial(path, baud, timeout=0, exclusive=True)``): it sets raw
+8N1 and the baud rate (standard or not), takes an exclusive lock so that two bridges, or a
+bridge and a terminal, never share a board, and raises the DTR line that resets an Uno. The
+bytes then go through its file descriptor, watched with the event loop's ``add_reader`` and
+``add_writer``: no thread per device, and a port never blocks the loop. Reading and writing the
+descriptor directly rather than through ``Serial.read``/``write``: those ``select()`` again on
+each call, and ``write`` blocks until everything is written.
+
+pyserial's open discards what the tty received before it (``reset_input_buffer``); the
+bridge's does not (:class:`_KeepingInput`): a hello that is already waiting is the quickest
+way to the device's description, and a device that restarts while the bridge reopens its port
+must be seen restarting.
 """
 
 from __future__ import annotations
@@ -11,8 +19,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import os
-import termios
 from collections.abc import Callable
+from typing import Any
+
+import serial  # type: ignore[import-untyped]
 
 READ_CHUNK = 4096
 MAX_PENDING = 4096  # bytes the bridge holds for a device that does not read (then drops)
@@ -40,29 +50,21 @@ class SerialPort(abc.ABC):
 PortOpener = Callable[[str, int], SerialPort]
 
 
-def _configure(fd: int, baud: int) -> None:
-    speed = getattr(termios, f"B{baud}", None)
-    if speed is None:
-        os.close(fd)
-        raise ValueError(f"unsupported baud rate {baud}")
-    iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
-    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP)
-    iflag &= ~(termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON | termios.IXOFF)
-    oflag &= ~termios.OPOST
-    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
-    cflag &= ~(termios.CSIZE | termios.PARENB | termios.CSTOPB | termios.CRTSCTS)
-    cflag |= termios.CS8 | termios.CREAD | termios.CLOCAL
-    cc[termios.VMIN], cc[termios.VTIME] = 1, 0
-    # TCSANOW, not TCSAFLUSH: a hello that is already waiting must not be thrown away.
-    termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag, cflag, lflag, speed, speed, cc])
+class _KeepingInput(serial.Serial):  # type: ignore[misc]
+    """pyserial's port without the flush of the input at open (see the module docstring)."""
+
+    def _reset_input_buffer(self) -> None:
+        pass
 
 
 class TtyPort(SerialPort):
-    """A tty opened non-blocking, raw 8N1, read and written through the event loop."""
+    """A tty opened by pyserial, non-blocking and exclusive, read and written through the
+    event loop."""
 
-    def __init__(self, fd: int, name: str, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, serial: Any, name: str, max_pending: int = MAX_PENDING) -> None:
         self.name = name
-        self._fd = fd
+        self._serial = serial  # a serial.Serial (pyserial has no type information)
+        self._fd: int = serial.fileno()
         self._loop = asyncio.get_running_loop()
         self._pending = bytearray()
         self._max_pending = max_pending
@@ -77,14 +79,11 @@ class TtyPort(SerialPort):
 
     @classmethod
     def open(cls, path: str, baud: int) -> TtyPort:
-        """Open ``path`` (raises OSError, or ValueError for a baud rate termios lacks)."""
-        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            _configure(fd, baud)
-        except termios.error as error:
-            os.close(fd)
-            raise OSError(f"{path}: not a tty ({error})") from None
-        return cls(fd, path)
+        """Open ``path`` (raises OSError: missing, busy, not a tty; ValueError: a baud rate
+        the system cannot set)."""
+        # serial.SerialException is an OSError; pyserial raises ValueError for a bad baud rate.
+        port = _KeepingInput(path, baud, timeout=0, exclusive=True)
+        return cls(port, path)
 
     async def read(self) -> bytes:
         while not self._received:
@@ -151,4 +150,4 @@ class TtyPort(SerialPort):
         self._closed = True
         self._unwatch()
         self._loop.remove_writer(self._fd)
-        os.close(self._fd)
+        self._serial.close()
