@@ -57,6 +57,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="recorded adverts (JSON lines) instead of the Bluetooth adapter",
     )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="replay this many times faster than recorded (default 1)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,12 +97,14 @@ def ble_config(config: Path | None) -> BleBridgeConfig:
     return load_config(config).bridges.ble if config else BleBridgeConfig()
 
 
-def source_for(section: BleBridgeConfig, replay: Path | None, *, loop: bool = False) -> Source:
-    if replay is None:
+def source_for(section: BleBridgeConfig, args: argparse.Namespace, *, loop: bool = False) -> Source:
+    if args.replay is None:
         return BleakSource(section)
-    if not replay.is_file():
-        raise GatewayError(f"--replay {replay}: no such file")
-    return ReplaySource(replay, repeat=loop)
+    if not args.replay.is_file():
+        raise GatewayError(f"--replay {args.replay}: no such file")
+    if not args.speed > 0:
+        raise GatewayError(f"--speed {args.speed:g}: expected a number above 0")
+    return ReplaySource(args.replay, repeat=loop, speed=args.speed)
 
 
 async def serve(section: BleBridgeConfig, broker: BrokerUrl, source: Source) -> None:
@@ -145,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def scan_job() -> int:
             section = ble_config(args.config)
-            source = source_for(section, args.replay)
+            source = source_for(section, args)
             asyncio.run(scan(section, source, args.seconds))
             return 0
 
@@ -159,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.replay is None:
             run.run_bridge("ble", section, broker)
         else:
-            run_daemon(serve(section, broker, source_for(section, args.replay, loop=args.loop)))
+            run_daemon(serve(section, broker, source_for(section, args, loop=args.loop)))
         return 0
 
     return run_tool(PROG, job)

@@ -14,6 +14,9 @@ Values the decoder adds that its model does not declare (``tempf`` next to ``tem
 ``cidc``/``acts``/``cont``/``track`` flags) are dropped, so a model's ports are the same from
 one advert to the next even when each advert carries only some of them (MiBeacon).
 
+Devices the decoder marks as having a rotating private address (``prmac``, type ``RMAC``:
+phones, watches, laptops) are not readings: there is nothing to adopt by address.
+
 The decoder is C++ reached through a JSON string: whatever it raises is caught and counted, as
 is an answer that is not what it should be. A decode costs about a millisecond on a PC
 (measured here), more on a Pi, so the registry does not decode the same undecodable advert
@@ -59,6 +62,7 @@ BOOKKEEPING = frozenset(
         "mic",
     }
 )
+PRIVATE_TYPE = "RMAC"  # the decoder's type of devices with rotating (random) addresses
 MAX_PROPERTIES = 32  # ports of one model; the decoder's largest declare about 20
 MAX_TEXT = 64  # characters of a string value
 MAX_MODELS = 1024  # models remembered (the decoder knows a few hundred)
@@ -96,11 +100,12 @@ class Reading:
 @dataclass
 class DecodeCounts:
     decoded: int = 0
-    undecoded: int = 0  # a valid advert the decoder knows nothing of (phones, beacons)
+    undecoded: int = 0  # a valid advert the decoder knows nothing of
+    private: int = 0  # a phone or laptop with a rotating private address: never a sensor
     errors: int = 0  # the decoder raised or answered nonsense
 
     def as_dict(self) -> dict[str, int]:
-        return {"decoded": self.decoded, "undecoded": self.undecoded, "errors": self.errors}
+        return dict(self.__dict__)
 
 
 DecodeFn = Callable[[str], str | None]
@@ -153,6 +158,11 @@ class Decoder:
         decoded = json.loads(answer)
         if not isinstance(decoded, dict) or not isinstance(decoded.get("model_id"), str):
             raise ValueError("decoder answer without a model_id")
+        if decoded.get("prmac") is True or decoded.get("type") == PRIVATE_TYPE:
+            # Phones, watches, laptops: their address changes every few minutes, so there is
+            # nothing to adopt, and a street's worth of them would crowd out the sensors.
+            self.counts.private += 1
+            return None
         model = self._models.get(decoded["model_id"])
         if model is None:
             model = self._model_info(decoded["model_id"], decoded)
