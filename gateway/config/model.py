@@ -89,7 +89,7 @@ class LineDevice:
 @dataclass(frozen=True)
 class SerialBridgeConfig:
     """What the serial bridge is told, by ``gateway-run bridge serial`` and ``msgflo-serial``
-    alike (gateway/bridges/serial/run.py)."""
+    alike (gateway/bridges/run.py)."""
 
     enabled: bool = True
     globs: tuple[str, ...] = ("/dev/serial/by-id/*",)
@@ -99,7 +99,7 @@ class SerialBridgeConfig:
     # Seconds between pings to each device; one that misses missed_pongs in a row is reopened.
     ping_interval: float = 5.0
     missed_pongs: int = 3
-    # USB serial number (or link name, or path) -> role
+    # USB serial number (or VID:PID, link name, path) -> role
     roles: tuple[tuple[str, str], ...] = ()
     # USB serial number, VID:PID, link name or path -> a device in line mode
     lines: tuple[tuple[str, LineDevice], ...] = ()

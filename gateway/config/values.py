@@ -210,7 +210,8 @@ def is_ble_address(text: str) -> bool:
 
 
 def is_serial(text: str) -> bool:
-    """A USB serial number, by-id link name or path, as the file spells it: printable text."""
+    """A USB serial number, VID:PID (``2341:0043``), by-id link name or path, as the file
+    spells it: printable text."""
     return text.isprintable() and not text.isspace()
 
 
