@@ -10,8 +10,7 @@ each call, and ``write`` blocks until everything is written.
 
 pyserial's open discards what the tty received before it (``reset_input_buffer``); the
 bridge's does not (:class:`_KeepingInput`): a hello that is already waiting is the quickest
-way to the device's description, and a device that restarts while the bridge reopens its port
-must be seen restarting.
+way to the device's description (without it the session waits ``hello_timeout``, then asks).
 """
 
 from __future__ import annotations
