@@ -119,7 +119,7 @@ def trouble(error: BaseException) -> Trouble:
     return Trouble.OTHER
 
 
-ADAPTER_TROUBLE = frozenset({Trouble.NO_ADAPTER, Trouble.OFF, Trouble.NO_BLUEZ})
+ADAPTER_TROUBLE = frozenset({Trouble.NO_ADAPTER, Trouble.OFF, Trouble.NO_BLUEZ, Trouble.BUSY})
 
 
 class BleakSource:
