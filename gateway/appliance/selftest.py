@@ -32,7 +32,7 @@ from pathlib import Path
 
 from gateway.appliance.credentials import group_name, user_name
 from gateway.appliance.secrets import Secrets, SecretsLayout, passphrase, runtime_secret, ssid
-from gateway.config import GatewayConfig
+from gateway.config import BridgesConfig, GatewayConfig
 from gateway.errors import GatewayError
 from gateway.wifi.hostapd_client import DEFAULT_CTRL, HostapdClient
 
@@ -70,7 +70,8 @@ SECRET_FILES = {
     "mosquitto.acl": (0o640, "root", "mosquitto"),
     "server.key": (0o640, "root", "mosquitto"),
     "coordinator.json": (0o640, "root", "msgflo-coordinator"),
-    "bridge-serial.json": (0o640, "root", "msgflo-bridge"),
+    # every bridge the config knows has its user, enabled or not (it may be enabled later)
+    **{f"bridge-{name}.json": (0o640, "root", "msgflo-bridge") for name in BridgesConfig.names()},
     "ca.crt": (0o644, "root", "root"),
     "server.crt": (0o644, "root", "root"),
 }
