@@ -5,6 +5,7 @@ callbacks as bleak's own backends do."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -113,6 +114,10 @@ async def bridge_running(
             yield bridge
 
 
+def adverts_are(bridge: BleBridge, count: int) -> bool:
+    return bridge.counts()["adverts"] == count
+
+
 def announced(probe: Probe, role: str) -> list[dict[str, Any]]:
     return [d["payload"] for d in probe.discovery() if d["payload"]["role"] == role]
 
@@ -197,8 +202,7 @@ async def test_five_thousand_phones_announce_nothing(mosquitto: Mosquitto, probe
                         },
                     }
                 )
-            expected = (batch + 1) * 100
-            await until(lambda: bridge.counts()["adverts"] == expected)
+            await until(functools.partial(adverts_are, bridge, (batch + 1) * 100))
         assert bridge.registry.size()["seen"] == 0
         assert bridge.registry.size()["undecodable"] <= 2048
         assert bridge.counts()["dropped"] == 0

@@ -114,13 +114,15 @@ async def serve(section: BleBridgeConfig, broker: BrokerUrl, source: Source) -> 
 
 
 async def scan(
-    section: BleBridgeConfig, source: Source, seconds: float, out: TextIO = sys.stdout
+    section: BleBridgeConfig, source: Source, seconds: float, out: TextIO | None = None
 ) -> int:
     """Print each device that decodes, once; the number printed."""
+    out = out or sys.stdout
     registry = Registry(section)
     listed: set[str] = set()
 
     def heard(advert: Advert) -> None:
+        assert out is not None
         if advert.address in listed or len(listed) >= MAX_LISTED:
             return
         reading = registry.decoder.decode(advert)
