@@ -323,3 +323,10 @@ def test_the_duty_cycle_advice_names_bluez_settings_in_slots() -> None:
     assert "ScanWindowAdvMonitor=48" in (duty_cycle_advice("[General]\n", ours, "passive") or "")
     conf = "[LE]\nScanWindowDiscovery=48\nScanIntervalDiscovery=0x1e0\n"
     assert duty_cycle_advice(conf, ours, "active") is None
+
+
+def test_the_adverts_of_a_gatt_device_are_left_to_its_own_task() -> None:
+    registry = Registry(section(roles=((ATC, "kitchen"),), gatt=((ATC, ()),)))
+    assert registry.observe(advert_of(vector("ATC1441 custom firmware (LYWSD03MMC)")), 0.0) is None
+    assert registry.sensors == {}
+    assert registry.seen(0.0) == []

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gateway.bridges.ble.advert import Advert
 from gateway.bridges.ble.registry import Outcome, Registry
@@ -106,19 +104,23 @@ class BleBridge:
     # -- GATT ------------------------------------------------------------------------------------
 
     def start_gatt(self, host: BridgeHost) -> None:
-        """GATT HOOK: one host task per device of ``section.gatt``, run by
-        ``gateway.bridges.ble.gatt.run_gatt_device(host, section, address, ports)``."""
-        if not self.section.gatt:
-            return
-        try:
-            gatt = importlib.import_module("gateway.bridges.ble.gatt")
-        except ImportError as error:
-            log.error("GATT devices configured but not supported here (%s)", error)
-            return
-        run: Callable[..., Any] = gatt.run_gatt_device
-        for address, ports in self.section.gatt:
-            job = functools.partial(run, host, self.section, address, ports)
-            host.start(f"gatt {address}", job)
+        """GATT HOOK: one host task per device of ``section.gatt``
+        (:func:`gateway.bridges.ble.gatt.run_gatt_device`), all sharing one connect lock: BlueZ
+        takes one connection attempt at a time. Their adverts are not the registry's."""
+        from gateway.bridges.ble import gatt
+
+        lock = asyncio.Lock()
+        for address, role, ports in gatt.configured_devices(self.section):
+            job = functools.partial(
+                gatt.run_gatt_device,
+                host,
+                address,
+                role,
+                ports,
+                adapter=self.section.adapter,
+                connect_lock=lock,
+            )
+            host.start(address, job)
 
     def counts(self) -> dict[str, int]:
         counts = {"dropped": self.dropped, "sent": self.sent}

@@ -130,6 +130,8 @@ class Registry:
     def observe(self, advert: Advert, now: float) -> Outcome | None:
         """What to do with ``advert`` heard at ``now`` (monotonic seconds); None: nothing."""
         self.counts.adverts += 1
+        if advert.address in self.gatt:
+            return None  # a GATT device: its own task announces it (gatt.py)
         key = _digest(advert)
         if key in self._undecodable:
             self._undecodable.move_to_end(key)
