@@ -3,7 +3,9 @@
 Starts a private Mosquitto on a free loopback port, then the coordinator on
 ``examples/demo.fbp``: it starts each simulated device (a climate sensor, a button, a
 threshold alarm, an LED display) as its own participant process from ``examples/components``,
-wires them as the graph says, and prints what the devices print. Ctrl-C stops everything.
+wires them as the graph says, and prints what the devices print. A BLE thermometer (role
+``fridge``) comes from the BLE bridge replaying ``examples/ble-replay.jsonl`` through the same
+pipeline a radio would feed (docs/ble.md). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.bridges import ble
+from gateway.bridges.ble.sources import ReplaySource
+from gateway.bridges.run import serve
 from gateway.broker import parse_broker_url
 from gateway.common.logs import ENV_LOGLEVEL, configure_logging
 from gateway.common.signals import run_daemon
+from gateway.config import BleBridgeConfig
 from gateway.coordinator.library import load_library, with_builtins
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
@@ -29,6 +35,12 @@ from gateway.mosquitto import Mosquitto, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEFAULT_RUNTIME_PORT = 3569
+# The replayed thermometer the graph names fridge; its values are sent again every 2 s, so
+# the display shows one soon after the coordinator has wired the edge.
+FRIDGE = BleBridgeConfig(
+    enabled=True, roles=(("A4:C1:38:D5:D4:98", "fridge"),), report_interval=2.0, period=10.0
+)
+REPLAY_SPEED = 4.0  # the recording's 12 s, four times faster
 
 
 def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
@@ -61,8 +73,14 @@ async def run_demo(
         async with asyncio.timeout(duration), asyncio.TaskGroup() as tasks:
             tasks.create_task(service.run())
             tasks.create_task(runtime.run())
+            tasks.create_task(replayed_ble(config))
     except TimeoutError:
         pass
+
+
+async def replayed_ble(config: ServiceConfig) -> None:
+    replay = ReplaySource(EXAMPLES / "ble-replay.jsonl", repeat=True, speed=REPLAY_SPEED)
+    await serve("ble", FRIDGE, config.broker, side=ble.device_side(FRIDGE, replay))
 
 
 def runtime_port() -> int:

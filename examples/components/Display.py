@@ -14,6 +14,7 @@ class Display(Participant):
                     {"id": "led", "type": "boolean"},
                     {"id": "humidity", "type": "number"},
                     {"id": "pressed", "type": "boolean"},
+                    {"id": "temperature", "type": "number", "description": "the fridge's"},
                 ],
                 "outports": [],
             },
@@ -22,6 +23,7 @@ class Display(Participant):
         self.led = False
         self.humidity: float | None = None
         self.presses = 0
+        self.fridge: float | None = None
 
     def process(self, inport: str, msg: Message) -> None:
         if inport == "led":
@@ -30,9 +32,15 @@ class Display(Participant):
             self.humidity = msg.data
         elif inport == "pressed":
             self.presses += 1
+        elif inport == "temperature":
+            self.fridge = msg.data
         humidity = "--" if self.humidity is None else f"{self.humidity}%"
+        fridge = "--" if self.fridge is None else f"{self.fridge} C"
         led = "ON " if self.led else "off"
-        print(f"LED {led} | humidity {humidity} | button presses {self.presses}", flush=True)
+        print(
+            f"LED {led} | humidity {humidity} | fridge {fridge} | button presses {self.presses}",
+            flush=True,
+        )
         self.ack(msg)
 
 

@@ -75,7 +75,7 @@ class DeviceParticipant:
         for port in definition.inports:
             await self.host.transport.subscribe(port.queue, self._delivered, qos=port.qos)
         if self.definition is definition:  # not replaced meanwhile
-            self.heard()
+            self.last_heard = self.host.clock()
             self.host.check_role(self)
             self.present = True
             self.host.publish_discovery(definition)
@@ -155,6 +155,9 @@ class BridgeHost:
         transport.add_connect_listener(self._republish_seen)
 
     async def run(self, main: Callable[[BridgeHost], Coroutine[Any, Any, None]]) -> None:
+        # The first values a device side sends would be dropped while the connection is still
+        # being made (QoS 0); devices wait for it as they would after a broker restart.
+        await self.transport.wait_connected()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group

@@ -46,8 +46,11 @@ def client_id(name: str) -> str:
     return f"msgflo-{name}-%i"  # %i: random hex digits, so two bridges never collide
 
 
-async def serve(name: str, section: Section, broker: BrokerUrl) -> None:
-    side = device_side(name, section)
+async def serve(
+    name: str, section: Section, broker: BrokerUrl, side: DeviceSide | None = None
+) -> None:
+    """Run bridge ``name``; ``side`` replaces its usual device side (the demo's BLE replay)."""
+    side = side or device_side(name, section)
     async with open_transport(broker, client_id=client_id(name)) as transport:
         await BridgeHost(name, transport, period=section.period).run(side)
 

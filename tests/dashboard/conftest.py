@@ -20,7 +20,7 @@ from gateway.coordinator.runtime_environment import RuntimeProtocolService, Runt
 from gateway.coordinator.service import CoordinatorService
 from gateway.dashboard.devices import SeenDevices
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
-from gateway.demo import EXAMPLES, demo_config
+from gateway.demo import EXAMPLES, demo_config, replayed_ble
 from gateway.graph import load_graph
 from gateway.mosquitto import LOOPBACK, Mosquitto, free_port
 from tests.conftest import Probe, probing
@@ -92,7 +92,11 @@ async def running_gateway(
     runtime = RuntimeProtocolService(
         service, RuntimeSettings(LOOPBACK, runtime_port, secret=secret, dashboard=dashboard)
     )
-    async with background(service.run()), background(runtime.run()):
+    async with (
+        background(service.run()),
+        background(runtime.run()),
+        background(replayed_ble(config)),
+    ):
         coordinator = service.coordinator
         await until(
             lambda: all(coordinator.registry.live(r) for r in DEMO_ROLES),
@@ -102,7 +106,7 @@ async def running_gateway(
         yield Gateway(f"http://{LOOPBACK}:{runtime_port}/", broker, service, runtime)
 
 
-DEMO_ROLES = ("climate", "button", "alarm", "display")
+DEMO_ROLES = ("climate", "button", "alarm", "display", "fridge")
 
 
 @pytest.fixture
