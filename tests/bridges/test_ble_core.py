@@ -94,6 +94,25 @@ def test_decoder_failures_are_counted_and_decode_nothing() -> None:
         assert decoder.counts.decoded == 0
 
 
+def test_phone_adverts_are_private_without_asking_the_decoder() -> None:
+    asked: list[str] = []
+
+    def counting(query: str) -> str | None:
+        asked.append(query)
+        return None
+
+    decoder = Decoder(decode_ble=counting, get_properties=lambda _: None)
+    microsoft = make_advert("11:22:33:44:55:66", manufacturer_data={0x0006: b"\x01\x09\x20"})
+    for advert in (phone(random.Random(1)), microsoft):
+        assert decoder.decode(advert) is None
+    assert (decoder.counts.private, decoder.counts.undecoded, asked) == (2, 2, [])
+    # An iBeacon is Apple's format too, and sensors send it: it is decoded.
+    ibeacon = bytes.fromhex("0215e2c56db5dffb48d2b060d0f5a71096e000010002c5")
+    beacon = make_advert("AA:BB:CC:DD:EE:FF", manufacturer_data={0x004C: ibeacon})
+    reading = Decoder().decode(beacon)
+    assert reading is not None and reading.model.id == "IBEACON"
+
+
 def test_decoded_values_that_are_not_plain_json_are_dropped() -> None:
     answer = json.dumps(
         {"model_id": "X", "tempc": 1.5, "big": 2**60, "text": "x" * 500, "list": [1], "batt": 9}
