@@ -20,6 +20,7 @@ from gateway.config.model import (
     BrokerConfig,
     CoordinatorConfig,
     GatewayConfig,
+    Rf433BridgeConfig,
     RuntimeConfig,
     SerialBridgeConfig,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "CoordinatorConfig",
     "GatewayConfig",
+    "Rf433BridgeConfig",
     "RuntimeConfig",
     "SerialBridgeConfig",
     "dump_config",

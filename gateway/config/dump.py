@@ -12,7 +12,12 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from gateway.common.yaml12 import dump_yaml
-from gateway.config.model import BleBridgeConfig, GatewayConfig, SerialBridgeConfig
+from gateway.config.model import (
+    BleBridgeConfig,
+    GatewayConfig,
+    Rf433BridgeConfig,
+    SerialBridgeConfig,
+)
 
 
 def _plain(value: object) -> object:
@@ -33,6 +38,8 @@ def _field(owner: object, name: str) -> object:
         (SerialBridgeConfig, "lines"),
         (BleBridgeConfig, "roles"),
         (BleBridgeConfig, "gatt"),
+        (Rf433BridgeConfig, "roles"),
+        (Rf433BridgeConfig, "windows"),
     )
     if any(isinstance(owner, kind) and name == key for kind, key in pairs):
         return {key: _plain(item) for key, item in value}  # sorted pairs, as the file spells it

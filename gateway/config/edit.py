@@ -29,6 +29,7 @@ from gateway.errors import GatewayError
 DEVICE_KEYS: dict[str, tuple[Callable[[str], bool], str]] = {
     "serial": (v.is_serial, "a serial number or link name"),
     "ble": (v.is_ble_address, "a BLE address (AA:BB:CC:DD:EE:FF)"),
+    "rf433": (v.is_rf433_key, "a 433 MHz device key (MODEL/CHANNEL/ID)"),
 }
 
 

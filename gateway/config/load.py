@@ -34,6 +34,7 @@ from gateway.config.model import (
     GattPort,
     LineDevice,
     LinePort,
+    Rf433BridgeConfig,
     RuntimeConfig,
     SerialBridgeConfig,
 )
@@ -318,6 +319,33 @@ GATT: dict[str, Reader] = {
 }
 
 
+# The 433 MHz bridge's rtl_433 options (docs/rf433.md).
+_FREQUENCY = re.compile(r"[0-9]+(?:\.[0-9]+)?[kMG]?")
+
+
+def _rf433_frequency(value: object) -> str:
+    """rtl_433's -f: Hz, or a number with k, M or G (``433.92M``)."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not _FREQUENCY.fullmatch(text):
+        raise v.expected("a frequency such as 433.92M or 868300000", value)
+    return text
+
+
+def _rf433_device(value: object) -> str:
+    """rtl_433's -d: a dongle index, ``:SERIAL``, or a SoapySDR query."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return v.label(value)
+
+
+def _rf433_protocol(value: object) -> int:
+    """rtl_433's -R: a decoder number, negative to disable one."""
+    number = v.integer(-9999, 9999)(value)
+    if number == 0:
+        raise v.InvalidValueError("protocol 0 would disable every decoder; list the ones wanted")
+    return number
+
+
 # The serial bridge's line mode: how text lines become messages (docs/serial-bridge.md).
 LINE_KINDS = ("pattern", "key", "nmea")
 NMEA_SENTENCES = ("GGA", "RMC")
@@ -498,6 +526,22 @@ def _schema(base: Path) -> Reader:
         "adopt": records(section(BleAdoptRule, BLE_ADOPT), "adopt rules"),
         "gatt": keyed(v.is_ble_address, "BLE address", _gatt_ports),
     }
+    rf433 = {
+        "enabled": scalar(v.boolean),
+        "program": scalar(v.label),
+        "device": scalar(v.optional(_rf433_device)),
+        "frequency": scalar(_rf433_frequency),
+        "protocols": records(scalar(_rf433_protocol), "rtl_433 protocol numbers"),
+        "period": scalar(v.seconds),
+        "timeout": scalar(v.seconds),
+        "window": scalar(v.seconds),
+        "windows": keyed(v.is_rf433_key, "433 MHz device key", scalar(v.seconds)),
+        "swap_after": scalar(v.optional(v.seconds)),
+        "max_heard": scalar(v.integer(1, 10_000)),
+        "roles": roles(v.is_rf433_key, "433 MHz device key (MODEL/CHANNEL/ID)"),
+        "replay": records(path, "sample files"),
+        "replay_interval": scalar(v.seconds),
+    }
     access_point = {
         "enabled": scalar(v.boolean),
         "interface": scalar(v.netdev),
@@ -517,7 +561,11 @@ def _schema(base: Path) -> Reader:
         "runtime": section(RuntimeConfig, runtime),
         "bridges": section(
             BridgesConfig,
-            {"serial": section(SerialBridgeConfig, serial), "ble": section(BleBridgeConfig, ble)},
+            {
+                "serial": section(SerialBridgeConfig, serial),
+                "ble": section(BleBridgeConfig, ble),
+                "rf433": section(Rf433BridgeConfig, rf433),
+            },
         ),
         "access_point": section(AccessPointConfig, access_point, _finish_access_point),
     }

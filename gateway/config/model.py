@@ -150,11 +150,34 @@ class BleBridgeConfig:
 
 
 @dataclass(frozen=True)
+class Rf433BridgeConfig:
+    """What the 433 MHz bridge is told (gateway/bridges/rf433/, docs/rf433.md)."""
+
+    enabled: bool = False
+    program: str = "rtl_433"  # the rtl_433 to run (a name on PATH or a path)
+    device: str | None = None  # rtl_433 -d: an index, ":SERIAL" or a SoapySDR query; None: first
+    frequency: str = "433.92M"  # rtl_433 -f: Hz, or with k, M or G
+    protocols: tuple[int, ...] = ()  # rtl_433 -R each: decoders to enable (negative: disable)
+    period: float = 60.0
+    timeout: float = 600.0  # a device not heard for this long is withdrawn (back when heard)
+    window: float = 1.5  # seconds within which identical packets of a device are one message
+    windows: tuple[tuple[str, float], ...] = ()  # device key (may end in /*) -> its window
+    # An adopted id silent while one new id of its model and channel is heard for this long:
+    # the new id takes the role (a battery swap). None: never.
+    swap_after: float | None = 300.0
+    max_heard: int = 256  # devices listed as heard and not adopted (the most recent ones)
+    roles: tuple[tuple[str, str], ...] = ()  # device key (MODEL/CHANNEL/ID or .../*) -> role
+    replay: tuple[Path, ...] = ()  # recorded sample files rtl_433 reads (-r) instead of a dongle
+    replay_interval: float = 10.0  # seconds between two passes over the replay files
+
+
+@dataclass(frozen=True)
 class BridgesConfig:
     """One entry per bridge daemon; each runs as ``msgflo-bridge@<name>.service`` when enabled."""
 
     serial: SerialBridgeConfig = field(default_factory=SerialBridgeConfig)
     ble: BleBridgeConfig = field(default_factory=BleBridgeConfig)
+    rf433: Rf433BridgeConfig = field(default_factory=Rf433BridgeConfig)
 
     def enabled(self) -> tuple[str, ...]:
         return tuple(name for name in self.names() if getattr(self, name).enabled)

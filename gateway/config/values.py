@@ -209,6 +209,17 @@ def is_ble_address(text: str) -> bool:
     return bool(_BLE_ADDRESS.fullmatch(text))
 
 
+def is_rf433_key(text: str) -> bool:
+    """A 433 MHz device key as ``msgflo-rf433 heard`` prints it: ``MODEL[:SUBTYPE]/CHANNEL/ID``
+    (``-`` for a channel or id the decoder does not give), the id may be ``*`` (docs/rf433.md)."""
+    parts = text.split("/")
+    if len(parts) != 3 or not all(parts) or "*" in parts[0] + parts[1]:
+        return False
+    if parts[2] != "*" and "*" in parts[2]:
+        return False
+    return all(ch.isprintable() and not ch.isspace() for ch in text)
+
+
 def is_serial(text: str) -> bool:
     """A USB serial number, VID:PID (``2341:0043``), by-id link name or path, as the file
     spells it: printable text."""

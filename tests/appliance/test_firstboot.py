@@ -93,7 +93,14 @@ def test_first_boot_makes_everything_and_the_second_changes_nothing(setup: Setup
     ):
         assert value in info
     hashes = parse_password_file(layout.passwd.read_text())
-    assert set(hashes) == {"coordinator", "admin", "web", "bridge-serial", "bridge-ble"}
+    assert set(hashes) == {
+        "coordinator",
+        "admin",
+        "web",
+        "bridge-serial",
+        "bridge-ble",
+        "bridge-rf433",
+    }
     assert (setup.data / "secrets" / "coordinator.json").exists()
     assert verify_password(secrets.mqtt_passwords["admin"], hashes["admin"])
     before = setup.snapshot()

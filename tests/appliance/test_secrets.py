@@ -103,7 +103,16 @@ def test_users_and_their_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     config = GatewayConfig(broker=BrokerConfig(roles=("lamp", "admin", "a+b")))
     with caplog.at_level(logging.WARNING):
         names = user_names(config, ("button", "lamp", "bridge-x"))
-    assert names == ("coordinator", "admin", "web", "bridge-serial", "bridge-ble", "lamp", "button")
+    assert names == (
+        "coordinator",
+        "admin",
+        "web",
+        "bridge-serial",
+        "bridge-ble",
+        "bridge-rf433",
+        "lamp",
+        "button",
+    )
     assert "'a+b'" in caplog.text and "'bridge-x'" in caplog.text
     assert [(r.access, r.pattern) for r in user_for("coordinator").rules] == [
         (Access.READWRITE, "#")
