@@ -52,28 +52,29 @@ static void report(const msgflo::ook::Code& code) {
   sent.sendJson(json);
 }
 
-static void refuse(msgflo::ook::ParseError reason) {
+static msgflo::FlashText reasonText(msgflo::ook::ParseError reason) {
   using msgflo::ook::ParseError;
   switch (reason) {
     case ParseError::kEmpty:
-      error.send(F("empty command"));
-      break;
+      return F("empty command");
     case ParseError::kUnknownProtocol:
-      error.send(F("unknown protocol: nexa, ev1527 or rc1..rc6"));
-      break;
+      return F("unknown protocol: nexa, ev1527 or rc1..rc6");
     case ParseError::kBadNumber:
-      error.send(F("not a number (decimal or 0x hex, 32 bits)"));
-      break;
+      return F("not a number (decimal or 0x hex, 32 bits)");
     case ParseError::kOutOfRange:
-      error.send(F("out of range (house 26 bits, unit 0..15, bits 1..32, repeats x1..x30)"));
-      break;
+      return F("out of range (house 26 bits, unit 0..15, bits 1..32, x1..x30)");
     case ParseError::kBadState:
-      error.send(F("on or off expected"));
-      break;
+      return F("on or off expected");
     default:
-      error.send(F("missing or extra words"));
-      break;
+      return F("missing or extra words");
   }
+}
+
+// The reason as a JSON string, as the port's type says.
+static void refuse(msgflo::ook::ParseError reason) {
+  msgflo::JsonBuffer<72> json;
+  msgflo::JsonWriter(json).string(reasonText(reason));
+  error.sendJson(json);
 }
 
 static void onCode(const uint8_t* payload, size_t length, void*) {
@@ -96,7 +97,7 @@ void setup() {
   participant.setIcon(F("plug"));
   participant.setVersion(F("1.0.0"));
   participant.inport(F("code"), F("string"), onCode);
-  sent = participant.outport(F("sent"), F("string"));
+  sent = participant.outport(F("sent"), F("object"));
   error = participant.outport(F("error"), F("string"));
   participant.begin(serialLink);
 }
