@@ -135,20 +135,20 @@ async def test_an_adopted_weather_sensor_sends_noise_nothing_repeats_collapse(
     config = section(roles=((GARDEN, "garden"), (BELL, "bell")), replay=(samples,))
     for topic in (
         "fbp",
-        "garden/temperature_C",
+        "garden/temperature_c",
         "garden/humidity",
         "bell/cmd",
         seen_topic("rf433"),
     ):
         await probe.watch(topic)
     async with bridge_running(mosquitto.url, config) as bridge:
-        assert json.loads((await probe.wait_count("garden/temperature_C", 1))[0]) == 21.5
+        assert json.loads((await probe.wait_count("garden/temperature_c", 1))[0]) == 21.5
         assert json.loads((await probe.wait_count("garden/humidity", 1))[0]) == 40
         assert json.loads((await probe.wait_count("bell/cmd", 1))[0]) == 5
         await until(lambda: bridge.registry.counts.events == expected_lines, what="every line")
         (garden, *_) = announced(probe, "garden")
         assert garden["component"] == "rf433/Nexus-TH"
-        assert [p["id"] for p in garden["outports"]] == ["battery_ok", "temperature_C", "humidity"]
+        assert [p["id"] for p in garden["outports"]] == ["battery_ok", "temperature_c", "humidity"]
 
         def seen_ids() -> set[str]:
             lists = probe.received[seen_topic("rf433")]
@@ -165,7 +165,7 @@ async def test_a_weather_sensor_feeds_a_graph_run_by_the_coordinator(
     mosquitto: Mosquitto, probe: Probe, tmp_path: Path
 ) -> None:
     samples = signals.write_ook(tmp_path / "w.ook", [weather(temperature=-4.5)])
-    graph = "garden(rf433/Nexus-TH) temperature_C -> IN r(Relay)"
+    graph = "garden(rf433/Nexus-TH) TEMPERATURE_C -> IN r(Relay)"
     await probe.watch("r/out")
     config = section(roles=((GARDEN, "garden"),), replay=(samples,), replay_interval=2.0)
     url = parse_broker_url(mosquitto.url)
@@ -174,7 +174,7 @@ async def test_a_weather_sensor_feeds_a_graph_run_by_the_coordinator(
         serving(mosquitto.url, [Relay("r")], discovery_period=PERIOD),
         bridge_running(mosquitto.url, config),
     ):
-        edges = parse_fbp(graph, case_sensitive=True)
+        edges = parse_fbp(graph)
         coordinator = Coordinator(transport, edges, options=CoordinatorOptions(1.5))
         async with background(coordinator.run()):
             await until(lambda: sum(s.resolved for s in coordinator.edge_states()) == 1)
@@ -183,16 +183,16 @@ async def test_a_weather_sensor_feeds_a_graph_run_by_the_coordinator(
 
 async def test_a_swapped_id_keeps_its_role(mosquitto: Mosquitto, probe: Probe, fifo: Fifo) -> None:
     config = section(roles=((GARDEN, "garden"),), swap_after=0.3, replay=(fifo.path,))
-    for topic in ("fbp", "garden/temperature_C"):
+    for topic in ("fbp", "garden/temperature_c"):
         await probe.watch(topic)
     async with bridge_running(mosquitto.url, config) as bridge:
         await fifo.send(weather())
-        assert await probe.next_json("garden/temperature_C") == 21.5
+        assert await probe.next_json("garden/temperature_c") == 21.5
         await fifo.send(weather(id=201, temperature=19.0))  # new batteries, new id
         await until(lambda: "Nexus-TH/1/201" in {s.id for s in bridge.registry.seen(0.0)})
         await asyncio.sleep(0.4)  # swap_after: heard for that long
         await fifo.send(weather(id=201, temperature=19.5))
-        assert await probe.next_json("garden/temperature_C") == 19.5
+        assert await probe.next_json("garden/temperature_c") == 19.5
         assert bridge.registry.counts.moved == 1
         await until(lambda: announced(probe, "garden")[-1]["label"].endswith("Nexus-TH/1/201"))
         assert {d["payload"]["id"] for d in probe.discovery()} == {"garden-rf433"}
@@ -202,16 +202,16 @@ async def test_rtl_433_killed_mid_stream_is_started_again(
     mosquitto: Mosquitto, probe: Probe, fifo: Fifo, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = section(roles=((GARDEN, "garden"),), replay=(fifo.path,))
-    await probe.watch("garden/temperature_C")
+    await probe.watch("garden/temperature_c")
     async with bridge_running(mosquitto.url, config) as bridge:
         await fifo.send(weather())
-        assert await probe.next_json("garden/temperature_C") == 21.5
+        assert await probe.next_json("garden/temperature_c") == 21.5
         process = child(bridge).process
         assert process is not None
         process.kill()
         await until(lambda: child(bridge).starts == 2, what="rtl_433 started again")
         await fifo.send(weather(temperature=22.5))
-        assert await probe.next_json("garden/temperature_C") == 22.5
+        assert await probe.next_json("garden/temperature_c") == 22.5
         assert "rtl_433 exited with status -9" in caplog.text
         last = child(bridge).process
         assert last is not None

@@ -118,8 +118,8 @@ def test_an_adopted_sensor_has_one_outport_per_field() -> None:
     definition = report.slot.definition
     assert definition is not None
     assert definition.component == "rf433/Nexus-TH"
-    assert [p.id for p in definition.outports] == ["battery_ok", "temperature_C", "humidity"]
-    assert dict(report.values) == {"battery_ok": b"1", "temperature_C": b"21.5", "humidity": b"40"}
+    assert [p.id for p in definition.outports] == ["battery_ok", "temperature_c", "humidity"]
+    assert dict(report.values) == {"battery_ok": b"1", "temperature_c": b"21.5", "humidity": b"40"}
     assert reg.seen(0.0) == []
 
 
@@ -131,7 +131,7 @@ def test_repeats_collapse_but_a_changed_value_in_the_window_is_sent() -> None:
         assert repeat is not None and repeat.values == () and not repeat.announce
     changed = reg.observe(event(temperature_C=21.6), 0.8)
     assert changed is not None
-    assert dict(changed.values)["temperature_C"] == b"21.6"
+    assert dict(changed.values)["temperature_c"] == b"21.6"
     later = reg.observe(event(temperature_C=21.6), 0.8 + 1.6)  # past the window: a new reading
     assert later is not None and later.values
     assert reg.counts.repeats == 3
@@ -184,7 +184,7 @@ def test_a_battery_swap_moves_the_role_to_the_new_id(caplog: pytest.LogCaptureFi
         moved = reg.observe(event(id=201, temperature_C=19.0), 95.0)
     assert moved is not None and moved.announce
     assert moved.slot.holder == "Nexus-TH/1/201" and moved.slot.role == "garden"
-    assert dict(moved.values)["temperature_C"] == b"19.0"
+    assert dict(moved.values)["temperature_c"] == b"19.0"
     assert "takes role garden from Nexus-TH/1/136" in caplog.text
     assert '{"Nexus-TH/1/201": garden}' in caplog.text
     assert reg.counts.moved == 1

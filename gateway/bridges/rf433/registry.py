@@ -333,7 +333,9 @@ def _content(event: RadioEvent) -> bytes:
 
 
 def _port(name: str) -> str:
-    return _PORT_BAD.sub("_", name)[:64] or "_"
+    """The port of field ``name``, lower case: .fbp graphs name ports in any case and the
+    parser lower-cases them (``garden TEMPERATURE_C -> ...`` is ``temperature_c``)."""
+    return _PORT_BAD.sub("_", name.lower())[:64] or "_"
 
 
 def _type(value: Value) -> str:
