@@ -15,7 +15,7 @@ Three layers, each against a reference that is not the generator itself:
 
 The waveform tolerance is 40 us per edge. The sketch changes the pin from loop() when micros()
 (4 us steps) passes an edge's deadline, so each edge is late by up to one loop() iteration
-(measured up to ~26 us: micros(), the next edge's computation with a 32-bit shift,
+(measured up to ~30 us: micros(), the next edge's computation with a 32-bit shift,
 digitalWrite); a duration is the difference of two such delays. The deadlines follow the
 schedule, not the last edge, so errors do not add up: the whole transmission's span must match
 within the same 40 us. Receivers take far more (rtl_433's decoders for these families accept
@@ -289,9 +289,38 @@ async def run_scenario(probe: Probe, trace_file: Path, tmp_path: Path) -> None:
     (pulses := tmp_path / "ev1527-pin.ook").write_text(pulse_data([*got, want[-1]]))
     assert ev1527_decoded(pulses) == [["{25}5a5a5a0"]] * 3
 
+    # A command that arrives while one is on air waits for it (the board keeps reading serial in
+    # the pauses), then goes out whole right after it.
+    await command_while_on_air(probe, trace_file)
+
     # A bad command: refused with a reason, nothing on the pin.
     clear(trace_file)
     probe.transport.publish(f"{ROLE}/code", json.dumps("nexa 99999999 1 on").encode())
     reason = await probe.next_json(f"{ROLE}/error", timeout=10)
     assert reason.startswith("out of range"), reason
     assert trace(trace_file) == []
+
+
+async def command_while_on_air(probe: Probe, trace_file: Path) -> None:
+    first = nexa(12345678, group=False, on=False, unit=1, repeats=30)  # 2.4 s simulated
+    second = protocol1("010110100101101001011010", repeats=2)
+    sent = f"{ROLE}/sent"
+    before = len(probe.received[sent])
+    clear(trace_file)
+    probe.transport.publish(f"{ROLE}/code", json.dumps("nexa 12345678 1 off x30").encode())
+    await until(lambda: len(trace(trace_file)) > 20, 10, "the first command on air")
+    probe.transport.publish(f"{ROLE}/code", json.dumps("ev1527 0x5A5A5A x2").encode())
+    assert len(trace(trace_file)) < len(first) // 2, "the first command ended too soon"
+    await until(lambda: len(probe.received[sent]) >= before + 2, 30, "both commands sent")
+    reports = [json.loads(payload) for payload in probe.received[sent][before:]]
+    assert [report["protocol"] for report in reports] == ["nexa", "rc1"]
+    total = len(first) + len(second) - 1
+    await until(lambda: len(waveform(trace(trace_file))) >= total, 5, "the edges")
+    got = waveform(trace(trace_file))
+    check_waveform(got[: len(first) - 1], first)
+    check_waveform(got[len(first) :], second)
+    # The first's final pause (10.4 ms) ends when the second starts: it was waiting, not sent
+    # after a round trip of its own.
+    level, pause = got[len(first) - 1]
+    assert not level
+    assert 40 * 260 - TOLERANCE_US <= pause <= 40 * 260 + 5000, pause

@@ -17,14 +17,15 @@
 // to the module's ANT pad.
 //
 // Timing: the pin follows micros() from loop() and never waits; serial frames are handled only
-// while the next edge is more than kSerialGapUs away (the syncs and pauses between
-// repetitions), so a frame never stretches a pulse. The UART keeps 64 bytes meanwhile.
+// while the next edge is more than kSerialGapUs away (the ~10 ms pauses between repetitions),
+// so a frame never stretches a pulse, even a reply that waits for room in the UART's send
+// buffer. The UART's receive buffer keeps 64 bytes meanwhile.
 
 #include <Msgflo.h>
 #include <MsgfloOok.h>
 
 static const uint8_t kTxPin = 10;
-static const uint32_t kSerialGapUs = 2000;
+static const uint32_t kSerialGapUs = 5000;
 
 static msgflo::SerialLink<> serialLink(Serial);
 static msgflo::StaticParticipant<1, 2> participant;
