@@ -10,7 +10,15 @@ root="${1:-/}"
 install -d "$root/etc/systemd/system" "$root/etc/udev/rules.d" "$root/etc/systemd/journald.conf.d" \
     "$root/etc/sysctl.d" "$root/etc/systemd/network" "$root/etc/msgflo-gateway" \
     "$root/usr/lib/sysusers.d"
-install -m 644 "$here"/systemd/* "$root/etc/systemd/system/"
+for unit in "$here"/systemd/*; do
+    if [ -d "$unit" ]; then
+        # Drop-ins: one bridge instance's extra rights, the gateway's settings for BlueZ.
+        install -d "$root/etc/systemd/system/${unit##*/}"
+        install -m 644 "$unit"/*.conf "$root/etc/systemd/system/${unit##*/}/"
+    else
+        install -m 644 "$unit" "$root/etc/systemd/system/"
+    fi
+done
 install -m 644 "$here/udev/90-msgflo-ap.rules" "$root/etc/udev/rules.d/"
 install -m 644 "$here/system/journald.conf" "$root/etc/systemd/journald.conf.d/msgflo-gateway.conf"
 install -m 644 "$here/system/sysctl.conf" "$root/etc/sysctl.d/50-msgflo-gateway.conf"
@@ -26,10 +34,10 @@ fi
 if [ "$root" = / ] || [ "$root" = "" ]; then
     systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
         msgflo-coordinator.service msgflo-dashboard.socket msgflo-bridge@serial.service \
-        msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path >/dev/null 2>&1
+        msgflo-bridge@ble.service msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path >/dev/null 2>&1
 else
     systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
         msgflo-broker.service msgflo-coordinator.service msgflo-dashboard.socket \
-        msgflo-bridge@serial.service msgflo-clock.service msgflo-clock.timer \
-        msgflo-users.path msgflo-adopt.path >/dev/null 2>&1
+        msgflo-bridge@serial.service msgflo-bridge@ble.service msgflo-clock.service \
+        msgflo-clock.timer msgflo-users.path msgflo-adopt.path >/dev/null 2>&1
 fi

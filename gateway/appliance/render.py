@@ -1,4 +1,5 @@
-"""The texts of mosquitto.conf, its ACL file, hostapd.conf and dnsmasq.conf: pure functions.
+"""The texts of mosquitto.conf, its ACL file, hostapd.conf, dnsmasq.conf and BlueZ's main.conf:
+pure functions.
 
 They take the typed config and secrets and return text; writing it (atomically) is the
 caller's job. Values that end up in these line-based files are checked for line breaks first,
@@ -23,6 +24,7 @@ PERSISTENCE_FILE = "mosquitto.db"
 PACKET_OVERHEAD = 4096
 DHCP_LEASE_TIME = "12h"
 SSID_MAX_BYTES = 32
+BLUEZ_SLOT_MS = 0.625  # BlueZ's [LE] scan values count the controller's 0.625 ms slots
 
 
 def mosquitto_conf(
@@ -161,6 +163,24 @@ def dnsmasq_conf(config: GatewayConfig, run_dir: Path) -> str:
         "dhcp-authoritative",
         f"dhcp-leasefile={_line(str(run_dir / 'dnsmasq.leases'))}",
         f"pid-file={_line(str(run_dir / 'dnsmasq.pid'))}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def bluez_main_conf(config: GatewayConfig) -> str:
+    """BlueZ's main.conf with the BLE bridge's scan duty cycle (docs/ble.md) for both kinds of
+    LE scan: discovery (active) and advertisement monitors (passive). The rest stays BlueZ's
+    default. Rendered even with the bridge off: the values then only matter to other scanners.
+    """
+    ble = config.bridges.ble
+    window = round(ble.scan_window_ms / BLUEZ_SLOT_MS)
+    interval = round(ble.scan_interval_ms / BLUEZ_SLOT_MS)
+    lines = [
+        "# Rendered by gateway-run bluetooth-conf from gateway.yaml (bridges.ble) at each start of",
+        "# bluetooth.service; edit gateway.yaml, not this file.",
+        "[LE]",
+        *(f"ScanWindow{kind}={window}" for kind in ("Discovery", "AdvMonitor")),
+        *(f"ScanInterval{kind}={interval}" for kind in ("Discovery", "AdvMonitor")),
     ]
     return "\n".join(lines) + "\n"
 

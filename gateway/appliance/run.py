@@ -9,6 +9,7 @@ a command line (``ps`` shows it to every user)::
     gateway-run bridge serial       a device bridge
     gateway-run ap                  the WiFi access point (execs hostapd)
     gateway-run dhcp                DHCP and the gateway's name on the access point (dnsmasq)
+    gateway-run bluetooth-conf      BlueZ's main.conf with the BLE scan duty cycle (run dir)
     gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
     gateway-run users               give every role of the graph its broker user (as root)
     gateway-run adopt               apply the dashboard's adoption requests to gateway.yaml
@@ -191,6 +192,13 @@ def dhcp(args: argparse.Namespace, config: GatewayConfig) -> int:
     os.execvp("dnsmasq", ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"])
 
 
+def bluetooth_conf(args: argparse.Namespace, config: GatewayConfig) -> int:
+    """main.conf for bluetoothd (bluetooth.service's drop-in runs this before each start; the
+    image's /etc/bluetooth/main.conf links to the file in its runtime directory)."""
+    write_atomic(run_dir(args) / "main.conf", render.bluez_main_conf(config), mode=0o644)
+    return 0
+
+
 def selftest(args: argparse.Namespace, config: GatewayConfig) -> int:
     from gateway.appliance.selftest import run_selftest
 
@@ -206,6 +214,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, GatewayConfig], int]] = {
     "adopt": adopt,
     "ap": access_point,
     "dhcp": dhcp,
+    "bluetooth-conf": bluetooth_conf,
     "selftest": selftest,
 }
 
@@ -222,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="where rendered configs go (default $RUNTIME_DIRECTORY)"
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("broker", "ap", "dhcp", "selftest"):
+    for name in ("broker", "ap", "dhcp", "bluetooth-conf", "selftest"):
         sub.add_parser(name)
     sub.add_parser("coordinator").add_argument(
         "--adopt-by-request",

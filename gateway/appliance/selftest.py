@@ -52,6 +52,7 @@ SECURITY_UNITS = (
     "msgflo-broker.service",
     "msgflo-coordinator.service",
     "msgflo-bridge@serial.service",
+    "msgflo-bridge@ble.service",
     "msgflo-users.service",
     "msgflo-adopt.service",
     "msgflo-ap.service",

@@ -9,10 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.render import dnsmasq_conf, hostapd_conf, mosquitto_acl, mosquitto_conf
+from gateway.appliance.render import (
+    bluez_main_conf,
+    dnsmasq_conf,
+    hostapd_conf,
+    mosquitto_acl,
+    mosquitto_conf,
+)
 from gateway.appliance.secrets import generate_secrets
 from gateway.appliance.users import user_for
-from gateway.config.model import AccessPointConfig, BrokerConfig, GatewayConfig
+from gateway.bridges.ble.sources import duty_cycle_advice
+from gateway.config.model import (
+    AccessPointConfig,
+    BleBridgeConfig,
+    BridgesConfig,
+    BrokerConfig,
+    GatewayConfig,
+)
 from gateway.errors import ApplianceError
 
 SECRETS = generate_secrets(("coordinator",))
@@ -135,3 +148,21 @@ def test_dnsmasq_accepts_the_rendered_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "syntax check OK" in done.stderr
+
+
+def test_bluez_main_conf_gives_the_ble_duty_cycle_in_slots() -> None:
+    ble = BleBridgeConfig(scan_window_ms=30, scan_interval_ms=300)
+    config = replace(GatewayConfig(), bridges=replace(BridgesConfig(), ble=ble))
+    text = bluez_main_conf(config)
+    assert "[LE]\n" in text
+    for line in ("ScanWindowDiscovery=48", "ScanIntervalDiscovery=480"):
+        assert f"\n{line}\n" in text
+    for line in ("ScanWindowAdvMonitor=48", "ScanIntervalAdvMonitor=480"):
+        assert f"\n{line}\n" in text
+    # The bridge reads main.conf at start: what is rendered is what it asks for.
+    assert duty_cycle_advice(text, ble, "passive") is None
+    assert duty_cycle_advice(text, ble, "active") is None
+    slower = replace(ble, scan_window_ms=50, scan_interval_ms=1000)
+    assert "ScanWindowAdvMonitor=80" in bluez_main_conf(
+        replace(config, bridges=replace(BridgesConfig(), ble=slower))
+    )

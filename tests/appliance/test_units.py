@@ -34,7 +34,7 @@ def words(name: str, section: str, key: str) -> set[str]:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_accepts_every_unit() -> None:
-    files = sorted(str(p) for p in UNITS.iterdir())
+    files = sorted(str(p) for p in UNITS.iterdir() if p.is_file())  # not the drop-in folders
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *files],
         capture_output=True,
@@ -228,3 +228,20 @@ def test_systemd_rates_every_unit_ok_or_better(name: str, tmp_path: Path) -> Non
     rated = exposure(result.stdout)
     assert rated is not None, result.stdout + result.stderr
     assert rated[0] < MAX_EXPOSURE and rated[1] in ("OK", "SAFE", "PERFECT"), (name, rated)
+
+
+def test_only_the_ble_bridge_may_reach_bluez_and_only_the_serial_bridge_udev() -> None:
+    """Drop-ins widen one instance each: the BLE bridge joins BlueZ's D-Bus policy group, the
+    serial bridge may open udev's netlink socket (else it polls); the template gives neither."""
+    template = "msgflo-bridge@.service"
+    assert "bluetooth" not in words(template, "Service", "SupplementaryGroups")
+    assert "AF_NETLINK" not in words(template, "Service", "RestrictAddressFamilies")
+    ble = unit("msgflo-bridge@ble.service.d/bluetooth.conf")
+    assert ble.get("Service", "SupplementaryGroups") == "bluetooth"
+    assert "bluetooth.service" in ble.get("Unit", "After")
+    serial = words("msgflo-bridge@serial.service.d/udev.conf", "Service", "RestrictAddressFamilies")
+    assert serial == words(template, "Service", "RestrictAddressFamilies") | {"AF_NETLINK"}
+    install = (UNITS.parent / "install.sh").read_text(encoding="utf-8")
+    assert install.count("msgflo-bridge@ble.service") == 2  # enabled on / and in an image root
+    bluez = unit("bluetooth.service.d/msgflo-gateway.conf")
+    assert "bluetooth-conf" in bluez.get("Service", "ExecStartPre")
