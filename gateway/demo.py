@@ -5,7 +5,9 @@ Starts a private Mosquitto on a free loopback port, then the coordinator on
 threshold alarm, an LED display) as its own participant process from ``examples/components``,
 wires them as the graph says, and prints what the devices print. A BLE thermometer (role
 ``fridge``) comes from the BLE bridge replaying ``examples/ble-replay.jsonl`` through the same
-pipeline a radio would feed (docs/ble.md). Ctrl-C stops everything.
+pipeline a radio would feed (docs/ble.md), and a 433 MHz weather sensor (role ``garden``) from
+the 433 MHz bridge running the real rtl_433 on ``examples/rf433-replay.ook`` in a loop
+(docs/rf433.md). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -18,19 +20,19 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.bridges import ble
+from gateway.bridges import ble, rf433
 from gateway.bridges.ble.sources import ReplaySource
 from gateway.bridges.run import serve
 from gateway.broker import parse_broker_url
 from gateway.common.logs import ENV_LOGLEVEL, configure_logging
 from gateway.common.signals import run_daemon
-from gateway.config import BleBridgeConfig
+from gateway.config import BleBridgeConfig, Rf433BridgeConfig
 from gateway.coordinator.library import load_library, with_builtins
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.errors import GatewayError
-from gateway.graph import load_graph
+from gateway.graph import read_fbp
 from gateway.mosquitto import Mosquitto, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -41,6 +43,14 @@ FRIDGE = BleBridgeConfig(
     enabled=True, roles=(("A4:C1:38:D5:D4:98", "fridge"),), report_interval=2.0, period=10.0
 )
 REPLAY_SPEED = 4.0  # the recording's 12 s, four times faster
+# The weather sensor in the garden: rtl_433 decodes its recorded signal every 3 s.
+GARDEN = Rf433BridgeConfig(
+    enabled=True,
+    roles=(("Nexus-TH/2/90", "garden"),),
+    replay=(EXAMPLES / "rf433-replay.ook",),
+    replay_interval=3.0,
+    period=10.0,
+)
 
 
 def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
@@ -59,6 +69,19 @@ def demo_config(broker_url: str, examples: Path) -> tuple[ServiceConfig, Path]:
     return config, graph_path
 
 
+# The radio devices the laptop demo adds to examples/demo.fbp (the kit's first graph, which has
+# none: on the kit, radio devices are real ones the user adopts).
+RADIO_NODES = """
+fridge(ble/LYWSD03MMC/MJWSD05MMC_ATC) TEMPC -> TEMPERATURE display
+garden(rf433/Nexus-TH) TEMPERATURE_C -> OUTSIDE display
+"""
+
+
+def demo_graph_text(graph_path: Path) -> str:
+    """examples/demo.fbp with the replayed radio devices wired to the display."""
+    return graph_path.read_text(encoding="utf-8") + RADIO_NODES
+
+
 async def run_demo(
     config: ServiceConfig,
     graph_path: Path,
@@ -66,7 +89,8 @@ async def run_demo(
     duration: float | None,
     dashboard: DashboardSettings | None = None,
 ) -> None:
-    service = CoordinatorService(config, load_graph(graph_path))
+    graph = read_fbp(demo_graph_text(graph_path), file=str(graph_path))[0]
+    service = CoordinatorService(config, graph)
     settings = RuntimeSettings("127.0.0.1", port, dashboard=dashboard or DashboardSettings())
     runtime = RuntimeProtocolService(service, settings)
     try:
@@ -74,6 +98,7 @@ async def run_demo(
             tasks.create_task(service.run())
             tasks.create_task(runtime.run())
             tasks.create_task(replayed_ble(config))
+            tasks.create_task(replayed_rf433(config))
     except TimeoutError:
         pass
 
@@ -81,6 +106,10 @@ async def run_demo(
 async def replayed_ble(config: ServiceConfig) -> None:
     replay = ReplaySource(EXAMPLES / "ble-replay.jsonl", repeat=True, speed=REPLAY_SPEED)
     await serve("ble", FRIDGE, config.broker, side=ble.device_side(FRIDGE, replay))
+
+
+async def replayed_rf433(config: ServiceConfig) -> None:
+    await serve("rf433", GARDEN, config.broker, side=rf433.device_side(GARDEN))
 
 
 def runtime_port() -> int:

@@ -15,6 +15,7 @@ class Display(Participant):
                     {"id": "humidity", "type": "number"},
                     {"id": "pressed", "type": "boolean"},
                     {"id": "temperature", "type": "number", "description": "the fridge's"},
+                    {"id": "outside", "type": "number", "description": "the garden's"},
                 ],
                 "outports": [],
             },
@@ -24,6 +25,7 @@ class Display(Participant):
         self.humidity: float | None = None
         self.presses = 0
         self.fridge: float | None = None
+        self.outside: float | None = None
 
     def process(self, inport: str, msg: Message) -> None:
         if inport == "led":
@@ -34,11 +36,15 @@ class Display(Participant):
             self.presses += 1
         elif inport == "temperature":
             self.fridge = msg.data
+        elif inport == "outside":
+            self.outside = msg.data
         humidity = "--" if self.humidity is None else f"{self.humidity}%"
         fridge = "--" if self.fridge is None else f"{self.fridge} C"
+        outside = "--" if self.outside is None else f"{self.outside} C"
         led = "ON " if self.led else "off"
         print(
-            f"LED {led} | humidity {humidity} | fridge {fridge} | button presses {self.presses}",
+            f"LED {led} | humidity {humidity} | fridge {fridge} | outside {outside} | "
+            f"button presses {self.presses}",
             flush=True,
         )
         self.ack(msg)

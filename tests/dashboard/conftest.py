@@ -20,7 +20,7 @@ from gateway.coordinator.runtime_environment import RuntimeProtocolService, Runt
 from gateway.coordinator.service import CoordinatorService
 from gateway.dashboard.devices import SeenDevices
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
-from gateway.demo import EXAMPLES, demo_config, replayed_ble
+from gateway.demo import EXAMPLES, demo_config, demo_graph_text, replayed_ble, replayed_rf433
 from gateway.graph import load_graph
 from gateway.mosquitto import LOOPBACK, Mosquitto, free_port
 from tests.conftest import Probe, probing
@@ -82,7 +82,7 @@ async def running_gateway(
 ) -> AsyncIterator[Gateway]:
     os.environ["DEMO_INTERVAL"] = DEMO_INTERVAL
     graph_path = tmp_path / "demo.fbp"
-    shutil.copy(EXAMPLES / "demo.fbp", graph_path)
+    graph_path.write_text(demo_graph_text(EXAMPLES / "demo.fbp"))
     config, _ = demo_config(broker.url, EXAMPLES)
     # Auto-save on, as on the appliance: what the page changes is saved to the graph file.
     config = replace(config, graph_path=graph_path, auto_save=True)
@@ -96,6 +96,7 @@ async def running_gateway(
         background(service.run()),
         background(runtime.run()),
         background(replayed_ble(config)),
+        background(replayed_rf433(config)),
     ):
         coordinator = service.coordinator
         await until(
@@ -106,7 +107,7 @@ async def running_gateway(
         yield Gateway(f"http://{LOOPBACK}:{runtime_port}/", broker, service, runtime)
 
 
-DEMO_ROLES = ("climate", "button", "alarm", "display", "fridge")
+DEMO_ROLES = ("climate", "button", "alarm", "display", "fridge", "garden")
 
 
 @pytest.fixture

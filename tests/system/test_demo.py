@@ -34,7 +34,9 @@ def test_demo_runs_the_coordinator_with_simulated_devices() -> None:
     assert any("LED ON " in line for line in status), status
     # The replayed BLE thermometer, through the BLE bridge and the coordinator's edge.
     assert re.search(r"fridge 2\d\.\d C", last), last
-    for role in ("climate", "button", "alarm", "display", "fridge"):
+    # The 433 MHz weather sensor: its recorded signal, rtl_433, the 433 MHz bridge, the edge.
+    assert "outside 12.5 C" in last, last
+    for role in ("climate", "button", "alarm", "display", "fridge", "garden"):
         assert f"participant {role}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert out.rstrip().endswith("demo stopped")
