@@ -3,14 +3,16 @@
 #
 #   image/build.sh [OUT_DIR]          default OUT_DIR: image/out
 #
-# Writes OUT_DIR/msgflo-gateway.img (MBR: FAT boot, ext4 root, ext4 data) and
-# OUT_DIR/build-report.txt (sizes and times). Needs root, Debian's packages from
-# bootstrap.sh (mmdebstrap, qemu-user-static, binfmt-support, fdisk, dosfstools, mtools,
+# Writes OUT_DIR/msgflo-gateway.img (MBR: FAT boot, ext4 root, ext4 data),
+# OUT_DIR/build-report.txt (sizes and times) and OUT_DIR/test-tools/ (BlueZ's btvirt, for the
+# boot test's virtual Bluetooth controllers; the image does not carry it). Needs root,
+# Debian's packages from bootstrap.sh (mmdebstrap, qemu-user-static, binfmt-support, fdisk, dosfstools, mtools,
 # e2fsprogs) and PyPI for the gateway's pure-Python dependencies; no loop mounts.
 #
 # The slow part, the base root filesystem (about 4 min of emulated dpkg), is cached in
 # $MSGFLO_IMAGE_CACHE (default /var/cache/msgflo-gateway-image) under a hash of the package
 # list (and a recipe version), so a rebuild after a change to the gateway takes a minute or two.
+# Theengs Decoder's aarch64 wheel is cached there too (wheels/, by version; image/decoder-wheel.sh).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,20 +25,10 @@ python="${PYTHON:-$repo/.venv/bin/python}"
 # Bump when the mmdebstrap call in base_rootfs changes: the cache key is this plus the package list.
 BASE_RECIPE="base-v1"
 
-log() { printf 'image: %s\n' "$*" >&2; }
-now() { date +%s; }
+# shellcheck source=image/common.sh
+. "$here/common.sh"
 
 [ "$(id -u)" -eq 0 ] || { log "must run as root (chroot, device nodes, file owners)"; exit 2; }
-
-enable_binfmt() {
-    # qemu-user-static registers aarch64 with the F flag: the interpreter is opened at
-    # registration, so it works inside the chroot without copying it there.
-    [ "$(uname -m)" = aarch64 ] && return 0
-    if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
-        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-    fi
-    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
-}
 
 package_list() { grep -v '^\s*\(#\|$\)' "$here/packages.list" | paste -sd, -; }
 
@@ -68,8 +60,9 @@ base_rootfs() {
 
 wheelhouse() {
     # The gateway as a wheel plus its dependencies for aarch64, at the versions the tests ran
-    # with (those in $python's environment), except what the image takes from Debian.
-    local dir="$1" pins
+    # with (those in $python's environment), except what the image takes from Debian; Theengs
+    # Decoder (the ble extra) built here once per version: PyPI has no aarch64 wheel of it.
+    local dir="$1" base="$2" pins decoder
     "$python" -m pip wheel --quiet --no-deps --wheel-dir "$dir" "$repo" >&2
     pins="$("$python" - <<'PY'
 import importlib.metadata as md
@@ -90,21 +83,8 @@ PY
     "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: \
         --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
         --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp $pins >&2
-}
-
-chroot_run() {
-    local root="$1"
-    shift
-    mount -t proc proc "$root/proc"
-    mount -t sysfs sysfs "$root/sys"
-    mount --rbind /dev "$root/dev"
-    local rc=0
-    # A clean environment: the host's PIP_*, proxy and locale settings mean nothing in there.
-    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" || rc=$?
-    umount -R "$root/dev"
-    umount "$root/proc" "$root/sys"
-    return "$rc"
+    decoder="$("$python" -c 'import importlib.metadata as md; print(md.version("TheengsDecoder"))')"
+    cp "$(PYTHON="$python" "$here/decoder-wheel.sh" "$base" "$decoder" "$cache/wheels")" "$dir/"
 }
 
 work=""  # global: the EXIT trap runs after main returns
@@ -126,11 +106,14 @@ main() {
     t0="$(now)"
     local stage="$rootfs/tmp/msgflo-image"
     mkdir -p "$stage/wheels"
-    wheelhouse "$stage/wheels"
+    wheelhouse "$stage/wheels" "$base"
     cp -r "$here/rootfs" "$stage/files"
     cp -r "$repo/services" "$stage/services"
     cp -r "$repo/examples" "$stage/examples"
     chroot_run "$rootfs" /bin/sh /tmp/msgflo-image/files/customize.sh >&2
+    # What customize.sh set aside for the boot test (btvirt), not part of the image.
+    rm -rf "$out/test-tools"
+    cp -r "$stage/test-tools" "$out/test-tools"
     rm -rf "$stage"
     local t_custom=$(($(now) - t0))
 

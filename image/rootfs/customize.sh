@@ -7,10 +7,10 @@ stage=/tmp/msgflo-image
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
 # The gateway: a venv that also sees Debian's PyYAML and cryptography, and only wheels
-# staged by build.sh (no network here).
+# staged by build.sh (no network here), Theengs Decoder (the ble extra) among them.
 python3 -m venv --system-site-packages /opt/msgflo-gateway
 /opt/msgflo-gateway/bin/pip install --quiet --no-index --no-cache-dir \
-    --find-links "$stage/wheels" msgflo-gateway
+    --find-links "$stage/wheels" "msgflo-gateway[ble]"
 for tool in /opt/msgflo-gateway/bin/gateway-* /opt/msgflo-gateway/bin/msgflo*; do
     ln -sf "$tool" /usr/local/bin/
 done
@@ -37,6 +37,15 @@ chown -R msgflo-coordinator:msgflo-coordinator "$data/coordinator"
 chown systemd-timesync:systemd-timesync "$data/timesync"
 mkdir -p /etc/msgflo-gateway
 ln -sf "$data/gateway.yaml" /etc/msgflo-gateway/gateway.yaml
+
+# BlueZ: main.conf is rendered from gateway.yaml (the BLE scan duty cycle) into
+# bluetooth.service's runtime directory before each start (services/systemd/bluetooth.service.d).
+ln -sf /run/msgflo-gateway/bluetooth/main.conf /etc/bluetooth/main.conf
+# btvirt (virtual controllers over /dev/vhci) is for the boot test only: build.sh keeps it
+# beside the image, the image does not carry bluez-test-tools.
+mkdir -p "$stage/test-tools"
+cp /usr/bin/btvirt "$stage/test-tools/"
+dpkg --purge bluez-test-tools >/dev/null
 
 # Offline battery appliance: no periodic maintenance jobs, no services we replace.
 systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
