@@ -41,11 +41,11 @@ Stages, in this order for each mix in every round (each a whole pass over that r
 5. remotes only, ``bridge, no collapsing``: a second bridge, the same remotes adopted under
    other roles, with ``window`` 1 us (the shortest a config can say): every report is sent.
    Messages per press and CPU with and without collapsing;
-6. ``-F json:/dev/stdout``: rtl_433 22.11 sets its stdout unbuffered and writes ``-F json``
-   one character per write() (about 165 a line); given a file to write (``json:PATH``) it
-   writes one line per write() and flushes it at once. Both stages 1 and 4 again, with that
-   one option changed (the bench's own ``per_line``; the bridge's command line is as it is),
-   on the next file, to show what the bridge's reader pays for the trickle.
+6. ``-F json``, as the bridge ran it before: rtl_433 22.11 sets its stdout unbuffered and
+   writes ``-F json`` one character per write() (about 165 a line); given a file to write
+   (``json:/dev/stdout``, what the bridge now runs) it writes one line per write() and flushes
+   it at once. Both stages 1 and 4 again with that one option changed (the bench's own
+   ``trickle``), on the next file, to show what the bridge's reader paid for the trickle.
 
 The ratio bridge / rtl_433 alone is the figure the issue asks for. Nothing is asserted. Every
 loop is bounded by a count and by ``--seconds`` per pass; processes are stopped in ``finally``
@@ -187,12 +187,12 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def per_line(argv: Sequence[str]) -> list[str]:
-    """``argv`` with ``-F json`` made ``-F json:/dev/stdout``: rtl_433 22.11 writes JSON to its
-    (unbuffered) stdout one character per write(); to a file it opened, one line per write."""
+def trickle(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``-F json:/dev/stdout`` made ``-F json``: rtl_433 22.11 then writes JSON
+    to its (unbuffered) stdout one character per write()."""
     out = list(argv)
     at = out.index("-F")
-    out[at + 1] = "json:/dev/stdout"
+    out[at + 1] = "json"
     return out
 
 
@@ -200,10 +200,10 @@ def floor_pass(
     section: Rf433BridgeConfig, path: Path, seconds: float, *, lines: bool = False
 ) -> tuple[float, float]:
     """rtl_433 alone on ``path``, its JSON to /dev/null: (CPU s, wall s). ``lines``: with
-    :func:`per_line`."""
+    :func:`trickle`."""
     argv = command_line(section, (path,))
     if lines:
-        argv = per_line(argv)
+        argv = trickle(argv)
     start = time.perf_counter()
     process = subprocess.Popen(
         argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -283,7 +283,7 @@ class OnDemand:
             path, lines = await self._files.get()
             child = Rtl433(self.section, replay=(path,))
             if lines:
-                child.argv = per_line(child.argv)
+                child.argv = trickle(child.argv)
             status = await child.run_once(counted)
             self.bad += child.bad
             self._ends.put_nowait(status)
@@ -450,7 +450,7 @@ class Stages:
     registry: list[float] = field(default_factory=list)
     bridge: Variant = field(default_factory=Variant)
     raw: Variant = field(default_factory=Variant)  # remotes: the bridge without collapsing
-    # rtl_433 -F json:/dev/stdout (one write per line), alone and through the bridge
+    # rtl_433 -F json (one character per write), alone and through the bridge
     floor_lines: list[float] = field(default_factory=list)
     floor_lines_rate: list[float] = field(default_factory=list)
     lines_bridge: Variant = field(default_factory=Variant)
@@ -520,7 +520,7 @@ def round_line(mix: str, round_number: int, s: Stages) -> str:
             f"{s.raw.broker[-1]:.0f} us, {s.raw.messages[-1]:.2f} messages/transmission"
         )
     return text + (
-        f"; -F json:/dev/stdout: alone {s.floor_lines[-1]:.0f} us, bridge {line.rtl[-1]:.0f} + "
+        f"; -F json: alone {s.floor_lines[-1]:.0f} us, bridge {line.rtl[-1]:.0f} + "
         f"{line.own[-1]:.0f} us ({line.whole()[-1] / s.floor_lines[-1]:.2f}x, "
         f"{line.rate[-1]:,.0f}/s)"
     )
@@ -655,11 +655,11 @@ def lines_table(results: dict[str, Stages]) -> str:
             ]
         )
     head = [
-        "mix, -F json:/dev/stdout",
+        "mix, -F json (before)",
         "rtl_433 alone us (tx/s)",
         "bridge us: rtl_433 + Python",
         "bridge / its alone",
-        "bridge / alone with -F json",
+        "bridge / alone as the bridge runs it",
         "bridge tx/s",
         "broker us",
     ]

@@ -246,7 +246,7 @@ def test_the_command_line_from_the_section() -> None:
     assert argv[0] == "rtl_433"
     assert argv[1:11] == [
         "-F",
-        "json",
+        "json:/dev/stdout",
         "-M",
         "level",
         "-M",
