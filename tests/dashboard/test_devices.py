@@ -123,6 +123,32 @@ async def test_a_ble_device_is_listed_with_its_details_and_adopting_it_writes_it
         assert f"'kitchen' already belongs to '{THERMO}' (bridges.ble.roles)" in answer["error"]
 
 
+async def test_a_radio_device_heard_is_listed_and_adopting_it_writes_its_role(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(CONFIG)
+    restarts = Restarts()
+    seen = BridgeSeen(config, restarts)
+    garden = SeenDevice(
+        "rf433", "Nexus-TH/1/136", "Nexus-TH", "", 1_700_000_000.0, "temperature_C 21.5"
+    )
+    async with (
+        watching(mosquitto) as probe,
+        dashboard(mosquitto, tmp_path, "taken(Talker)", devices=[seen]) as running,
+    ):
+        probe.transport.publish(seen_topic("rf433"), encode_seen([garden]), qos=1, retain=True)
+        listed = await wait_devices(running, bool)
+        assert (listed[0]["bridge"], listed[0]["id"], listed[0]["details"]) == (
+            "rf433", "Nexus-TH/1/136", "temperature_C 21.5",
+        )  # fmt: skip
+        assert listed[0]["adopt"] == 'bridges.rf433.roles: {"Nexus-TH/1/136": ROLE}'
+        body = {"bridge": "rf433", "id": "Nexus-TH/1/136", "role": "garden"}
+        assert await running.post("/api/devices/adopt", json.dumps(body)) == (200, {"ok": True})
+    assert load_config(config).bridges.rf433.roles == (("Nexus-TH/1/136", "garden"),)
+    assert restarts.bridges == ["rf433"]
+
+
 async def test_a_malformed_list_is_one_log_line_and_the_other_lists_stay(
     mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
