@@ -235,3 +235,18 @@ async def test_heard_lists_each_device_with_the_line_that_adopts_it(tmp_path: Pa
     assert f"{BELL} Generic-Remote: cmd 5" in text
     assert "adopted by the config as bell" in text
     assert "2 device(s) heard" in text
+
+
+def test_rtl_433_is_read_on_uvloop_as_the_daemon_runs_it(tmp_path: Path) -> None:
+    """The daemons run on uvloop, whose stdout=PIPE is a socket rtl_433 cannot open as
+    /dev/stdout (-F json:/dev/stdout): the child's stdout must be a real pipe."""
+    import uvloop
+
+    path = signals.write_ook(tmp_path / "garden.ook", [weather()])
+    child = Rtl433(section(replay=(path,)), backoff=FAST)
+    events: list[Any] = []
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        status = runner.run(child.run_once(events.append))
+    assert (status, [(e.key, e.values()["temperature_C"]) for e in events]) == (
+        0, [(GARDEN, 21.5)],
+    )  # fmt: skip

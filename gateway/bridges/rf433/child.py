@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -160,27 +161,35 @@ class Rtl433:
     async def run_once(self, deliver: Deliver) -> int | str:
         """One run of rtl_433 to its end: its exit status, or why it could not start."""
         self.stderr.clear()
+        # rtl_433 opens /dev/stdout itself (-F json:/dev/stdout), which works on a pipe but not
+        # on the socket uvloop gives a child for stdout=PIPE: so its stdout is a pipe of ours.
+        read_end, write_end = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
                 *with_parent_death_signal(self.argv),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=write_end,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as error:
+            os.close(read_end)
             return f"could not be started: {error.strerror or error}"
+        finally:
+            os.close(write_end)
+        stdout, pipe = await _reader(read_end)
         self.process = process
         self.starts += 1
         if self.starts == 1:
             log.info("started %s", " ".join(self.argv))
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stderr is not None
         drain = asyncio.create_task(self._drain(process.stderr), name="rtl_433 stderr")
         try:
-            await self._read(process.stdout, deliver)
+            await self._read(stdout, deliver)
             return await process.wait()
         finally:
             self.process = None
-            await _end(process, drain)
+            await _end(process, stdout, drain)
+            pipe.close()
 
     async def _read(self, stdout: asyncio.StreamReader, deliver: Deliver) -> None:
         splitter = LineSplitter()
@@ -209,7 +218,23 @@ class Rtl433:
                     log.debug("rtl_433: %s", text)
 
 
-async def _end(process: asyncio.subprocess.Process, drain: asyncio.Task[None]) -> None:
+async def _reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream reading the pipe ``fd`` (taken over: closing the transport closes it)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    # The file object only wraps the fd for the transport, which owns and closes it.
+    pipe_file = os.fdopen(fd, "rb", buffering=0)
+    pipe, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe_file
+    )
+    return reader, pipe
+
+
+async def _end(
+    process: asyncio.subprocess.Process,
+    stdout: asyncio.StreamReader,
+    drain: asyncio.Task[None],
+) -> None:
     """Stop ``process`` if it runs, and read its pipes to their end (their transports close)."""
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
@@ -222,8 +247,7 @@ async def _end(process: asyncio.subprocess.Process, drain: asyncio.Task[None]) -
             await process.wait()
     try:
         async with asyncio.timeout(STOP_GRACE):
-            assert process.stdout is not None
-            while await process.stdout.read(CHUNK):
+            while await stdout.read(CHUNK):
                 pass
             await drain
     except TimeoutError:
