@@ -212,6 +212,60 @@ def data_file_mtime(image: Path, path: str, tmp: Path) -> int | None:
     return int(found.group(1), 16) if found else None
 
 
+def _data_partition(image: Path) -> tuple[int, int]:
+    """Start and size in 512-byte sectors of the image's data partition (the third)."""
+    table = json.loads(
+        subprocess.run(["sfdisk", "-J", str(image)], capture_output=True, check=True).stdout
+    )
+    part = table["partitiontable"]["partitions"][2]
+    return int(part["start"]), int(part["size"])
+
+
+def write_data_files(image: Path, files: dict[str, tuple[bytes, int]], tmp: Path) -> None:
+    """Put ``files`` (path on the data partition -> content, mode) into the image's data
+    partition before a boot, with debugfs on a copy written back in place: what someone
+    editing the kit's SD card on a Linux machine would do. Owned by root."""
+    start, size = _data_partition(image)
+    data = tmp / "data-edit.ext4"
+    where = ["bs=512", f"count={size}", "status=none"]
+    subprocess.run(["dd", f"if={image}", f"of={data}", f"skip={start}", *where], check=True)
+    folders = {str(Path(path).parent) for path in files} - {"/"}
+    commands = [f"mkdir {folder}" for folder in sorted(folders)]
+    for number, (path, (content, mode)) in enumerate(sorted(files.items())):
+        local = tmp / f"data-file-{number}"
+        local.write_bytes(content)
+        commands += [
+            f"rm {path}",
+            f"write {local} {path}",
+            f"sif {path} mode 0{0o100000 | mode:o}",
+            f"sif {path} uid 0",
+            f"sif {path} gid 0",
+        ]
+    script = tmp / "debugfs.cmds"
+    script.write_text("\n".join(commands) + "\n", encoding="utf-8")
+    subprocess.run(["debugfs", "-w", "-f", str(script), str(data)], capture_output=True, check=True)
+    subprocess.run(
+        ["dd", f"if={data}", f"of={image}", f"seek={start}", "conv=notrunc", *where], check=True
+    )
+    data.unlink()
+
+
+def read_data_file(image: Path, path: str, tmp: Path) -> str | None:
+    """The text of ``path`` on the image's data partition (debugfs cat), None if absent."""
+    start, size = _data_partition(image)
+    data = tmp / "data-read.ext4"
+    subprocess.run(
+        ["dd", f"if={image}", f"of={data}", "bs=512", f"skip={start}", f"count={size}",
+         "status=none"],
+        check=True,
+    )  # fmt: skip
+    done = subprocess.run(
+        ["debugfs", "-R", f"cat {path}", str(data)], capture_output=True, text=True, check=False
+    )
+    data.unlink()
+    return done.stdout if done.returncode == 0 and done.stdout else None
+
+
 def sparse_copy(source: Path, target: Path) -> None:
     subprocess.run(["cp", "--sparse=always", str(source), str(target)], check=True)
     os.sync()
