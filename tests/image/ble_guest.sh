@@ -97,7 +97,7 @@ report() {  # the first journal line of unit $1 matching $2, as key $3
     say "$3=absent"
 }
 report msgflo-bridge@serial.service "hotplug:" serial_hotplug
-report msgflo-bridge@ble.service "hci1: scanning|passive scanning is not available" ble_scan
+report msgflo-bridge@ble.service "hci1: scanning" ble_scan
 # What the scanning controller hears (adverts reported to the kernel) and the bridge's lines.
 reports="$(timeout 20 btmon -i hci1 2>/dev/null | grep -c -E 'LE (Extended )?Advertising Report')"
 say "hci1_reports_20s=$reports"

@@ -57,6 +57,7 @@ BLE_ADVERTISER = "00:AA:01:00:00:42"
 BLE_SCANNER = "hci1"
 BLE_ROLE = "cellar"
 BLE_TIMEOUT = 300.0  # the bridge retries a missing adapter with a backoff of up to 60 s
+BLE_VALUE_WAIT = 60.0  # after the guest reported the scan and btmon's 20 s count
 
 
 @dataclass
@@ -400,11 +401,6 @@ def enable_ble(kit: Kit, btvirt: Path) -> None:
     write_data_files(kit.image, files, kit.workdir)
 
 
-@pytest.mark.xfail(
-    reason="issue 16, open: in the guest the controllers come up, the advert is added on hci0 "
-    "and the bridge scans actively on hci1, but no advert reaches the bridge yet",
-    strict=False,
-)
 def test_ble_sensor_through_bluez_reaches_mqtt(kit: Kit, appliance_image: Path) -> None:
     """The real stack in the booted image: two virtual LE controllers (btvirt's, attached
     with btattach through ptys: hci_uart, as the Pi's own controller), one advertising an
@@ -431,20 +427,28 @@ def test_ble_sensor_through_bluez_reaches_mqtt(kit: Kit, appliance_image: Path) 
     wait_ready(kit, "ble")
     watcher = Watcher(guest.mqtt_port, kit.info, f"{BLE_ROLE}/#")
     try:
+        # What works in the guest: the controllers, the advert, BlueZ's duty cycle from
+        # gateway.yaml, the BLE bridge scanning in its sandbox, the serial bridge on udev.
         guest.wait_console(r"msgflo-ble-test: advertising=\w+", BLE_TIMEOUT)
+        guest.wait_console(r"msgflo-ble-test: ble_scan=", BLE_TIMEOUT)
+        guest.wait_console(r"msgflo-ble-test: serial_hotplug=", BLE_TIMEOUT)
+        guest.wait_console(r"msgflo-ble-test: hci1_reports_20s=", BLE_TIMEOUT)
         found = dict(re.findall(r"msgflo-ble-test: (\w+)=(.*)", guest.console()))
+        print(f"guest: {found}")
         assert found.get("hci0") == f"up:{BLE_ADVERTISER}", found
         assert found.get("hci1", "").startswith("up:"), found
         assert found.get("advertising") == "hci0", found
-        heard = watcher.wait_for(b"32.5", BLE_TIMEOUT)
-        topics = sorted({topic for topic, _ in watcher.got})
-        assert heard, f"no 32.5 on {BLE_ROLE}/# ({topics}):\n{guest.tail()}"
+        assert "hci1: scanning" in found["ble_scan"], found
+        assert "udev events" in found["serial_hotplug"], found
+        assert found["main_conf"] == "ScanWindowAdvMonitor=48,ScanIntervalAdvMonitor=480", found
+        # What does not yet: btvirt's emulator passes no advert from one of its controllers
+        # to the other here (btmon on hci1 counts its reports for 20 s). Said as an
+        # expected failure, with the count, rather than skipped: it passes once they flow.
+        if not watcher.wait_for(b"32.5", BLE_VALUE_WAIT):
+            pytest.xfail(
+                f"issue 16, open: no advert reached hci1 from btvirt's other controller "
+                f"(btmon counted {found['hci1_reports_20s']} advertising reports in 20 s)"
+            )
         assert any(t == f"{BLE_ROLE}/tempc" and p.strip() == b"32.5" for t, p in watcher.got)
     finally:
         watcher.close()
-    guest.wait_console(r"msgflo-ble-test: ble_scan=", BLE_TIMEOUT)
-    guest.wait_console(r"msgflo-ble-test: serial_hotplug=", BLE_TIMEOUT)
-    found = dict(re.findall(r"msgflo-ble-test: (\w+)=(.*)", guest.console()))
-    print(f"guest: {found}")
-    assert "udev events" in found["serial_hotplug"], found
-    assert found["main_conf"] == "ScanWindowAdvMonitor=48,ScanIntervalAdvMonitor=480", found
