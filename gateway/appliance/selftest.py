@@ -53,6 +53,7 @@ SECURITY_UNITS = (
     "msgflo-coordinator.service",
     "msgflo-bridge@serial.service",
     "msgflo-bridge@ble.service",
+    "msgflo-bridge@rf433.service",
     "msgflo-users.service",
     "msgflo-adopt.service",
     "msgflo-ap.service",

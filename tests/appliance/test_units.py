@@ -243,5 +243,17 @@ def test_only_the_ble_bridge_may_reach_bluez_and_only_the_serial_bridge_udev() -
     assert serial == words(template, "Service", "RestrictAddressFamilies") | {"AF_NETLINK"}
     install = (UNITS.parent / "install.sh").read_text(encoding="utf-8")
     assert install.count("msgflo-bridge@ble.service") == 2  # enabled on / and in an image root
+    assert install.count("msgflo-bridge@rf433.service") == 2
+
+
+def test_only_the_rf433_bridge_may_open_usb_devices() -> None:
+    """rtl_433's librtlsdr opens the dongle's USB node (udev: group plugdev): only the 433 MHz
+    instance gets the group and the USB devices."""
+    template = "msgflo-bridge@.service"
+    assert "plugdev" not in words(template, "Service", "SupplementaryGroups")
+    assert "usb_device" not in (UNITS / template).read_text(encoding="utf-8")
+    rf433 = unit("msgflo-bridge@rf433.service.d/usb.conf")
+    assert rf433.get("Service", "SupplementaryGroups") == "plugdev"
+    assert rf433.get("Service", "DeviceAllow") == "char-usb_device rw"
     bluez = unit("bluetooth.service.d/msgflo-gateway.conf")
     assert "bluetooth-conf" in bluez.get("Service", "ExecStartPre")

@@ -30,7 +30,7 @@ from playwright.async_api import async_playwright, expect
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS
 from gateway.common.yaml12 import dump_yaml, load_yaml
 from gateway.runtime_protocol.client import RuntimeClient
-from tests.dashboard.conftest import CHROMIUM, DEMO_ROLES, LAPTOP
+from tests.dashboard.conftest import CHROMIUM, KIT_ROLES, LAPTOP
 from tests.image.qemu import (
     Guest,
     data_file_mtime,
@@ -58,6 +58,11 @@ BLE_SCANNER = "hci1"
 BLE_ROLE = "cellar"
 BLE_TIMEOUT = 300.0  # the bridge retries a missing adapter with a backoff of up to 60 s
 BLE_VALUE_WAIT = 60.0  # after the guest reported the scan and btmon's 20 s count
+# The demo's recorded Nexus-TH signal, as the image installs examples/ (customize.sh).
+RF433_REPLAY = "/usr/share/msgflo-gateway/demo/rf433-replay.ook"
+RF433_SENSOR = "Nexus-TH/2/90"
+RF433_ROLE = "garden"
+RF433_TIMEOUT = 180.0  # the bridge starts after the broker and the coordinator
 
 
 @dataclass
@@ -283,7 +288,7 @@ async def test_the_dashboard_opens_in_chromium_on_port_80(kit: Kit) -> None:
             await page.fill("#secret", kit.info["secret"])
             await page.click("#signin-form button[type=submit]")
             await expect(page.locator("#tabs")).to_be_visible(timeout=DASHBOARD_TIMEOUT)
-            for role in DEMO_ROLES:
+            for role in KIT_ROLES:
                 drawn = page.locator(f'#graph g.node[data-id="{role}"]')
                 await expect(drawn).to_have_class(
                     re.compile(r"\bonline\b"), timeout=DASHBOARD_TIMEOUT
@@ -382,8 +387,9 @@ def test_power_cut_keeps_graph_edits_and_credentials(kit: Kit) -> None:
 
 def enable_ble(kit: Kit, btvirt: Path) -> None:
     """What the kit's owner writes into gateway.yaml on its data partition: the BLE bridge on,
-    scanning with the second controller, the advertiser adopted. Beside it the test's guest
-    script and btvirt (the image does not carry them)."""
+    scanning with the second controller, the advertiser adopted; the 433 MHz bridge on, with
+    rtl_433 reading the demo's recorded weather sensor (no dongle under QEMU), adopted. Beside
+    it the test's guest script and btvirt (the image does not carry them)."""
     text = read_data_file(kit.image, "/gateway.yaml", kit.workdir)
     assert text, "the data partition has no gateway.yaml"
     config = load_yaml(text, "gateway.yaml")
@@ -391,6 +397,12 @@ def enable_ble(kit: Kit, btvirt: Path) -> None:
         "enabled": True,
         "adapter": BLE_SCANNER,
         "roles": {BLE_ADVERTISER: BLE_ROLE},
+    }
+    config["bridges"]["rf433"] = {
+        "enabled": True,
+        "replay": [RF433_REPLAY],
+        "replay_interval": 5.0,
+        "roles": {RF433_SENSOR: RF433_ROLE},
     }
     files = {
         "/gateway.yaml": (dump_yaml(config).encode(), 0o644),
@@ -450,5 +462,21 @@ def test_ble_sensor_through_bluez_reaches_mqtt(kit: Kit, appliance_image: Path) 
                 f"(btmon counted {found['hci1_reports_20s']} advertising reports in 20 s)"
             )
         assert any(t == f"{BLE_ROLE}/tempc" and p.strip() == b"32.5" for t, p in watcher.got)
+    finally:
+        watcher.close()
+
+
+def test_rf433_sensor_through_rtl_433_reaches_mqtt(kit: Kit) -> None:
+    """The same boot: the 433 MHz bridge in its sandbox runs the image's rtl_433 on the
+    recorded signal of a weather sensor; the host reads the adopted role's temperature."""
+    guest = kit.running
+    watcher = Watcher(guest.mqtt_port, kit.info, f"{RF433_ROLE}/#")
+    try:
+        heard = watcher.wait_for(b"12.5", RF433_TIMEOUT)
+        topics = sorted({topic for topic, _ in watcher.got})
+        assert heard, f"no 12.5 on {RF433_ROLE}/# ({topics}):\n{guest.tail()}"
+        assert any(
+            t == f"{RF433_ROLE}/temperature_c" and p.strip() == b"12.5" for t, p in watcher.got
+        ), watcher.got
     finally:
         watcher.close()
