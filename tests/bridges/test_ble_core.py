@@ -148,6 +148,11 @@ def test_bad_replay_lines_say_what_is_wrong(line: str, problem: str) -> None:
         parse_replay_line(line)
 
 
+def test_an_rssi_not_available_is_the_lowest() -> None:
+    # HCI reports 127 when a controller has no signal strength (BlueZ's emulator always).
+    assert make_advert("AA:BB:CC:DD:EE:FF", rssi=127).rssi == -127
+
+
 def test_oversized_adverts_are_refused() -> None:
     with pytest.raises(BadAdvertError, match="255"):
         make_advert(ATC, manufacturer_data={0x004C: bytes(MAX_DATA + 1)})

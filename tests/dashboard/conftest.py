@@ -107,7 +107,10 @@ async def running_gateway(
         yield Gateway(f"http://{LOOPBACK}:{runtime_port}/", broker, service, runtime)
 
 
-DEMO_ROLES = ("climate", "button", "alarm", "display", "fridge", "garden")
+# The participants of examples/demo.fbp (the kit's first graph), and the radio devices the
+# laptop demo adds (gateway/demo.py RADIO_NODES).
+KIT_ROLES = ("climate", "button", "alarm", "display")
+DEMO_ROLES = (*KIT_ROLES, "fridge", "garden")
 
 
 @pytest.fixture

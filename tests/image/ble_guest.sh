@@ -98,6 +98,19 @@ report() {  # the first journal line of unit $1 matching $2, as key $3
 }
 report msgflo-bridge@serial.service "hotplug:" serial_hotplug
 report msgflo-bridge@ble.service "hci1: scanning" ble_scan
+# BlueZ 5.66's emulator hands a legacy advert to another controller only when advertising or
+# scanning is switched on (no advertising interval), and bluetoothd may have removed the
+# kernel's advert instance when it took hci0 over: from here, hci0 advertises the same data
+# through plain HCI commands, switched off and on every second.
+adv_hci() { hcitool -i hci0 cmd 0x08 "$@" >/dev/null 2>&1; }
+adv_hci 0x000a 00  # advertising off: parameters cannot change while it is on
+# ADV_IND from the public address, 100 ms interval, all three channels.
+adv_hci 0x0006 a0 00 a0 00 00 00 00 00 00 00 00 00 00 07 00
+# 20 bytes: Flags, then the service data above; padded to 31.
+adv_hci 0x0008 14 02 01 06 10 16 1a 18 a4 c1 38 d5 d4 98 01 45 3e 51 0b 7b 2a \
+    00 00 00 00 00 00 00 00 00 00 00
+say "adv_toggle=$(command -v hcitool >/dev/null && echo started || echo 'no hcitool')"
+(while :; do adv_hci 0x000a 00; adv_hci 0x000a 01; sleep 1; done) &
 # What the scanning controller hears (adverts reported to the kernel) and the bridge's lines.
 reports="$(timeout 20 btmon -i hci1 2>/dev/null | grep -c -E 'LE (Extended )?Advertising Report')"
 say "hci1_reports_20s=$reports"

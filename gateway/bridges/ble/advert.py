@@ -186,8 +186,12 @@ def _name(value: object) -> str:
     return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
 
 
+NO_RSSI = 127
+
+
 def _rssi(value: object) -> int:
-    if value is None:
+    # 127 is how an HCI advertising report says "not available" (BlueZ's emulator sends it).
+    if value is None or value == NO_RSSI:
         return -127
     if isinstance(value, bool) or not isinstance(value, int) or not -127 <= value <= 20:
         raise BadAdvertError(f"rssi {str(value)[:20]!r} is not an integer from -127 to 20 dBm")
