@@ -116,4 +116,9 @@ reports="$(timeout 20 btmon -i hci1 2>/dev/null | grep -c -E 'LE (Extended )?Adv
 say "hci1_reports_20s=$reports"
 journalctl -q -o cat -u msgflo-bridge@ble.service | grep -v -E '^$' | tail -n 8 | cut -c1-240 |
     while read -r line; do say "ble_log=$line"; done
+# The 433 MHz bridge of the same boot (test_rf433_sensor_through_rtl_433_reaches_mqtt).
+systemctl show -p ActiveState -p SubState -p ExecMainStatus msgflo-bridge@rf433.service |
+    paste -sd' ' | while read -r line; do say "rf433_unit=$line"; done
+journalctl -q -o cat -u msgflo-bridge@rf433.service | grep -v -E '^$' | tail -n 8 | cut -c1-240 |
+    while read -r line; do say "rf433_log=$line"; done
 wait  # keeps btvirt, the relays and btattach running
