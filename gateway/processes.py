@@ -4,6 +4,7 @@ started for tests, benchmarks and the demo (the coordinator's participants run u
 
 from __future__ import annotations
 
+import functools
 import shutil
 import signal
 import socket
@@ -17,13 +18,38 @@ def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
     """``argv`` wrapped so the child gets SIGTERM when its parent dies, even by ``kill -9``.
 
     util-linux's setpriv sets PR_SET_PDEATHSIG and then execs the command; a ``preexec_fn``
-    would do the same but is unsafe in a process that has threads. Without setpriv (not
-    Linux), the command runs unwrapped.
+    would do the same but is unsafe in a process that has threads. Where setpriv is missing
+    (not Linux) or cannot run (see :func:`_working_setpriv`), the command runs unwrapped.
     """
-    setpriv = shutil.which("setpriv")
+    setpriv = _working_setpriv()
     if setpriv is None:
         return list(argv)
     return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+
+
+@functools.cache
+def _working_setpriv() -> str | None:
+    """setpriv's path if it runs a command here, else None; tried once per process.
+
+    In the appliance's systemd sandbox (``SystemCallFilter=~@privileged``) setpriv's capset
+    call fails with EPERM and it exits 127 without running the command. There the unit's
+    cgroup, which systemd kills on stop, already keeps children from outliving the daemon.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [setpriv, "--pdeathsig", "TERM", "--", "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return setpriv if probe.returncode == 0 else None
 
 
 def stop_process(

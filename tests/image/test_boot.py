@@ -472,12 +472,11 @@ def test_rf433_sensor_through_rtl_433_reaches_mqtt(kit: Kit) -> None:
     watcher = Watcher(guest.mqtt_port, kit.info, f"{RF433_ROLE}/#")
     try:
         if not watcher.wait_for(b"12.5", RF433_TIMEOUT):
-            # Seen once in CI: nothing on garden/# (cause not yet known). The guest script
-            # reports the unit's state and last journal lines; they go into the reason.
+            # The guest script reports the unit's state and last journal lines: the reason.
             with contextlib.suppress(AssertionError):  # the report is the reason, if any
                 guest.wait_console(r"msgflo-ble-test: rf433_unit=", BLE_TIMEOUT)
             report = re.findall(r"msgflo-ble-test: (rf433_\w+=.*)", guest.console())
-            pytest.xfail(f"issue 17, open: no value from the 433 MHz bridge in the image: {report}")
+            pytest.fail(f"no value from the 433 MHz bridge in the image: {report}")
         assert any(
             t == f"{RF433_ROLE}/temperature_c" and p.strip() == b"12.5" for t, p in watcher.got
         ), watcher.got
