@@ -78,10 +78,15 @@ def _persistence(config: GatewayConfig, persistence_dir: Path) -> list[str]:
 
 
 def _listeners(config: GatewayConfig, files: SecretsLayout) -> list[str]:
+    """Loopback's plain listener has no connection limit: the gateway's own daemons and the
+    graph's participants connect there, and their number follows the graph. Every other
+    listener is where boards and browsers connect, each limited to ``max_connections``
+    (a listener option in Mosquitto, so it follows each ``listener`` line)."""
     broker, ap = config.broker, config.access_point
+    limit = f"max_connections {broker.max_connections}"
     lines = [f"listener {broker.port} {LOOPBACK}"]
     if ap.enabled:
-        lines.append(f"listener {broker.port} {ap.address.ip}")
+        lines += [f"listener {broker.port} {ap.address.ip}", limit]
     host = ap.address.ip if ap.enabled else LOOPBACK
     if broker.websockets_port is not None:
         # For browsers (the dashboard's virtual devices), with the same users and ACLs: the
@@ -90,10 +95,11 @@ def _listeners(config: GatewayConfig, files: SecretsLayout) -> list[str]:
         # with ip_nonlocal_bind, cannot bind an address the interface does not have yet, and
         # the broker would refuse to start before the access point is up.
         where = "" if ap.enabled else f" {LOOPBACK}"
-        lines += [f"listener {broker.websockets_port}{where}", "protocol websockets"]
+        lines += [f"listener {broker.websockets_port}{where}", "protocol websockets", limit]
     if broker.tls_port is not None:
         lines += [
             f"listener {broker.tls_port} {host}",
+            limit,
             f"cafile {_line(str(files.ca_crt))}",
             f"certfile {_line(str(files.server_crt))}",
             f"keyfile {_line(str(files.server_key))}",
@@ -136,6 +142,9 @@ def hostapd_conf(config: GatewayConfig, secrets: Secrets, ctrl_dir: Path) -> str
         "wpa_key_mgmt=WPA-PSK",
         "rsn_pairwise=CCMP",
         f"wpa_passphrase={_line(passphrase(ap, secrets))}",
+        # hostapd refuses the association of one station more; the Pi's own chip may refuse
+        # earlier (docs/wifi.md, How many devices).
+        f"max_num_sta={ap.max_stations}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -157,6 +166,9 @@ def dnsmasq_conf(config: GatewayConfig, run_dir: Path) -> str:
         f"address=/{_line(ap.hostname)}/{ap.address.ip}",
         f"dhcp-range={ap.interface},{ap.dhcp_start},{ap.dhcp_end},"
         f"{ap.address.network.netmask},{DHCP_LEASE_TIME}",
+        # One lease per address of the range (dnsmasq's own default is 1000, whatever the
+        # range): the loader checked it holds at least max_stations.
+        f"dhcp-lease-max={ap.dhcp_addresses}",
         # An empty router option: clients get no default route here and keep using their
         # mobile data for the internet while talking to the gateway over WiFi.
         "dhcp-option=option:router",

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, replace
 from dataclasses import fields as dc_fields
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -439,8 +440,17 @@ def _gatt_ports(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
 
 
 def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
-    """(key, problem) for a DHCP range that does not fit the access point's network."""
+    """(key, problem) for a DHCP range that does not fit the access point's network or
+    holds fewer addresses than ``max_stations``: a station without a lease cannot reach the
+    broker, however many hostapd lets in."""
     net, own = ap.address.network, ap.address.ip
+    room = _client_addresses(ap.address)
+    if room < ap.max_stations:
+        yield (
+            "address",
+            f"{net} has {room} addresses for clients, fewer than max_stations {ap.max_stations}",
+        )
+        return
     for key, addr in (("dhcp_start", ap.dhcp_start), ("dhcp_end", ap.dhcp_end)):
         if addr not in net:
             yield key, f"{addr} is outside the access point's network {net}"
@@ -453,10 +463,23 @@ def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
             "dhcp_start",
             f"the range {ap.dhcp_start}-{ap.dhcp_end} includes the gateway's own {own}",
         )
+    elif (size := ap.dhcp_addresses) < ap.max_stations:
+        yield (
+            "dhcp_end",
+            f"the range {ap.dhcp_start}-{ap.dhcp_end} holds {size} addresses,"
+            f" fewer than max_stations {ap.max_stations}",
+        )
+
+
+def _client_addresses(address: IPv4Interface) -> int:
+    """Addresses of the network a client can have: its hosts, but the gateway's own."""
+    net = address.network
+    hosts = net.num_addresses - 2 if net.prefixlen <= 30 else net.num_addresses
+    return hosts - 1
 
 
 def _finish_access_point(walk: _Walk, ap: AccessPointConfig, path: KeyPath) -> AccessPointConfig:
-    keys = [(*path, key) for key in ("address", "dhcp_start", "dhcp_end")]
+    keys = [(*path, key) for key in ("address", "dhcp_start", "dhcp_end", "max_stations")]
     if walk.failed.intersection(keys):
         return ap  # already reported; comparing with a default would only confuse
     for key, problem in _dhcp_problems(ap):
@@ -470,7 +493,28 @@ def _finish_access_point(walk: _Walk, ap: AccessPointConfig, path: KeyPath) -> A
     return ap
 
 
+def _connections_problem(walk: _Walk, config: GatewayConfig) -> None:
+    """Every station must be able to hold an MQTT connection on the access point's listeners."""
+    broker, ap = config.broker, config.access_point
+    if not ap.enabled or broker.max_connections >= ap.max_stations:
+        return
+    keys = [("broker", "max_connections"), ("access_point", "max_stations")]
+    if walk.failed.intersection(keys):
+        return
+    # The defaults fit, so one of them was set: the problem goes where the file says so.
+    if keys[0] in walk.given:
+        key = keys[0]
+        problem = (
+            f"{broker.max_connections} is fewer than access_point.max_stations {ap.max_stations}"
+        )
+    else:
+        key = keys[1]
+        problem = f"{ap.max_stations} is more than broker.max_connections {broker.max_connections}"
+    walk.problem(walk.given[key], key, f"{problem}: each board holds a connection")
+
+
 def _finish_gateway(walk: _Walk, config: GatewayConfig, path: KeyPath) -> GatewayConfig:
+    _connections_problem(walk, config)
     # The graph lives in data_dir unless placed elsewhere, so a laptop only sets data_dir.
     if ("coordinator", "graph") in walk.given:
         return config
@@ -486,6 +530,7 @@ def _schema(base: Path) -> Reader:
         "websockets_port": scalar(v.optional(v.port)),
         "max_message_size": scalar(v.message_size),
         "max_queued_messages": scalar(v.positive),
+        "max_connections": scalar(v.positive),
         "persistence": scalar(v.boolean),
         "autosave_interval": scalar(v.positive),
         "roles": sequence(v.role, "role names", distinct=True),
@@ -552,6 +597,7 @@ def _schema(base: Path) -> Reader:
         "address": scalar(v.ipv4_interface),
         "dhcp_start": scalar(v.ipv4),
         "dhcp_end": scalar(v.ipv4),
+        "max_stations": scalar(v.stations),
         "hostname": scalar(v.hostname),
     }
     top = {

@@ -36,6 +36,11 @@ class BrokerConfig:
     websockets_port: int | None = 9001
     max_message_size: int = 262_144
     max_queued_messages: int = 1000
+    # Clients at once on each listener on the access point's network (plain, TLS, WebSockets):
+    # twice the stations, since a board that rejoins opens its new connection before the
+    # broker has noticed its old one is gone (docs/wifi.md, How many devices). Loopback, where
+    # the gateway's own daemons connect, is not limited.
+    max_connections: int = 64
     persistence: bool = True
     autosave_interval: int = 30
     # Extra MQTT users to create at first boot (devices that connect over WiFi, say), each
@@ -200,8 +205,15 @@ class AccessPointConfig:
     address: IPv4Interface = IPv4Interface("192.168.4.1/24")  # noqa: RUF009
     dhcp_start: IPv4Address = IPv4Address("192.168.4.10")  # noqa: RUF009
     dhcp_end: IPv4Address = IPv4Address("192.168.4.200")  # noqa: RUF009
+    # Stations associated at once (hostapd's max_num_sta); the DHCP range must hold as many.
+    max_stations: int = 32
     # The name clients on the access point can use for the gateway (dnsmasq answers it).
     hostname: str = "gateway.msgflo"
+
+    @property
+    def dhcp_addresses(self) -> int:
+        """Addresses from ``dhcp_start`` to ``dhcp_end``, both included: dnsmasq's leases."""
+        return int(self.dhcp_end) - int(self.dhcp_start) + 1
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ Check = Callable[[object], T]
 
 MAX_MQTT_PACKET = 268_435_455  # MQTT's remaining-length limit; mosquitto rejects more
 SSID_BYTES = 32  # IEEE 802.11 SSID element
+MAX_STATIONS = 2007  # hostapd's max_num_sta ceiling (MAX_STA_COUNT): one AID each
 SUFFIX = "{suffix}"
 SUFFIX_LEN = 4  # four hex digits, generated at first boot
 IFNAMSIZ = 15  # Linux interface names, without the NUL
@@ -93,6 +94,8 @@ port = integer(1, 65535)
 positive = integer(1)
 channel = integer(1, 14)  # 2.4 GHz; 14 is Japan-only, hostapd checks it against country
 message_size = integer(1, MAX_MQTT_PACKET)
+# hostapd's max_num_sta: 2007 association ids (IEEE 802.11's AID is 1-2007) is its ceiling.
+stations = integer(1, MAX_STATIONS)
 
 
 def baud(value: object) -> int:

@@ -166,3 +166,27 @@ def test_bluez_main_conf_gives_the_ble_duty_cycle_in_slots() -> None:
     assert "ScanWindowAdvMonitor=80" in bluez_main_conf(
         replace(config, bridges=replace(BridgesConfig(), ble=slower))
     )
+
+
+def test_device_facing_listeners_are_limited_and_loopback_is_not() -> None:
+    config = GatewayConfig(broker=BrokerConfig(max_connections=40))
+    text = lines(mosquitto_conf(config, Path("/s"), Path("/p")))
+    # Mosquitto's max_connections belongs to the listener line before it.
+    after = {text[i - 1]: line for i, line in enumerate(text) if line.startswith("max_conn")}
+    assert after == {
+        "listener 1883 192.168.4.1": "max_connections 40",
+        "protocol websockets": "max_connections 40",  # listener 9001, every address
+        "listener 8883 192.168.4.1": "max_connections 40",
+    }
+    loopback = text.index("listener 1883 127.0.0.1")
+    assert text[loopback + 1].startswith("listener"), "the gateway's own daemons: no limit"
+
+
+def test_hostapd_and_dnsmasq_take_the_station_limit() -> None:
+    ap = AccessPointConfig(max_stations=40)
+    config = GatewayConfig(access_point=ap)
+    assert "max_num_sta=40" in lines(hostapd_conf(config, SECRETS, Path("/run/hostapd")))
+    # The default range 192.168.4.10-200: one lease per address, not dnsmasq's default 1000.
+    assert "dhcp-lease-max=191" in lines(dnsmasq_conf(config, Path("/run/dhcp")))
+    assert GatewayConfig().access_point.max_stations >= 30  # a room of boards
+    assert GatewayConfig().broker.max_connections >= 2 * 30

@@ -149,7 +149,8 @@ def test_sections_must_be_mappings() -> None:
     assert problems("broker: 1883\n") == [
         "gateway.yaml:1: broker: expected a mapping with keys port, tls_port, websockets_port,"
         " max_message_size,"
-        " max_queued_messages, persistence, autosave_interval, roles, got 1883"
+        " max_queued_messages, max_connections, persistence, autosave_interval, roles,"
+        " got 1883"
     ]
 
 
