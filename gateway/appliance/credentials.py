@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import grp
 import hashlib
 import hmac
 import json
 import os
 import pwd
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.appliance.adopt import locked
 from gateway.appliance.passwd import parse_password_file, password_file
 from gateway.appliance.render import mosquitto_acl
 from gateway.appliance.secrets import Secrets, SecretsLayout, ensure_secrets_dir, mqtt_user_url
@@ -71,6 +74,27 @@ class Owners:
     def shared(self) -> Owner:
         """Any of them: when set, the secrets directory lets the services reach their files."""
         return self.broker or self.coordinator or self.bridge
+
+    @classmethod
+    def as_written(cls, data_dir: Path) -> Owners:
+        """The owners the files have now, so that rewriting them (``gateway-config device``)
+        keeps each file's group without being told the services' users again. Only the group
+        counts (``group_readable``); a file only its owner reads means no service user."""
+        layout = SecretsLayout.at(data_dir)
+        bridges = sorted(layout.directory.glob(f"{BRIDGE_PREFIX}*.json"))
+        return cls(
+            _group_reader(layout.passwd),
+            _group_reader(layout.directory / f"{COORDINATOR}.json"),
+            _group_reader(bridges[0]) if bridges else None,
+        )
+
+
+def _group_reader(path: Path) -> Owner:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_uid, info.st_gid) if info.st_mode & stat.S_IRGRP else None
 
 
 def system_user(name: str, option: str) -> Owner:
@@ -248,17 +272,33 @@ def broker_users_now(data_dir: Path) -> set[str]:
     return set(parse_password_file(text))
 
 
+@contextlib.contextmanager
+def users_locked(data_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the secrets directory while the broker's users change (here and
+    ``gateway-config device``): the password file and the ACL are never written by two at
+    once, so they always agree, and a device added meanwhile is not lost."""
+    directory = SecretsLayout.at(data_dir).directory
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(locked(directory / "secrets.json"))
+        except OSError as exc:
+            hint = " (has gateway-firstboot run?)" if isinstance(exc, FileNotFoundError) else ""
+            raise ApplianceError(f"{directory}: cannot lock: {exc.strerror or exc}{hint}") from exc
+        yield
+
+
 def sync_users(
     config: GatewayConfig, secrets: Secrets, owners: Owners
 ) -> tuple[set[str], set[str]]:
     """Give every role of the graph a broker user (and drop derived users of roles no longer
     in it). Returns the users added and removed; nothing is written when both are empty."""
-    before = broker_users_now(config.data_dir)
-    wanted = set(broker_passwords(config, secrets))
-    complete = service_file(config.data_dir, COORDINATOR).exists()
-    if wanted == before and complete:
-        return set(), set()
-    write_user_files(config, secrets, owners)
+    with users_locked(config.data_dir):
+        before = broker_users_now(config.data_dir)
+        wanted = set(broker_passwords(config, secrets))
+        complete = service_file(config.data_dir, COORDINATOR).exists()
+        if wanted == before and complete:
+            return set(), set()
+        write_user_files(config, secrets, owners)
     return wanted - before, before - wanted
 
 
