@@ -26,10 +26,12 @@ void optionalMember(JsonWriter& json, const char* key, FlashText value) {
   if (!empty(value)) json.key(flash(key)).string(value);
 }
 
-void writePort(JsonWriter& json, FlashText id, FlashText type) {
+void writePort(JsonWriter& json, FlashText id, FlashText type, bool inport,
+               const DescriptionExtras* extras) {
   json.beginObject();
   json.key(flash(kIdKey)).string(id);
   json.key(flash(kTypeKey)).string(empty(type) ? flash(kAnyType) : type);
+  if (extras) extras->port(json, inport, id);
   json.endObject();
 }
 }  // namespace
@@ -139,24 +141,36 @@ bool Participant::send(uint8_t outport, const link::ByteSource& payload) {
   return transport_ != 0 && outport < outportCount_ && transport_->send(outport, payload);
 }
 
-void Participant::describe(JsonWriter& json) const {
+void Participant::describe(JsonWriter& json, const DescriptionExtras* extras) const {
   json.beginObject();
+  if (extras) extras->head(json);
   json.key(flash(kComponentKey)).string(component());
   optionalMember(json, kLabelKey, label_);
   optionalMember(json, kIconKey, icon_);
   json.key(flash(kInportsKey)).beginArray();
-  for (uint8_t i = 0; i < inportCount_; ++i) writePort(json, inports_[i].id, inports_[i].type);
+  for (uint8_t i = 0; i < inportCount_; ++i) {
+    writePort(json, inports_[i].id, inports_[i].type, true, extras);
+  }
   json.endArray();
   json.key(flash(kOutportsKey)).beginArray();
-  for (uint8_t i = 0; i < outportCount_; ++i) writePort(json, outports_[i].id, outports_[i].type);
+  for (uint8_t i = 0; i < outportCount_; ++i) {
+    writePort(json, outports_[i].id, outports_[i].type, false, extras);
+  }
   json.endArray();
   optionalMember(json, kVersionKey, version_);
+  if (extras) extras->tail(json);
   json.endObject();
 }
 
-void Participant::writeId(JsonSink& sink) const {
-  const FlashText name = component();
-  for (size_t i = 0; flashByte(name, i) != 0; ++i) sink.put(static_cast<char>(flashByte(name, i)));
+void Participant::writeId(JsonSink& sink, const char* role) const {
+  if (role && *role) {
+    for (const char* c = role; *c; ++c) sink.put(*c);
+  } else {
+    const FlashText name = component();
+    for (size_t i = 0; flashByte(name, i) != 0; ++i) {
+      sink.put(static_cast<char>(flashByte(name, i)));
+    }
+  }
   if (chipId_[0] == 0) return;
   sink.put('-');
   for (const char* c = chipId_; *c; ++c) sink.put(*c);

@@ -1,5 +1,5 @@
 // A msgflo participant on a microcontroller: component, label, icon, inports with callbacks,
-// outports with send, behind a Transport (the serial link now, MQTT over WiFi later).
+// outports with send, behind a Transport (the serial link, or MQTT over WiFi).
 //
 // In the spirit of msgflo-arduino (docs/protocol.md 9.3) but buildable for
 // an Uno: C++11 without STL, fixed port arrays sized at compile time, a function pointer plus a
@@ -33,6 +33,18 @@ struct InportSlot {
 struct OutportSlot {
   FlashText id;
   FlashText type;
+};
+
+// Members a transport adds to the description for its own protocol (MQTT discovery: the id,
+// the role, each port's queue, the period), called while Participant::describe writes it.
+class DescriptionExtras {
+ public:
+  virtual void head(JsonWriter& json) const = 0;                             // before "component"
+  virtual void port(JsonWriter& json, bool inport, FlashText id) const = 0;  // in each port
+  virtual void tail(JsonWriter& json) const = 0;                             // before the last `}`
+
+ protected:
+  ~DescriptionExtras() {}
 };
 
 // How a participant reaches the network. A transport describes the participant from its
@@ -101,14 +113,22 @@ class Participant {
   // Runs the inport's callback; false when there is no such inport.
   bool deliver(uint8_t inport, const uint8_t* payload, size_t length);
   bool send(uint8_t outport, const link::ByteSource& payload);
-  // The description JSON (docs/serial-link.md 4.3), generated from the port tables.
-  void describe(JsonWriter& json) const;
-  // `<component>-<chip id>`, or the component alone without a chip id: never empty.
-  void writeId(JsonSink& sink) const;
+  // The description JSON (docs/serial-link.md 4.3), generated from the port tables, with a
+  // transport's extra members (MQTT discovery) when given.
+  void describe(JsonWriter& json, const DescriptionExtras* extras = 0) const;
+  // The participant's id, the one way ids are written (docs/protocol.md 9.3):
+  // `<role>-<chip id>` (the component stands in for a null or empty role), or the role alone
+  // without a chip id: never empty.
+  void writeId(JsonSink& sink, const char* role = 0) const;
   FlashText component() const;
   FlashText version() const { return version_; }
   uint8_t inportCount() const { return inportCount_; }
   uint8_t outportCount() const { return outportCount_; }
+  // A port's id (flash); null past the last port.
+  FlashText inportId(uint8_t index) const { return index < inportCount_ ? inports_[index].id : 0; }
+  FlashText outportId(uint8_t index) const {
+    return index < outportCount_ ? outports_[index].id : 0;
+  }
 
  protected:
   Participant(FlashText component, InportSlot* inports, uint8_t inportCapacity,

@@ -1,0 +1,461 @@
+// The MQTT transport; see MsgfloMqtt.h.
+
+#include "MsgfloMqtt.h"
+
+namespace msgflo {
+
+using mqtt::DecodeError;
+using mqtt::Decoder;
+using mqtt::Packet;
+using mqtt::PacketType;
+using mqtt::TopicBytes;
+
+namespace {
+const char kDiscoveryTopic[] = "fbp";
+const char kProtocolKey[] PROGMEM = "protocol";
+const char kDiscovery[] PROGMEM = "discovery";
+const char kCommandKey[] PROGMEM = "command";
+const char kParticipant[] PROGMEM = "participant";
+const char kPayloadKey[] PROGMEM = "payload";
+const char kIdKey[] PROGMEM = "id";
+const char kRoleKey[] PROGMEM = "role";
+const char kQueueKey[] PROGMEM = "queue";
+const char kPeriodKey[] PROGMEM = "discoveryPeriod";
+
+const unsigned long kConnackTimeout = 10000;  // ms from CONNECT sent to CONNACK
+const unsigned long kStableTime = 10000;      // ms up after which a loss retries at once
+const size_t kMaxReadPerLoop = 512;           // bytes handled per loop(): it returns soon
+const size_t kReadChunk = 32;
+
+// An id of the participant kept in RAM, cut (never overflowing) at its capacity.
+class IdSink : public JsonSink {
+ public:
+  IdSink(char* out, size_t capacity) : out_(out), capacity_(capacity), length_(0), cut_(false) {
+    out_[0] = 0;
+  }
+  void put(char c) override {
+    if (length_ + 1 >= capacity_) {
+      cut_ = true;
+      return;
+    }
+    out_[length_++] = c;
+    out_[length_] = 0;
+  }
+  bool cut() const { return cut_; }
+
+ private:
+  char* out_;
+  size_t capacity_;
+  size_t length_;
+  bool cut_;
+};
+
+}  // namespace
+
+// -- Output -----------------------------------------------------------------------------------
+
+void MqttTransportBase::Output::put(uint8_t byte) {
+  data_[length_++] = byte;
+  if (length_ == sizeof data_) flush();
+}
+
+bool MqttTransportBase::Output::flush() {
+  if (length_ > 0) {
+    if (client_.write(data_, length_) != length_) failed_ = true;
+    length_ = 0;
+  }
+  const bool ok = !failed_;
+  failed_ = false;
+  return ok;
+}
+
+// -- MqttTransportBase ------------------------------------------------------------------------
+
+MqttTransportBase::MqttTransportBase(Client& client, const MqttConfig& config, Decoder& decoder,
+                                     uint8_t* pending, size_t pendingCapacity)
+    : client_(client),
+      config_(config),
+      decoder_(decoder),
+      pending_(pending),
+      pendingCapacity_(pendingCapacity),
+      participant_(0),
+      out_(client),
+      counters_(),
+      role_(""),
+      roleLength_(0),
+      state_(MqttState::Idle),
+      configured_(false),
+      announced_(false),
+      pingOutstanding_(false),
+      pendingState_(Pending::None),
+      pendingPort_(0),
+      subscriptionsUnacked_(0),
+      lastError_(DecodeError::None),
+      pendingId_(0),
+      packetId_(0),
+      pendingLength_(0),
+      retryDelay_(0),
+      rng_(0),
+      retryAt_(0),
+      since_(0),
+      lastSent_(0),
+      lastArrival_(0),
+      lastAnnounce_(0),
+      pingSent_(0) {
+  id_[0] = 0;
+}
+
+void MqttTransportBase::begin(Participant& participant) {
+  participant_ = &participant;
+  IdSink id(id_, sizeof id_);
+  participant.writeId(id, config_.role);
+  // The role: the configured one, or the component, which the id starts with (in RAM: flash
+  // is not readable byte by byte through a plain pointer on every board).
+  if (config_.role && *config_.role) {
+    role_ = config_.role;
+    roleLength_ = strlen(config_.role);
+  } else {
+    role_ = id_;
+    const size_t length = flashLength(participant.component());
+    roleLength_ = length < strlen(id_) ? length : strlen(id_);
+  }
+  // Every topic must fit kMaxTopic: the discovery writes each queue from a stack copy.
+  bool fits = !id.cut() && config_.host != 0;
+  for (uint8_t i = 0; i < participant.inportCount(); ++i) {
+    fits = fits && TopicBytes(config_.prefix, role_, roleLength_, participant.inportId(i)).size() <
+                       kMaxTopic;
+  }
+  for (uint8_t i = 0; i < participant.outportCount(); ++i) {
+    fits = fits && TopicBytes(config_.prefix, role_, roleLength_, participant.outportId(i)).size() <
+                       kMaxTopic;
+  }
+  configured_ = fits;
+  // Seeded from the id (boards differ) and the time (a board's restarts differ).
+  uint32_t seed = 2166136261UL ^ static_cast<uint32_t>(millis());
+  for (const char* c = id_; *c; ++c) seed = (seed ^ static_cast<uint8_t>(*c)) * 16777619UL;
+  rng_ = seed ? seed : 1;
+  resume();
+}
+
+void MqttTransportBase::resume() {
+  if (!configured_ || state_ != MqttState::Idle) return;
+  state_ = MqttState::Waiting;
+  retryDelay_ = config_.retryMin;  // the first attempt at once, a retry after retryMin
+  retryAt_ = millis();
+}
+
+uint32_t MqttTransportBase::jitter() {  // xorshift32: jitter needs no quality
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  return rng_;
+}
+
+uint16_t MqttTransportBase::nextPacketId() {
+  if (++packetId_ == 0) packetId_ = 1;
+  if (packetId_ == pendingId_ && pendingState_ != Pending::None) return nextPacketId();
+  return packetId_;
+}
+
+void MqttTransportBase::loop() {
+  const unsigned long now = millis();
+  switch (state_) {
+    case MqttState::Idle:
+      return;
+    case MqttState::Waiting:
+      if (static_cast<long>(now - retryAt_) >= 0) attempt(now);
+      return;
+    case MqttState::Connecting:
+      receive(now);
+      if (state_ == MqttState::Connecting && now - since_ >= kConnackTimeout) drop(now);
+      return;
+    case MqttState::Connected:
+      receive(now);
+      if (state_ != MqttState::Connected) return;
+      keepalive(now);
+      if (state_ != MqttState::Connected) return;
+      if (now - lastAnnounce_ >=
+          static_cast<unsigned long>(config_.discoveryPeriod) * 1000UL * 10 / 22) {
+        announce();
+        sent(now);
+      }
+      return;
+  }
+}
+
+void MqttTransportBase::attempt(unsigned long now) {
+  ++counters_.attempts;
+  if (client_.connect(config_.host, config_.port) <= 0) {
+    scheduleRetry(now);
+    return;
+  }
+  decoder_.reset();
+  out_.reset();
+  announced_ = false;
+  pingOutstanding_ = false;
+  subscriptionsUnacked_ = 0;
+  mqtt::ConnectOptions options;
+  options.clientId = config_.clientId ? config_.clientId : id_;
+  options.user = config_.user;
+  options.password = config_.password;
+  options.keepalive = config_.keepalive;
+  options.cleanSession = config_.cleanSession;
+  state_ = MqttState::Connecting;
+  since_ = now;
+  if (!mqtt::writeConnect(out_, options)) {
+    drop(now);
+    return;
+  }
+  sent(now);
+}
+
+void MqttTransportBase::scheduleRetry(unsigned long now) {
+  state_ = MqttState::Waiting;
+  const uint32_t delay = retryDelay_;
+  retryAt_ = now + (delay ? delay / 2 + jitter() % (delay / 2 + 1) : 0);
+  if (retryDelay_ == 0) {
+    retryDelay_ = config_.retryMin;
+  } else {
+    retryDelay_ = retryDelay_ * 2 > config_.retryMax ? config_.retryMax : retryDelay_ * 2;
+  }
+}
+
+void MqttTransportBase::drop(unsigned long now) {
+  const bool wasUp = state_ == MqttState::Connected;
+  if (state_ == MqttState::Connected || state_ == MqttState::Connecting) ++counters_.lost;
+  client_.stop();
+  decoder_.reset();
+  out_.reset();
+  announced_ = false;
+  if (wasUp && now - since_ >= kStableTime) retryDelay_ = 0;
+  scheduleRetry(now);
+}
+
+bool MqttTransportBase::sent(unsigned long now) {
+  if (out_.flush()) {
+    lastSent_ = now;
+    return true;
+  }
+  drop(now);
+  return false;
+}
+
+void MqttTransportBase::receive(unsigned long now) {
+  if (!client_.connected() && client_.available() <= 0) {
+    drop(now);
+    return;
+  }
+  uint8_t chunk[kReadChunk];
+  size_t handled = 0;
+  while (handled < kMaxReadPerLoop && client_.available() > 0) {
+    const int got = client_.read(chunk, sizeof chunk);
+    if (got <= 0) return;
+    handled += static_cast<size_t>(got);
+    for (int i = 0; i < got; ++i) {
+      const Decoder::Event event = decoder_.push(chunk[i]);
+      if (event == Decoder::Event::Malformed) {
+        ++counters_.malformed;
+        lastError_ = decoder_.error();
+        drop(now);
+        return;
+      }
+      if (event == Decoder::Event::Packet) {
+        const MqttState before = state_;
+        handle(decoder_.packet(), now);
+        if (state_ != before && state_ != MqttState::Connected) return;
+      }
+    }
+  }
+}
+
+void MqttTransportBase::handle(const Packet& packet, unsigned long now) {
+  lastArrival_ = now;
+  pingOutstanding_ = false;  // anything from the broker shows the connection is alive
+  if (state_ == MqttState::Connecting) {
+    if (packet.type == PacketType::Connack) {
+      onConnack(packet, now);
+    } else {  // before CONNACK a broker sends nothing else (3.1.1, 3.2)
+      ++counters_.malformed;
+      lastError_ = DecodeError::BadType;
+      drop(now);
+    }
+    return;
+  }
+  switch (packet.type) {
+    case PacketType::Publish:
+      handlePublish(packet);
+      sent(now);
+      return;
+    case PacketType::Puback:
+      if (pendingState_ == Pending::Sent && packet.packetId == pendingId_) {
+        pendingState_ = Pending::None;
+      }
+      return;
+    case PacketType::Suback:
+      if (subscriptionsUnacked_ > 0) --subscriptionsUnacked_;
+      if (packet.returnCode == 0x80) ++counters_.refused;
+      return;
+    case PacketType::Pingresp:
+      return;
+    default:  // a second CONNACK
+      ++counters_.malformed;
+      lastError_ = DecodeError::BadType;
+      drop(now);
+      return;
+  }
+}
+
+void MqttTransportBase::onConnack(const Packet& packet, unsigned long now) {
+  if (packet.returnCode != 0) {
+    ++counters_.refused;
+    drop(now);
+    return;
+  }
+  ++counters_.connects;
+  if (counters_.connects > 1) ++counters_.reconnects;
+  state_ = MqttState::Connected;
+  since_ = now;
+  for (uint8_t i = 0; i < participant_->inportCount(); ++i) {
+    const TopicBytes topic(config_.prefix, role_, roleLength_, participant_->inportId(i));
+    if (mqtt::writeSubscribe(out_, nextPacketId(), topic, 1)) ++subscriptionsUnacked_;
+  }
+  announce();
+  if (pendingState_ != Pending::None) publishPending(pendingState_ == Pending::Sent);
+  sent(now);
+}
+
+void MqttTransportBase::handlePublish(const Packet& packet) {
+  if (packet.skipped) {
+    ++counters_.oversized;
+  } else {
+    bool known = false;
+    for (uint8_t i = 0; i < participant_->inportCount() && !known; ++i) {
+      if (TopicBytes(config_.prefix, role_, roleLength_, participant_->inportId(i))
+              .equals(packet.topic, packet.topicLength)) {
+        known = true;
+        participant_->deliver(i, packet.payload, packet.payloadLength);
+      }
+    }
+    if (!known) ++counters_.unknown;
+  }
+  // After the callback, which may have sent: the broker then redelivers what a crash lost.
+  if (packet.qos == 1 && state_ == MqttState::Connected) mqtt::writePuback(out_, packet.packetId);
+}
+
+void MqttTransportBase::keepalive(unsigned long now) {
+  if (config_.keepalive == 0) return;
+  const unsigned long period = static_cast<unsigned long>(config_.keepalive) * 1000UL;
+  if (pingOutstanding_) {
+    if (now - pingSent_ >= period) drop(now);  // no answer for a whole period: dead
+    return;
+  }
+  if (now - lastSent_ >= period) {
+    mqtt::writePingreq(out_);
+    pingOutstanding_ = true;
+    pingSent_ = now;
+    sent(now);
+  }
+}
+
+bool MqttTransportBase::send(uint8_t outport, const link::ByteSource& payload) {
+  if (!participant_ || outport >= participant_->outportCount()) return false;
+  if (config_.qos == 0) {
+    if (state_ != MqttState::Connected) {
+      ++counters_.dropped;
+      return false;
+    }
+    const TopicBytes topic(config_.prefix, role_, roleLength_, participant_->outportId(outport));
+    if (!mqtt::writePublishHeader(out_, topic, payload.size(), 0, false, 0)) {
+      ++counters_.dropped;
+      return false;
+    }
+    for (size_t i = 0; i < payload.size(); ++i) out_.put(payload.at(i));
+    return sent(millis());
+  }
+  if (pendingState_ != Pending::None || payload.size() > pendingCapacity_) {
+    ++counters_.dropped;
+    return false;
+  }
+  pendingLength_ = payload.size();
+  for (size_t i = 0; i < pendingLength_; ++i) pending_[i] = payload.at(i);
+  pendingPort_ = outport;
+  pendingState_ = Pending::Queued;
+  if (state_ == MqttState::Connected) {
+    publishPending(false);
+    sent(millis());
+  }
+  return true;
+}
+
+void MqttTransportBase::publishPending(bool dup) {
+  if (!dup) pendingId_ = nextPacketId();
+  const TopicBytes topic(config_.prefix, role_, roleLength_, participant_->outportId(pendingPort_));
+  if (!mqtt::writePublishHeader(out_, topic, pendingLength_, 1, dup, pendingId_)) {
+    pendingState_ = Pending::None;  // a topic too long for MQTT: it can never go
+    ++counters_.dropped;
+    return;
+  }
+  for (size_t i = 0; i < pendingLength_; ++i) out_.put(pending_[i]);
+  pendingState_ = Pending::Sent;
+}
+
+// -- discovery --------------------------------------------------------------------------------
+
+void MqttTransportBase::writeDiscovery(JsonSink& sink) const {
+  JsonWriter json(sink);
+  json.beginObject();
+  json.key(flash(kProtocolKey)).string(flash(kDiscovery));
+  json.key(flash(kCommandKey)).string(flash(kParticipant));
+  json.key(flash(kPayloadKey));
+  participant_->describe(json, this);
+  json.endObject();
+}
+
+void MqttTransportBase::announce() {
+  JsonWindow counter(0, 0, 0);  // keeps nothing: counts
+  writeDiscovery(counter);
+  const link::RamBytes topic(reinterpret_cast<const uint8_t*>(kDiscoveryTopic),
+                             sizeof kDiscoveryTopic - 1);
+  if (!mqtt::writePublishHeader(out_, topic, counter.total(), 0, false, 0)) return;
+  writeDiscovery(out_);
+  announced_ = true;
+  lastAnnounce_ = millis();
+}
+
+void MqttTransportBase::head(JsonWriter& json) const {
+  json.key(flash(kIdKey)).string(id_);
+  json.key(flash(kRoleKey)).string(reinterpret_cast<const uint8_t*>(role_), roleLength_);
+}
+
+void MqttTransportBase::port(JsonWriter& json, bool, FlashText portId) const {
+  const TopicBytes topic(config_.prefix, role_, roleLength_, portId);
+  uint8_t text[kMaxTopic];
+  const size_t length = topic.size() < kMaxTopic ? topic.size() : kMaxTopic;
+  for (size_t i = 0; i < length; ++i) text[i] = topic.at(i);
+  json.key(flash(kQueueKey)).string(text, length);
+}
+
+void MqttTransportBase::tail(JsonWriter& json) const {
+  json.key(flash(kPeriodKey)).integer(static_cast<long>(config_.discoveryPeriod));
+}
+
+// -- for sleepy sketches ----------------------------------------------------------------------
+
+bool MqttTransportBase::settled() const {
+  return state_ == MqttState::Connected && announced_ && subscriptionsUnacked_ == 0 &&
+         pendingState_ == Pending::None && millis() - lastArrival_ >= config_.quietTime;
+}
+
+void MqttTransportBase::disconnect() {
+  if (state_ == MqttState::Connected) {
+    mqtt::writeDisconnect(out_);
+    out_.flush();
+  }
+  if (state_ == MqttState::Connected || state_ == MqttState::Connecting) client_.stop();
+  decoder_.reset();
+  out_.reset();
+  announced_ = false;
+  state_ = MqttState::Idle;
+}
+
+}  // namespace msgflo

@@ -1,0 +1,470 @@
+// The MQTT transport over a scripted Client, the test playing the broker with the fake
+// millis(): connect, subscriptions, discovery, messages both ways, QoS 1 in flight and its DUP
+// retransmission, keepalive, backoff, malformed and oversized packets, sleepy sketches.
+
+#include <doctest/doctest.h>
+
+#include "Arduino.h"
+#include "FakeClient.h"
+#include "Msgflo.h"
+
+using namespace msgflo;
+using mqtt::PacketType;
+
+namespace {
+
+struct Seen {
+  uint8_t header;
+  uint8_t body[4096];
+  size_t length;
+  PacketType type() const { return static_cast<PacketType>(header >> 4); }
+  uint16_t u16(size_t at) const { return static_cast<uint16_t>(body[at] << 8 | body[at + 1]); }
+  // PUBLISH
+  bool topicIs(const char* topic) const {
+    return u16(0) == strlen(topic) && memcmp(body + 2, topic, strlen(topic)) == 0;
+  }
+  size_t payloadAt() const { return 2 + u16(0) + ((header & 0x06) ? 2 : 0); }
+  bool payloadIs(const char* text) const {
+    return length - payloadAt() == strlen(text) &&
+           memcmp(body + payloadAt(), text, strlen(text)) == 0;
+  }
+};
+
+struct Inbox {
+  int calls = 0;
+  char text[300] = {};
+};
+
+void remember(const uint8_t* payload, size_t length, void* context) {
+  Inbox& inbox = *static_cast<Inbox*>(context);
+  ++inbox.calls;
+  memcpy(inbox.text, payload, length);
+  inbox.text[length] = 0;
+}
+
+MqttConfig config(const char* role = "sensor") {
+  MqttConfig c;
+  c.host = "broker.local";
+  c.user = "dev";
+  c.password = "secret";
+  c.role = role;
+  c.prefix = "kit/";
+  return c;
+}
+
+struct Rig {
+  fake::FakeClient client;
+  MqttTransport<128> mqtt;
+  StaticParticipant<2, 1> participant{F("Thermo")};
+  Inbox in, led;
+  Outport out;
+  size_t readPos = 0;
+
+  explicit Rig(const MqttConfig& c = config()) : mqtt(client, c) {
+    fake::setMillis(1000);
+    participant.setLabel(F("A \"quoted\" label"));
+    participant.setChipId("a1b2");
+    REQUIRE(participant.inport(F("interval"), F("number"), remember, &in));
+    REQUIRE(participant.inport(F("led"), F("boolean"), remember, &led));
+    out = participant.outport(F("temperature"), F("number"));
+    participant.begin(mqtt);
+  }
+
+  void script(const uint8_t* data, size_t length) { client.script(data, length); }
+  template <size_t N>
+  void broker(const uint8_t (&data)[N]) {
+    client.script(data, N);
+    participant.loop();
+  }
+
+  // The next packet the transport wrote; REQUIREs there is one.
+  Seen next() {
+    Seen seen = {};
+    REQUIRE(readPos + 2 <= client.outLength);
+    seen.header = client.out[readPos++];
+    uint32_t length = 0, multiplier = 1;
+    uint8_t byte;
+    do {
+      REQUIRE(readPos < client.outLength);
+      byte = client.out[readPos++];
+      length += (byte & 0x7F) * multiplier;
+      multiplier *= 128;
+    } while (byte & 0x80);
+    REQUIRE(length <= sizeof seen.body);
+    REQUIRE(readPos + length <= client.outLength);
+    memcpy(seen.body, client.out + readPos, length);
+    seen.length = length;
+    readPos += length;
+    return seen;
+  }
+  bool idle() const { return readPos == client.outLength; }
+
+  // Through CONNECT, CONNACK, both SUBSCRIBEs and their SUBACKs, and the discovery.
+  void connect(bool sessionPresent = false) {
+    participant.loop();
+    REQUIRE(client.up);
+    REQUIRE(next().type() == PacketType::Connect);
+    const uint8_t connack[] = {0x20, 2, static_cast<uint8_t>(sessionPresent ? 1 : 0), 0};
+    broker(connack);
+    REQUIRE(mqtt.connected());
+    const Seen a = next(), b = next();
+    REQUIRE(a.type() == PacketType::Subscribe);
+    REQUIRE(b.type() == PacketType::Subscribe);
+    const uint8_t subacks[] = {0x90, 3, a.body[0], a.body[1], 1, 0x90, 3, b.body[0], b.body[1], 1};
+    REQUIRE(next().topicIs("fbp"));
+    broker(subacks);
+  }
+};
+
+const char kDiscovery[] =
+    "{\"protocol\":\"discovery\",\"command\":\"participant\",\"payload\":{\"id\":\"sensor-a1b2\","
+    "\"role\":\"sensor\",\"component\":\"Thermo\",\"label\":\"A \\\"quoted\\\" label\","
+    "\"inports\":[{\"id\":\"interval\",\"type\":\"number\",\"queue\":\"kit/sensor/interval\"},"
+    "{\"id\":\"led\",\"type\":\"boolean\",\"queue\":\"kit/sensor/led\"}],\"outports\":[{\"id\":"
+    "\"temperature\",\"type\":\"number\",\"queue\":\"kit/sensor/temperature\"}],"
+    "\"discoveryPeriod\":60}}";
+
+}  // namespace
+
+TEST_CASE("mqtt: connects at once with the role-based id, subscribes at QoS 1, announces") {
+  Rig rig;
+  CHECK(rig.mqtt.configured());
+  CHECK(strcmp(rig.mqtt.id(), "sensor-a1b2") == 0);
+  rig.participant.loop();
+  CHECK(rig.client.connects == 1);
+  CHECK(strcmp(rig.client.lastHost, "broker.local") == 0);
+  CHECK(rig.client.lastPort == 1883);
+  const Seen connect = rig.next();
+  REQUIRE(connect.type() == PacketType::Connect);
+  const uint8_t head[] = {0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 30, 0, 11};
+  CHECK(memcmp(connect.body, head, sizeof head) == 0);
+  CHECK(memcmp(connect.body + 12, "sensor-a1b2", 11) == 0);
+  CHECK(rig.mqtt.state() == MqttState::Connecting);
+  CHECK(rig.idle());
+
+  const uint8_t connack[] = {0x20, 2, 0, 0};
+  rig.broker(connack);
+  CHECK(rig.mqtt.connected());
+  const Seen sub1 = rig.next(), sub2 = rig.next();
+  CHECK(sub1.header == 0x82);
+  CHECK(sub1.length == 2 + 2 + strlen("kit/sensor/interval") + 1);
+  CHECK(memcmp(sub1.body + 4, "kit/sensor/interval", 19) == 0);
+  CHECK(sub1.body[sub1.length - 1] == 1);
+  CHECK(memcmp(sub2.body + 4, "kit/sensor/led", 14) == 0);
+  CHECK(sub1.u16(0) != sub2.u16(0));
+  const Seen discovery = rig.next();
+  CHECK(discovery.header == 0x30);  // QoS 0, not retained
+  CHECK(discovery.topicIs("fbp"));
+  CHECK(discovery.payloadIs(kDiscovery));
+  CHECK(rig.idle());
+}
+
+TEST_CASE("mqtt: the role defaults to the component; no chip id, the id is the role") {
+  MqttConfig c = config(nullptr);
+  c.prefix = "";
+  fake::FakeClient client;
+  MqttTransport<> mqtt(client, c);
+  StaticParticipant<1, 0> participant(F("Lamp"));
+  participant.inport(F("on"), F("boolean"), nullptr);
+  participant.begin(mqtt);
+  CHECK(strcmp(mqtt.id(), "Lamp") == 0);
+  participant.loop();
+  const uint8_t connack[] = {0x20, 2, 0, 0};
+  client.script(connack, sizeof connack);
+  participant.loop();
+  CHECK(memmem(client.out, client.outLength, "Lamp/on", 7) != nullptr);
+  CHECK(memmem(client.out, client.outLength, "\"role\":\"Lamp\"", 13) != nullptr);
+}
+
+TEST_CASE("mqtt: messages to inports reach their callbacks and QoS 1 ones are acknowledged") {
+  Rig rig;
+  rig.connect();
+  const uint8_t publish[] = {0x32, 2 + 19 + 2 + 4,
+                             0,    19,
+                             'k',  'i',
+                             't',  '/',
+                             's',  'e',
+                             'n',  's',
+                             'o',  'r',
+                             '/',  'i',
+                             'n',  't',
+                             'e',  'r',
+                             'v',  'a',
+                             'l',  0x01,
+                             0x02, '5',
+                             '0',  '0',
+                             '0'};
+  rig.broker(publish);
+  CHECK(rig.in.calls == 1);
+  CHECK(strcmp(rig.in.text, "5000") == 0);
+  const Seen puback = rig.next();
+  CHECK(puback.type() == PacketType::Puback);
+  CHECK(puback.u16(0) == 0x0102);
+  const uint8_t qos0[] = {0x30, 2 + 14 + 4, 0,   14,  'k', 'i', 't', '/', 's', 'e', 'n',
+                          's',  'o',        'r', '/', 'l', 'e', 'd', 't', 'r', 'u', 'e'};
+  rig.broker(qos0);
+  CHECK(rig.led.calls == 1);
+  CHECK(strcmp(rig.led.text, "true") == 0);
+  CHECK(rig.idle());  // no PUBACK at QoS 0
+  const uint8_t elsewhere[] = {0x32, 2 + 5 + 2 + 1, 0, 5, 'o', 't', 'h', 'e', 'r', 0, 7, 'x'};
+  rig.broker(elsewhere);
+  CHECK(rig.mqtt.counters().unknown == 1);
+  CHECK(rig.next().u16(0) == 7);  // acknowledged all the same
+}
+
+TEST_CASE("mqtt: one QoS 1 message in flight, retransmitted with DUP after a reconnect") {
+  Rig rig;
+  rig.connect();
+  CHECK(rig.out.sendDecimal(21.5f, 1));
+  const Seen first = rig.next();
+  CHECK(first.header == 0x32);
+  CHECK(first.topicIs("kit/sensor/temperature"));
+  CHECK(first.payloadIs("21.5"));
+  const uint16_t id = first.u16(first.payloadAt() - 2);
+  CHECK_FALSE(rig.out.sendInteger(1));  // one in flight
+  CHECK(rig.mqtt.counters().dropped == 1);
+  CHECK_FALSE(rig.mqtt.settled());
+
+  rig.client.up = false;  // the connection is lost before the PUBACK
+  rig.participant.loop();
+  CHECK(rig.mqtt.counters().lost == 1);
+  CHECK(rig.mqtt.state() == MqttState::Waiting);
+  fake::advanceMillis(1000);  // the first retry comes within 1 s
+  rig.connect(true);
+  const Seen again = rig.next();
+  CHECK(again.header == 0x3A);  // DUP, QoS 1
+  CHECK(again.payloadIs("21.5"));
+  CHECK(again.u16(again.payloadAt() - 2) == id);
+  CHECK(rig.mqtt.counters().reconnects == 1);
+  const uint8_t puback[] = {0x40, 2, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id)};
+  rig.broker(puback);
+  CHECK(rig.out.sendInteger(2));
+  const Seen second = rig.next();
+  CHECK(second.header == 0x32);
+  CHECK(second.u16(second.payloadAt() - 2) != id);
+}
+
+TEST_CASE("mqtt: a send while disconnected waits for the connection (QoS 1); QoS 0 refuses") {
+  Rig rig;
+  CHECK(rig.out.send("early"));
+  rig.connect();
+  const Seen sent = rig.next();
+  CHECK(sent.header == 0x32);  // a first transmission: no DUP
+  CHECK(sent.payloadIs("early"));
+
+  MqttConfig c = config();
+  c.qos = 0;
+  Rig zero(c);
+  CHECK_FALSE(zero.out.send("lost"));
+  CHECK(zero.mqtt.counters().dropped == 1);
+  zero.connect();
+  CHECK(zero.out.send("now"));
+  const Seen now = zero.next();
+  CHECK(now.header == 0x30);
+  CHECK(now.payloadIs("now"));
+}
+
+TEST_CASE("mqtt: a payload larger than the buffer is refused, never cut") {
+  Rig rig;
+  rig.connect();
+  uint8_t big[129] = {};
+  CHECK_FALSE(rig.out.sendBytes(big, sizeof big));
+  CHECK(rig.out.sendBytes(big, 128));
+}
+
+TEST_CASE("mqtt: retries at once, then after 1, 2, 4 ... 60 s, jittered down to half") {
+  Rig rig;
+  rig.client.accept = false;
+  rig.participant.loop();
+  CHECK(rig.client.connects == 1);
+  uint32_t expected = 1000;
+  for (int attempt = 2; attempt <= 12; ++attempt) {
+    const unsigned long start = millis();
+    int waited = 0;
+    while (rig.client.connects < attempt && waited < 70000) {
+      fake::advanceMillis(10);
+      waited += 10;
+      rig.participant.loop();
+    }
+    const unsigned long delay = millis() - start;
+    INFO("attempt " << attempt << " after " << delay << " ms");
+    CHECK(delay >= expected / 2);
+    CHECK(delay <= expected + 10);
+    expected = expected * 2 > 60000 ? 60000 : expected * 2;
+  }
+  CHECK(rig.mqtt.counters().attempts == 12);
+  rig.client.accept = true;
+  fake::advanceMillis(60000);
+  rig.connect();
+  CHECK(rig.mqtt.counters().connects == 1);
+}
+
+TEST_CASE("mqtt: PINGREQ after a quiet keepalive; no PINGRESP within another one drops it") {
+  MqttConfig c = config();
+  c.discoveryPeriod = 600;
+  Rig rig(c);
+  rig.connect();
+  fake::advanceMillis(29000);
+  rig.participant.loop();
+  CHECK(rig.idle());
+  fake::advanceMillis(1000);
+  rig.participant.loop();
+  CHECK(rig.next().header == 0xC0);
+  const uint8_t pingresp[] = {0xD0, 0};
+  rig.broker(pingresp);
+  fake::advanceMillis(30000);
+  rig.participant.loop();
+  CHECK(rig.next().header == 0xC0);
+  fake::advanceMillis(29999);
+  rig.participant.loop();
+  CHECK(rig.mqtt.connected());
+  fake::advanceMillis(1);
+  rig.participant.loop();
+  CHECK_FALSE(rig.mqtt.connected());
+  CHECK(rig.mqtt.counters().lost == 1);
+  CHECK(rig.client.stops == 1);
+}
+
+TEST_CASE("mqtt: announces again every period / 2.2") {
+  Rig rig;
+  rig.connect();
+  for (int i = 0; i < 3; ++i) {
+    fake::advanceMillis(27272);
+    rig.participant.loop();
+    const Seen ping = rig.next();  // nothing sent for 27 s: the keepalive of 30 s is not due
+    CHECK(ping.topicIs("fbp"));
+    CHECK(ping.payloadIs(kDiscovery));
+    CHECK(rig.idle());
+  }
+}
+
+TEST_CASE("mqtt: a malformed packet drops the connection, counted; it connects again") {
+  Rig rig;
+  rig.connect();
+  const uint8_t pubrel[] = {0x62, 2, 0, 1};
+  rig.broker(pubrel);
+  CHECK(rig.mqtt.counters().malformed == 1);
+  CHECK(rig.mqtt.lastError() == mqtt::DecodeError::BadType);
+  CHECK(rig.client.stops == 1);
+  fake::advanceMillis(1000);
+  rig.connect();
+  CHECK(rig.mqtt.counters().reconnects == 1);
+  const uint8_t truncatedTopic[] = {0x30, 4, 0, 9, 'a', 'b'};
+  rig.broker(truncatedTopic);
+  CHECK(rig.mqtt.counters().malformed == 2);
+  CHECK(rig.mqtt.lastError() == mqtt::DecodeError::BadTopic);
+  fake::advanceMillis(2000);
+  rig.connect();
+  const uint8_t secondConnack[] = {0x20, 2, 0, 0};
+  rig.broker(secondConnack);
+  CHECK(rig.mqtt.counters().malformed == 3);
+}
+
+TEST_CASE("mqtt: anything but CONNACK first, a refused CONNACK, no CONNACK in time") {
+  Rig rig;
+  rig.participant.loop();
+  const uint8_t pingresp[] = {0xD0, 0};
+  rig.broker(pingresp);
+  CHECK(rig.mqtt.counters().malformed == 1);
+  fake::advanceMillis(1000);
+  rig.participant.loop();
+  const uint8_t refused[] = {0x20, 2, 0, 5};
+  rig.broker(refused);
+  CHECK(rig.mqtt.counters().refused == 1);
+  CHECK(rig.mqtt.state() == MqttState::Waiting);
+  fake::advanceMillis(2000);
+  rig.participant.loop();
+  CHECK(rig.mqtt.state() == MqttState::Connecting);
+  fake::advanceMillis(10000);
+  rig.participant.loop();
+  CHECK(rig.mqtt.state() == MqttState::Waiting);
+  CHECK(rig.mqtt.counters().lost == 3);
+  CHECK(rig.mqtt.counters().connects == 0);
+}
+
+TEST_CASE("mqtt: an oversized message is acknowledged and counted, not delivered") {
+  Rig rig;
+  rig.connect();
+  uint8_t big[3 + 2 + 14 + 2 + 200] = {0x32, 0xDA, 0x01, 0,   14,  'k', 'i', 't', '/',  's', 'e',
+                                       'n',  's',  'o',  'r', '/', 'l', 'e', 'd', 0x00, 0x33};
+  rig.broker(big);
+  CHECK(rig.led.calls == 0);
+  CHECK(rig.mqtt.counters().oversized == 1);
+  CHECK(rig.next().u16(0) == 0x33);
+  CHECK(rig.mqtt.connected());
+}
+
+TEST_CASE("mqtt: settled after a quiet time; disconnect sends DISCONNECT and stays off") {
+  Rig rig;
+  rig.connect();
+  CHECK_FALSE(rig.mqtt.settled());
+  fake::advanceMillis(250);
+  CHECK(rig.mqtt.settled());
+  CHECK(rig.out.send("x"));
+  const Seen sent = rig.next();
+  CHECK_FALSE(rig.mqtt.settled());
+  const uint8_t puback[] = {0x40, 2, sent.body[sent.payloadAt() - 2],
+                            sent.body[sent.payloadAt() - 1]};
+  rig.broker(puback);
+  CHECK_FALSE(rig.mqtt.settled());  // the PUBACK just arrived
+  fake::advanceMillis(250);
+  CHECK(rig.mqtt.settled());
+  rig.mqtt.disconnect();
+  CHECK(rig.next().header == 0xE0);
+  CHECK(rig.mqtt.state() == MqttState::Idle);
+  CHECK_FALSE(rig.client.up);
+  fake::advanceMillis(100000);
+  rig.participant.loop();
+  CHECK(rig.client.connects == 1);
+  rig.mqtt.resume();
+  rig.connect();
+  CHECK(rig.client.connects == 2);
+}
+
+TEST_CASE("mqtt: a persistent session and no user: CONNECT flags") {
+  MqttConfig c = config();
+  c.cleanSession = false;
+  c.user = nullptr;
+  c.keepalive = 0;
+  Rig rig(c);
+  rig.participant.loop();
+  const Seen connect = rig.next();
+  CHECK(connect.body[7] == 0x00);
+  CHECK(connect.u16(8) == 0);
+}
+
+TEST_CASE("mqtt: a role too long for the id is refused at begin: it never connects") {
+  char role[80];
+  memset(role, 'r', sizeof role - 1);
+  role[sizeof role - 1] = 0;
+  Rig rig(config(role));
+  CHECK_FALSE(rig.mqtt.configured());
+  rig.participant.loop();
+  CHECK(rig.client.connects == 0);
+}
+
+// The same sketch code over either transport: only the object given to begin differs.
+namespace {
+Inbox sketchInbox;
+void sketchSetup(Participant& participant, Transport& transport) {
+  participant.setComponent(F("Echoer"));
+  participant.inport(F("in"), F("string"), remember, &sketchInbox);
+  participant.outport(F("out"), F("string"));
+  participant.begin(transport);
+}
+}  // namespace
+
+TEST_CASE("mqtt: the same sketch runs over the serial link or MQTT") {
+  fake::ScriptedStream<1024> serial;
+  SerialLink<> link(serial);
+  StaticParticipant<1, 1> overSerial;
+  sketchSetup(overSerial, link);
+  CHECK(serial.written().length() > 0);  // the hello
+
+  fake::FakeClient client;
+  MqttTransport<> mqtt(client, config("echo"));
+  StaticParticipant<1, 1> overMqtt;
+  sketchSetup(overMqtt, mqtt);
+  overMqtt.loop();
+  CHECK(client.connects == 1);
+}
