@@ -21,7 +21,8 @@ it into the ``secrets.h`` a sketch includes (pure, every value an escaped C stri
 
 The functions take the config (its ``data_dir`` is where everything lives), so tests point them
 at a temporary directory. They need root on the appliance: ``secrets.json`` is root's only.
-:func:`list_devices` reads the coordinator's own file instead, so the dashboard can call it.
+:func:`list_devices` reads the coordinator's own file instead, so the dashboard can call it,
+and :func:`device_states` adds whether each is connected, from the coordinator's registry.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from gateway.appliance.secrets import (
 from gateway.appliance.users import COORDINATOR, WEB, usable_role
 from gateway.config import values
 from gateway.config.model import GatewayConfig
+from gateway.coordinator.registry import Registry
 from gateway.errors import ApplianceError, GatewayError
 
 BROKER_UNIT = "msgflo-broker.service"  # services/systemd/msgflo-broker.service
@@ -99,6 +101,28 @@ def stored_devices(secrets: Secrets) -> tuple[str, ...]:
     """The device roles of ``secrets``: stored passwords of users that are neither the
     gateway's own (coordinator, admin, bridges) nor the dashboard's ``web``."""
     return tuple(sorted(u for u in secrets.mqtt_passwords if usable_role(u) is None))
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """A device as the dashboard shows it: whether a board of its role is connected."""
+
+    role: str
+    online: bool  # a participant of the role announced within its discovery period
+    last_seen: float | None  # on the registry's clock; None: never heard
+
+
+def device_states(roles: Iterable[str], registry: Registry, now: float) -> tuple[DeviceState, ...]:
+    """``roles`` (from :func:`list_devices`) with what the coordinator's registry knows.
+    Mosquitto 2.0 cannot say which users are connected; a connected board announces itself
+    on ``fbp`` every discovery period / 2.2, so the registry can (a sleeping board counts as
+    online while within the discovery period it declares)."""
+    states = []
+    for role in roles:
+        known = registry.known(role)
+        last = max((s.last_seen for s in known), default=None)
+        states.append(DeviceState(role, any(s.online(now) for s in known), last))
+    return tuple(states)
 
 
 def list_devices(data_dir: Path) -> tuple[str, ...]:

@@ -19,10 +19,12 @@ import pytest
 from gateway.appliance.credentials import load_service_credentials
 from gateway.appliance.devices import (
     DeviceError,
+    DeviceState,
     SketchSecrets,
     add_device,
     c_string,
     device_secrets,
+    device_states,
     list_devices,
     reload_pid,
     reload_unit,
@@ -34,8 +36,10 @@ from gateway.appliance.firstboot import FirstBoot, run
 from gateway.appliance.passwd import parse_password_file, verify_password
 from gateway.appliance.secrets import SecretsLayout, load_secrets
 from gateway.config import GatewayConfig, load_config
+from gateway.coordinator.registry import Registry
 from gateway.errors import GatewayError
 from gateway.mosquitto import free_port
+from gateway.participant.definition import define
 from tests.appliance.conftest import AP_ADDRESS, NOW, Broker, Client, provision
 from tests.appliance.test_credentials import system_users
 from tests.support.cli import run_script
@@ -165,6 +169,16 @@ def test_secrets_h_with_tls_carries_the_ca(tmp_path: Path) -> None:
     out = compile_and_run(tmp_path, render_secrets_h(sketch(tls_port=8883, ca_pem=pem)))
     assert out.endswith(f"|8883|{pem}")
     assert "MSGFLO_MQTT_CA_PEM" not in render_secrets_h(sketch())
+
+
+def test_device_states_come_from_the_registry() -> None:
+    registry = Registry()
+    lamp = define("lamp", "Lamp", inports=[{"id": "on", "queue": "lamp/on"}], participant_id="l1")
+    registry.observe(lamp, now=100.0)
+    states = device_states(("lamp", "sensor"), registry, now=110.0)
+    assert states == (DeviceState("lamp", True, 100.0), DeviceState("sensor", False, None))
+    later = device_states(("lamp",), registry, now=100.0 + 61)  # past the default 60 s period
+    assert later == (DeviceState("lamp", False, 100.0),)
 
 
 # --- the API on a provisioned gateway's files -----------------------------------------------
