@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import grp
 import hashlib
 import hmac
@@ -42,7 +43,13 @@ from typing import Any
 from gateway.appliance.adopt import locked
 from gateway.appliance.passwd import parse_password_file, password_file
 from gateway.appliance.render import mosquitto_acl
-from gateway.appliance.secrets import Secrets, SecretsLayout, ensure_secrets_dir, mqtt_user_url
+from gateway.appliance.secrets import (
+    Secrets,
+    SecretsLayout,
+    ensure_secrets_dir,
+    load_secrets,
+    mqtt_user_url,
+)
 from gateway.appliance.users import (
     BRIDGE_PREFIX,
     COORDINATOR,
@@ -291,8 +298,13 @@ def sync_users(
     config: GatewayConfig, secrets: Secrets, owners: Owners
 ) -> tuple[set[str], set[str]]:
     """Give every role of the graph a broker user (and drop derived users of roles no longer
-    in it). Returns the users added and removed; nothing is written when both are empty."""
+    in it). Returns the users added and removed; nothing is written when both are empty.
+    The MQTT passwords are read again from ``secrets.json`` under the lock."""
     with users_locked(config.data_dir):
+        # The stored passwords as they are now, under the lock: a device that gateway-config
+        # device added after the caller read the secrets keeps its user.
+        stored = load_secrets(config.data_dir).mqtt_passwords
+        secrets = dataclasses.replace(secrets, mqtt_passwords=stored)
         before = broker_users_now(config.data_dir)
         wanted = set(broker_passwords(config, secrets))
         complete = service_file(config.data_dir, COORDINATOR).exists()

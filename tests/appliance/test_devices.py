@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.credentials import load_service_credentials
+from gateway.appliance.credentials import Owners, load_service_credentials, sync_users
 from gateway.appliance.devices import (
     DeviceError,
     DeviceState,
@@ -247,6 +247,19 @@ def test_a_removed_device_whose_role_is_in_the_graph_keeps_a_user_it_cannot_use(
     hashes = parse_password_file(SecretsLayout.at(config.data_dir).passwd.read_text())
     assert "lamp" in hashes and not verify_password(device.password, hashes["lamp"])
     assert list_devices(config.data_dir) == ("sensor",)
+
+
+def test_a_graph_change_read_before_an_add_keeps_the_device(
+    kit: tuple[Path, GatewayConfig],
+) -> None:
+    """gateway-run users read secrets.json, then a device was added, then it syncs."""
+    config = kit[1]
+    stale = load_secrets(config.data_dir)
+    device = add_device(config, "lamp", lambda: None)
+    config.coordinator.graph.write_text("button(Repeat)\n")
+    assert sync_users(config, stale, Owners()) == ({"button"}, set())
+    hashes = parse_password_file(SecretsLayout.at(config.data_dir).passwd.read_text())
+    assert verify_password(device.password, hashes["lamp"])
 
 
 def test_a_broker_that_cannot_be_told_is_an_error_naming_it(tmp_path: Path) -> None:
