@@ -48,7 +48,7 @@ from gateway.appliance.secrets import (
     save_secrets,
     ssid,
 )
-from gateway.appliance.users import COORDINATOR, WEB, usable_role
+from gateway.appliance.users import COORDINATOR, usable_role
 from gateway.config import values
 from gateway.config.model import GatewayConfig
 from gateway.coordinator.registry import Registry
@@ -129,7 +129,7 @@ def list_devices(data_dir: Path) -> tuple[str, ...]:
     """The device roles, sorted. Read from ``coordinator.json`` (the stored role passwords,
     kept in step with ``secrets.json``), which the coordinator's user may read too."""
     own = load_service_credentials(data_dir, COORDINATOR)
-    return tuple(sorted(r for r in own.role_passwords if r != WEB and usable_role(r) is None))
+    return tuple(sorted(r for r in own.role_passwords if usable_role(r) is None))  # not web
 
 
 def add_device(
