@@ -347,6 +347,14 @@ def _rf433_protocol(value: object) -> int:
     return number
 
 
+def _device_key(value: object) -> str:
+    """A device key as ``roles`` takes (USB serial number, VID:PID, link name, path) or ``*``."""
+    # A number is refused rather than read: 0042 would lose its zeros (quote it).
+    if not isinstance(value, str) or not v.is_serial(value):
+        raise v.expected("a USB serial number, VID:PID, link name, path or * (quoted)", value)
+    return value
+
+
 # The serial bridge's line mode: how text lines become messages (docs/serial-bridge.md).
 LINE_KINDS = ("pattern", "key", "nmea")
 NMEA_SENTENCES = ("GGA", "RMC")
@@ -556,6 +564,7 @@ def _schema(base: Path) -> Reader:
         "lines": keyed(
             v.is_serial, "device key", section(LineDevice, LINE_DEVICE, _finish_line_device)
         ),
+        "provision": sequence(_device_key, "device keys", distinct=True),
     }
     ble = {
         "enabled": scalar(v.boolean),

@@ -108,6 +108,9 @@ class SerialBridgeConfig:
     roles: tuple[tuple[str, str], ...] = ()
     # USB serial number, VID:PID, link name or path -> a device in line mode
     lines: tuple[tuple[str, LineDevice], ...] = ()
+    # The boards that may be provisioned over USB (docs/provisioning.md): USB serial numbers,
+    # VID:PID, link names or paths, or "*" for any; none by default.
+    provision: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -280,3 +280,25 @@ def test_bad_packets_are_counted_and_logged_at_a_bounded_rate() -> None:
     assert machine.stats.bad_packets == 50
     assert phase(machine) is Phase.PROBING  # still waiting for a real answer
     assert len(logged(machine.tick(3.1 + CONFIG.report_interval, link_silent=True))) >= 1
+
+
+# -- the config key ------------------------------------------------------------------------------
+
+
+def test_the_provision_key_is_off_by_default_and_takes_device_keys() -> None:
+    from gateway.config.dump import dump_config
+    from gateway.config.load import parse_config
+    from gateway.errors import ConfigError
+
+    assert parse_config("", "gateway.yaml").bridges.serial.provision == ()
+    text = 'bridges:\n  serial:\n    provision: ["*", "2341:0043", "0042"]\n'
+    config = parse_config(text, "gateway.yaml")
+    assert config.bridges.serial.provision == ("*", "2341:0043", "0042")
+    assert parse_config(dump_config(config), "gateway.yaml") == config
+    with pytest.raises(ConfigError) as raised:
+        parse_config("bridges:\n  serial:\n    provision: [42, x, x]\n", "gateway.yaml")
+    assert list(raised.value.problems) == [
+        "gateway.yaml:3: bridges.serial.provision[0]: expected a USB serial number, VID:PID, "
+        "link name, path or * (quoted), got 42",
+        "gateway.yaml:3: bridges.serial.provision[2]: duplicate 'x' (first at line 3)",
+    ]

@@ -49,6 +49,14 @@ from gateway.bridges.serial.hotplug import (
 )
 from gateway.bridges.serial.lines import LineSession, line_device_for
 from gateway.bridges.serial.port import PortOpener, SerialPort, TtyPort
+from gateway.bridges.serial.provisioning import (
+    Finished,
+    IssueCredentials,
+    IssueCredentialsAction,
+    ProvisionAction,
+    ProvisionConfig,
+    Provisioner,
+)
 from gateway.bridges.serial.roles import PortIdentity, RoleMap
 from gateway.bridges.serial.session import (
     Action,
@@ -58,6 +66,7 @@ from gateway.bridges.serial.session import (
     Publish,
     Reopen,
     SessionConfig,
+    State,
     Withdraw,
     Write,
 )
@@ -89,6 +98,9 @@ class BridgeConfig:
     lines: tuple[tuple[str, LineDevice], ...] = DEFAULTS.lines  # devices in line mode
     poll_interval: float = 1.0  # when udev cannot say what changed
     session: SessionConfig = field(default_factory=lambda: SessionConfig(role="-"))
+    # The boards that may be provisioned over USB: device keys as roles takes, or "*".
+    provision: tuple[str, ...] = DEFAULTS.provision
+    provisioning: ProvisionConfig = field(default_factory=lambda: ProvisionConfig(role="-"))
     reopen: Backoff = field(default_factory=lambda: Backoff(initial=0.5, maximum=10.0))
 
 
@@ -104,6 +116,7 @@ def bridge_config(section: SerialBridgeConfig) -> BridgeConfig:
         period=section.period,
         lines=section.lines,
         session=session,
+        provision=section.provision,
     )
 
 
@@ -127,6 +140,8 @@ class Device:
         identity: PortIdentity,
         role: str,
         line: LineDevice | None = None,
+        *,
+        provisionable: bool = False,
     ) -> None:
         self.side = side
         self.identity = identity
@@ -141,6 +156,17 @@ class Device:
         self._port: SerialPort | None = None
         self._outports: dict[str, str] = {}  # queue -> port id (the session publishes by queue)
         self._inports: dict[str, str] = {}  # port id -> queue (the session takes them by queue)
+        # Provisioning over USB (docs/provisioning.md): a provisioner beside the link session
+        # while the port may belong to an unprovisioned WiFi board; once it has dealt with one,
+        # the port is left alone until the board is unplugged.
+        self.provisionable = provisionable and line is None
+        self.provisioner: Provisioner | None = None
+        self.left_alone: str | None = None
+
+    @property
+    def settings(self) -> tuple[PortIdentity, str, LineDevice | None, bool]:
+        """What a device is made with: a device found again with others is made anew."""
+        return (self.identity, self.role, self.line, self.provisionable)
 
     @property
     def component(self) -> str | None:
@@ -151,7 +177,10 @@ class Device:
         # Runs until the watcher stops it (the path is gone); meanwhile a port that fails to
         # open or dies is reopened with backoff.
         attempt = 0
+        self.left_alone = None
         while True:
+            if self.left_alone is not None:
+                await asyncio.get_running_loop().create_future()  # until unplugged (cancelled)
             port = self._open(attempt)
             if port is not None:
                 attempt = 0 if await self._serve(port) else attempt
@@ -181,6 +210,7 @@ class Device:
         else:
             session = LineSession(self.line, self.role, clock(), naming=config.naming)
         self.session = session
+        self.provisioner = self._provisioner() if self.provisionable else None
         self._port = port
         try:
             await self._apply(session.start())  # a line-mode session announces at once
@@ -199,18 +229,70 @@ class Device:
     async def _loop(self, session: DeviceSession | LineSession, port: SerialPort) -> None:
         clock = self.side.clock
         while True:
-            wait = min(session.next_deadline() - clock(), MAX_TICK)
+            prov = self.provisioner if self.provisioner and not self.provisioner.finished else None
+            claimed = prov is not None and prov.claimed  # the link session waits meanwhile
+            deadline = float("inf") if claimed else session.next_deadline()
+            if prov is not None:
+                deadline = min(deadline, prov.next_deadline())
+            wait = min(deadline - clock(), MAX_TICK)
             actions: list[Action] = []
+            provisioning: list[ProvisionAction] = []
             try:
                 async with asyncio.timeout(max(wait, 0.0)):
                     data = await port.read()
-                actions += session.feed(data, clock())
+                # The provisioner first: the bytes that make it claim the port (Improv
+                # packets) never reach the link's decoder as garbage.
+                provisioning += prov.feed(data, clock()) if prov is not None else []
+                if not (prov is not None and prov.claimed):
+                    actions += session.feed(data, clock())
             except TimeoutError:
                 pass
-            actions += session.tick(clock())
-            if await self._apply(actions):
+            if not (prov is not None and prov.claimed):
+                actions += session.tick(clock())
+            if prov is not None:
+                silent = (
+                    isinstance(session, DeviceSession) and session.state is State.AWAITING_HELLO
+                )
+                provisioning += prov.tick(clock(), link_silent=silent)
+            if await self._apply(actions) or await self._provision(provisioning):
                 return
             await asyncio.sleep(0)  # a device that never stops talking still lets others run
+
+    # -- provisioning over USB -------------------------------------------------------------------
+
+    def _provisioner(self) -> Provisioner:
+        session = self.side.config.session
+        # Probed only once a link board would have said hello or answered a describe request.
+        wait = session.hello_timeout + session.describe_initial
+        config = replace(self.side.config.provisioning, role=self.role, wait=wait)
+        return Provisioner(config, self.side.clock())
+
+    async def _provision(self, actions: list[ProvisionAction]) -> bool:
+        """Carry out the provisioner's actions; True when it is done with the port."""
+        pending = list(actions)
+        while pending:
+            action = pending.pop(0)
+            if isinstance(action, Write):
+                self._write(action)
+            elif isinstance(action, LogLine):
+                log.log(action.level, "%s: %s", self.label, action.message)
+            elif isinstance(action, IssueCredentialsAction):
+                pending += await self._issue(action.role)
+            elif isinstance(action, Finished):
+                self.left_alone = action.reason
+                return True
+        return False
+
+    async def _issue(self, role: str) -> list[ProvisionAction]:
+        provisioner, issuer = self.provisioner, self.side.issuer
+        assert provisioner is not None and issuer is not None  # provisionable needs an issuer
+        log.info("%s: an unprovisioned WiFi board; creating credentials for %r", self.label, role)
+        try:
+            # It rewrites the broker's files and reloads it: not on the event loop.
+            credentials = await asyncio.to_thread(issuer, role)
+        except Exception as error:  # whatever the issuer raises is one log line
+            return provisioner.issue_failed(f"{type(error).__name__}: {error}", self.side.clock())
+        return provisioner.issued(credentials, self.side.clock())
 
     async def _apply(self, actions: list[Action]) -> bool:
         """Carry out actions; True when the session asked to reopen the port."""
@@ -279,8 +361,10 @@ class SerialDevices:
         clock: Callable[[], float] = time.monotonic,
         lister: Lister = list_ports,
         monitor: MonitorFactory | None = udev_monitor,
+        issuer: IssueCredentials | None = None,
     ) -> None:
         self.config = config
+        self.issuer = issuer  # creates a board's broker user (provisioning over USB)
         self.opener = opener
         self.clock = clock
         self.lister = lister  # pyserial's comports(), or a test's list
@@ -298,6 +382,11 @@ class SerialDevices:
         self._host = host
         hotplug = watch(self.config.globs, self.config.poll_interval, self.monitor)
         log.info("%s", hotplug.description)
+        if self.config.provision and self.issuer is None:
+            log.warning(
+                "bridges.serial.provision is set, but nothing can create credentials "
+                "here; boards are not provisioned"
+            )
         try:
             while True:
                 self.rescan()
@@ -328,14 +417,29 @@ class SerialDevices:
         line = line_device_for(self.config.lines, identity.role_keys(), identity.vid_pid)
         role = (line.role if line is not None else None) or self.config.roles.role_for(identity)
         device = self.devices.pop(path, None)
-        if device is None or (device.identity, device.role, device.line) != (identity, role, line):
-            device = Device(self, identity, role, line)
+        provisionable = line is None and self.may_provision(identity)
+        same = (identity, role, line, provisionable)
+        if (
+            device is None
+            or (device.identity, device.role, device.line, device.provisionable) != same
+        ):
+            device = Device(self, identity, role, line, provisionable=provisionable)
         self.devices[path] = device  # last in the dict: the most recently found
         usb = identity.describe()
         log.info("%s: found%s, role %r", device.label, f" ({usb})" if usb else "", role)
         self.host.start(path, device.run)
         if self.config.roles.configured(identity) is None and (line is None or not line.role):
             self._seen.setdefault(path, time.time())
+
+    def may_provision(self, identity: PortIdentity) -> bool:
+        """Whether ``bridges.serial.provision`` names this board (and credentials can be made)."""
+        keys = set(self.config.provision)
+        if self.issuer is None or not keys:
+            return False
+        if "*" in keys or keys.intersection(identity.role_keys()):
+            return True
+        vid_pid = identity.vid_pid
+        return vid_pid is not None and vid_pid in {key.lower() for key in keys}
 
     def _forget_absent(self, present: set[str]) -> None:
         """Keep the stats of at most MAX_ABSENT unplugged devices, the most recent ones."""
@@ -387,9 +491,10 @@ class SerialBridge:
         clock: Callable[[], float] = time.monotonic,
         lister: Lister = list_ports,
         monitor: MonitorFactory | None = udev_monitor,
+        issuer: IssueCredentials | None = None,
     ) -> None:
         self.side = SerialDevices(
-            config, opener=opener, clock=clock, lister=lister, monitor=monitor
+            config, opener=opener, clock=clock, lister=lister, monitor=monitor, issuer=issuer
         )
         self.host = BridgeHost(BRIDGE, transport, period=config.period, clock=clock)
 
