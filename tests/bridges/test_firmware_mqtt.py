@@ -1,0 +1,269 @@
+"""The firmware library's MQTT transport, compiled for the host (ASan + UBSan) with a POSIX-socket
+Client (``firmware/test/host``), against a real mosquitto and the coordinator.
+
+The program ``mqtt_participant`` plays one device: inport ``in`` (printed and echoed as
+``echo:<payload>`` on outport ``out``), one line on stdout per event (``state connected``,
+``received in x``, ``counters ...``). Here: its discovery goes through the gateway's own parser,
+a graph edge carries messages both ways, a restarted broker sees it reconnect and announce
+again, a sleepy wake cycle gets a message that was sent while it slept (persistent session,
+QoS 1), and a scripted broker feeding it malformed, truncated and oversized packets finds it
+counting them and reconnecting, never crashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.broker import parse_broker_url
+from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
+from gateway.graph import parse_fbp
+from gateway.mosquitto import Mosquitto, free_port
+from gateway.participant.discovery import parse_discovery
+from gateway.transport import open_transport
+from tests.conftest import Probe
+from tests.support.participants import Relay, serving, source
+from tests.support.wait import until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "firmware" / "test"
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``mqtt_participant`` built with the sanitizers, once for the module."""
+    assert shutil.which("cmake"), "missing cmake: run ./bootstrap.sh setup"
+    build = tmp_path_factory.mktemp("firmware-mqtt") / "build"
+    _run(["cmake", "-S", str(SOURCE), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"])
+    _run(["cmake", "--build", str(build), "--target", "mqtt_participant", "--parallel", "2"])
+    return build / "mqtt_participant"
+
+
+class Device:
+    """A running ``mqtt_participant``: its stdout lines as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+
+    async def read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:  # ends with the process
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def has(self, pattern: str) -> bool:
+        return any(re.search(pattern, line) for line in self.lines)
+
+    def count(self, pattern: str) -> int:
+        return sum(1 for line in self.lines if re.search(pattern, line))
+
+    def counters(self) -> dict[str, int]:
+        last = [line for line in self.lines if line.startswith("counters ")]
+        if not last:
+            return {}
+        return {k: int(v) for k, v in (item.split("=") for item in last[-1].split()[1:])}
+
+    async def wait(self, condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+        try:
+            await until(condition, timeout=timeout, what=what)
+        except BaseException:
+            print("\n".join(self.lines[-30:]))
+            raise
+
+
+@contextlib.asynccontextmanager
+async def device(program: Path, port: int, *args: str) -> AsyncIterator[Device]:
+    process = await asyncio.create_subprocess_exec(
+        str(program),
+        "--port",
+        str(port),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1"},
+    )
+    running = Device(process)
+    reader = asyncio.create_task(running.read())
+    try:
+        yield running
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        async with asyncio.timeout(10):
+            await process.wait()
+            await reader
+    assert process.returncode in (0, 2), "\n".join(running.lines[-20:])
+
+
+@contextlib.asynccontextmanager
+async def coordinating(url: str, fbp: str) -> AsyncIterator[Coordinator]:
+    transport = open_transport(parse_broker_url(url), client_id="coordinator")
+    async with transport:
+        coordinator = Coordinator(
+            transport, parse_fbp(fbp, file="t.fbp"), options=CoordinatorOptions()
+        )
+        task = asyncio.create_task(coordinator.run())
+        try:
+            await asyncio.wait_for(transport.wait_connected(), 5)
+            yield coordinator
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_discovery_parses_and_an_edge_carries_messages_both_ways(
+    program: Path, mosquitto: Mosquitto, probe: Probe
+) -> None:
+    await probe.watch("fbp")
+    await probe.watch("sink/out")
+    fbp = "src(Source) OUT -> IN dev(HostDevice)\ndev OUT -> IN sink(Relay)"
+    async with coordinating(mosquitto.url, fbp) as coordinator:
+        s, sink = source("src"), Relay("sink")
+        async with (
+            serving(mosquitto.url, [s, sink]),
+            device(program, mosquitto.port, "--role", "dev") as dev,
+        ):
+            await dev.wait(lambda: dev.has("^state connected"), "the device connected")
+            await until(lambda: any(m["payload"]["role"] == "dev" for m in probe.discovery()))
+            raw = next(m for m in probe.received["fbp"] if b'"role":"dev"' in m)
+            found = parse_discovery(raw, lenient=False)
+            assert found.warnings == ()
+            d = found.definition
+            assert (d.id, d.component) == ("dev-0001", "HostDevice")
+            assert [(p.id, p.queue) for p in d.inports] == [("in", "dev/in")]
+            assert [(p.id, p.queue) for p in d.outports] == [("out", "dev/out")]
+            assert d.extra["discoveryPeriod"] == 60
+            async with asyncio.timeout(10):
+                while sum(st.resolved for st in coordinator.edge_states()) < 2:
+                    await asyncio.sleep(0.02)
+            await coordinator.wired()
+            s.send("out", "ping")
+            await dev.wait(lambda: dev.has('^received in "ping"$'), "the message on the inport")
+            got = await probe.wait_count("sink/out", 1)
+            relayed = json.loads(got[0])  # the relay shows the bytes it got (not JSON) and itself
+            assert 'echo:"ping"' in relayed and relayed.endswith(">sink")
+
+
+async def test_a_restarted_broker_sees_it_reconnect_and_announce(
+    program: Path, mosquitto: Mosquitto
+) -> None:
+    async with device(program, mosquitto.port, "--role", "dev", "--retry-min", "100") as dev:
+        await dev.wait(lambda: dev.has("^state connected"), "connected")
+        mosquitto.kill()
+        await dev.wait(lambda: dev.counters().get("lost", 0) >= 1, "the loss noticed")
+        mosquitto.start()
+        async with open_transport(parse_broker_url(mosquitto.url), client_id="p2") as t:
+            probe = Probe(t)
+            await asyncio.wait_for(t.wait_connected(), 5)
+            await probe.watch("fbp")
+            await dev.wait(lambda: dev.counters().get("reconnects", 0) >= 1, "reconnected", 30)
+            await probe.wait_count("fbp", 1, timeout=10)
+            assert b'"id":"dev-0001"' in probe.received["fbp"][0]
+
+
+async def test_a_sleepy_device_gets_what_was_sent_while_it_slept(
+    program: Path, mosquitto: Mosquitto, probe: Probe
+) -> None:
+    await probe.watch("nap/out", qos=1)
+    args = ("--role", "nap", "--persistent", "--sleepy", "--deadline", "20")
+    async with device(program, mosquitto.port, *args, "--send", "first") as dev:
+        await dev.wait(lambda: dev.has("^slept awake_us="), "the first wake cycle")
+    assert dev.process.returncode == 0
+    assert await probe.wait_count("nap/out", 1) == [b"first"]
+    probe.transport.publish("nap/in", b"while asleep", qos=1)
+    await probe.watch("marker/after")  # the broker has the message queued for the session
+    async with device(program, mosquitto.port, *args) as dev:
+        await dev.wait(lambda: dev.has("^slept awake_us="), "the second wake cycle")
+    assert dev.has("^received in while asleep$")
+    # It settled (slept) only once its echo was acknowledged.
+    assert await probe.wait_count("nap/out", 2) == [b"first", b"echo:while asleep"]
+
+
+# -- a scripted broker ---------------------------------------------------------------------------
+
+CONNACK = b"\x20\x02\x00\x00"
+
+
+def publish(topic: bytes, payload: bytes, packet_id: int | None = None) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic
+    header = 0x30
+    if packet_id is not None:
+        header |= 0x02
+        body += packet_id.to_bytes(2, "big")
+    body += payload
+    length, encoded = len(body), b""
+    while True:
+        digit, length = length % 128, length // 128
+        encoded += bytes([digit | (0x80 if length else 0)])
+        if not length:
+            break
+    return bytes([header]) + encoded + body
+
+
+# What the broker sends after CONNACK, one connection each; the device must drop the
+# connection on each malformed one (or on the cut) and connect again for the next.
+SCRIPTS = [
+    publish(b"dev/in", b"x" * 1000, packet_id=5) + publish(b"dev/in", b"small", packet_id=6),
+    b"\x30\xff\xff\xff\xff\x01",  # five remaining-length bytes
+    b"\x30\x04\x00\x09ab",  # a topic longer than the packet
+    b"\x62\x02\x00\x01",  # PUBREL: a client never gets one at QoS 1
+    publish(b"dev/in", b"cut short")[:7],  # then the connection closes mid-packet
+    b"\x34\x05\x00\x01t\x00\x01",  # QoS 2
+]
+
+
+async def test_a_scripted_broker_sends_malformed_truncated_and_oversized_packets(
+    program: Path,
+) -> None:
+    received: list[bytes] = []
+    served = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        try:
+            connect = await asyncio.wait_for(reader.read(256), 5)
+            assert connect[0] == 0x10
+            script = SCRIPTS[served] if served < len(SCRIPTS) else b""
+            served += 1
+            writer.write(CONNACK + script)
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    while chunk := await reader.read(4096):
+                        received.append(chunk)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    port = free_port()
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    async with server, device(program, port, "--role", "dev", "--retry-min", "50") as dev:
+        await dev.wait(lambda: served > len(SCRIPTS), "every script served", 30)
+        await dev.wait(lambda: dev.counters().get("malformed", 0) >= 4, "malformed counted")
+        counters = dev.counters()
+        assert counters["oversized"] == 1
+        assert counters["malformed"] == 4  # remaining length, topic, PUBREL, QoS 2
+        assert counters["connects"] >= len(SCRIPTS)
+        assert dev.count("^received in small$") == 1  # the oversized one is not delivered
+        wire = b"".join(received)
+        assert b"\x40\x02\x00\x05" in wire and b"\x40\x02\x00\x06" in wire  # both PUBACKed
+    assert dev.process.returncode == 0
