@@ -32,6 +32,7 @@ from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
+PHYS = Path("/sys/class/ieee80211")
 SO_BINDTODEVICE = 25
 DHCP_SERVER, DHCP_CLIENT = 67, 68
 MAGIC = b"\x63\x82\x53\x63"
@@ -85,40 +86,84 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+@dataclass(frozen=True)
+class Radio:
+    """A ``mac80211_hwsim`` radio: its wiphy and its network interface."""
+
+    phy: str
+    netdev: str
+
+
+def hwsim_radios() -> list[Radio]:
+    """The simulated radios in this namespace, in phy order."""
+    found = []
+    for phy in sorted(os.listdir(PHYS) if PHYS.is_dir() else []):
+        device = PHYS / phy / "device"
+        if not os.path.realpath(device / "driver").endswith("/mac80211_hwsim"):
+            continue
+        netdevs = sorted(os.listdir(device / "net")) if (device / "net").is_dir() else []
+        if netdevs:
+            found.append(Radio(phy, netdevs[0]))
+    return found
+
+
 @dataclass
 class Room:
-    """The gateway's namespace ``gateway`` with bridge ``interface`` at ``address``, and
-    stations added by ``add_station``. ``close`` deletes every namespace (their veths go too)."""
+    """The gateway's namespace ``gateway`` with ``interface`` at ``address``, and stations
+    added by ``add_station``, each with ``station_interface``. Without ``radios`` the
+    interface is a bridge and each station a veth on it; with them, the first radio is the
+    gateway's (hostapd's) and each station takes the next. ``close`` deletes every namespace:
+    their veths go with them, radios move back to the first namespace."""
 
     prefix: str
     interface: str
     address: str  # "192.168.4.1/24"
+    radios: tuple[Radio, ...] = ()
 
     def __post_init__(self) -> None:
         self.gateway = f"{self.prefix}-gw"
         self.stations: list[str] = []
+        self.station_interface = "wlan0" if self.radios else "eth0"
         ip("netns", "add", self.gateway)
         ip("-n", self.gateway, "link", "set", "lo", "up")
-        ip("-n", self.gateway, "link", "add", self.interface, "type", "bridge")
+        if self.radios:
+            self._take_radio(self.radios[0], self.gateway, self.interface)
+        else:
+            ip("-n", self.gateway, "link", "add", self.interface, "type", "bridge")
+            ip("-n", self.gateway, "link", "set", self.interface, "up")
         ip("-n", self.gateway, "addr", "add", self.address, "dev", self.interface)
-        ip("-n", self.gateway, "link", "set", self.interface, "up")
 
     def add_station(self) -> str:
-        """A new station namespace with ``eth0`` up on the gateway's bridge; its name."""
+        """A new station namespace with its interface up; its name."""
         index = len(self.stations)
         name, port = f"{self.prefix}-s{index}", f"port{index}"
+        if self.radios and index + 1 >= len(self.radios):
+            raise RuntimeError(f"{len(self.radios)} radios: no radio left for station {index}")
         ip("netns", "add", name)
         self.stations.append(name)
+        ip("-n", name, "link", "set", "lo", "up")
+        if self.radios:
+            self._take_radio(self.radios[index + 1], name, self.station_interface)
+            return name
         ip("link", "add", "name", port, "netns", self.gateway, "type", "veth",
            "peer", "name", "eth0", "netns", name)  # fmt: skip
         ip("-n", self.gateway, "link", "set", port, "master", self.interface, "up")
-        ip("-n", name, "link", "set", "lo", "up")
         ip("-n", name, "link", "set", "eth0", "up")
         return name
 
+    @staticmethod
+    def _take_radio(radio: Radio, namespace: str, interface: str) -> None:
+        """The radio's phy (and its interface) into ``namespace``, renamed ``interface``."""
+        subprocess.run(
+            ["iw", "phy", radio.phy, "set", "netns", "name", namespace],
+            check=True, capture_output=True, timeout=10,
+        )  # fmt: skip
+        ip("-n", namespace, "link", "set", radio.netdev, "name", interface)
+        ip("-n", namespace, "link", "set", interface, "up")
+
     def set_address(self, namespace: str, address: str) -> None:
-        """Give ``eth0`` in ``namespace`` its leased ``address/prefix``."""
-        ip("-n", namespace, "addr", "add", address, "dev", "eth0")
+        """Give the station in ``namespace`` its leased ``address/prefix``."""
+        ip("-n", namespace, "addr", "add", address, "dev", self.station_interface)
 
     def exec(self, namespace: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", namespace, *argv]
@@ -168,7 +213,7 @@ def parse_reply(data: bytes, xid: int) -> tuple[int, IPv4Address, dict[int, byte
     return kind, IPv4Address(data[16:20]), options
 
 
-def mac_of(namespace: str, interface: str = "eth0") -> bytes:
+def mac_of(namespace: str, interface: str) -> bytes:
     done = subprocess.run(
         ["ip", "-n", namespace, "-br", "link", "show", interface],
         check=True, capture_output=True, text=True, timeout=10,
@@ -176,18 +221,25 @@ def mac_of(namespace: str, interface: str = "eth0") -> bytes:
     return bytes.fromhex(done.stdout.split()[2].replace(":", ""))
 
 
-async def lease(namespace: str, *, tries: int = 3, wait: float = 2.0, rounds: int = 10) -> Lease:
-    """DISCOVER, OFFER, REQUEST, ACK from ``eth0`` in ``namespace``. ``DhcpRefusedError`` when
+async def lease(
+    namespace: str,
+    interface: str = "eth0",
+    *,
+    tries: int = 3,
+    wait: float = 2.0,
+    rounds: int = 10,
+) -> Lease:
+    """DISCOVER, OFFER, REQUEST, ACK from ``interface`` in ``namespace``. ``DhcpRefusedError`` when
     no offer comes within ``tries`` DISCOVERs ``wait`` s apart, or after ``rounds`` NAKs: the
     server offers a free address to every client that asks until one of them requests it, so
     a room asking at once sees NAKs, and each starts over (RFC 2131 3.1) after a random pause
     of up to a second, as a board's DHCP client does, instead of all asking again at once."""
-    mac = mac_of(namespace)
+    mac = mac_of(namespace, interface)
     with inside(namespace):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, b"eth0")
+        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
         sock.bind(("0.0.0.0", DHCP_CLIENT))
         sock.setblocking(False)
         for _ in range(rounds):

@@ -1,16 +1,19 @@
-"""A room of boards on the gateway's network: the rendered dnsmasq.conf and mosquitto.conf,
-run by the real dnsmasq and mosquitto in the gateway's network namespace, give every one of
-``max_stations`` stations a lease and an MQTT connection, and refuse the one too many.
+"""A room of boards on the gateway's network: the rendered dnsmasq.conf and mosquitto.conf
+(and hostapd.conf, with simulated radios), run by the real programs in the gateway's network
+namespace, give every one of ``max_stations`` stations a lease and an MQTT connection, and
+refuse the one too many.
 
-The stations are namespaces on a bridge (``room.py``): the IP side of WiFi stations. The radio
-side, hostapd letting WPA2 stations associate, needs ``mac80211_hwsim``; where the kernel has
-it this file runs that too (``test_wpa2_stations_associate_lease_and_connect``), and the image's
-boot test, under QEMU with Debian's kernel, covers it in CI.
+``test_a_room_of_boards_...``: 32 stations are namespaces on a bridge (``room.py``), the IP
+side of WiFi stations; it runs wherever this process may make network namespaces.
+``test_wpa2_stations_...``: the radio side, hostapd letting WPA2 stations associate, needs
+``mac80211_hwsim`` radios; it skips (saying why) on a kernel without them, and the image's
+boot test, under QEMU with Debian's kernel, is where CI has them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import shutil
 import socket
@@ -23,20 +26,34 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.render import dnsmasq_conf, mosquitto_conf
-from gateway.appliance.secrets import Secrets, secrets_dir
+from gateway.appliance.render import dnsmasq_conf, hostapd_conf, mosquitto_conf
+from gateway.appliance.secrets import Secrets, passphrase, secrets_dir, ssid
 from gateway.config.model import AccessPointConfig, BrokerConfig, CoordinatorConfig, GatewayConfig
 from gateway.mosquitto import find_mosquitto
 from gateway.processes import stop_process, with_parent_death_signal
+from gateway.wifi.hostapd_client import HostapdClient
 from tests.appliance.conftest import provision
-from tests.wifi.room import DhcpRefusedError, Lease, Room, inside, lease, mqtt_connect, netns_usable
+from tests.wifi.room import (
+    DhcpRefusedError,
+    Lease,
+    Radio,
+    Room,
+    hwsim_radios,
+    inside,
+    lease,
+    mqtt_connect,
+    netns_usable,
+)
 
 pytestmark = pytest.mark.integration
 
 DNSMASQ = Path("/usr/sbin/dnsmasq")
+HOSTAPD = Path("/usr/sbin/hostapd")
 STATIONS = 32  # a room of boards: the issue asks for at least 30
+RADIO_STATIONS = 5  # each a simulated radio of its own, plus one too many and the AP's
 GATEWAY = IPv4Interface("192.168.4.1/24")
 START_TIMEOUT = 15.0
+ASSOCIATE_TIMEOUT = 60.0
 
 
 def room_config(data_dir: Path, stations: int) -> GatewayConfig:
@@ -63,15 +80,21 @@ def board(index: int) -> str:
 
 
 class Gateway:
-    """dnsmasq and mosquitto with the rendered configs in the room's gateway namespace."""
+    """dnsmasq, mosquitto and (with radios) hostapd on their rendered configs in the room's
+    gateway namespace; wpa_supplicant for stations with radios."""
 
     def __init__(self, room: Room, config: GatewayConfig, secrets: Secrets, workdir: Path) -> None:
         self.room, self.config, self.secrets, self.workdir = room, config, secrets, workdir
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
         self.dnsmasq_log = workdir / "dnsmasq.log"
         self.mosquitto_log = workdir / "mosquitto.log"
+        self.hostapd_ctrl = workdir / "hostapd"
 
     def start(self) -> None:
+        if self.room.radios:
+            conf = self.workdir / "hostapd.conf"
+            conf.write_text(hostapd_conf(self.config, self.secrets, self.hostapd_ctrl))
+            self._spawn(self.room.gateway, [str(HOSTAPD), str(conf)], "hostapd.log")
         run = self.workdir / "dhcp"
         run.mkdir()
         conf = self.workdir / "dnsmasq.conf"
@@ -79,25 +102,41 @@ class Gateway:
         # --user=root: the lease file is in the test's own directory; the appliance's unit
         # runs dnsmasq as its own user in its runtime directory instead.
         self._spawn(
+            self.room.gateway,
             [str(DNSMASQ), "--keep-in-foreground", "--log-facility=-", "--log-dhcp",
              "--user=root", f"--conf-file={conf}"],
-            self.dnsmasq_log,
+            self.dnsmasq_log.name,
         )  # fmt: skip
         persist = self.workdir / "persist"
         persist.mkdir()
         broker = self.workdir / "mosquitto.conf"
         secrets = secrets_dir(self.config.data_dir)
         broker.write_text(mosquitto_conf(self.config, secrets, persist, run_as="root"))
-        self._spawn([find_mosquitto(), "-c", str(broker)], self.mosquitto_log)
+        self._spawn(self.room.gateway, [find_mosquitto(), "-c", str(broker)], "mosquitto.log")
         self._wait_listening()
 
-    def _spawn(self, argv: list[str], log: Path) -> None:
+    def supplicant(self, namespace: str) -> None:
+        """wpa_supplicant for the station in ``namespace``, with the AP's name and passphrase
+        (as gateway/appliance/selftest.py joins it)."""
+        ap = self.config.access_point
+        psk = passphrase(ap, self.secrets).replace("\\", "\\\\").replace('"', '\\"')
+        conf = self.workdir / f"{namespace}.conf"
+        conf.write_text(
+            f'network={{\n  ssid="{ssid(ap, self.secrets)}"\n  psk="{psk}"\n'
+            "  key_mgmt=WPA-PSK\n  proto=RSN\n  pairwise=CCMP\n}\n"
+        )
+        interface = self.room.station_interface
+        argv = ["wpa_supplicant", "-i", interface, "-D", "nl80211", "-c", str(conf)]
+        self._spawn(namespace, argv, f"{namespace}.log")
+
+    def _spawn(self, namespace: str, argv: list[str], log_name: str) -> None:
+        log = self.workdir / log_name
         with log.open("ab") as out:
-            argv = with_parent_death_signal(self.room.exec(self.room.gateway, argv))
+            argv = with_parent_death_signal(self.room.exec(namespace, argv))
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
             )
-        self.processes.append(process)
+        self.processes.append((process, log))
 
     def _wait_listening(self) -> None:
         """Until mosquitto accepts and dnsmasq has bound its DHCP port. Mosquitto binds every
@@ -108,9 +147,7 @@ class Gateway:
         deadline = time.monotonic() + START_TIMEOUT
         address = ("127.0.0.1", self.config.broker.port)
         while time.monotonic() < deadline:
-            for process, log in zip(
-                self.processes, (self.dnsmasq_log, self.mosquitto_log), strict=True
-            ):
+            for process, log in self.processes:
                 assert process.poll() is None, log.read_text()
             dhcp_ready = "DHCP, IP range" in self.dnsmasq_log.read_text()
             with inside(self.room.gateway):
@@ -120,13 +157,20 @@ class Gateway:
                 if dhcp_ready and probe.connect_ex(address) == 0:
                     return
             time.sleep(0.05)
-        raise AssertionError(
-            f"not ready: {self.dnsmasq_log.read_text()}{self.mosquitto_log.read_text()}"
-        )
+        raise AssertionError(f"not ready: {self.logs()}")
+
+    def logs(self) -> str:
+        return "".join(f"--- {log.name}\n{log.read_text()}" for _, log in self.processes)
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process, _ in reversed(self.processes):
             stop_process(process)
+
+
+def require_tools(*tools: Path) -> None:
+    for tool in tools:
+        if not tool.exists():
+            pytest.skip(f"{tool} is absent")
 
 
 @pytest.fixture
@@ -134,9 +178,7 @@ def room() -> Iterator[Room]:
     why = netns_usable()
     if why is not None:
         pytest.skip(why)
-    for tool in (DNSMASQ, Path(find_mosquitto())):
-        if not tool.exists():
-            pytest.skip(f"{tool} is absent")
+    require_tools(DNSMASQ, Path(find_mosquitto()))
     made = Room(f"gw{os.getpid()}", "ap0", str(GATEWAY))
     try:
         yield made
@@ -144,36 +186,106 @@ def room() -> Iterator[Room]:
         made.close()
 
 
+def kernel_may_have_hwsim() -> bool:
+    """False only when the kernel's own config says it has no mac80211_hwsim."""
+    try:
+        with gzip.open("/proc/config.gz", "rt") as config:
+            return any(line.startswith("CONFIG_MAC80211_HWSIM=") for line in config)
+    except OSError:
+        return True
+
+
+def radios_missing(wanted: int) -> str | None:
+    """None if ``wanted`` simulated radios are here, else why not (for the skip reason)."""
+    found = hwsim_radios()
+    if len(found) >= wanted:
+        return None
+    if not Path("/sys/module/mac80211_hwsim").exists():
+        modprobe = shutil.which("modprobe", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if not kernel_may_have_hwsim():
+            why = "built without it: CONFIG_MAC80211_HWSIM is unset in /proc/config.gz"
+        elif modprobe is None:
+            why = "no modprobe"
+        else:
+            loaded = subprocess.run(
+                [modprobe, "mac80211_hwsim", f"radios={wanted}"],
+                check=False, capture_output=True, text=True,
+            )  # fmt: skip
+            if loaded.returncode == 0 and len(hwsim_radios()) >= wanted:
+                return None
+            why = loaded.stderr.strip() or f"modprobe exited {loaded.returncode}"
+        return (
+            f"mac80211_hwsim is not loaded and cannot be on kernel {os.uname().release}"
+            f" ({why}); the image's boot test runs WPA2 stations under QEMU"
+        )
+    return (
+        f"{len(found)} mac80211_hwsim radios, {wanted} wanted: load it with"
+        f" radios={wanted} (modprobe -r mac80211_hwsim; modprobe mac80211_hwsim radios={wanted})"
+    )
+
+
+@pytest.fixture
+def radio_room() -> Iterator[Room]:
+    why = netns_usable()
+    if why is not None:
+        pytest.skip(why)
+    wanted = RADIO_STATIONS + 2  # the AP's, the stations', one too many
+    missing = radios_missing(wanted)
+    if missing is not None:
+        pytest.skip(missing)
+    for tool in ("iw", "wpa_supplicant"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: iw, wpasupplicant)")
+    require_tools(HOSTAPD, DNSMASQ, Path(find_mosquitto()))
+    radios: tuple[Radio, ...] = tuple(hwsim_radios()[:wanted])
+    made = Room(f"gw{os.getpid()}", "ap0", str(GATEWAY), radios)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+async def start_gateway(room: Room, stations: int) -> tuple[Gateway, Path]:
+    # Not pytest's tmp_path: first boot's files, sockets and logs, kept short and private.
+    workdir = Path(tempfile.mkdtemp(prefix="gw-room-"))
+    config = room_config(workdir / "data", stations)
+    running = Gateway(room, config, provision(config, workdir), workdir)
+    running.start()
+    return running, workdir
+
+
 @pytest.fixture
 async def gateway(room: Room) -> AsyncIterator[Gateway]:
-    # Not pytest's tmp_path: first boot's files and the logs, kept short and private.
-    workdir = Path(tempfile.mkdtemp(prefix="gw-room-"))
-    config = room_config(workdir / "data", STATIONS)
-    running = Gateway(room, config, provision(config, workdir), workdir)
+    running, workdir = await start_gateway(room, STATIONS)
     try:
-        running.start()
         yield running
     finally:
         running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def test_a_room_of_boards_get_leases_and_broker_connections(
-    room: Room, gateway: Gateway
-) -> None:
-    stations = [room.add_station() for _ in range(STATIONS + 1)]
-    boards, one_too_many = stations[:-1], stations[-1]
-    # All at once, as a room of boards powered up together.
-    leases: list[Lease] = await asyncio.gather(*(lease(ns) for ns in boards))
-    addresses = {granted.address for granted in leases}
+@pytest.fixture
+async def radio_gateway(radio_room: Room) -> AsyncIterator[Gateway]:
+    running, workdir = await start_gateway(radio_room, RADIO_STATIONS)
+    try:
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def leases_and_connections(room: Room, gateway: Gateway, boards: list[str]) -> None:
+    """Every station in ``boards`` leases at once, then connects as its own role user; one
+    station more gets no lease, one connection more on the AP listener no CONNACK, while
+    loopback (the gateway's own daemons) stays open."""
+    leases: list[Lease] = await asyncio.gather(
+        *(lease(ns, room.station_interface) for ns in boards)
+    )
     ap = gateway.config.access_point
-    assert len(addresses) == STATIONS
+    addresses = {granted.address for granted in leases}
+    assert len(addresses) == len(boards) == ap.max_stations
     assert all(ap.dhcp_start <= a <= ap.dhcp_end for a in addresses)
     assert {(g.server, g.netmask) for g in leases} == {(GATEWAY.ip, GATEWAY.netmask)}
-    with pytest.raises(DhcpRefusedError):
-        await lease(one_too_many, tries=2, wait=1.5)
-    assert "no address available" in gateway.dnsmasq_log.read_text()
-
     for ns, granted in zip(boards, leases, strict=True):
         room.set_address(ns, f"{granted.address}/{GATEWAY.network.prefixlen}")
     passwords = gateway.secrets.mqtt_passwords
@@ -188,14 +300,14 @@ async def test_a_room_of_boards_get_leases_and_broker_connections(
             )  # fmt: skip
             opened.append(sock)
             codes.append(code)
-        assert codes == [0] * STATIONS
+        assert codes == [0] * len(boards)
         # One connection more on the AP's listener: mosquitto closes it without a CONNACK.
         sock, code = await mqtt_connect(
             boards[0], host, port, user=board(0), password=passwords[board(0)],
             client_id="board-0-again",
         )  # fmt: skip
         opened.append(sock)
-        assert code is None, gateway.mosquitto_log.read_text()
+        assert code is None, gateway.logs()
         # The gateway's own daemons, on loopback, are not limited.
         sock, code = await mqtt_connect(
             room.gateway, "127.0.0.1", port, user="coordinator",
@@ -206,3 +318,42 @@ async def test_a_room_of_boards_get_leases_and_broker_connections(
     finally:
         for sock in opened:
             sock.close()
+
+
+async def test_a_room_of_boards_get_leases_and_broker_connections(
+    room: Room, gateway: Gateway
+) -> None:
+    stations = [room.add_station() for _ in range(STATIONS + 1)]
+    boards, one_too_many = stations[:-1], stations[-1]
+    await leases_and_connections(room, gateway, boards)
+    with pytest.raises(DhcpRefusedError):
+        await lease(one_too_many, tries=2, wait=1.5)
+    assert "no address available" in gateway.dnsmasq_log.read_text()
+
+
+async def authorized(ctrl: Path, count: int, timeout: float) -> set[str]:
+    """The stations hostapd has authorized once ``count`` are, or when ``timeout`` ends."""
+    deadline = time.monotonic() + timeout
+    async with HostapdClient.connect(str(ctrl), timeout=5) as hostapd:
+        while True:
+            macs = {str(s.mac) for s in await hostapd.stations() if s.authorized}
+            if len(macs) >= count or time.monotonic() > deadline:
+                return macs
+            await asyncio.sleep(0.2)
+
+
+async def test_wpa2_stations_associate_lease_and_connect(
+    radio_room: Room, radio_gateway: Gateway
+) -> None:
+    room, gateway = radio_room, radio_gateway
+    ctrl = gateway.hostapd_ctrl / gateway.config.access_point.interface
+    boards = [room.add_station() for _ in range(RADIO_STATIONS)]
+    for ns in boards:
+        gateway.supplicant(ns)
+    assert len(await authorized(ctrl, RADIO_STATIONS, ASSOCIATE_TIMEOUT)) == RADIO_STATIONS, (
+        gateway.logs()
+    )
+    await leases_and_connections(room, gateway, boards)
+    # max_num_sta: hostapd refuses one station more.
+    gateway.supplicant(room.add_station())
+    assert len(await authorized(ctrl, RADIO_STATIONS + 1, 10.0)) == RADIO_STATIONS
