@@ -187,6 +187,9 @@ def test_hostapd_and_dnsmasq_take_the_station_limit() -> None:
     config = GatewayConfig(access_point=ap)
     assert "max_num_sta=40" in lines(hostapd_conf(config, SECRETS, Path("/run/hostapd")))
     # The default range 192.168.4.10-200: one lease per address, not dnsmasq's default 1000.
-    assert "dhcp-lease-max=191" in lines(dnsmasq_conf(config, Path("/run/dhcp")))
+    dhcp = lines(dnsmasq_conf(config, Path("/run/dhcp")))
+    assert "dhcp-lease-max=191" in dhcp
+    # A room switched on together: no 3 s ping per offer, one client after another.
+    assert "no-ping" in dhcp
     assert GatewayConfig().access_point.max_stations >= 30  # a room of boards
     assert GatewayConfig().broker.max_connections >= 2 * 30
