@@ -35,10 +35,11 @@ if [ "$root" = / ] || [ "$root" = "" ]; then
     systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
         msgflo-coordinator.service msgflo-dashboard.socket msgflo-bridge@serial.service \
         msgflo-bridge@ble.service msgflo-bridge@rf433.service msgflo-clock.service \
-        msgflo-clock.timer msgflo-users.path msgflo-adopt.path >/dev/null 2>&1
+        msgflo-clock.timer msgflo-users.path msgflo-adopt.path msgflo-devices.path >/dev/null 2>&1
 else
     systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
         msgflo-broker.service msgflo-coordinator.service msgflo-dashboard.socket \
         msgflo-bridge@serial.service msgflo-bridge@ble.service msgflo-bridge@rf433.service \
-        msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path >/dev/null 2>&1
+        msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path \
+        msgflo-devices.path >/dev/null 2>&1
 fi

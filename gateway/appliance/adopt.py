@@ -16,6 +16,10 @@ privileged coordinator writes: only the names of adoptions :mod:`~gateway.config
 Both sides hold an exclusive ``flock`` on the state directory while they read and change the
 file, so a request added while the root service runs is neither lost nor applied twice; it
 makes the file exist again, and ``PathExists=`` starts the service again once it ends.
+
+The request file itself (:func:`add_request`, :func:`handle_requests`, :func:`pending_requests`)
+is not about adoption: the dashboard's device credentials
+(:mod:`gateway.appliance.device_requests`) go to root the same way, in a file of their own.
 """
 
 from __future__ import annotations
@@ -62,15 +66,7 @@ def locked(path: Path) -> Iterator[None]:
 
 def request_adoption(path: Path, bridge: str, device_id: str, role: str) -> None:
     """Add a request to the file at ``path`` (a newer one for the same device replaces it)."""
-    with locked(path):
-        try:
-            pending = _requests(path)
-        except ValueError as exc:
-            log.warning("%s: dropping unreadable adoption requests: %s", path, exc)
-            pending = []
-        pending = [r for r in pending if (r.get("bridge"), r.get("id")) != (bridge, device_id)]
-        pending.append({"bridge": bridge, "id": device_id, "role": role})
-        write_atomic(path, json.dumps(pending, indent=1) + "\n", mode=REQUESTS_MODE)
+    add_request(path, {"bridge": bridge, "id": device_id, "role": role}, ("bridge", "id"))
 
 
 def apply_requests(path: Path, config: Path, adopt: Adopt = edit.adopt) -> dict[str, int]:
@@ -78,24 +74,63 @@ def apply_requests(path: Path, config: Path, adopt: Adopt = edit.adopt) -> dict[
     the number of devices adopted by bridge (only bridges with one). One log line per
     adoption, one per refused request."""
     adopted: dict[str, int] = {}
-    if not path.exists():
-        return adopted
+
+    def handle(request: Any) -> None:
+        bridge = _apply(request, config, adopt)
+        if bridge is not None:
+            adopted[bridge] = adopted.get(bridge, 0) + 1
+
+    handle_requests(path, handle, "adoption requests")
+    return adopted
+
+
+# --- a file of requests, from a less privileged writer to root ----------------------------
+
+
+def add_request(path: Path, request: dict[str, str], same: tuple[str, ...]) -> None:
+    """Add ``request`` to the JSON list at ``path`` (made if missing); a pending one with the
+    same values of the keys ``same`` is replaced by it. An unreadable file is replaced."""
     with locked(path):
         try:
             pending = _requests(path)
         except ValueError as exc:
-            log.error("%s: refused, not a list of adoption requests: %s", path, exc)
+            log.warning("%s: dropping unreadable requests: %s", path, exc)
+            pending = []
+        key = tuple(request.get(k) for k in same)
+        pending = [r for r in pending if not isinstance(r, dict) or
+                   tuple(r.get(k) for k in same) != key]  # fmt: skip
+        pending.append(request)
+        write_atomic(path, json.dumps(pending, indent=1) + "\n", mode=REQUESTS_MODE)
+
+
+def handle_requests(path: Path, handle: Callable[[Any], None], what: str) -> None:
+    """Call ``handle`` with each request of ``path`` in order, then remove the file, all under
+    the lock (a request added meanwhile waits, then makes the file anew). ``handle`` gets the
+    JSON as written: it checks each and logs one line per request."""
+    if not path.exists():
+        return
+    with locked(path):
+        try:
+            pending = _requests(path)
+        except ValueError as exc:
+            log.error("%s: refused, not a list of %s: %s", path, what, exc)
             pending = []
         for request in pending:
-            bridge = _apply(request, config, adopt)
-            if bridge is not None:
-                adopted[bridge] = adopted.get(bridge, 0) + 1
+            handle(request)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise FileWriteError(path, exc.strerror or str(exc), "cannot remove") from exc
         fsync_directory(path.parent)
-    return adopted
+
+
+def pending_requests(path: Path) -> list[Any]:
+    """The requests at ``path`` not handled yet (none if it cannot be read). Without the
+    lock: the file is only ever replaced whole."""
+    try:
+        return _requests(path)
+    except ValueError:
+        return []
 
 
 def _apply(request: Any, config: Path, adopt: Adopt) -> str | None:

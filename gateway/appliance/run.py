@@ -13,6 +13,7 @@ a command line (``ps`` shows it to every user)::
     gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
     gateway-run users               give every role of the graph its broker user (as root)
     gateway-run adopt               apply the dashboard's adoption requests to gateway.yaml
+    gateway-run devices             carry out the dashboard's device requests (as root)
     gateway-run selftest            factory self-test over a second radio (see docs/appliance.md)
 
 ``--config FILE`` (default ``$MSGFLO_GATEWAY_CONFIG`` or /etc/msgflo-gateway/gateway.yaml).
@@ -44,6 +45,9 @@ from gateway.appliance.credentials import (
     sync_users,
     system_user,
 )
+from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
+from gateway.appliance.device_requests import apply_device_requests
+from gateway.appliance.devices import BROKER_UNIT, DeviceError, reload_unit
 from gateway.appliance.secrets import load_secrets, mqtt_user_url
 from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.cli.options import run_tool
@@ -138,10 +142,19 @@ def users(args: argparse.Namespace, config: GatewayConfig) -> int:
     if args.reload:
         # Mosquitto reads its password file and ACL again on SIGHUP; a broker that is not
         # running reads them when it starts.
-        hup = ["systemctl", "kill", "--kill-who=main", "--signal=SIGHUP", args.reload]
-        done = subprocess.run(hup, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            log.warning("%s not told to reload: %s", args.reload, done.stderr.strip())
+        try:
+            reload_unit(args.reload)()
+        except DeviceError as exc:
+            log.warning("%s", exc)
+    return 0
+
+
+def devices(args: argparse.Namespace, config: GatewayConfig) -> int:
+    """Carry out the dashboard's device requests (as root): add, remove, show; each
+    device's secrets.h and any failure left in the coordinator's directory for the page."""
+    done = apply_device_requests(config, reload_unit(args.reload, args.systemctl))
+    if done:
+        print(f"{PROG}: {done} device request(s) carried out", flush=True)
     return 0
 
 
@@ -212,6 +225,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, GatewayConfig], int]] = {
     "enabled": enabled,
     "users": users,
     "adopt": adopt,
+    "devices": devices,
     "ap": access_point,
     "dhcp": dhcp,
     "bluetooth-conf": bluetooth_conf,
@@ -236,7 +250,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("coordinator").add_argument(
         "--adopt-by-request",
         action="store_true",
-        help=f"the dashboard's adoptions go to <data_dir>/{REQUESTS} for gateway-run adopt",
+        help=f"the dashboard's adoptions go to <data_dir>/{REQUESTS} for gateway-run adopt, "
+        f"its device requests to <data_dir>/{DEVICE_REQUESTS} for gateway-run devices",
     )
     sub.add_parser("bridge").add_argument("name", help="bridge name (serial)")
     sub.add_parser("enabled").add_argument("name", help="access-point or bridge-NAME")
@@ -251,6 +266,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"restart {bridge_unit('NAME')} of each bridge that got a device",
     )
     requests.add_argument("--systemctl", default="systemctl", help=argparse.SUPPRESS)  # tests
+    asked = sub.add_parser("devices")
+    asked.add_argument(
+        "--reload", metavar="UNIT", default=BROKER_UNIT,
+        help=f"the broker's unit, sent SIGHUP after users change (default {BROKER_UNIT})",
+    )  # fmt: skip
+    asked.add_argument("--systemctl", default="systemctl", help=argparse.SUPPRESS)  # tests
     return p
 
 

@@ -56,6 +56,7 @@ SECURITY_UNITS = (
     "msgflo-bridge@rf433.service",
     "msgflo-users.service",
     "msgflo-adopt.service",
+    "msgflo-devices.service",
     "msgflo-ap.service",
     "msgflo-dhcp.service",
     "msgflo-clock.service",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.appliance.activation import listen_fds, listening
 from gateway.appliance.credentials import RoleBrokers
+from gateway.appliance.devices import reload_unit
 from gateway.appliance.users import WEB
 from gateway.bridges import run as bridges
 from gateway.broker import BrokerUrl
@@ -21,6 +22,7 @@ from gateway.config import BridgesConfig, GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
+from gateway.dashboard.boards import Boards
 from gateway.dashboard.bridges import BridgeSeen
 from gateway.dashboard.devices import SeenDevices
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
@@ -80,6 +82,8 @@ def run_coordinator(
         web_mqtt=web_mqtt(config, roles),
         data_path=config.data_dir,
         devices=seen_devices(config, config_path, adopt_requests),
+        # By request when adoptions are (the appliance: root adds the broker users).
+        boards=Boards(config, by_request=adopt_requests is not None, reload=reload_unit()),
     )
     settings = RuntimeSettings(
         r.host,

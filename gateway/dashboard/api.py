@@ -11,6 +11,7 @@ While the server runs (the application's cleanup context), participant output an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NO_BOARDS = "boards with their own broker user are added on the gateway (gateway-run coordinator)"
 PREFIX_BYTES = 4  # "web-" and 8 hex digits: a page's own namespace for its virtual devices
 
 Authorized = Callable[[web.Request], bool]
@@ -76,6 +78,10 @@ class Dashboard:
         app.router.add_post("/api/send", self._api(self.send))
         app.router.add_get("/api/mqtt", self._api(self.mqtt))
         app.router.add_post("/api/devices/adopt", self._api(self.adopt))
+        app.router.add_get("/api/boards", self._api(self.boards))
+        app.router.add_get("/api/boards/secrets", self._api(self.board_secrets))
+        for action in ("add", "remove", "show"):
+            app.router.add_post(f"/api/boards/{action}", self._api(self._board(action)))
         app.router.add_get("/", self.static.index)
         app.router.add_get("/static/{path:.+}", self.static.asset)
         app.cleanup_ctx.append(self._running)
@@ -169,6 +175,38 @@ class Dashboard:
                     raise ApiError(400, f"dashboard: adopt: {exc}") from None
                 return {"ok": True}
         raise ApiError(400, f"dashboard: adopt: no bridge lists device {device_id}")
+
+    async def boards(self, request: web.Request) -> dict[str, Any]:
+        boards = self.settings.boards
+        if boards is None:
+            return {"available": False, "problem": NO_BOARDS, "boards": []}
+        coordinator = self.environment.coordinator
+        listing = await asyncio.to_thread(
+            boards.listing, coordinator.registry, coordinator.now(), time.time()
+        )
+        return {"time": time.time(), **listing}
+
+    async def board_secrets(self, request: web.Request) -> dict[str, Any]:
+        role = request.query.get("role", "")
+        text = None if self.settings.boards is None else self.settings.boards.secrets_h(role)
+        if not role or text is None:
+            raise ApiError(404, f"dashboard: boards: no secrets.h for {role[:80]!r} (yet)")
+        return {"role": role, "filename": "secrets.h", "text": text}
+
+    def _board(self, action: str) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> dict[str, Any]:
+            what = f"boards: {action}"
+            boards = self.settings.boards
+            if boards is None:
+                raise ApiError(404, f"dashboard: {what}: {NO_BOARDS}")
+            role = _text(await _body(request, what), "role", what)
+            try:
+                await getattr(boards, action)(role)
+            except GatewayError as exc:
+                raise ApiError(400, f"dashboard: {what}: {exc}") from None
+            return {"ok": True, "pending": boards.by_request}
+
+        return handle
 
 
 async def _body(request: web.Request, what: str) -> dict[str, Any]:

@@ -7,10 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gateway.dashboard.devices import SeenDevices
 from gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from gateway.dashboard.boards import Boards
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -48,10 +52,13 @@ class DashboardSettings:
     """``web_mqtt``: see :class:`WebMqtt` (None: ``/api/mqtt`` answers 404). ``data_path``:
     the file system whose free space is reported. ``hostapd_ctrl``: the access point's control
     socket, for the WiFi clients reading (None: no such reading). ``static_dir``: the page.
-    ``devices``: the bridges' seen devices (:mod:`gateway.dashboard.devices`)."""
+    ``devices``: the bridges' seen devices (:mod:`gateway.dashboard.devices`). ``boards``: the
+    boards with their own broker user (:mod:`gateway.dashboard.boards`; None: a coordinator
+    without the gateway's data directory, such as the laptop demo, cannot add one)."""
 
     web_mqtt: WebMqtt | None = None
     data_path: Path | None = None
     hostapd_ctrl: str | None = None
     static_dir: Path = STATIC_DIR
     devices: Sequence[SeenDevices] = ()
+    boards: Boards | None = None

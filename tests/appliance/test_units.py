@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.adopt import REQUESTS
+from gateway.appliance.device_requests import DOWNLOADS
+from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS, exposure
 from gateway.appliance.selftest import UNITS as UNIT_STATES
 from gateway.appliance.services import DASHBOARD_SOCKET
@@ -125,6 +127,7 @@ ROOT_WITH = {
     "msgflo-firstboot.service": {"CAP_CHOWN", "CAP_FOWNER"},
     "msgflo-users.service": {"CAP_CHOWN"},
     "msgflo-adopt.service": set(),
+    "msgflo-devices.service": {"CAP_CHOWN"},
     "msgflo-selftest.service": {"CAP_NET_ADMIN", "CAP_NET_RAW"},
 }  # fmt: skip
 
@@ -195,6 +198,34 @@ def test_adopted_boards_are_applied_by_root_and_restart_the_bridge() -> None:
     assert words("msgflo-adopt.service", "Service", "ReadWritePaths") == {str(DEFAULT_DATA_DIR)}
     hidden = words("msgflo-adopt.service", "Service", "InaccessiblePaths")
     assert hidden == {f"-{DEFAULT_DATA_DIR}/secrets"}
+
+
+def test_boards_added_on_the_dashboard_are_carried_out_by_root() -> None:
+    """The dashboard's device requests (gateway.appliance.device_requests), in the
+    coordinator's state directory, start the root service that changes the broker's users,
+    reloads the broker and leaves each secrets.h in the coordinator's directory."""
+    coordinator = unit("msgflo-coordinator.service")
+    state = f"/var/lib/{coordinator.get('Service', 'StateDirectory')}"
+    requests = f"{state}/{DEVICE_REQUESTS.name}"
+    assert Path(DEFAULT_DATA_DIR, DEVICE_REQUESTS) == Path(requests)
+    assert Path(DEFAULT_DATA_DIR, DOWNLOADS).parent == Path(state)
+    path = unit("msgflo-devices.path")
+    assert path.get("Path", "PathExists") == requests
+    assert path.get("Path", "Unit") == "msgflo-devices.service"
+    assert not words("msgflo-devices.path", "Unit", "After")  # no cycle: see msgflo-users.path
+    assert "msgflo-devices.path" in enabled_by_install()
+    service = unit("msgflo-devices.service")
+    assert service.get("Service", "Type") == "oneshot"
+    command = service.get("Service", "ExecStart")
+    assert command == "/usr/local/bin/gateway-run devices --reload msgflo-broker.service"
+    # The coordinator's group, not DAC override, lets it write in the coordinator's directory.
+    assert service.get("Service", "SupplementaryGroups") == coordinator.get("Service", "Group")
+    assert words("msgflo-devices.service", "Service", "ReadWritePaths") == {
+        f"{DEFAULT_DATA_DIR}/secrets",
+        state,
+    }
+    assert words("msgflo-devices.service", "Service", "RestrictAddressFamilies") == {"AF_UNIX"}
+    assert "msgflo-devices.service" in SECURITY_UNITS
 
 
 def test_systemd_binds_port_80_and_hands_it_to_the_coordinator() -> None:
