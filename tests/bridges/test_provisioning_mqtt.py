@@ -1,0 +1,155 @@
+"""Provisioning over USB, the whole way: the appliance's broker (first boot's rendered
+mosquitto, its password file and ACL), the real serial bridge whose issuer is
+``gateway.appliance.devices.add_device``, ``provision_board`` on a pty, and then the board's
+MQTT side (``mqtt_participant``, the same library with the MQTT transport) logging in with
+exactly what the board stored, announcing itself, and being wired by the coordinator, whose
+IIP reaches its inport.
+
+A sketch does both in one program (provision, then join the WiFi and connect); on the host
+they are two programs of the same library, the second started with the first's stored
+credentials, as the sketch reads them from its CredentialStore after the join."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.appliance.credentials import load_service_credentials
+from gateway.appliance.devices import add_device, reload_pid
+from gateway.bridges.serial.provisioning import DeviceCredentials
+from gateway.broker import BrokerUrl
+from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
+from gateway.graph import parse_fbp
+from gateway.transport import open_transport
+from tests.appliance.conftest import AP_ADDRESS, Broker, appliance_config, provision
+from tests.bridges.test_provisioning_board import (
+    ESP_LINK,
+    bridging,
+    provisioning_config,
+    running_board,
+    show,
+)
+from tests.support.wait import until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``provision_board`` and ``mqtt_participant``, built once for this module."""
+    build = tmp_path_factory.mktemp("provision-mqtt") / "build"
+    source = ROOT / "firmware" / "test"
+    targets = ["--target", "provision_board", "--target", "mqtt_participant"]
+    for command in (
+        ["cmake", "-S", str(source), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
+        ["cmake", "--build", str(build), *targets, "--parallel", "2"],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return build / "provision_board", build / "mqtt_participant"
+
+
+@contextlib.asynccontextmanager
+async def mqtt_side(program: Path, stored: dict[str, str]) -> AsyncIterator[list[str]]:
+    """The board's MQTT side, with the credentials it stored; yields its stdout lines."""
+    process = await asyncio.create_subprocess_exec(
+        str(program),
+        *["--host", stored["host"], "--port", stored["port"], "--role", stored["role"]],
+        stdout=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "ASAN_OPTIONS": "detect_leaks=0",
+            "MSGFLO_MQTT_USER": stored["user"],
+            "MSGFLO_MQTT_PASSWORD": stored["password"],
+        },
+    )
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    reader = asyncio.create_task(read())
+    try:
+        yield lines
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        async with asyncio.timeout(10):
+            await process.wait()
+            await reader
+
+
+async def test_a_provisioned_board_logs_in_with_what_it_stored_and_is_wired(
+    programs: tuple[Path, Path], memory_url: str, tmp_path: Path
+) -> None:
+    board_program, participant_program = programs
+    config = appliance_config(tmp_path)
+    provision(config, tmp_path)
+    broker = Broker(config, tmp_path)
+    broker.start()
+    try:
+        assert broker.process is not None
+        reload = reload_pid(broker.process.pid)
+
+        def issuer(role: str) -> DeviceCredentials:
+            made = add_device(config, role, reload)
+            return DeviceCredentials(
+                ssid=made.wifi_ssid,
+                passphrase=made.wifi_passphrase,
+                broker_host=made.broker_address,
+                broker_port=made.port,
+                user=made.user,
+                password=made.password,
+                role=made.role,
+            )
+
+        watched = tmp_path / "dev"
+        watched.mkdir()
+        store = tmp_path / "board.bin"
+        async with (
+            running_board(board_program, store) as board,
+            bridging(memory_url, provisioning_config(watched), issuer),
+        ):
+            (watched / ESP_LINK.format(serial="ESP0042")).symlink_to(board.path)
+            await until(lambda: board.said("provisioned"), timeout=30, what="provisioned")
+        stored = show(board_program, store)
+        assert (stored["role"], stored["host"]) == ("ESP0042", AP_ADDRESS)
+        assert stored["port"] == str(config.broker.port)
+
+        own = load_service_credentials(config.data_dir, "coordinator")
+        url = BrokerUrl("mqtt", "127.0.0.1", config.broker.port, own.user, own.password)
+        fbp = "'hello' -> IN ESP0042(HostDevice)"
+        async with open_transport(url, client_id="coordinator") as transport:
+            coordinator = Coordinator(
+                transport, parse_fbp(fbp, file="t.fbp"), options=CoordinatorOptions()
+            )
+            task = asyncio.create_task(coordinator.run())
+            try:
+                async with mqtt_side(participant_program, stored) as lines:
+                    await until(
+                        lambda: any(line.startswith("state connected") for line in lines),
+                        timeout=15,
+                        what=f"the board connected: {lines[-5:]}",
+                    )
+                    await until(
+                        lambda: any("received in" in line and "hello" in line for line in lines),
+                        timeout=15,
+                        what=f"the coordinator's IIP on its inport: {lines[-5:]}",
+                    )
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        broker.stop()
