@@ -272,6 +272,7 @@ async function poll() {
     state.participants = new Map(status.participants.map((p) => [p.role, p]));
     state.view.update(state.participants, state.stats, now());
     showDevices(status.devices || []);
+    pollBoards();
     showHealth(status.health || {});
     if (state.selection && state.selection.kind === "node") showDetails();
   } catch (err) {
@@ -494,6 +495,108 @@ function suggestedRole(d) {
   const role = (d.name || d.model || d.id).trim().replace(/[\s#+]+/g, "-").replace(/^\/+/, "");
   return role || d.id;
 }
+
+// ---- boards on the WiFi (their own broker user and secrets.h) ----------------------------------
+
+// The gateway's own rules for a board's role (gateway.appliance.devices.role_problem), checked
+// before anything is sent; the gateway checks again.
+const RESERVED = ["coordinator", "admin", "web"];
+function roleProblem(role) {
+  if (!role) return "a role is needed";
+  if (/[#+]/.test(role)) return "a role cannot contain an MQTT wildcard (# or +)";
+  if (role.startsWith("/")) return "a role cannot start with /";
+  if (role.startsWith("$")) return "a role cannot start with $";
+  if (/[\s:]/u.test(role) || /\p{Cc}/u.test(role)) return "a role cannot contain white space, control characters or :";
+  if (RESERVED.includes(role) || role.startsWith("bridge-")) return `${role} is reserved for the gateway`;
+  return null;
+}
+
+let boardsShown = "";
+let boardsAvailable = false;
+async function pollBoards() {
+  let listing;
+  try {
+    listing = await api("/api/boards");
+  } catch {
+    return;
+  }
+  boardsAvailable = listing.available;
+  const problem = $("boards-problem");
+  problem.hidden = listing.available;
+  problem.textContent = listing.available ? "" : `Boards cannot be added here: ${listing.problem}`;
+  $("add-board").hidden = !listing.available;
+  const text = JSON.stringify(listing.boards.map((b) => ({ ...b, last_seen: b.last_seen && Math.round(b.last_seen) })));
+  if (text === boardsShown) return;
+  boardsShown = text;
+  showBoards(listing.boards);
+}
+
+function showBoards(boards) {
+  const box = $("boards");
+  if (!boards.length) {
+    box.replaceChildren(h("p", { class: "muted" }, "No boards have their own user yet."));
+    return;
+  }
+  const rows = boards.map((b) => {
+    const state = b.pending === "add" && !b.added ? "being added…"
+      : b.online ? "online" : "offline";
+    const secrets = b.secrets_h
+      ? h("a", { href: "#", "data-action": "download-secrets", onclick: (event) => { event.preventDefault(); downloadSecrets(b.role); } }, "secrets.h")
+      : h("span", { class: "muted" }, b.pending ? "waiting for the gateway…" : "");
+    const remove = h("button", { type: "button", class: "danger", "data-action": "remove-board", disabled: b.pending === "remove" || !b.added,
+      onclick: () => removeBoard(b.role) }, b.pending === "remove" ? "Removing…" : "Remove");
+    return h("tr", { "data-board": b.role },
+      h("td", {}, b.role),
+      h("td", { class: b.online ? "" : "error" }, state),
+      h("td", {}, b.last_seen ? ago(now() - b.last_seen) : "never"),
+      h("td", {}, secrets, b.problem ? h("div", { class: "error" }, b.problem) : null),
+      h("td", {}, remove));
+  });
+  box.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, ["role", "state", "last seen", "for the sketch", ""].map((t) => h("th", {}, t)))),
+    h("tbody", {}, rows)));
+}
+
+async function downloadSecrets(role) {
+  try {
+    const { text, filename } = await api(`/api/boards/secrets?role=${encodeURIComponent(role)}`);
+    const url = URL.createObjectURL(new Blob([text], { type: "text/x-c" }));
+    const link = h("a", { href: url, download: filename });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) {
+    toast(`secrets.h of ${role}: ${err.message}`);
+  }
+}
+
+async function removeBoard(role) {
+  if (!confirm(`Remove ${role}? A board using its password is disconnected at once and refused from then on.`)) return;
+  try {
+    await api("/api/boards/remove", { method: "POST", body: { role } });
+    toast(`${role} removed`);
+  } catch (err) {
+    toast(`removing ${role} failed: ${err.message}`);
+  }
+  pollBoards();
+}
+
+$("add-board").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const role = $("add-board-role").value.trim();
+  const problem = roleProblem(role);
+  $("add-board-error").textContent = problem || "";
+  if (problem || !boardsAvailable) return;
+  try {
+    const answer = await api("/api/boards/add", { method: "POST", body: { role } });
+    $("add-board-role").value = "";
+    toast(answer.pending ? `${role}: the gateway is adding it; its secrets.h follows` : `${role} added`);
+  } catch (err) {
+    $("add-board-error").textContent = err.message;
+  }
+  pollBoards();
+});
 
 const HEALTH = [
   ["cpu_temperature", "CPU temperature"], ["load", "load"], ["memory_free", "free memory"],
