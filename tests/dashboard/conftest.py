@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService
+from gateway.dashboard.boards import Boards
 from gateway.dashboard.devices import SeenDevices
 from gateway.dashboard.settings import DashboardSettings, WebMqtt
 from gateway.demo import EXAMPLES, demo_config, demo_graph_text, replayed_ble, replayed_rf433
@@ -79,6 +80,7 @@ async def running_gateway(
     tmp_path: Path,
     secret: str | None = SECRET,
     devices: Sequence[SeenDevices] = (),
+    boards: Boards | None = None,
 ) -> AsyncIterator[Gateway]:
     os.environ["DEMO_INTERVAL"] = DEMO_INTERVAL
     graph_path = tmp_path / "demo.fbp"
@@ -88,7 +90,7 @@ async def running_gateway(
     config = replace(config, graph_path=graph_path, auto_save=True)
     service = CoordinatorService(config, load_graph(graph_path))
     runtime_port = free_port()
-    dashboard = DashboardSettings(web_mqtt=WebMqtt(_ws_url(broker)), devices=devices)
+    dashboard = DashboardSettings(web_mqtt=WebMqtt(_ws_url(broker)), devices=devices, boards=boards)
     runtime = RuntimeProtocolService(
         service, RuntimeSettings(LOOPBACK, runtime_port, secret=secret, dashboard=dashboard)
     )

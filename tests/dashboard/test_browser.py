@@ -4,6 +4,7 @@ coordinator, mosquitto and the demo's participant processes. Every wait is for a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -12,14 +13,20 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
+from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
+from gateway.appliance.device_requests import apply_device_requests
+from gateway.appliance.devices import device_secrets, render_secrets_h
 from gateway.bridges.seen import SeenDevice, encode_seen, seen_topic
 from gateway.broker import parse_broker_url
 from gateway.config import load_config
 from gateway.coordinator.service import load_service_graph
+from gateway.dashboard.boards import Boards
 from gateway.dashboard.bridges import BridgeSeen
 from gateway.graph.model import Graph, Process
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
+from tests.appliance.conftest import provision
+from tests.appliance.test_devices import write_config
 from tests.conftest import Probe, probing
 from tests.dashboard.conftest import (
     LAPTOP,
@@ -489,5 +496,45 @@ async def test_a_ble_device_shows_its_bridge_and_details_and_is_adopted(
         await expect(page.locator("#devices")).to_contain_text(
             "No devices waiting", timeout=TIMEOUT
         )
+        await context.close()
+    assert page_errors.get(page, []) == []
+
+
+async def test_a_board_added_in_the_page_offers_its_secrets_h_once_root_wrote_it(
+    browser: Browser, ws_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """As on the appliance: the page checks the role, the request waits for root (played
+    here by what msgflo-devices.service runs), the page then shows the download link, and
+    the file downloaded is the board's secrets.h."""
+    kit = load_config(write_config(tmp_path))
+    provision(kit, tmp_path)
+    boards = Boards(kit, by_request=True, reload=lambda: None)
+    async with running_gateway(ws_mosquitto, tmp_path, boards=boards) as gateway:
+        context, page = await signed_in(browser, gateway)
+        await page.click("#tabs [data-view=devices]")
+        # broker.roles of write_config: a device without a secrets.h yet.
+        sensor = page.locator('#boards tr[data-board="sensor"]')
+        await expect(sensor).to_contain_text("offline", timeout=TIMEOUT)
+        await expect(sensor.locator("[data-action=make-secrets]")).to_be_visible()
+        await page.fill("#add-board-role", "lamp/#")
+        await page.click("#add-board button[type=submit]")
+        await expect(page.locator("#add-board-error")).to_contain_text("wildcard")
+        assert not (kit.data_dir / DEVICE_REQUESTS).exists()  # refused in the page
+        await page.fill("#add-board-role", "kitchen/lamp")
+        await page.click("#add-board button[type=submit]")
+        row = page.locator('#boards tr[data-board="kitchen/lamp"]')
+        await expect(row).to_contain_text("waiting for the gateway", timeout=TIMEOUT)
+        await until((kit.data_dir / DEVICE_REQUESTS).exists, what="the request")
+        assert await asyncio.to_thread(apply_device_requests, kit, lambda: None) == 1
+        link = row.locator("[data-action=download-secrets]")
+        await expect(link).to_be_visible(timeout=TIMEOUT)
+        async with page.expect_download() as download_info:
+            await link.click()
+        download = await download_info.value
+        assert download.suggested_filename == "secrets.h"
+        saved_to = tmp_path / "downloaded.h"
+        await download.save_as(saved_to)
+        assert saved_to.read_text() == render_secrets_h(device_secrets(kit, "kitchen/lamp"))
+        await expect(row).to_contain_text("offline")
         await context.close()
     assert page_errors.get(page, []) == []

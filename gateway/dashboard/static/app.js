@@ -540,9 +540,11 @@ function showBoards(boards) {
   const rows = boards.map((b) => {
     const state = b.pending === "add" && !b.added ? "being added…"
       : b.online ? "online" : "offline";
+    // A device made otherwise (broker.roles, gateway-config) has none yet: ask for it.
     const secrets = b.secrets_h
       ? h("a", { href: "#", "data-action": "download-secrets", onclick: (event) => { event.preventDefault(); downloadSecrets(b.role); } }, "secrets.h")
-      : h("span", { class: "muted" }, b.pending ? "waiting for the gateway…" : "");
+      : b.pending ? h("span", { class: "muted" }, "waiting for the gateway…")
+        : h("button", { type: "button", "data-action": "make-secrets", onclick: () => boardAction("show", b.role) }, "Make secrets.h");
     const remove = h("button", { type: "button", class: "danger", "data-action": "remove-board", disabled: b.pending === "remove" || !b.added,
       onclick: () => removeBoard(b.role) }, b.pending === "remove" ? "Removing…" : "Remove");
     return h("tr", { "data-board": b.role },
@@ -573,11 +575,14 @@ async function downloadSecrets(role) {
 
 async function removeBoard(role) {
   if (!confirm(`Remove ${role}? A board using its password is disconnected at once and refused from then on.`)) return;
+  await boardAction("remove", role);
+}
+
+async function boardAction(action, role) {
   try {
-    await api("/api/boards/remove", { method: "POST", body: { role } });
-    toast(`${role} removed`);
+    await api(`/api/boards/${action}`, { method: "POST", body: { role } });
   } catch (err) {
-    toast(`removing ${role} failed: ${err.message}`);
+    toast(`${role}: ${action} failed: ${err.message}`);
   }
   pollBoards();
 }
