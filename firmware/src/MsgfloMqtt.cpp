@@ -71,13 +71,19 @@ bool MqttTransportBase::Output::flush() {
 
 // -- MqttTransportBase ------------------------------------------------------------------------
 
+const uint8_t MqttTransportBase::kMaxBarrierRounds;
+
 MqttTransportBase::MqttTransportBase(Client& client, const MqttConfig& config, Decoder& decoder,
-                                     uint8_t* pending, size_t pendingCapacity)
+                                     Slot* slots, uint8_t* data, uint8_t slotCount, size_t slotSize)
     : client_(client),
       config_(config),
       decoder_(decoder),
-      pending_(pending),
-      pendingCapacity_(pendingCapacity),
+      slots_(slots),
+      data_(data),
+      slotCount_(slotCount),
+      slotSize_(slotSize),
+      head_(0),
+      count_(0),
       participant_(0),
       out_(client),
       counters_(),
@@ -87,13 +93,14 @@ MqttTransportBase::MqttTransportBase(Client& client, const MqttConfig& config, D
       configured_(false),
       announced_(false),
       pingOutstanding_(false),
-      pendingState_(Pending::None),
-      pendingPort_(0),
+      barrier_(Barrier::Clear),
+      barrierRounds_(0),
+      pingsUnanswered_(0),
+      barrierPings_(0),
       subscriptionsUnacked_(0),
+      arrivedSinceBarrier_(0),
       lastError_(DecodeError::None),
-      pendingId_(0),
       packetId_(0),
-      pendingLength_(0),
       retryDelay_(0),
       rng_(0),
       retryAt_(0),
@@ -103,6 +110,7 @@ MqttTransportBase::MqttTransportBase(Client& client, const MqttConfig& config, D
       lastAnnounce_(0),
       pingSent_(0) {
   id_[0] = 0;
+  for (uint8_t i = 0; i < slotCount_; ++i) slots_[i].state = Pending::Free;
 }
 
 void MqttTransportBase::begin(Participant& participant) {
@@ -152,9 +160,16 @@ uint32_t MqttTransportBase::jitter() {  // xorshift32: jitter needs no quality
 }
 
 uint16_t MqttTransportBase::nextPacketId() {
-  if (++packetId_ == 0) packetId_ = 1;
-  if (packetId_ == pendingId_ && pendingState_ != Pending::None) return nextPacketId();
-  return packetId_;
+  // Never one a queued message still waits with: at most slotCount_ + 1 tries.
+  for (;;) {
+    if (++packetId_ == 0) packetId_ = 1;
+    bool used = false;
+    for (uint8_t i = 0; i < count_ && !used; ++i) {
+      const Slot& slot = slotAt(i);
+      used = slot.state == Pending::Sent && slot.packetId == packetId_;
+    }
+    if (!used) return packetId_;
+  }
 }
 
 void MqttTransportBase::loop() {
@@ -193,6 +208,8 @@ void MqttTransportBase::attempt(unsigned long now) {
   out_.reset();
   announced_ = false;
   pingOutstanding_ = false;
+  pingsUnanswered_ = 0;
+  barrierPings_ = 0;
   subscriptionsUnacked_ = 0;
   mqtt::ConnectOptions options;
   options.clientId = config_.clientId ? config_.clientId : id_;
@@ -287,15 +304,20 @@ void MqttTransportBase::handle(const Packet& packet, unsigned long now) {
       sent(now);
       return;
     case PacketType::Puback:
-      if (pendingState_ == Pending::Sent && packet.packetId == pendingId_) {
-        pendingState_ = Pending::None;
-      }
+      onPuback(packet.packetId);
       return;
     case PacketType::Suback:
       if (subscriptionsUnacked_ > 0) --subscriptionsUnacked_;
       if (packet.returnCode == 0x80) ++counters_.refused;
+      if (subscriptionsUnacked_ == 0 && barrier_ == Barrier::Subscribing) {
+        barrier_ = Barrier::Clear;
+      }
       return;
-    case PacketType::Pingresp:
+    case PacketType::Pingresp:  // in order: the barrier's is the barrierPings_-th from now
+      if (pingsUnanswered_ > 0) --pingsUnanswered_;
+      if (barrierPings_ > 0 && --barrierPings_ == 0 && barrier_ == Barrier::Pinging) {
+        barrier_ = Barrier::Clear;
+      }
       return;
     default:  // a second CONNACK
       ++counters_.malformed;
@@ -319,8 +341,17 @@ void MqttTransportBase::onConnack(const Packet& packet, unsigned long now) {
     const TopicBytes topic(config_.prefix, role_, roleLength_, participant_->inportId(i));
     if (mqtt::writeSubscribe(out_, nextPacketId(), topic, 1)) ++subscriptionsUnacked_;
   }
+  // The SUBACKs are the first barrier: the session's queued messages come before them.
+  barrier_ = subscriptionsUnacked_ > 0 ? Barrier::Subscribing : Barrier::Clear;
+  barrierRounds_ = 0;
+  arrivedSinceBarrier_ = 0;
   announce();
-  if (pendingState_ != Pending::None) publishPending(pendingState_ == Pending::Sent);
+  for (uint8_t i = 0; i < count_; ++i) {  // in send order; unacknowledged ones with DUP
+    Slot& slot = slotAt(i);
+    if (slot.state == Pending::Queued || slot.state == Pending::Sent) {
+      publishSlot(slot, slot.state == Pending::Sent);
+    }
+  }
   sent(now);
 }
 
@@ -339,7 +370,10 @@ void MqttTransportBase::handlePublish(const Packet& packet) {
     if (!known) ++counters_.unknown;
   }
   // After the callback, which may have sent: the broker then redelivers what a crash lost.
-  if (packet.qos == 1 && state_ == MqttState::Connected) mqtt::writePuback(out_, packet.packetId);
+  if (packet.qos == 1 && state_ == MqttState::Connected) {
+    mqtt::writePuback(out_, packet.packetId);
+    if (arrivedSinceBarrier_ < 0xFFFF) ++arrivedSinceBarrier_;
+  }
 }
 
 void MqttTransportBase::keepalive(unsigned long now) {
@@ -349,12 +383,17 @@ void MqttTransportBase::keepalive(unsigned long now) {
     if (now - pingSent_ >= period) drop(now);  // no answer for a whole period: dead
     return;
   }
-  if (now - lastSent_ >= period) {
-    mqtt::writePingreq(out_);
+  if (now - lastSent_ >= period) writePing(now);
+}
+
+void MqttTransportBase::writePing(unsigned long now) {
+  mqtt::writePingreq(out_);
+  if (pingsUnanswered_ < 0xFF) ++pingsUnanswered_;
+  if (!pingOutstanding_) {
     pingOutstanding_ = true;
     pingSent_ = now;
-    sent(now);
   }
+  sent(now);
 }
 
 bool MqttTransportBase::send(uint8_t outport, const link::ByteSource& payload) {
@@ -372,31 +411,52 @@ bool MqttTransportBase::send(uint8_t outport, const link::ByteSource& payload) {
     for (size_t i = 0; i < payload.size(); ++i) out_.put(payload.at(i));
     return sent(millis());
   }
-  if (pendingState_ != Pending::None || payload.size() > pendingCapacity_) {
+  if (count_ == slotCount_ || payload.size() > slotSize_) {
     ++counters_.dropped;
     return false;
   }
-  pendingLength_ = payload.size();
-  for (size_t i = 0; i < pendingLength_; ++i) pending_[i] = payload.at(i);
-  pendingPort_ = outport;
-  pendingState_ = Pending::Queued;
+  Slot& slot = slotAt(count_++);
+  slot.length = static_cast<uint16_t>(payload.size());
+  uint8_t* data = dataOf(slot);
+  for (size_t i = 0; i < slot.length; ++i) data[i] = payload.at(i);
+  slot.port = outport;
+  slot.state = Pending::Queued;
   if (state_ == MqttState::Connected) {
-    publishPending(false);
+    publishSlot(slot, false);
     sent(millis());
   }
   return true;
 }
 
-void MqttTransportBase::publishPending(bool dup) {
-  if (!dup) pendingId_ = nextPacketId();
-  const TopicBytes topic(config_.prefix, role_, roleLength_, participant_->outportId(pendingPort_));
-  if (!mqtt::writePublishHeader(out_, topic, pendingLength_, 1, dup, pendingId_)) {
-    pendingState_ = Pending::None;  // a topic too long for MQTT: it can never go
-    ++counters_.dropped;
+void MqttTransportBase::publishSlot(Slot& slot, bool dup) {
+  if (!dup) slot.packetId = nextPacketId();
+  const TopicBytes topic(config_.prefix, role_, roleLength_, participant_->outportId(slot.port));
+  if (!mqtt::writePublishHeader(out_, topic, slot.length, 1, dup, slot.packetId)) {
+    ++counters_.dropped;  // a topic too long for MQTT (begin() refuses those): it can never go
+    slot.state = Pending::Acked;
+    release();
     return;
   }
-  for (size_t i = 0; i < pendingLength_; ++i) out_.put(pending_[i]);
-  pendingState_ = Pending::Sent;
+  const uint8_t* data = dataOf(slot);
+  for (size_t i = 0; i < slot.length; ++i) out_.put(data[i]);
+  slot.state = Pending::Sent;
+}
+
+void MqttTransportBase::onPuback(uint16_t packetId) {
+  for (uint8_t i = 0; i < count_; ++i) {
+    Slot& slot = slotAt(i);
+    if (slot.state == Pending::Sent && slot.packetId == packetId) slot.state = Pending::Acked;
+  }
+  release();
+}
+
+void MqttTransportBase::release() {
+  // Slots free in send order: one acknowledged out of order waits for those before it.
+  while (count_ > 0 && slots_[head_].state == Pending::Acked) {
+    slots_[head_].state = Pending::Free;
+    head_ = static_cast<uint8_t>((head_ + 1) % slotCount_);
+    --count_;
+  }
 }
 
 // -- discovery --------------------------------------------------------------------------------
@@ -441,9 +501,23 @@ void MqttTransportBase::tail(JsonWriter& json) const {
 
 // -- for sleepy sketches ----------------------------------------------------------------------
 
-bool MqttTransportBase::settled() const {
-  return state_ == MqttState::Connected && announced_ && subscriptionsUnacked_ == 0 &&
-         pendingState_ == Pending::None && millis() - lastArrival_ >= config_.quietTime;
+bool MqttTransportBase::settled() {
+  if (state_ != MqttState::Connected || !announced_ || count_ > 0) return false;
+  if (barrier_ != Barrier::Clear) return false;
+  // A full window's worth since the last barrier request: the broker may have held more back
+  // until our PUBACKs (all written by now), so ask again behind them.
+  const bool more = config_.brokerInflight == 0 ? arrivedSinceBarrier_ > 0
+                                                : arrivedSinceBarrier_ >= config_.brokerInflight;
+  if (more && barrierRounds_ < kMaxBarrierRounds) {
+    ++barrierRounds_;
+    ++counters_.barriers;
+    arrivedSinceBarrier_ = 0;
+    barrier_ = Barrier::Pinging;
+    barrierPings_ = static_cast<uint8_t>(pingsUnanswered_ + 1);
+    writePing(millis());
+    return false;
+  }
+  return millis() - lastArrival_ >= config_.quietTime;
 }
 
 void MqttTransportBase::disconnect() {

@@ -19,10 +19,22 @@
 // - sends PINGREQ when it has sent nothing for the keepalive time, and drops the connection
 //   when no PINGRESP comes within another keepalive time, or the broker sends anything malformed.
 //
-// QoS 1 sends keep one message in flight: it is copied into the transport (at most
-// BufferSize bytes), sent when connected (also when the send was made while disconnected) and
-// sent again with DUP after a reconnect until the broker acknowledges it. A second send while
-// one is in flight is refused (false) and counted as dropped.
+// QoS 1 sends go through a small queue of QueueSlots messages (4 by default), each copied into
+// a slot of BufferSize bytes: all of them are published at once when connected (also those sent
+// while disconnected, in order) and sent again with DUP after a reconnect until the broker
+// acknowledges each. A send while every slot waits for its PUBACK is refused (false) and
+// counted as dropped; so is QoS 0 while disconnected. No heap: the slots are members.
+//
+// settled() tells a sleepy sketch it may disconnect and sleep without leaving a message behind,
+// with no fixed waiting time: it is a protocol barrier. TCP is ordered and a broker sends a
+// resumed session's queued messages right after CONNACK, before it answers anything the client
+// sends later; so once the SUBACKs of the subscriptions (sent on CONNACK) are in, every queued
+// message the broker's in-flight window let go has arrived. The broker sends the rest only as
+// PUBACKs free its window (Mosquitto: max_inflight_messages, 20): when at least brokerInflight
+// messages arrived since the last barrier request, more may be waiting, and settled() sends a
+// PINGREQ as a fresh barrier (after the PUBACKs, so the broker has released what they allowed
+// before it answers) and holds until its PINGRESP, at most kMaxBarrierRounds times per
+// connection; what is still queued then stays in the session for the next wake.
 
 #ifndef MSGFLO_MQTT_H
 #define MSGFLO_MQTT_H
@@ -49,7 +61,8 @@ struct MqttConfig {
         cleanSession(true),
         discoveryPeriod(60),
         qos(1),
-        quietTime(250),
+        brokerInflight(20),
+        quietTime(0),
         retryMin(1000),
         retryMax(60000) {}
 
@@ -65,7 +78,9 @@ struct MqttConfig {
   bool cleanSession;         // false: persistent session, QoS 1 messages wait while it sleeps
   uint16_t discoveryPeriod;  // seconds; announced every period / 2.2
   uint8_t qos;               // of outport messages: 0 or 1
-  uint16_t quietTime;        // ms with nothing arriving before settled() holds
+  uint8_t brokerInflight;    // the broker's in-flight window (Mosquitto's max_inflight_messages,
+                             // 20 by default); 0: unknown, any message means one more barrier
+  uint16_t quietTime;        // ms with nothing arriving before settled() holds (0: none)
   uint16_t retryMin;         // ms: the first retry's delay, doubled up to retryMax
   uint16_t retryMax;
 };
@@ -78,8 +93,9 @@ struct MqttCounters {
   uint32_t refused;     // CONNACK or SUBACK refusals (bad user, not authorised)
   uint32_t malformed;   // packets that broke the protocol (the connection was dropped)
   uint32_t oversized;   // PUBLISHes larger than the buffer: acknowledged, not delivered
-  uint32_t dropped;     // sends refused: not connected (QoS 0), one in flight, too large
+  uint32_t dropped;     // sends refused: not connected (QoS 0), every slot in flight, too large
   uint32_t unknown;     // messages on a topic that is none of the inports'
+  uint32_t barriers;    // PINGREQs settled() sent to see that nothing more is queued
 };
 
 enum class MqttState : uint8_t {
@@ -98,9 +114,10 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
   void loop() override;
   bool send(uint8_t outport, const link::ByteSource& payload) override;
 
-  // Connected, announced, subscribed, nothing unacknowledged and nothing arrived for
-  // quietTime ms: a sleepy sketch may disconnect() and sleep.
-  bool settled() const;
+  // Connected, announced, subscribed, every send acknowledged, the broker's queued messages
+  // for this session delivered (the barrier above) and nothing arrived for quietTime ms: a
+  // sleepy sketch may disconnect() and sleep. Not const: it may send the barrier's PINGREQ.
+  bool settled();
   // Sends DISCONNECT and closes the connection; nothing reconnects until resume().
   void disconnect();
   void resume();
@@ -112,10 +129,22 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
   bool configured() const { return configured_; }
   const MqttCounters& counters() const { return counters_; }
   const char* id() const { return id_; }
+  // QoS 1 messages queued or waiting for their PUBACK.
+  uint8_t unacknowledged() const { return count_; }
+
+  static const uint8_t kMaxBarrierRounds = 16;
+
+  enum class Pending : uint8_t { Free, Queued, Sent, Acked };
+  struct Slot {
+    uint16_t packetId;
+    uint16_t length;
+    uint8_t port;
+    Pending state;
+  };
 
  protected:
-  MqttTransportBase(Client& client, const MqttConfig& config, mqtt::Decoder& decoder,
-                    uint8_t* pending, size_t pendingCapacity);
+  MqttTransportBase(Client& client, const MqttConfig& config, mqtt::Decoder& decoder, Slot* slots,
+                    uint8_t* data, uint8_t slotCount, size_t slotSize);
   ~MqttTransportBase() {}
 
  private:
@@ -139,7 +168,8 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
     bool failed_;
   };
 
-  enum class Pending : uint8_t { None, Queued, Sent };
+  // What settled() waits for: the SUBACKs sent on CONNACK, or its own PINGREQ's PINGRESP.
+  enum class Barrier : uint8_t { Clear, Subscribing, Pinging };
 
   // DescriptionExtras: id and role first, each port's queue, the period last.
   void head(JsonWriter& json) const override;
@@ -156,7 +186,12 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
   void scheduleRetry(unsigned long now);
   void announce();
   void writeDiscovery(JsonSink& sink) const;
-  void publishPending(bool dup);
+  Slot& slotAt(uint8_t nth) { return slots_[(head_ + nth) % slotCount_]; }
+  uint8_t* dataOf(const Slot& slot) { return data_ + (&slot - slots_) * slotSize_; }
+  void publishSlot(Slot& slot, bool dup);
+  void onPuback(uint16_t packetId);
+  void release();  // frees acknowledged slots from the oldest on
+  void writePing(unsigned long now);
   bool sent(unsigned long now);  // flushes; drops the connection when the write failed
   uint16_t nextPacketId();
   uint32_t jitter();
@@ -164,8 +199,12 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
   Client& client_;
   MqttConfig config_;
   mqtt::Decoder& decoder_;
-  uint8_t* pending_;
-  size_t pendingCapacity_;
+  Slot* slots_;
+  uint8_t* data_;
+  uint8_t slotCount_;
+  size_t slotSize_;
+  uint8_t head_;   // the oldest slot in use
+  uint8_t count_;  // slots in use from head_ on (in send order)
   Participant* participant_;
   Output out_;
   MqttCounters counters_;
@@ -176,13 +215,14 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
   bool configured_;
   bool announced_;
   bool pingOutstanding_;
-  Pending pendingState_;
-  uint8_t pendingPort_;
+  Barrier barrier_;
+  uint8_t barrierRounds_;  // PINGREQ barriers on this connection
+  uint8_t pingsUnanswered_;
+  uint8_t barrierPings_;  // PINGRESPs still due before the barrier's own
   uint8_t subscriptionsUnacked_;
+  uint16_t arrivedSinceBarrier_;  // QoS 1 PUBLISHes since the last barrier request went out
   mqtt::DecodeError lastError_;
-  uint16_t pendingId_;
   uint16_t packetId_;
-  size_t pendingLength_;
   uint32_t retryDelay_;  // ms before the next attempt after a failure; 0: at once
   uint32_t rng_;
   unsigned long retryAt_;
@@ -193,17 +233,23 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
   unsigned long pingSent_;
 };
 
-// An MQTT transport whose receive buffer and in-flight message each hold BufferSize bytes: the
-// largest message it receives (topic and payload) and sends at QoS 1 (payload).
-template <size_t BufferSize = 256>
+// An MQTT transport whose receive buffer and QoS 1 send slots each hold BufferSize bytes: the
+// largest message it receives (topic and payload) and sends at QoS 1 (payload); QueueSlots
+// QoS 1 messages may wait for their PUBACK at once. RAM: about 360 B + (1 + QueueSlots) *
+// BufferSize (1,644 B for <256, 4> on the ESP8266).
+template <size_t BufferSize = 256, uint8_t QueueSlots = 4>
 class MqttTransport : public MqttTransportBase {
+  static_assert(QueueSlots >= 1, "at least one QoS 1 slot");
+  static_assert(BufferSize <= 0xFFFF, "a slot's length is 16 bits");
+
  public:
   MqttTransport(Client& client, const MqttConfig& config)
-      : MqttTransportBase(client, config, decoder_, pending_, BufferSize) {}
+      : MqttTransportBase(client, config, decoder_, slots_, data_, QueueSlots, BufferSize) {}
 
  private:
   mqtt::StaticDecoder<BufferSize> decoder_;
-  uint8_t pending_[BufferSize];
+  Slot slots_[QueueSlots];
+  uint8_t data_[QueueSlots * BufferSize];
 };
 
 }  // namespace msgflo

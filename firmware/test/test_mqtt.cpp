@@ -99,8 +99,9 @@ struct Rig {
   }
   bool idle() const { return readPos == client.outLength; }
 
-  // Through CONNECT, CONNACK, both SUBSCRIBEs and their SUBACKs, and the discovery.
-  void connect(bool sessionPresent = false) {
+  // Through CONNECT, CONNACK, both SUBSCRIBEs and the discovery; the SUBACKs are left in
+  // `subacks` for the test to send.
+  void connectHolding(bool sessionPresent = false) {
     participant.loop();
     REQUIRE(client.up);
     REQUIRE(next().type() == PacketType::Connect);
@@ -110,10 +111,44 @@ struct Rig {
     const Seen a = next(), b = next();
     REQUIRE(a.type() == PacketType::Subscribe);
     REQUIRE(b.type() == PacketType::Subscribe);
-    const uint8_t subacks[] = {0x90, 3, a.body[0], a.body[1], 1, 0x90, 3, b.body[0], b.body[1], 1};
+    const uint8_t both[] = {0x90, 3, a.body[0], a.body[1], 1, 0x90, 3, b.body[0], b.body[1], 1};
+    memcpy(subacks, both, sizeof both);
     REQUIRE(next().topicIs("fbp"));
+  }
+  // ... and the SUBACKs.
+  void connect(bool sessionPresent = false) {
+    connectHolding(sessionPresent);
     broker(subacks);
   }
+
+  // A QoS 1 message to the `interval` inport with packet id `id`.
+  void deliver(uint8_t id, char digit) {
+    const uint8_t publish[] = {0x32, 2 + 19 + 2 + 1,
+                               0,    19,
+                               'k',  'i',
+                               't',  '/',
+                               's',  'e',
+                               'n',  's',
+                               'o',  'r',
+                               '/',  'i',
+                               'n',  't',
+                               'e',  'r',
+                               'v',  'a',
+                               'l',  0,
+                               id,   static_cast<uint8_t>(digit)};
+    client.script(publish, sizeof publish);
+  }
+  uint8_t subacks[10] = {};
+};
+
+const uint8_t kPingresp[] = {0xD0, 0};
+
+// The PUBACK for a QoS 1 PUBLISH the transport wrote.
+struct Puback {
+  uint8_t bytes[4];
+  explicit Puback(const Seen& publish)
+      : bytes{0x40, 2, publish.body[publish.payloadAt() - 2],
+              publish.body[publish.payloadAt() - 1]} {}
 };
 
 const char kDiscovery[] =
@@ -212,36 +247,100 @@ TEST_CASE("mqtt: messages to inports reach their callbacks and QoS 1 ones are ac
   CHECK(rig.next().u16(0) == 7);  // acknowledged all the same
 }
 
-TEST_CASE("mqtt: one QoS 1 message in flight, retransmitted with DUP after a reconnect") {
+TEST_CASE("mqtt: QoS 1 sends queue in QueueSlots slots, all in flight; DUP after a reconnect") {
   Rig rig;
   rig.connect();
   CHECK(rig.out.sendDecimal(21.5f, 1));
-  const Seen first = rig.next();
-  CHECK(first.header == 0x32);
-  CHECK(first.topicIs("kit/sensor/temperature"));
-  CHECK(first.payloadIs("21.5"));
-  const uint16_t id = first.u16(first.payloadAt() - 2);
-  CHECK_FALSE(rig.out.sendInteger(1));  // one in flight
+  CHECK(rig.out.sendInteger(2));
+  CHECK(rig.out.send("three"));
+  CHECK(rig.out.send("four"));
+  CHECK(rig.mqtt.unacknowledged() == 4);
+  CHECK_FALSE(rig.out.send("five"));  // every slot waits for its PUBACK
   CHECK(rig.mqtt.counters().dropped == 1);
+  Seen sent[4];
+  uint16_t ids[4];
+  const char* payloads[] = {"21.5", "2", "three", "four"};
+  for (int i = 0; i < 4; ++i) {
+    sent[i] = rig.next();
+    CHECK(sent[i].header == 0x32);
+    CHECK(sent[i].topicIs("kit/sensor/temperature"));
+    CHECK(sent[i].payloadIs(payloads[i]));
+    ids[i] = sent[i].u16(sent[i].payloadAt() - 2);
+    for (int j = 0; j < i; ++j) CHECK(ids[i] != ids[j]);
+  }
+  CHECK(rig.idle());
+  // The second is acknowledged before the first: its slot frees with the first.
+  rig.broker(Puback(sent[1]).bytes);
+  CHECK(rig.mqtt.unacknowledged() == 4);
+  CHECK_FALSE(rig.out.send("five"));
+  rig.broker(Puback(sent[0]).bytes);
+  CHECK(rig.mqtt.unacknowledged() == 2);
+  CHECK(rig.out.send("five"));
+  const Seen fifth = rig.next();
+  CHECK(fifth.payloadIs("five"));
   CHECK_FALSE(rig.mqtt.settled());
 
-  rig.client.up = false;  // the connection is lost before the PUBACK
+  rig.client.up = false;  // the connection is lost before the other PUBACKs
   rig.participant.loop();
   CHECK(rig.mqtt.counters().lost == 1);
-  CHECK(rig.mqtt.state() == MqttState::Waiting);
-  fake::advanceMillis(1000);  // the first retry comes within 1 s
+  CHECK(rig.out.send("six"));  // queued while disconnected
+  fake::advanceMillis(1000);   // the first retry comes within 1 s
   rig.connect(true);
-  const Seen again = rig.next();
-  CHECK(again.header == 0x3A);  // DUP, QoS 1
-  CHECK(again.payloadIs("21.5"));
-  CHECK(again.u16(again.payloadAt() - 2) == id);
+  const char* again[] = {"three", "four", "five", "six"};
+  Seen resent[4];
+  for (int i = 0; i < 4; ++i) {
+    resent[i] = rig.next();
+    CHECK(resent[i].payloadIs(again[i]));
+    CHECK(resent[i].header == (i < 3 ? 0x3A : 0x32));  // DUP for those sent before
+  }
+  CHECK(resent[0].u16(resent[0].payloadAt() - 2) == ids[2]);
+  CHECK(resent[1].u16(resent[1].payloadAt() - 2) == ids[3]);
   CHECK(rig.mqtt.counters().reconnects == 1);
-  const uint8_t puback[] = {0x40, 2, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id)};
-  rig.broker(puback);
-  CHECK(rig.out.sendInteger(2));
-  const Seen second = rig.next();
-  CHECK(second.header == 0x32);
-  CHECK(second.u16(second.payloadAt() - 2) != id);
+  for (int i = 0; i < 4; ++i) rig.broker(Puback(resent[i]).bytes);
+  CHECK(rig.mqtt.unacknowledged() == 0);
+  CHECK(rig.mqtt.settled());
+}
+
+namespace {
+Outport echoOut;
+void echo(const uint8_t* payload, size_t length, void*) {
+  echoOut.sendBytes(payload, length);
+}
+}  // namespace
+
+TEST_CASE("mqtt: a callback that echoes while the sketch's own send is in flight loses nothing") {
+  fake::FakeClient client;
+  MqttConfig c = config("echo");
+  MqttTransport<64, 2> mqtt(client, c);
+  StaticParticipant<1, 1> participant(F("Echo"));
+  participant.inport(F("in"), F("string"), echo);
+  echoOut = participant.outport(F("out"), F("string"));
+  participant.begin(mqtt);
+  participant.loop();
+  const uint8_t connack[] = {0x20, 2, 0, 0};
+  client.script(connack, sizeof connack);
+  participant.loop();
+  CHECK(echoOut.send("mine"));
+  const uint8_t publish[] = {
+      0x32, 2 + 11 + 2 + 2, 0, 11, 'k', 'i', 't', '/', 'e', 'c', 'h', 'o', '/', 'i', 'n', 0, 9, 'h',
+      'i'};
+  client.script(publish, sizeof publish);
+  participant.loop();
+  CHECK(mqtt.unacknowledged() == 2);
+  CHECK(mqtt.counters().dropped == 0);
+  // Both PUBLISHes on `out` (the topic with its length, not the discovery's queue): "mine",
+  // then the echo "hi", each after its 2-byte packet id.
+  const char topic[] = "\x00\x0ckit/echo/out";
+  const uint8_t* first =
+      static_cast<const uint8_t*>(memmem(client.out, client.outLength, topic, 14));
+  REQUIRE(first != nullptr);
+  CHECK(memcmp(first + 16, "mine", 4) == 0);
+  const size_t rest = client.outLength - static_cast<size_t>(first + 14 - client.out);
+  const uint8_t* second = static_cast<const uint8_t*>(memmem(first + 14, rest, topic, 14));
+  REQUIRE(second != nullptr);
+  CHECK(memcmp(second + 16, "hi", 2) == 0);
+  const uint8_t puback[] = {0x40, 2, 0, 9};
+  CHECK(memmem(client.out, client.outLength, puback, sizeof puback) != nullptr);
 }
 
 TEST_CASE("mqtt: a send while disconnected waits for the connection (QoS 1); QoS 0 refuses") {
@@ -394,20 +493,25 @@ TEST_CASE("mqtt: an oversized message is acknowledged and counted, not delivered
   CHECK(rig.mqtt.connected());
 }
 
-TEST_CASE("mqtt: settled after a quiet time; disconnect sends DISCONNECT and stays off") {
+TEST_CASE("mqtt: settled once the SUBACKs are in and every send is acknowledged, no wait") {
   Rig rig;
-  rig.connect();
+  rig.connectHolding(true);
+  CHECK_FALSE(rig.mqtt.settled());  // the SUBACKs are the barrier
+  // The session's queued messages come before the SUBACKs (fewer than the broker's window).
+  rig.deliver(1, '1');
+  rig.deliver(2, '2');
+  rig.deliver(3, '3');
+  rig.participant.loop();
+  CHECK(rig.in.calls == 3);
   CHECK_FALSE(rig.mqtt.settled());
-  fake::advanceMillis(250);
-  CHECK(rig.mqtt.settled());
+  rig.broker(rig.subacks);
+  CHECK(rig.mqtt.settled());  // at once: no quiet time, no extra round trip
+  CHECK(rig.mqtt.counters().barriers == 0);
   CHECK(rig.out.send("x"));
-  const Seen sent = rig.next();
   CHECK_FALSE(rig.mqtt.settled());
-  const uint8_t puback[] = {0x40, 2, sent.body[sent.payloadAt() - 2],
-                            sent.body[sent.payloadAt() - 1]};
-  rig.broker(puback);
-  CHECK_FALSE(rig.mqtt.settled());  // the PUBACK just arrived
-  fake::advanceMillis(250);
+  for (int i = 0; i < 3; ++i) CHECK(rig.next().type() == PacketType::Puback);
+  const Seen sent = rig.next();
+  rig.broker(Puback(sent).bytes);
   CHECK(rig.mqtt.settled());
   rig.mqtt.disconnect();
   CHECK(rig.next().header == 0xE0);
@@ -419,6 +523,83 @@ TEST_CASE("mqtt: settled after a quiet time; disconnect sends DISCONNECT and sta
   rig.mqtt.resume();
   rig.connect();
   CHECK(rig.client.connects == 2);
+}
+
+TEST_CASE("mqtt: a full window before the barrier's answer: a PINGREQ barrier after the PUBACKs") {
+  MqttConfig c = config();
+  c.brokerInflight = 2;
+  Rig rig(c);
+  rig.connectHolding(true);
+  rig.deliver(1, '1');
+  rig.deliver(2, '2');  // the window is full: more may wait for these PUBACKs
+  rig.broker(rig.subacks);
+  CHECK(rig.next().type() == PacketType::Puback);
+  CHECK(rig.next().type() == PacketType::Puback);
+  CHECK_FALSE(rig.mqtt.settled());
+  CHECK(rig.next().header == 0xC0);  // the fresh barrier, behind the PUBACKs
+  CHECK(rig.mqtt.counters().barriers == 1);
+  CHECK_FALSE(rig.mqtt.settled());  // until its PINGRESP
+  CHECK(rig.idle());
+  rig.deliver(3, '3');  // released by the PUBACKs, before the PINGRESP
+  rig.broker(kPingresp);
+  CHECK(rig.in.calls == 3);
+  CHECK(rig.next().type() == PacketType::Puback);
+  CHECK(rig.mqtt.settled());  // one arrived, less than the window: nothing more is held
+  CHECK(rig.mqtt.counters().barriers == 1);
+  CHECK(rig.idle());
+}
+
+TEST_CASE("mqtt: the barrier's PINGRESP is its own, not a keepalive PINGREQ's before it") {
+  MqttConfig c = config();
+  c.brokerInflight = 0;  // unknown window: any message means one more round
+  c.discoveryPeriod = 600;
+  Rig rig(c);
+  rig.connect(true);
+  fake::advanceMillis(30000);
+  rig.participant.loop();
+  CHECK(rig.next().header == 0xC0);  // keepalive
+  rig.deliver(1, '1');
+  rig.participant.loop();
+  CHECK(rig.next().type() == PacketType::Puback);
+  CHECK_FALSE(rig.mqtt.settled());
+  CHECK(rig.next().header == 0xC0);  // the barrier
+  rig.broker(kPingresp);             // the keepalive's answer
+  CHECK_FALSE(rig.mqtt.settled());
+  rig.broker(kPingresp);
+  CHECK(rig.mqtt.settled());
+}
+
+TEST_CASE("mqtt: barrier rounds are bounded; the rest stays in the session for the next wake") {
+  MqttConfig c = config();
+  c.brokerInflight = 1;
+  Rig rig(c);
+  rig.connect(true);
+  uint8_t id = 1;
+  for (int round = 0; round < MqttTransportBase::kMaxBarrierRounds; ++round) {
+    rig.deliver(id++, '1');
+    rig.participant.loop();
+    CHECK(rig.next().type() == PacketType::Puback);
+    CHECK_FALSE(rig.mqtt.settled());
+    CHECK(rig.next().header == 0xC0);
+    rig.broker(kPingresp);
+  }
+  rig.deliver(id++, '1');
+  rig.participant.loop();
+  CHECK(rig.next().type() == PacketType::Puback);
+  CHECK(rig.mqtt.settled());
+  CHECK(rig.mqtt.counters().barriers == MqttTransportBase::kMaxBarrierRounds);
+}
+
+TEST_CASE("mqtt: an optional quiet time after the barrier") {
+  MqttConfig c = config();
+  c.quietTime = 200;
+  Rig rig(c);
+  rig.connect();
+  CHECK_FALSE(rig.mqtt.settled());
+  fake::advanceMillis(199);
+  CHECK_FALSE(rig.mqtt.settled());
+  fake::advanceMillis(1);
+  CHECK(rig.mqtt.settled());
 }
 
 TEST_CASE("mqtt: a persistent session and no user: CONNECT flags") {

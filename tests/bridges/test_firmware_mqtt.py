@@ -197,6 +197,33 @@ async def test_a_sleepy_device_gets_what_was_sent_while_it_slept(
     assert await probe.wait_count("nap/out", 2) == [b"first", b"echo:while asleep"]
 
 
+@pytest.mark.parametrize("queued", [3, 45])
+async def test_settled_waits_for_every_message_queued_while_asleep(
+    program: Path, mosquitto: Mosquitto, probe: Probe, queued: int
+) -> None:
+    """settled() has no quiet time: its barrier is the SUBACK (Mosquitto sends a resumed
+    session's queued messages right after CONNACK, before it answers the SUBSCRIBE), then a
+    PINGREQ after each window of max_inflight_messages (20) acknowledged, since Mosquitto sends
+    the rest only as PUBACKs free its window. 3 fit one window: no PINGREQ; 45 need some."""
+    args = ("--role", "nap", "--persistent", "--sleepy", "--no-echo", "--deadline", "20")
+    async with device(program, mosquitto.port, *args) as dev:
+        await dev.wait(lambda: dev.has("^slept awake_us="), "the first wake cycle")
+    for i in range(queued):
+        probe.transport.publish("nap/in", f"m{i}".encode(), qos=1)
+    await probe.watch("marker/after")  # the broker has them queued for the session
+    async with device(program, mosquitto.port, *args) as dev:
+        await dev.wait(lambda: dev.has("^slept awake_us="), "the second wake cycle")
+    received = [line.removeprefix("received in ") for line in dev.lines if "received in" in line]
+    assert received == [f"m{i}" for i in range(queued)]  # all of them, in order, before sleeping
+    barriers = dev.counters()["barriers"]
+    # Fewer than a window: the SUBACK alone. More: at least one PINGREQ (how many depends on
+    # how the broker's batches and our PUBACKs interleave).
+    assert barriers == 0 if queued < 20 else 1 <= barriers <= queued // 20
+    async with device(program, mosquitto.port, *args) as dev:
+        await dev.wait(lambda: dev.has("^slept awake_us="), "the third wake cycle")
+    assert not dev.has("^received in"), "nothing was left queued, nothing came twice"
+
+
 # -- a scripted broker ---------------------------------------------------------------------------
 
 CONNACK = b"\x20\x02\x00\x00"

@@ -103,3 +103,12 @@ void PosixClient::stop() {
   fd_ = -1;
   closed_ = false;
 }
+
+void PosixClient::waitReadable(int timeoutMs) {
+  if (fd_ < 0) {
+    poll(nullptr, 0, timeoutMs);
+    return;
+  }
+  pollfd p = {fd_, POLLIN, 0};
+  poll(&p, 1, timeoutMs);
+}

@@ -21,6 +21,9 @@ class PosixClient : public Client {
   void stop() override;
   uint8_t connected() override { return fd_ >= 0 && !closed_ ? 1 : 0; }
   operator bool() override { return connected() != 0; }
+  // Not Arduino: blocks up to timeoutMs until there is something to read (or the peer closed),
+  // so a host loop() runs when the broker's bytes arrive instead of polling on a timer.
+  void waitReadable(int timeoutMs);
 
  private:
   int fd_ = -1;

@@ -1,10 +1,11 @@
 // The firmware library as a host program: a participant with inport `in` and outport `out`
 // on a real broker through PosixClient, for tests/bridges/test_firmware_mqtt.py and
-// bench/firmware_mqtt.py. Every message on `in` is printed and echoed on `out` as `echo:<it>`.
+// bench/firmware_mqtt.py. Every message on `in` is printed and echoed on `out` as `echo:<it>`
+// (not with --no-echo).
 //
 //   mqtt_participant --port 1883 --role dev [--host 127.0.0.1] [--persistent] [--send TEXT]
 //                    [--sleepy] [--keepalive S] [--period S] [--retry-min MS] [--quiet MS]
-//                    [--deadline S]
+//                    [--inflight N] [--no-echo] [--no-inport] [--deadline S]
 // MSGFLO_MQTT_USER and MSGFLO_MQTT_PASSWORD give the credentials. It prints one line per event
 // (`state ...`, `received ...`, `counters ...`) and, with --sleepy, runs one wake cycle:
 // connect, announce, send, wait until settled, disconnect, print `slept awake_us=N`, exit 0.
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "Msgflo.h"
 #include "PosixClient.h"
@@ -24,6 +24,7 @@ using namespace msgflo;
 namespace {
 
 volatile sig_atomic_t stopping = 0;
+bool echoing = true;
 Outport out;
 
 void onSignal(int) {
@@ -38,6 +39,8 @@ long long microseconds() {
 
 void onIn(const uint8_t* payload, size_t length, void*) {
   printf("received in %.*s\n", static_cast<int>(length), reinterpret_cast<const char*>(payload));
+  fflush(stdout);
+  if (!echoing) return;
   char echo[300];
   const int n = snprintf(echo, sizeof echo, "echo:%.*s", static_cast<int>(length),
                          reinterpret_cast<const char*>(payload));
@@ -62,12 +65,12 @@ const char* stateName(MqttState state) {
 void printCounters(const MqttCounters& c) {
   printf(
       "counters attempts=%u connects=%u reconnects=%u lost=%u refused=%u malformed=%u "
-      "oversized=%u dropped=%u unknown=%u\n",
+      "oversized=%u dropped=%u unknown=%u barriers=%u\n",
       static_cast<unsigned>(c.attempts), static_cast<unsigned>(c.connects),
       static_cast<unsigned>(c.reconnects), static_cast<unsigned>(c.lost),
       static_cast<unsigned>(c.refused), static_cast<unsigned>(c.malformed),
       static_cast<unsigned>(c.oversized), static_cast<unsigned>(c.dropped),
-      static_cast<unsigned>(c.unknown));
+      static_cast<unsigned>(c.unknown), static_cast<unsigned>(c.barriers));
   fflush(stdout);
 }
 
@@ -102,7 +105,9 @@ int main(int argc, char** argv) {
   config.keepalive = static_cast<uint16_t>(atoi(option(argc, argv, "--keepalive", "30")));
   config.discoveryPeriod = static_cast<uint16_t>(atoi(option(argc, argv, "--period", "60")));
   config.retryMin = static_cast<uint16_t>(atoi(option(argc, argv, "--retry-min", "1000")));
-  config.quietTime = static_cast<uint16_t>(atoi(option(argc, argv, "--quiet", "250")));
+  config.quietTime = static_cast<uint16_t>(atoi(option(argc, argv, "--quiet", "0")));
+  config.brokerInflight = static_cast<uint8_t>(atoi(option(argc, argv, "--inflight", "20")));
+  echoing = !flag(argc, argv, "--no-echo");
   const char* sendText = option(argc, argv, "--send", nullptr);
   const bool sleepy = flag(argc, argv, "--sleepy");
   const long long deadline = wake + atoll(option(argc, argv, "--deadline", "60")) * 1000000;
@@ -112,7 +117,7 @@ int main(int argc, char** argv) {
   static StaticParticipant<1, 1> participant(F("HostDevice"));
   participant.setLabel(F("The firmware library on the host"));
   participant.setChipId("0001");
-  participant.inport(F("in"), F("string"), onIn);
+  if (!flag(argc, argv, "--no-inport")) participant.inport(F("in"), F("string"), onIn);
   out = participant.outport(F("out"), F("string"));
   participant.begin(mqtt);
   printf("id %s\n", mqtt.id());
@@ -132,10 +137,12 @@ int main(int argc, char** argv) {
     }
     if (sleepy && mqtt.settled()) {
       mqtt.disconnect();
-      printf("slept awake_us=%lld\n", microseconds() - wake);
+      const long long awake = microseconds() - wake;
+      printCounters(mqtt.counters());
+      printf("slept awake_us=%lld\n", awake);
       return 0;
     }
-    usleep(500);
+    client.waitReadable(1);  // the next loop() when bytes arrive, or after 1 ms
   }
   if (sleepy) {
     printf("deadline\n");
