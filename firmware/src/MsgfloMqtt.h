@@ -235,8 +235,8 @@ class MqttTransportBase : public Transport, private DescriptionExtras {
 
 // An MQTT transport whose receive buffer and QoS 1 send slots each hold BufferSize bytes: the
 // largest message it receives (topic and payload) and sends at QoS 1 (payload); QueueSlots
-// QoS 1 messages may wait for their PUBACK at once. RAM: about 360 B + (1 + QueueSlots) *
-// BufferSize (1,644 B for <256, 4> on the ESP8266).
+// QoS 1 messages may wait for their PUBACK at once. RAM: about 390 B + (1 + QueueSlots) *
+// BufferSize (ESP8266: 1,684 B for <256, 4>, 900 B for <256, 1>).
 template <size_t BufferSize = 256, uint8_t QueueSlots = 4>
 class MqttTransport : public MqttTransportBase {
   static_assert(QueueSlots >= 1, "at least one QoS 1 slot");
