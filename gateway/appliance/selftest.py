@@ -13,7 +13,10 @@ line per finding, on the console:
   appear nowhere in this boot's journal;
 - ``wifi``: a second radio (a USB WiFi stick, or ``mac80211_hwsim`` in QEMU) first tries the
   access point with a wrong passphrase (must not be let in), then with the right one (must
-  be authorized by hostapd), then asks dnsmasq for an address and the gateway's name.
+  be authorized by hostapd), then asks dnsmasq for an address and the gateway's name;
+- ``wifi_room``: with :data:`ROOM` more radios (QEMU's ``mac80211_hwsim.radios=``), that many
+  stations associate at once with WPA2 and each gets its own lease (a kit with fewer radios
+  reports how many it has and passes).
 
 Exits 1 if any check failed.
 """
@@ -37,6 +40,7 @@ from gateway.errors import GatewayError
 from gateway.wifi.hostapd_client import DEFAULT_CTRL, HostapdClient
 
 PREFIX = "msgflo-selftest:"
+ROOM = 5  # stations the room check connects at once, when the machine has that many radios
 AP_CTRL = Path(DEFAULT_CTRL).parent
 # Long-running units that must be up (first boot is a oneshot that exits).
 UNITS = (
@@ -126,15 +130,20 @@ def supplicant(
     )
 
 
-async def authorized_station(ctrl: Path, wait: float) -> str | None:
+async def authorized_stations(ctrl: Path, count: int, wait: float) -> set[str]:
+    """The MACs hostapd authorized, once there are ``count`` of them or ``wait`` s passed."""
     deadline = time.monotonic() + wait
     async with HostapdClient.connect(str(ctrl), timeout=5) as hostapd:
-        while time.monotonic() < deadline:
-            authorized = [s for s in await hostapd.stations() if s.authorized]
-            if authorized:
-                return str(authorized[0].mac)
+        while True:
+            macs = {str(s.mac) for s in await hostapd.stations() if s.authorized}
+            if len(macs) >= count or time.monotonic() > deadline:
+                return macs
             await asyncio.sleep(0.5)
-    return None
+
+
+async def authorized_station(ctrl: Path, wait: float) -> str | None:
+    macs = await authorized_stations(ctrl, 1, wait)
+    return min(macs) if macs else None
 
 
 async def wait_for_ap(ctrl: Path, wait: float) -> str:
@@ -171,17 +180,23 @@ class Radio:
             process.wait(10)
 
 
+def lease(interface: str) -> str | None:
+    """The address dnsmasq offers ``interface`` (not configured on it), or None."""
+    done = subprocess.run(
+        ["busybox", "udhcpc", "-i", interface, "-n", "-q", "-f", "-t", "8", "-s", "/bin/true"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    found = re.search(r"lease of (\S+) obtained", done.stdout + done.stderr)
+    return found.group(1) if found else None
+
+
 def dhcp_and_name(config: GatewayConfig, radio: Radio, psk: str) -> bool:
     interface = radio.interface
     process = supplicant(interface, radio.network, psk, radio.run_dir)
     try:
         asyncio.run(authorized_station(radio.ctrl, 30))
-        lease = subprocess.run(
-            ["busybox", "udhcpc", "-i", interface, "-n", "-q", "-f", "-t", "8", "-s", "/bin/true"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        found = re.search(r"lease of (\S+) obtained", lease.stdout + lease.stderr)
-        report("wifi_dhcp_lease", found.group(1) if found else "none")
+        found = lease(interface)
+        report("wifi_dhcp_lease", found or "none")
         gateway_ip = str(config.access_point.address.ip)
         lookup = subprocess.run(
             ["busybox", "nslookup", config.access_point.hostname, gateway_ip],
@@ -208,10 +223,34 @@ def check_wifi(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> bool:
     report("wifi_ap_ssid", asyncio.run(wait_for_ap(radio.ctrl, 90)))
     wrong = radio.attempt("not-the-passphrase-" + secrets.device_id[:8], 12)
     report("wifi_wrong_passphrase", "refused" if wrong is None else f"authorized:{wrong}")
-    right = radio.attempt(passphrase(ap, secrets), 45)
+    psk = passphrase(ap, secrets)
+    right = radio.attempt(psk, 45)
     report("wifi_client", f"authorized:{right}" if right else "refused")
-    named = dhcp_and_name(config, radio, passphrase(ap, secrets)) if right else False
-    return wrong is None and right is not None and named
+    named = dhcp_and_name(config, radio, psk) if right else False
+    room = check_room(radio, ap.interface, psk) if named else False
+    return wrong is None and right is not None and named and room
+
+
+def check_room(radio: Radio, ap_interface: str, psk: str) -> bool:
+    """:data:`ROOM` stations at once, each authorized and given its own address."""
+    names = sorted(
+        n for n in os.listdir("/sys/class/net") if n.startswith("wlan") and n != ap_interface
+    )[:ROOM]
+    if len(names) < ROOM:
+        report("wifi_room", f"radios:{len(names)}")
+        return True
+    processes = [supplicant(name, radio.network, psk, radio.run_dir) for name in names]
+    try:
+        macs = asyncio.run(authorized_stations(radio.ctrl, ROOM, 60))
+        report("wifi_room_authorized", str(len(macs)))
+        leases = {found for found in map(lease, names) if found}
+        report("wifi_room_leases", str(len(leases)))
+        return len(macs) == ROOM and len(leases) == ROOM
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(10)
 
 
 def exposure(output: str) -> tuple[float, str] | None:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.appliance.selftest import ROOM
 from gateway.mosquitto import free_port
 
 FAT_OFFSET_BYTES = 4 * 1024 * 1024  # image/assemble.sh puts the boot partition at 4 MiB
@@ -67,7 +68,8 @@ def extract_boot(image: Path, into: Path) -> tuple[Path, Path, str]:
 def guest_cmdline(pi_cmdline: str, *, extra: str = "") -> str:
     """The Pi's command line with the Pi's consoles swapped for the virt machine's UART."""
     words = [w for w in pi_cmdline.split() if not w.startswith("console=") and w != "quiet"]
-    words += ["console=ttyAMA0", "modules-load=mac80211_hwsim"]
+    # The access point's radio and the self-test's ROOM stations (its one client is the first).
+    words += ["console=ttyAMA0", "modules-load=mac80211_hwsim", f"mac80211_hwsim.radios={1 + ROOM}"]
     return " ".join(words + extra.split())
 
 

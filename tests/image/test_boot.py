@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.async_api import async_playwright, expect
 
-from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS
+from gateway.appliance.selftest import MAX_EXPOSURE, ROOM, SECURITY_UNITS
 from gateway.common.yaml12 import dump_yaml, load_yaml
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.dashboard.conftest import CHROMIUM, KIT_ROLES, LAPTOP
@@ -63,6 +66,7 @@ BLE_VALUE_WAIT = 120.0  # after the guest reported the scan and btmon's 20 s cou
 RF433_REPLAY = "/usr/share/msgflo-gateway/demo/rf433-replay.ook"
 RF433_SENSOR = "Nexus-TH/2/90"
 RF433_ROLE = "garden"
+BOARD_TIMEOUT = 120.0  # s; msgflo-devices.path starts the root unit, which reloads the broker
 RF433_TIMEOUT = 180.0  # the bridge starts after the broker and the coordinator
 
 
@@ -299,6 +303,39 @@ async def test_the_dashboard_opens_in_chromium_on_port_80(kit: Kit) -> None:
             await browser.close()
 
 
+def dashboard_api(kit: Kit, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
+    """(status, JSON answer) of the kit's dashboard API on port 80, with the runtime secret."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{kit.running.dashboard_port}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {kit.info['secret']}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
+def test_a_board_added_on_the_dashboard_gets_its_own_broker_user(kit: Kit) -> None:
+    """The dashboard asks, the root unit msgflo-devices (in its sandbox) creates the user and
+    reloads the broker, and the page's secrets.h lets the board in, for its own topics only."""
+    status, answer = dashboard_api(kit, "/api/boards/add", {"role": "lamp"})
+    assert status == 200, answer
+    deadline = time.monotonic() + BOARD_TIMEOUT
+    while (found := dashboard_api(kit, "/api/boards/secrets?role=lamp"))[0] == 404:
+        assert time.monotonic() < deadline, dashboard_api(kit, "/api/boards")
+        time.sleep(1)
+    assert found[0] == 200, found
+    header = dict(re.findall(r'#define (MSGFLO_\w+) "((?:[^"\\]|\\.)*)"', found[1]["text"]))
+    assert header["MSGFLO_ROLE"] == "lamp" and header["MSGFLO_MQTT_USER"] == "lamp", header
+    assert header["MSGFLO_WIFI_SSID"] == kit.info["ssid"], header
+    port = kit.running.mqtt_port
+    assert mqtt_connect(port, "lamp", header["MSGFLO_MQTT_PASSWORD"]) == 0
+    assert mqtt_connect(port, "lamp", "x" + header["MSGFLO_MQTT_PASSWORD"]) in (134, 135)
+
+
 def test_root_is_a_read_only_overlay_and_the_access_point_takes_wpa2(kit: Kit) -> None:
     guest = kit.running
     guest.wait_console(r"msgflo-selftest: result=\w+", 240)
@@ -311,6 +348,9 @@ def test_root_is_a_read_only_overlay_and_the_access_point_takes_wpa2(kit: Kit) -
     assert lines.get("wifi_client", "").startswith("authorized:"), lines
     assert lines.get("wifi_dhcp_lease", "").startswith("192.168.4."), lines
     assert lines.get("wifi_name") == "gateway.msgflo->192.168.4.1", lines
+    # A room of boards: five more radios associate at once, each with its own lease.
+    assert lines.get("wifi_room_authorized") == str(ROOM), lines
+    assert lines.get("wifi_room_leases") == str(ROOM), lines
     assert lines.get("result") == "pass", lines
 
 
