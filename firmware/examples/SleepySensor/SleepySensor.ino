@@ -11,15 +11,9 @@
 #endif
 #include <Msgflo.h>
 
-#ifndef WIFI_SSID
-#define WIFI_SSID "msgflo-kit"
-#define WIFI_PASSPHRASE "change-me"
-#define BROKER_HOST "192.168.4.1"
-#define BROKER_PORT 1883
-#define DEVICE_ROLE "garden"
-#define DEVICE_USER "garden"
-#define DEVICE_PASSWORD "change-me"
-#endif
+// secrets.h, next to this file: the output of `gateway-config device add ROLE` on the gateway
+// (WiFi, broker address and port, this role's MQTT user and password). Keep it out of git.
+#include "secrets.h"
 
 static const uint16_t kSleepSeconds = 300;
 static const unsigned long kAwakeTimeout = 15000;  // ms: give up and sleep anyway
@@ -53,12 +47,12 @@ static void sleepNow() {
 
 void setup() {
   WiFi.mode(WIFI_STA);
-  WiFi.begin(WIFI_SSID, WIFI_PASSPHRASE);
-  mqttConfig.host = BROKER_HOST;
-  mqttConfig.port = BROKER_PORT;
-  mqttConfig.role = DEVICE_ROLE;
-  mqttConfig.user = DEVICE_USER;
-  mqttConfig.password = DEVICE_PASSWORD;
+  WiFi.begin(MSGFLO_WIFI_SSID, MSGFLO_WIFI_PASSPHRASE);
+  mqttConfig.host = MSGFLO_MQTT_HOST;
+  mqttConfig.port = MSGFLO_MQTT_PORT;
+  mqttConfig.role = MSGFLO_ROLE;
+  mqttConfig.user = MSGFLO_MQTT_USER;
+  mqttConfig.password = MSGFLO_MQTT_PASSWORD;
   mqttConfig.cleanSession = false;  // the broker keeps its QoS 1 messages while it sleeps
   mqttConfig.discoveryPeriod = kSleepSeconds;
   mqttConfig.retryMin = 200;

@@ -9,15 +9,9 @@
 #endif
 #include <Msgflo.h>
 
-#ifndef WIFI_SSID
-#define WIFI_SSID "msgflo-kit"
-#define WIFI_PASSPHRASE "change-me"
-#define BROKER_HOST "192.168.4.1"
-#define BROKER_PORT 1883
-#define DEVICE_ROLE "led"
-#define DEVICE_USER "led"
-#define DEVICE_PASSWORD "change-me"
-#endif
+// secrets.h, next to this file: the output of `gateway-config device add ROLE` on the gateway
+// (WiFi, broker address and port, this role's MQTT user and password). Keep it out of git.
+#include "secrets.h"
 
 #ifndef LED_BUILTIN
 #define LED_BUILTIN 2
@@ -38,12 +32,12 @@ static void onLed(const uint8_t* payload, size_t length, void*) {
 void setup() {
   pinMode(LED_BUILTIN, OUTPUT);
   WiFi.mode(WIFI_STA);
-  WiFi.begin(WIFI_SSID, WIFI_PASSPHRASE);
-  mqttConfig.host = BROKER_HOST;
-  mqttConfig.port = BROKER_PORT;
-  mqttConfig.role = DEVICE_ROLE;
-  mqttConfig.user = DEVICE_USER;
-  mqttConfig.password = DEVICE_PASSWORD;
+  WiFi.begin(MSGFLO_WIFI_SSID, MSGFLO_WIFI_PASSPHRASE);
+  mqttConfig.host = MSGFLO_MQTT_HOST;
+  mqttConfig.port = MSGFLO_MQTT_PORT;
+  mqttConfig.role = MSGFLO_ROLE;
+  mqttConfig.user = MSGFLO_MQTT_USER;
+  mqttConfig.password = MSGFLO_MQTT_PASSWORD;
   static msgflo::MqttTransport<> mqtt(wifiClient, mqttConfig);
   static char chipId[13];
   const char digits[] = "0123456789abcdef";

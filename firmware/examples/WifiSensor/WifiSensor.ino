@@ -1,6 +1,5 @@
 // A temperature sensor on WiFi (ESP8266 or ESP32): the msgflo participant straight on the
 // gateway's broker over MQTT. Out `temperature` every `interval` ms (in, number, >= 100).
-// Fill in secrets.h from `gateway-config device add ROLE` (or edit the defines below).
 
 #if defined(ESP8266)
 #include <ESP8266WiFi.h>
@@ -9,19 +8,12 @@
 #endif
 #include <Msgflo.h>
 
-#ifndef WIFI_SSID
-#define WIFI_SSID "msgflo-kit"
-#define WIFI_PASSPHRASE "change-me"
-#define BROKER_HOST "192.168.4.1"
-#define BROKER_PORT 1883
-#define DEVICE_ROLE "sensor"
-#define DEVICE_USER "sensor"
-#define DEVICE_PASSWORD "change-me"
-#endif
+// secrets.h, next to this file: the output of `gateway-config device add ROLE` on the gateway
+// (WiFi, broker address and port, this role's MQTT user and password). Keep it out of git.
+#include "secrets.h"
 
 static WiFiClient wifiClient;
 static msgflo::MqttConfig mqttConfig;
-static msgflo::MqttTransport<>* transport = 0;
 static msgflo::StaticParticipant<1, 1> participant;
 static msgflo::Outport temperature;
 static unsigned long interval = 5000;
@@ -51,15 +43,15 @@ static void readChipId() {
 
 void setup() {
   WiFi.mode(WIFI_STA);
-  WiFi.begin(WIFI_SSID, WIFI_PASSPHRASE);  // joins in the background; the transport retries
+  WiFi.begin(MSGFLO_WIFI_SSID,
+             MSGFLO_WIFI_PASSPHRASE);  // joins in the background; the transport retries
   readChipId();
-  mqttConfig.host = BROKER_HOST;
-  mqttConfig.port = BROKER_PORT;
-  mqttConfig.role = DEVICE_ROLE;
-  mqttConfig.user = DEVICE_USER;
-  mqttConfig.password = DEVICE_PASSWORD;
+  mqttConfig.host = MSGFLO_MQTT_HOST;
+  mqttConfig.port = MSGFLO_MQTT_PORT;
+  mqttConfig.role = MSGFLO_ROLE;
+  mqttConfig.user = MSGFLO_MQTT_USER;
+  mqttConfig.password = MSGFLO_MQTT_PASSWORD;
   static msgflo::MqttTransport<> mqtt(wifiClient, mqttConfig);
-  transport = &mqtt;
   participant.setComponent(F("WifiSensor"));
   participant.setLabel(F("Temperature over WiFi"));
   participant.setIcon(F("thermometer"));
