@@ -100,6 +100,7 @@ class MqttForwarder(Binder):
         self._replay = replay_retained
         self._subscribed: frozenset[str] = frozenset()
         self._observed: frozenset[str] = frozenset()
+        self._kept: frozenset[str] = frozenset()  # persistent inports: forwarded at QoS >= 1
         self._echoes = not transport.supports_no_local
         self._cut: frozenset[object] = frozenset()
         transport.add_connect_listener(self._check_protocol)
@@ -127,6 +128,7 @@ class MqttForwarder(Binder):
                     route.tgt,
                 )
         self._observed = observed
+        self._kept = frozenset(s.tgt_queue for s in states if s.tgt_persistent and s.tgt_queue)
         wanted = self.table.sources | observed
         for topic in sorted(wanted - self._subscribed):
             await self.transport.subscribe(
@@ -144,9 +146,8 @@ class MqttForwarder(Binder):
 
     def _deliver(self, delivery: Delivery) -> None:
         for topic in self.table.targets(delivery.topic):
-            self.transport.publish(
-                topic, delivery.payload, qos=delivery.qos, retain=delivery.retain
-            )
+            qos = max(delivery.qos, 1) if topic in self._kept else delivery.qos
+            self.transport.publish(topic, delivery.payload, qos=qos, retain=delivery.retain)
             self.stats.forwarded += 1
         if delivery.topic in self._observed:
             self._on_data(delivery.topic, delivery.payload)
@@ -154,8 +155,9 @@ class MqttForwarder(Binder):
     def publish(self, queue: str, payload: bytes, *, qos: int = 0) -> None:
         # The broker does not echo our own messages back to the forwarder (no local); on
         # 3.1.1 it does, and the echo carries the message on.
-        self.transport.publish(queue, payload, qos=qos)
+        self.transport.publish(queue, payload, qos=max(qos, 1) if queue in self._kept else qos)
         if self._echoes:
             return
         for target in self.table.targets(queue):
-            self.transport.publish(target, payload, qos=qos)
+            kept = max(qos, 1) if target in self._kept else qos
+            self.transport.publish(target, payload, qos=kept)

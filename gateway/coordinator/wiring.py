@@ -24,6 +24,7 @@ from gateway.coordinator.registry import Registry
 from gateway.coordinator.routing import Route, RouteTable
 from gateway.graph.model import Edge, Graph, Initial, PortRef
 from gateway.participant.definition import Direction, PortDefinition
+from gateway.transport.base import Persistence
 
 ROUND_ROBIN = "msgflo/RoundRobin"
 PUB_SUB = "msgflo/PubSub"
@@ -50,6 +51,9 @@ class EdgeState:
     src_queue: str | None
     tgt_queue: str | None
     kind: EdgeKind = EdgeKind.PUBSUB
+    # The target inport says ``persistent: true``: its messages must wait for it (a sleepy
+    # board on a persistent session), which over MQTT takes QoS 1 (docs/coordinator.md).
+    tgt_persistent: bool = False
 
     @property
     def resolved(self) -> bool:
@@ -91,7 +95,8 @@ def resolve_edge(registry: Registry, edge: Edge, kind: EdgeKind = EdgeKind.PUBSU
     src_direction = Direction.IN if kind is EdgeKind.DEADLETTER else Direction.OUT
     src = find_port(registry, edge.src, src_direction)
     tgt = find_port(registry, edge.tgt, Direction.IN)
-    return EdgeState(edge, src.queue if src else None, tgt.queue if tgt else None, kind)
+    kept = tgt is not None and tgt.persistence is Persistence.PERSISTENT
+    return EdgeState(edge, src.queue if src else None, tgt.queue if tgt else None, kind, kept)
 
 
 def resolve_edges(registry: Registry, edges: Iterable[Edge]) -> list[EdgeState]:

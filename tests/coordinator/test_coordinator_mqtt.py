@@ -323,3 +323,49 @@ async def test_rewired_when_a_participant_reappears_with_other_topics(
         probe.transport.publish("dev/v1", b"stale")  # no longer wired
         probe.transport.publish("dev/v2", b"2")
         assert await probe.wait_count("sink/in", 2) == [b"1", b"2"]
+
+
+async def test_a_persistent_inport_gets_what_was_sent_while_it_slept(
+    mosquitto: Mosquitto, probe: Probe
+) -> None:
+    """A sleepy board's inport says ``persistent: true``: the coordinator forwards into it at
+    QoS 1 even from a QoS 0 source, so its persistent session keeps the message until it wakes.
+    Its neighbour without the option gets QoS 0 as sent, which a sleeper would lose."""
+    g = graph("s(Source) OUT -> IN sleepy(Board)\ns OUT -> IN awake(Board)")
+    boards = {
+        role: define(role, "Board", inports=[{"id": "in", "queue": f"{role}/in", **options}])
+        for role, options in (("sleepy", {"options": {"persistent": True}}), ("awake", {}))
+    }
+    got: dict[str, asyncio.Queue[tuple[bytes, int]]] = {r: asyncio.Queue() for r in boards}
+
+    def board(role: str) -> Any:
+        url = parse_broker_url(f"{mosquitto.url}?sessionExpiry=600")
+        return open_transport(url, client_id=f"board-{role}")
+
+    async def subscribe(transport: Any, role: str) -> None:
+        await transport.subscribe(
+            f"{role}/in", lambda d: got[role].put_nowait((d.payload, d.qos)), qos=1
+        )
+
+    async with coordinating(mosquitto.url, g) as coordinator:
+        for role in boards:  # first wake: subscribe at QoS 1, then sleep
+            async with board(role) as transport:
+                await subscribe(transport, role)
+                await asyncio.wait_for(transport.wait_connected(), 5)
+        for definition in boards.values():
+            probe.transport.publish("fbp", encode_discovery(definition))
+        s = source("s")
+        async with participants(mosquitto.url, s):
+            await wired(coordinator, 2)
+            s.send("out", "while asleep")
+            await probe.watch("s/out")  # a round trip for the source's message to leave
+            async with board("sleepy") as transport:  # second wake
+                await subscribe(transport, "sleepy")
+                payload, qos = await asyncio.wait_for(got["sleepy"].get(), 5)
+                assert (json.loads(payload), qos) == ("while asleep", 1)
+            async with board("awake") as transport:
+                await subscribe(transport, "awake")
+                # What the session kept arrives right after CONNACK, before this comes back.
+                transport.publish("awake/in", b"marker", qos=1)
+                first, _ = await asyncio.wait_for(got["awake"].get(), 5)
+                assert first == b"marker"
