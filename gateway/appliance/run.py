@@ -6,14 +6,15 @@ a command line (``ps`` shows it to every user)::
 
     gateway-run broker              Mosquitto with the rendered config (execs mosquitto)
     gateway-run coordinator         the coordinator and the FBP runtime protocol server
-    gateway-run bridge serial       a device bridge
+    gateway-run bridge serial       a device bridge (serial: --provision-by-request on the kit)
     gateway-run ap                  the WiFi access point (execs hostapd)
     gateway-run dhcp                DHCP and the gateway's name on the access point (dnsmasq)
     gateway-run bluetooth-conf      BlueZ's main.conf with the BLE scan duty cycle (run dir)
     gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
     gateway-run users               give every role of the graph its broker user (as root)
     gateway-run adopt               apply the dashboard's adoption requests to gateway.yaml
-    gateway-run devices             carry out the dashboard's device requests (as root)
+    gateway-run devices             carry out the dashboard's and serial bridge's device
+                                    requests (as root)
     gateway-run selftest            factory self-test over a second radio (see docs/appliance.md)
 
 ``--config FILE`` (default ``$MSGFLO_GATEWAY_CONFIG`` or /etc/msgflo-gateway/gateway.yaml).
@@ -32,6 +33,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.appliance import render
 from gateway.appliance.adopt import REQUESTS, apply_requests, bridge_unit
@@ -45,8 +47,8 @@ from gateway.appliance.credentials import (
     sync_users,
     system_user,
 )
+from gateway.appliance.device_requests import PROVISION_REQUESTS, PROVISION_RESULTS, apply_all
 from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
-from gateway.appliance.device_requests import apply_device_requests
 from gateway.appliance.devices import BROKER_UNIT, DeviceError, reload_unit
 from gateway.appliance.secrets import load_secrets, mqtt_user_url
 from gateway.broker import BrokerUrl, parse_broker_url
@@ -55,6 +57,9 @@ from gateway.common.atomic import write_atomic
 from gateway.common.logs import configure_logging
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
 from gateway.errors import GatewayError
+
+if TYPE_CHECKING:  # the broker's and others' entry points do not load the bridges
+    from gateway.bridges.run import DeviceSide
 
 PROG = "gateway-run"
 log = logging.getLogger(PROG)
@@ -122,7 +127,24 @@ def bridge(args: argparse.Namespace, config: GatewayConfig) -> int:
     from gateway.appliance.services import run_bridge
 
     own = load_service_credentials(config.data_dir, f"bridge-{args.name}")
-    return run_bridge(args.name, config, broker_url(config, own))
+    return run_bridge(args.name, config, broker_url(config, own), serial_side(args, config))
+
+
+def serial_side(args: argparse.Namespace, config: GatewayConfig) -> DeviceSide | None:
+    """The serial bridge with the issuer that provisions boards over USB: by request to root
+    on the appliance (its unit passes ``--provision-by-request``: the bridge's user cannot
+    add a broker user), else in this process, which then owns the data directory, as the
+    dashboard does without ``--adopt-by-request``."""
+    if args.name != "serial":
+        if args.provision_by_request:
+            raise GatewayError("--provision-by-request: only the serial bridge provisions")
+        return None
+    from gateway.appliance.device_requests import provision_issuer
+    from gateway.bridges import serial
+
+    by_request: bool = args.provision_by_request
+    issuer = provision_issuer(config, by_request=by_request, reload=reload_unit())
+    return serial.device_side(config.bridges.serial, issuer)
 
 
 def users(args: argparse.Namespace, config: GatewayConfig) -> int:
@@ -150,12 +172,15 @@ def users(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def devices(args: argparse.Namespace, config: GatewayConfig) -> int:
-    """Carry out the dashboard's device requests (as root): add, remove, show; each
-    device's secrets.h and any failure left in the coordinator's directory for the page."""
-    done = apply_device_requests(config, reload_unit(args.reload, args.systemctl))
+    """Carry out the device requests (as root): the dashboard's add, remove, show (each
+    device's secrets.h and any failure left in the coordinator's directory for the page) and
+    the serial bridge's provision (the credentials or the failure left in the bridge's)."""
+    done, errors = apply_all(config, reload_unit(args.reload, args.systemctl))
     if done:
         print(f"{PROG}: {done} device request(s) carried out", flush=True)
-    return 0
+    for error in errors:  # one requester's broken directory stopped only its own requests
+        log.error("%s", error)
+    return 1 if errors else 0
 
 
 def adopt(args: argparse.Namespace, config: GatewayConfig) -> int:
@@ -253,7 +278,15 @@ def parser() -> argparse.ArgumentParser:
         help=f"the dashboard's adoptions go to <data_dir>/{REQUESTS} for gateway-run adopt, "
         f"its device requests to <data_dir>/{DEVICE_REQUESTS} for gateway-run devices",
     )
-    sub.add_parser("bridge").add_argument("name", help="bridge name (serial)")
+    bridges = sub.add_parser("bridge")
+    bridges.add_argument("name", help="bridge name (serial)")
+    bridges.add_argument(
+        "--provision-by-request",
+        action="store_true",
+        help=f"the serial bridge asks gateway-run devices for a board's credentials "
+        f"(<data_dir>/{PROVISION_REQUESTS}, answered in <data_dir>/{PROVISION_RESULTS}/) "
+        "instead of making them itself",
+    )
     sub.add_parser("enabled").add_argument("name", help="access-point or bridge-NAME")
     sync = sub.add_parser("users")
     sync.add_argument("--broker-user", default="", metavar="USER", help="Mosquitto's user")

@@ -164,11 +164,14 @@ def persistent(url: BrokerUrl) -> BrokerUrl:
     return url.with_option("sessionExpiry", SESSION_EXPIRY)
 
 
-def run_bridge(name: str, config: GatewayConfig, broker: BrokerUrl) -> int:
+def run_bridge(
+    name: str, config: GatewayConfig, broker: BrokerUrl, side: bridges.DeviceSide | None = None
+) -> int:
     """``gateway-run bridge NAME``: bridge ``name`` with its section of ``gateway.yaml``, as
-    its command (``msgflo-serial``) starts it, on a persistent session."""
+    its command (``msgflo-serial``) starts it, on a persistent session; ``side`` replaces its
+    usual device side (the serial bridge's, given its issuer)."""
     if name not in BridgesConfig.names():
         known = ", ".join(BridgesConfig.names())
         raise GatewayError(f"unknown bridge {name!r} (known: {known})")
-    bridges.run_bridge(name, getattr(config.bridges, name), persistent(broker))
+    bridges.run_bridge(name, getattr(config.bridges, name), persistent(broker), side)
     return 0

@@ -55,6 +55,9 @@ async def serve(
         await BridgeHost(name, transport, period=section.period).run(side)
 
 
-def run_bridge(name: str, section: Section, broker: BrokerUrl) -> None:
-    """Blocking: run bridge ``name`` with ``section`` until SIGINT/SIGTERM."""
-    run_daemon(serve(name, section, broker))
+def run_bridge(
+    name: str, section: Section, broker: BrokerUrl, side: DeviceSide | None = None
+) -> None:
+    """Blocking: run bridge ``name`` with ``section`` until SIGINT/SIGTERM (``side``: as
+    :func:`serve`; ``gateway-run bridge serial`` gives the serial bridge its issuer so)."""
+    run_daemon(serve(name, section, broker, side))

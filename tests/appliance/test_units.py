@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.adopt import REQUESTS
-from gateway.appliance.device_requests import DOWNLOADS
+from gateway.appliance.device_requests import (
+    DOWNLOADS,
+    PROVISION_REQUESTS,
+    PROVISION_RESULTS,
+)
 from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS, exposure
 from gateway.appliance.selftest import UNITS as UNIT_STATES
@@ -32,6 +36,13 @@ def unit(name: str) -> configparser.ConfigParser:
 
 def words(name: str, section: str, key: str) -> set[str]:
     return set(unit(name).get(section, key, fallback="").split())
+
+
+def every(name: str, key: str) -> list[str]:
+    """Each value of ``key`` in the file, in order (configparser keeps only the last of a key
+    given twice, which systemd adds up, or resets with an empty one)."""
+    lines = (UNITS / name).read_text(encoding="utf-8").splitlines()
+    return [line.split("=", 1)[1] for line in lines if line.startswith(f"{key}=")]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
@@ -210,7 +221,7 @@ def test_boards_added_on_the_dashboard_are_carried_out_by_root() -> None:
     assert Path(DEFAULT_DATA_DIR, DEVICE_REQUESTS) == Path(requests)
     assert Path(DEFAULT_DATA_DIR, DOWNLOADS).parent == Path(state)
     path = unit("msgflo-devices.path")
-    assert path.get("Path", "PathExists") == requests
+    assert requests in every("msgflo-devices.path", "PathExists")
     assert path.get("Path", "Unit") == "msgflo-devices.service"
     assert not words("msgflo-devices.path", "Unit", "After")  # no cycle: see msgflo-users.path
     assert "msgflo-devices.path" in enabled_by_install()
@@ -219,13 +230,41 @@ def test_boards_added_on_the_dashboard_are_carried_out_by_root() -> None:
     command = service.get("Service", "ExecStart")
     assert command == "/usr/local/bin/gateway-run devices --reload msgflo-broker.service"
     # The coordinator's group, not DAC override, lets it write in the coordinator's directory.
-    assert service.get("Service", "SupplementaryGroups") == coordinator.get("Service", "Group")
-    assert words("msgflo-devices.service", "Service", "ReadWritePaths") == {
-        f"{DEFAULT_DATA_DIR}/secrets",
-        state,
+    groups = words("msgflo-devices.service", "Service", "SupplementaryGroups")
+    assert coordinator.get("Service", "Group") in groups
+    assert {f"{DEFAULT_DATA_DIR}/secrets", state} <= {
+        path for line in every("msgflo-devices.service", "ReadWritePaths") for path in line.split()
     }
     assert words("msgflo-devices.service", "Service", "RestrictAddressFamilies") == {"AF_UNIX"}
     assert "msgflo-devices.service" in SECURITY_UNITS
+
+
+def test_boards_provisioned_over_usb_get_their_credentials_from_root() -> None:
+    """The serial bridge's requests (gateway.appliance.device_requests.SERIAL_BRIDGE) in its
+    own state directory, given by its drop-in, start the same root service, which answers in
+    that directory through the bridges' group; the bridge asks instead of adding users."""
+    drop_in = "msgflo-bridge@serial.service.d/provision.conf"
+    bridge = unit(drop_in)
+    state = f"/var/lib/{bridge.get('Service', 'StateDirectory')}"
+    assert Path(DEFAULT_DATA_DIR, PROVISION_REQUESTS) == Path(state, PROVISION_REQUESTS.name)
+    assert Path(DEFAULT_DATA_DIR, PROVISION_RESULTS).parent == Path(state)
+    # Group-writable: root removes the request and makes the answers' directory through the
+    # group; the template's user and group are the bridges'.
+    assert bridge.get("Service", "StateDirectoryMode") == "0770"
+    assert unit("msgflo-bridge@.service").get("Service", "Group") == "msgflo-bridge"
+    assert str(DEFAULT_DATA_DIR) in bridge.get("Unit", "RequiresMountsFor")
+    # ExecStart reset, then the one command, with the switch.
+    assert every(drop_in, "ExecStart") == [
+        "",
+        "/usr/local/bin/gateway-run bridge serial --provision-by-request",
+    ]
+    assert every("msgflo-devices.path", "PathExists") == [
+        f"{DEFAULT_DATA_DIR}/{DEVICE_REQUESTS}",
+        f"{state}/{PROVISION_REQUESTS.name}",
+    ]
+    assert "msgflo-bridge" in words("msgflo-devices.service", "Service", "SupplementaryGroups")
+    writable = every("msgflo-devices.service", "ReadWritePaths")
+    assert f"-{state}" in writable  # "-": absent until the serial bridge has run
 
 
 def test_systemd_binds_port_80_and_hands_it_to_the_coordinator() -> None:
