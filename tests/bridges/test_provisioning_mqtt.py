@@ -1,9 +1,11 @@
 """Provisioning over USB, the whole way: the appliance's broker (first boot's rendered
-mosquitto, its password file and ACL), the real serial bridge whose issuer is
-``gateway.appliance.devices.add_device``, ``provision_board`` on a pty, and then the board's
-MQTT side (``mqtt_participant``, the same library with the MQTT transport) logging in with
-exactly what the board stored, announcing itself, and being wired by the coordinator, whose
-IIP reaches its inport.
+mosquitto, its password file and ACL), the real serial bridge with the issuer
+``gateway-run bridge serial`` gives it (``gateway.appliance.device_requests.provision_issuer``:
+in-process as on a laptop, and by request as on the appliance, where this test stands in for
+root's ``msgflo-devices.service``), ``provision_board`` on a pty, and then the board's MQTT
+side (``mqtt_participant``, the same library with the MQTT transport) logging in with exactly
+what the board stored, announcing itself, and being wired by the coordinator, whose IIP reaches
+its inport.
 
 A sketch does both in one program (provision, then join the WiFi and connect); on the host
 they are two programs of the same library, the second started with the first's stored
@@ -22,9 +24,15 @@ from pathlib import Path
 import pytest
 
 from gateway.appliance.credentials import load_service_credentials
-from gateway.appliance.devices import add_device, reload_pid
-from gateway.bridges.serial.provisioning import DeviceCredentials
+from gateway.appliance.device_requests import (
+    PROVISION_REQUESTS,
+    PROVISION_RESULTS,
+    apply_provision_requests,
+    provision_issuer,
+)
+from gateway.appliance.devices import Reload, list_devices, reload_pid
 from gateway.broker import BrokerUrl
+from gateway.config import GatewayConfig
 from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
 from gateway.transport import open_transport
@@ -36,6 +44,7 @@ from tests.bridges.test_provisioning_board import (
     running_board,
     show,
 )
+from tests.support.tasks import background
 from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
@@ -90,8 +99,18 @@ async def mqtt_side(program: Path, stored: dict[str, str]) -> AsyncIterator[list
             await reader
 
 
+async def root(config: GatewayConfig, reload: Reload) -> None:
+    """What msgflo-devices.path and msgflo-devices.service do for the bridge's requests: each
+    time the request file exists, carry it out (gateway-run devices), until cancelled."""
+    path = config.data_dir / PROVISION_REQUESTS
+    while True:
+        await until(path.exists, timeout=60, what="the bridge's request")
+        await asyncio.to_thread(apply_provision_requests, config, reload)
+
+
+@pytest.mark.parametrize("by_request", [False, True], ids=["in-process", "by-request"])
 async def test_a_provisioned_board_logs_in_with_what_it_stored_and_is_wired(
-    programs: tuple[Path, Path], memory_url: str, tmp_path: Path
+    programs: tuple[Path, Path], memory_url: str, tmp_path: Path, by_request: bool
 ) -> None:
     board_program, participant_program = programs
     config = appliance_config(tmp_path)
@@ -101,28 +120,24 @@ async def test_a_provisioned_board_logs_in_with_what_it_stored_and_is_wired(
     try:
         assert broker.process is not None
         reload = reload_pid(broker.process.pid)
-
-        def issuer(role: str) -> DeviceCredentials:
-            made = add_device(config, role, reload)
-            return DeviceCredentials(
-                ssid=made.wifi_ssid,
-                passphrase=made.wifi_passphrase,
-                broker_host=made.broker_address,
-                broker_port=made.port,
-                user=made.user,
-                password=made.password,
-                role=made.role,
-            )
+        issuer = provision_issuer(config, by_request=by_request, reload=reload)
+        # By request nothing but "root" makes the user: the issuer only writes and waits.
+        answering = root(config, reload) if by_request else asyncio.sleep(3600)
 
         watched = tmp_path / "dev"
         watched.mkdir()
         store = tmp_path / "board.bin"
         async with (
             running_board(board_program, store) as board,
+            background(answering),
             bridging(memory_url, provisioning_config(watched), issuer),
         ):
             (watched / ESP_LINK.format(serial="ESP0042")).symlink_to(board.path)
             await until(lambda: board.said("provisioned"), timeout=30, what="provisioned")
+        assert list_devices(config.data_dir) == ("ESP0042", "sensor")
+        # The answer, which holds the passphrase and the password, is gone once read.
+        assert list((config.data_dir / PROVISION_RESULTS).iterdir()) == []
+        assert not (config.data_dir / PROVISION_REQUESTS).exists()
         stored = show(board_program, store)
         assert (stored["role"], stored["host"]) == ("ESP0042", AP_ADDRESS)
         assert stored["port"] == str(config.broker.port)
