@@ -21,6 +21,8 @@ const char kIdKey[] PROGMEM = "id";
 const char kRoleKey[] PROGMEM = "role";
 const char kQueueKey[] PROGMEM = "queue";
 const char kPeriodKey[] PROGMEM = "discoveryPeriod";
+const char kOptionsKey[] PROGMEM = "options";
+const char kPersistentKey[] PROGMEM = "persistent";
 
 const unsigned long kConnackTimeout = 10000;  // ms from CONNECT sent to CONNACK
 const unsigned long kStableTime = 10000;      // ms up after which a loss retries at once
@@ -487,12 +489,18 @@ void MqttTransportBase::head(JsonWriter& json) const {
   json.key(flash(kRoleKey)).string(reinterpret_cast<const uint8_t*>(role_), roleLength_);
 }
 
-void MqttTransportBase::port(JsonWriter& json, bool, FlashText portId) const {
+void MqttTransportBase::port(JsonWriter& json, bool inport, FlashText portId) const {
   const TopicBytes topic(config_.prefix, role_, roleLength_, portId);
   uint8_t text[kMaxTopic];
   const size_t length = topic.size() < kMaxTopic ? topic.size() : kMaxTopic;
   for (size_t i = 0; i < length; ++i) text[i] = topic.at(i);
   json.key(flash(kQueueKey)).string(text, length);
+  // On a persistent session the broker keeps QoS 1 messages while the board sleeps; msgflo's
+  // port option tells the coordinator to forward into this inport at QoS 1 at least, or a
+  // QoS 0 source's messages would be dropped instead (docs/coordinator.md, Forwarding).
+  if (inport && !config_.cleanSession) {
+    json.key(flash(kOptionsKey)).beginObject().key(flash(kPersistentKey)).boolean(true).endObject();
+  }
 }
 
 void MqttTransportBase::tail(JsonWriter& json) const {

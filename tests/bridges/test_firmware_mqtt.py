@@ -26,11 +26,13 @@ from pathlib import Path
 import pytest
 
 from gateway.broker import parse_broker_url
+from gateway.coordinator.binder import MqttForwarder
 from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant.discovery import parse_discovery
 from gateway.transport import open_transport
+from gateway.transport.base import Persistence
 from tests.conftest import Probe
 from tests.support.participants import Relay, serving, source
 from tests.support.wait import until
@@ -179,22 +181,38 @@ async def test_a_restarted_broker_sees_it_reconnect_and_announce(
             assert b'"id":"dev-0001"' in probe.received["fbp"][0]
 
 
-async def test_a_sleepy_device_gets_what_was_sent_while_it_slept(
+async def test_a_sleepy_device_gets_what_a_graph_sent_while_it_slept(
     program: Path, mosquitto: Mosquitto, probe: Probe
 ) -> None:
+    """Through the coordinator from a QoS 0 source: the board on a persistent session announces
+    its inport ``persistent``, so the coordinator forwards into it at QoS 1 and the broker keeps
+    the message until the next wake."""
     await probe.watch("nap/out", qos=1)
+    await probe.watch("fbp")
     args = ("--role", "nap", "--persistent", "--sleepy", "--deadline", "20")
-    async with device(program, mosquitto.port, *args, "--send", "first") as dev:
-        await dev.wait(lambda: dev.has("^slept awake_us="), "the first wake cycle")
-    assert dev.process.returncode == 0
-    assert await probe.wait_count("nap/out", 1) == [b"first"]
-    probe.transport.publish("nap/in", b"while asleep", qos=1)
-    await probe.watch("marker/after")  # the broker has the message queued for the session
-    async with device(program, mosquitto.port, *args) as dev:
-        await dev.wait(lambda: dev.has("^slept awake_us="), "the second wake cycle")
-    assert dev.has("^received in while asleep$")
-    # It settled (slept) only once its echo was acknowledged.
-    assert await probe.wait_count("nap/out", 2) == [b"first", b"echo:while asleep"]
+    async with (
+        coordinating(mosquitto.url, "src(Source) OUT -> IN nap(HostDevice)") as coordinator,
+        serving(mosquitto.url, [s := source("src")]),
+    ):
+        async with device(program, mosquitto.port, *args, "--send", "first") as dev:
+            await dev.wait(lambda: dev.has("^slept awake_us="), "the first wake cycle")
+        assert dev.process.returncode == 0
+        assert await probe.wait_count("nap/out", 1) == [b"first"]
+        raw = next(m for m in probe.received["fbp"] if b'"role":"nap"' in m)
+        inport = parse_discovery(raw, lenient=False).definition.inports[0]
+        assert inport.persistence is Persistence.PERSISTENT
+        await until(lambda: all(st.resolved for st in coordinator.edge_states()))
+        await coordinator.wired()
+        s.send("out", "while asleep")  # QoS 0, as participants send by default
+        await until(lambda: coordinator.stats.forwarded >= 1)
+        assert isinstance(coordinator.binder, MqttForwarder)
+        await coordinator.binder.transport.flush()  # the broker has it, for the session
+        async with device(program, mosquitto.port, *args) as dev:
+            await dev.wait(lambda: dev.has("^slept awake_us="), "the second wake cycle")
+        assert dev.has('^received in "while asleep"$')
+        # It settled (slept) only once its echo was acknowledged.
+        got = await probe.wait_count("nap/out", 2)
+        assert got == [b"first", b'echo:"while asleep"']
 
 
 @pytest.mark.parametrize("queued", [3, 45])
