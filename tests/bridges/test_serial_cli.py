@@ -155,7 +155,9 @@ def test_the_command_and_the_appliance_start_the_bridge_the_same_way(
 ) -> None:
     started: list[tuple[str, Section, BrokerUrl]] = []
 
-    async def serve(name: str, section: Section, broker: BrokerUrl) -> None:
+    async def serve(
+        name: str, section: Section, broker: BrokerUrl, side: run.DeviceSide | None = None
+    ) -> None:
         run.device_side(name, section)  # what the host would run is made
         started.append((name, section, broker))
 
