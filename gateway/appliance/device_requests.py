@@ -113,7 +113,6 @@ SERIAL_BRIDGE = Requester(
     lambda owners: owners.bridge,
     0o770,  # root's; the bridges' group may also remove the answers it has read
 )
-REQUESTERS = (DASHBOARD, SERIAL_BRIDGE)
 
 REQUESTS = DASHBOARD.requests
 DOWNLOADS = DASHBOARD.results
@@ -291,7 +290,7 @@ def _provision(
     request_id = request.get("request") if isinstance(request, Mapping) else None
     role = request.get("role") if isinstance(request, Mapping) else None
     try:
-        if not isinstance(request, Mapping) or request.get("action") != "provision":
+        if not isinstance(request, Mapping) or request.get("action") not in SERIAL_BRIDGE.actions:
             raise GatewayError("not {'action': 'provision', 'role': ..., 'request': ...}")
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
             raise GatewayError("'request' must be a string of 1-64 characters")
