@@ -68,7 +68,8 @@ class DeviceCredentials:
 
 
 # Creates (or finds) the MQTT user of a role and returns what the board needs; may block
-# (it rewrites mosquitto's files): the bridge calls it in a thread. It raises to refuse.
+# (it rewrites mosquitto's files, or waits up to 30 s for root to): the bridge calls it in a
+# thread. It raises to refuse. The gateway's: gateway.appliance.device_requests.provision_issuer.
 IssueCredentials = Callable[[str], DeviceCredentials]
 
 
