@@ -49,6 +49,7 @@ from gateway.appliance.secrets import (
     ssid,
 )
 from gateway.appliance.users import COORDINATOR, usable_role
+from gateway.common.cstring import c_string
 from gateway.config import values
 from gateway.config.model import GatewayConfig
 from gateway.coordinator.registry import Registry
@@ -252,25 +253,6 @@ def _not_reloaded(what: str, why: str) -> DeviceError:
 
 
 # --- secrets.h ------------------------------------------------------------------------------
-
-# C's simple escapes; every other byte outside printable ASCII becomes a three-digit octal
-# escape (a hex escape would swallow a hex digit that follows it). '?' is escaped so no
-# trigraph (??= and friends, still read by C and pre-17 C++ compilers) can form.
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "?": "\\?", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def c_string(text: str) -> str:
-    """``text`` as a C/C++ string literal of its UTF-8 bytes."""
-    out = []
-    for byte in text.encode("utf-8"):
-        char = chr(byte)
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif 0x20 <= byte < 0x7F:
-            out.append(char)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def render_secrets_h(device: SketchSecrets) -> str:

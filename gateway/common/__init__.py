@@ -6,6 +6,7 @@
     problems.py   how a problem in a file is worded: key paths, did-you-mean hints
     logs.py       logging for a command-line tool
     signals.py    run a coroutine until SIGINT or SIGTERM
+    cstring.py    text as a C string literal (a sketch's secrets.h, the firmware's test vectors)
 
 Modules here import only the standard library, PyYAML and ``gateway.errors``.
 """

@@ -22,7 +22,6 @@ from gateway.appliance.devices import (
     DeviceState,
     SketchSecrets,
     add_device,
-    c_string,
     device_secrets,
     device_states,
     list_devices,
@@ -35,6 +34,7 @@ from gateway.appliance.devices import (
 from gateway.appliance.firstboot import FirstBoot, run
 from gateway.appliance.passwd import parse_password_file, verify_password
 from gateway.appliance.secrets import SecretsLayout, load_secrets
+from gateway.common.cstring import c_string
 from gateway.config import GatewayConfig, load_config
 from gateway.coordinator.registry import Registry
 from gateway.errors import GatewayError
