@@ -6,40 +6,13 @@
 
 #include "Arduino.h"
 #include "MsgfloLink.h"
+#include "hex_bytes.h"
 #include "serial_link_vectors.h"
 
 using namespace msgflo::link;
+using namespace hex_bytes;
 
 namespace {
-
-// Hex from the vectors into bytes; a test vector never exceeds 600 bytes.
-struct Bytes {
-  uint8_t data[600];
-  size_t length;
-};
-
-int nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-Bytes unhex(const char* hex) {
-  Bytes out = {{}, 0};
-  const size_t length = strlen(hex);
-  REQUIRE(length % 2 == 0);
-  REQUIRE(length / 2 <= sizeof out.data);
-  for (size_t i = 0; i < length; i += 2) {
-    REQUIRE(nibble(hex[i]) >= 0);
-    REQUIRE(nibble(hex[i + 1]) >= 0);
-    out.data[out.length++] = static_cast<uint8_t>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
-  }
-  return out;
-}
-
-bool same(const uint8_t* a, size_t aLength, const Bytes& b) {
-  return aLength == b.length && (aLength == 0 || memcmp(a, b.data, aLength) == 0);
-}
 
 bool eq(const char* a, const char* b) {
   return strcmp(a, b) == 0;

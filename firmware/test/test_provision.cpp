@@ -7,41 +7,15 @@
 
 #include "Arduino.h"
 #include "MsgfloProvision.h"
+#include "hex_bytes.h"
 #include "provisioning_vectors.h"
 
 using namespace msgflo;
 using namespace msgflo::improv;
+using namespace hex_bytes;
 namespace pv = provision_vectors;
 
 namespace {
-
-struct Bytes {
-  uint8_t data[800];
-  size_t length;
-};
-
-int hexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-Bytes unhex(const char* hex) {
-  Bytes out = {{}, 0};
-  const size_t length = strlen(hex);
-  REQUIRE(length % 2 == 0);
-  REQUIRE(length / 2 <= sizeof out.data);
-  for (size_t i = 0; i < length; i += 2) {
-    REQUIRE(hexDigit(hex[i]) >= 0);
-    REQUIRE(hexDigit(hex[i + 1]) >= 0);
-    out.data[out.length++] = static_cast<uint8_t>(hexDigit(hex[i]) * 16 + hexDigit(hex[i + 1]));
-  }
-  return out;
-}
-
-bool same(const uint8_t* a, size_t aLength, const Bytes& b) {
-  return aLength == b.length && (aLength == 0 || memcmp(a, b.data, aLength) == 0);
-}
 
 // The events of a stream as the vectors write them: "packet:1,error:bad_checksum".
 void describe(PacketDecoder::Event event, const PacketDecoder& decoder, char* out, size_t size) {
