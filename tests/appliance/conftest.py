@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.appliance.firstboot import FirstBoot, run
 from gateway.appliance.render import mosquitto_conf
 from gateway.appliance.secrets import Secrets, load_secrets, secrets_dir
+from gateway.config import load_config
 from gateway.config.model import (
     AccessPointConfig,
     BrokerConfig,
@@ -128,6 +129,42 @@ def broker(appliance: tuple[GatewayConfig, Secrets], tmp_path: Path) -> Iterator
     running.start()
     yield running
     running.stop()
+
+
+def write_config(tmp_path: Path) -> Path:
+    """A gateway.yaml with the access point on 127.0.0.2 (loopback: no radio needed)."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "broker:\n"
+        f"  port: {free_port()}\n"
+        f"  tls_port: {free_port()}\n"
+        "  websockets_port: null\n"
+        "  roles: [sensor]\n"
+        "access_point:\n"
+        f"  address: {AP_ADDRESS}/8\n"
+        "  dhcp_start: 127.0.0.10\n"
+        "  dhcp_end: 127.0.0.200\n"
+    )
+    return path
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> tuple[Path, GatewayConfig]:
+    """A provisioned gateway from ``write_config``: its config file and the config it loads to."""
+    path = write_config(tmp_path)
+    config = load_config(path)
+    provision(config, tmp_path)
+    return path, config
+
+
+@pytest.fixture
+def running(kit: tuple[Path, GatewayConfig], tmp_path: Path) -> Iterator[Broker]:
+    """The kit's broker, running."""
+    broker = Broker(kit[1], tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 class Client:

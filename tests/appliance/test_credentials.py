@@ -130,11 +130,11 @@ def system_users() -> tuple[str, str, str] | None:
     return (chosen[0], chosen[1], chosen[2]) if len(chosen) == 3 else None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other users needs root")
-def test_secrets_are_readable_by_their_service_user_only(tmp_path: Path) -> None:
+def first_boot_as_system_users(config: GatewayConfig, tmp_path: Path) -> tuple[str, str, str]:
+    """First boot of ``config`` as root, three system users standing in for mosquitto,
+    msgflo-coordinator and msgflo-bridge (as on the appliance): their names."""
     users = system_users()
     assert users is not None, "this machine has fewer than three system users"
-    config = appliance_config(tmp_path)
     owners = [pwd.getpwnam(name) for name in users]
     job = FirstBoot(
         tmp_path / "gateway.yaml",
@@ -146,6 +146,13 @@ def test_secrets_are_readable_by_their_service_user_only(tmp_path: Path) -> None
         bridge_owner=(owners[2].pw_uid, owners[2].pw_gid),
     )
     assert run(job, io.StringIO(), io.StringIO()) == 0
+    return users
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other users needs root")
+def test_secrets_are_readable_by_their_service_user_only(tmp_path: Path) -> None:
+    config = appliance_config(tmp_path)
+    users = first_boot_as_system_users(config, tmp_path)
     directory = SecretsLayout.at(config.data_dir).directory
     assert stat.S_IMODE(directory.stat().st_mode) == SECRETS_DIR_MODE
     stand_in = {"mosquitto": users[0], "msgflo-coordinator": users[1], "msgflo-bridge": users[2]}

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -42,31 +41,14 @@ from gateway.appliance.devices import (
     render_secrets_h,
 )
 from gateway.bridges.serial.bridge import SerialDevices
-from gateway.config import GatewayConfig, load_config
+from gateway.config import GatewayConfig
 from gateway.errors import ApplianceError, GatewayError
-from tests.appliance.conftest import AP_ADDRESS, Broker, Client, provision
-from tests.appliance.test_devices import defined, write_config
+from tests.appliance.conftest import AP_ADDRESS, Broker, Client
+from tests.appliance.test_devices import defined
 from tests.support.cli import run_script
 from tests.support.wait import until
 
 Reloads = list[str]
-
-
-@pytest.fixture
-def kit(tmp_path: Path) -> tuple[Path, GatewayConfig]:
-    """A provisioned gateway (as in test_devices): its config file and config."""
-    path = write_config(tmp_path)
-    config = load_config(path)
-    provision(config, tmp_path)
-    return path, config
-
-
-@pytest.fixture
-def running(kit: tuple[Path, GatewayConfig], tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(kit[1], tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def test_a_request_is_checked_before_it_is_written(kit: tuple[Path, GatewayConfig]) -> None:

@@ -4,13 +4,10 @@ reloading them without a restart."""
 
 from __future__ import annotations
 
-import io
 import os
-import pwd
 import re
 import stat
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,56 +28,19 @@ from gateway.appliance.devices import (
     render_secrets_h,
     role_problem,
 )
-from gateway.appliance.firstboot import FirstBoot, run
 from gateway.appliance.passwd import parse_password_file, verify_password
 from gateway.appliance.secrets import SecretsLayout, load_secrets
 from gateway.common.cstring import c_string
 from gateway.config import GatewayConfig, load_config
 from gateway.coordinator.registry import Registry
 from gateway.errors import GatewayError
-from gateway.mosquitto import free_port
 from gateway.participant.definition import define
-from tests.appliance.conftest import AP_ADDRESS, NOW, Broker, Client, provision
-from tests.appliance.test_credentials import system_users
+from tests.appliance.conftest import AP_ADDRESS, Broker, Client, write_config
+from tests.appliance.test_credentials import first_boot_as_system_users
 from tests.support.cli import run_script
 from tests.support.wait import until
 
 Reloads = list[str]
-
-
-def write_config(tmp_path: Path) -> Path:
-    """A gateway.yaml with the access point on 127.0.0.2 (loopback: no radio needed)."""
-    path = tmp_path / "gateway.yaml"
-    path.write_text(
-        f"data_dir: {tmp_path / 'data'}\n"
-        "broker:\n"
-        f"  port: {free_port()}\n"
-        f"  tls_port: {free_port()}\n"
-        "  websockets_port: null\n"
-        "  roles: [sensor]\n"
-        "access_point:\n"
-        f"  address: {AP_ADDRESS}/8\n"
-        "  dhcp_start: 127.0.0.10\n"
-        "  dhcp_end: 127.0.0.200\n"
-    )
-    return path
-
-
-@pytest.fixture
-def kit(tmp_path: Path) -> tuple[Path, GatewayConfig]:
-    """A provisioned gateway: its config file and the config it loads to."""
-    path = write_config(tmp_path)
-    config = load_config(path)
-    provision(config, tmp_path)
-    return path, config
-
-
-@pytest.fixture
-def running(kit: tuple[Path, GatewayConfig], tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(kit[1], tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 # --- the pure parts -------------------------------------------------------------------------
@@ -409,20 +369,8 @@ def test_without_root_the_secrets_stay_closed(kit: tuple[Path, GatewayConfig]) -
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other users needs root")
 def test_files_keep_the_owners_first_boot_gave_them(tmp_path: Path) -> None:
     """As on the appliance: each file stays readable by its service's group, and no more."""
-    users = system_users()
-    assert users is not None, "this machine has fewer than three system users"
     config = load_config(write_config(tmp_path))
-    owners = [pwd.getpwnam(name) for name in users]
-    job = FirstBoot(
-        tmp_path / "gateway.yaml",
-        tmp_path,
-        (owners[0].pw_uid, owners[0].pw_gid),
-        lambda _: config,
-        lambda: NOW,
-        coordinator_owner=(owners[1].pw_uid, owners[1].pw_gid),
-        bridge_owner=(owners[2].pw_uid, owners[2].pw_gid),
-    )
-    assert run(job, io.StringIO(), io.StringIO()) == 0
+    first_boot_as_system_users(config, tmp_path)
     directory = SecretsLayout.at(config.data_dir).directory
 
     def modes() -> dict[str, tuple[int, int, int]]:

@@ -19,8 +19,7 @@ from gateway.dashboard.api import NO_BOARDS
 from gateway.dashboard.boards import Boards
 from gateway.dashboard.settings import DashboardSettings
 from gateway.mosquitto import Mosquitto
-from tests.appliance.conftest import provision
-from tests.appliance.test_devices import write_config
+from tests.appliance.conftest import provision, write_config
 from tests.dashboard.test_api import Running, blinker, dashboard
 from tests.support.participants import serving
 

@@ -25,8 +25,7 @@ from gateway.dashboard.bridges import BridgeSeen
 from gateway.graph.model import Graph, Process
 from gateway.mosquitto import Mosquitto
 from gateway.participant import Participant, serve
-from tests.appliance.conftest import provision
-from tests.appliance.test_devices import write_config
+from tests.appliance.conftest import provision, write_config
 from tests.conftest import Probe, probing
 from tests.dashboard.conftest import (
     LAPTOP,
