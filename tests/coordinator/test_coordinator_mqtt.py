@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.broker import parse_broker_url
-from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
+from gateway.coordinator.coordinator import Coordinator
 from gateway.graph import parse_fbp, parse_json
 from gateway.graph.model import Graph
 from gateway.mosquitto import Mosquitto
@@ -23,6 +23,7 @@ from gateway.participant.definition import define
 from gateway.participant.discovery import encode_discovery
 from gateway.transport import open_transport
 from tests.conftest import Probe
+from tests.support.coordinating import coordinating
 from tests.support.participants import Relay, source
 
 pytestmark = pytest.mark.integration
@@ -30,21 +31,6 @@ pytestmark = pytest.mark.integration
 
 def graph(text: str) -> Graph:
     return parse_fbp(text, file="test.fbp")
-
-
-@contextlib.asynccontextmanager
-async def coordinating(url: str, g: Graph, **options: Any) -> AsyncIterator[Coordinator]:
-    transport = open_transport(parse_broker_url(url), client_id="coordinator")
-    async with transport:
-        coordinator = Coordinator(transport, g, options=CoordinatorOptions(**options))
-        task = asyncio.create_task(coordinator.run())
-        await asyncio.wait_for(transport.wait_connected(), 5)
-        try:
-            yield coordinator
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 @contextlib.asynccontextmanager

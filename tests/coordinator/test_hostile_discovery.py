@@ -22,8 +22,10 @@ from gateway.coordinator.service import (
 from gateway.graph import load_graph, parse_fbp
 from gateway.mosquitto import Mosquitto
 from tests.conftest import Probe
-from tests.coordinator.test_coordinator_mqtt import coordinating, graph, participants, wired
+from tests.coordinator.test_coordinator_mqtt import graph, participants, wired
+from tests.support.coordinating import coordinating
 from tests.support.participants import Relay, source
+from tests.support.tasks import background
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +44,8 @@ def announcement(role: str, pid: str, **ports: list[dict[str, Any]]) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def running(service: CoordinatorService) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(service.run())
-    try:
+async def running(service: CoordinatorService) -> AsyncIterator[asyncio.Task[object]]:
+    async with background(service.run()) as task:
         # Discovery sent before the coordinator subscribed would be missed until the next
         # announcement: wait for a SUBACK, which the broker sends after applying the
         # coordinator's earlier subscriptions (it handles a connection's packets in order).
@@ -52,10 +53,6 @@ async def running(service: CoordinatorService) -> AsyncIterator[asyncio.Task[Non
             await service.transport.wait_connected()
             await service.transport.subscribe("test/subscribed", lambda delivery: None)
         yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_queues_no_broker_can_carry_are_refused_and_the_coordinator_keeps_wiring(

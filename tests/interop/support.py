@@ -13,17 +13,14 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aio_pika
 import pytest
 
-from gateway.broker import parse_broker_url
-from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
-from gateway.graph.model import Graph
+from gateway.coordinator.coordinator import Coordinator
 from gateway.participant import Message, Participant, serve
 from gateway.processes import with_parent_death_signal
-from gateway.transport import open_transport
 
 TESTS = Path(__file__).parents[1]
 ROOT = TESTS.parent
@@ -227,23 +224,6 @@ async def within(
 
 
 # -- our side ----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def coordinating(url: str, graph: Graph, **options: Any) -> AsyncIterator[Coordinator]:
-    """Our coordinator on ``url``, as ``msgflo`` runs it (MQTT 5 for its forwarding options)."""
-    # The transport the coordinator really uses (gateway/coordinator/service.py).
-    transport = open_transport(parse_broker_url(url), client_id="coordinator")
-    async with transport:
-        coordinator = Coordinator(transport, graph, options=CoordinatorOptions(**options))
-        task = asyncio.create_task(coordinator.run())
-        try:
-            await asyncio.wait_for(transport.wait_connected(), 5)
-            yield coordinator
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def wired(coordinator: Coordinator, edges: int) -> None:

@@ -28,13 +28,13 @@ from tests.interop.support import (
     FIXTURES,
     Child,
     Tag,
-    coordinating,
     node_tools,
     our_participants,
     reference_python,
     wired,
     within,
 )
+from tests.support.coordinating import coordinating
 
 pytestmark = pytest.mark.integration
 
