@@ -15,120 +15,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.broker import parse_broker_url
 from gateway.coordinator.binder import MqttForwarder
-from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
 from gateway.mosquitto import Mosquitto, free_port
 from gateway.participant.discovery import parse_discovery
 from gateway.transport import open_transport
 from gateway.transport.base import Persistence
 from tests.conftest import Probe
+from tests.support.coordinating import coordinating
+from tests.support.firmware import Program, build_programs, running_program
 from tests.support.participants import Relay, serving, source
 from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "firmware" / "test"
-
-
-def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-4000:]}")
-
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``mqtt_participant`` built with the sanitizers, once for the module."""
-    assert shutil.which("cmake"), "missing cmake: run ./bootstrap.sh setup"
     build = tmp_path_factory.mktemp("firmware-mqtt") / "build"
-    _run(["cmake", "-S", str(SOURCE), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"])
-    _run(["cmake", "--build", str(build), "--target", "mqtt_participant", "--parallel", "2"])
-    return build / "mqtt_participant"
+    return build_programs(build, "mqtt_participant") / "mqtt_participant"
 
 
-class Device:
-    """A running ``mqtt_participant``: its stdout lines as they come."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-
-    async def read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:  # ends with the process
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    def has(self, pattern: str) -> bool:
-        return any(re.search(pattern, line) for line in self.lines)
-
-    def count(self, pattern: str) -> int:
-        return sum(1 for line in self.lines if re.search(pattern, line))
-
-    def counters(self) -> dict[str, int]:
-        last = [line for line in self.lines if line.startswith("counters ")]
-        if not last:
-            return {}
-        return {k: int(v) for k, v in (item.split("=") for item in last[-1].split()[1:])}
-
-    async def wait(self, condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-        try:
-            await until(condition, timeout=timeout, what=what)
-        except BaseException:
-            print("\n".join(self.lines[-30:]))
-            raise
+def counted(dev: Program) -> dict[str, int]:
+    """The device's last ``counters`` line."""
+    last = [line for line in dev.lines if line.startswith("counters ")]
+    if not last:
+        return {}
+    return {k: int(v) for k, v in (item.split("=") for item in last[-1].split()[1:])}
 
 
 @contextlib.asynccontextmanager
-async def device(program: Path, port: int, *args: str) -> AsyncIterator[Device]:
-    process = await asyncio.create_subprocess_exec(
-        str(program),
-        "--port",
-        str(port),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1"},
-    )
-    running = Device(process)
-    reader = asyncio.create_task(running.read())
-    try:
+async def device(program: Path, port: int, *args: str) -> AsyncIterator[Program]:
+    async with running_program(program, "--port", str(port), *args) as running:
         yield running
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        async with asyncio.timeout(10):
-            await process.wait()
-            await reader
-    assert process.returncode in (0, 2), "\n".join(running.lines[-20:])
-
-
-@contextlib.asynccontextmanager
-async def coordinating(url: str, fbp: str) -> AsyncIterator[Coordinator]:
-    transport = open_transport(parse_broker_url(url), client_id="coordinator")
-    async with transport:
-        coordinator = Coordinator(
-            transport, parse_fbp(fbp, file="t.fbp"), options=CoordinatorOptions()
-        )
-        task = asyncio.create_task(coordinator.run())
-        try:
-            await asyncio.wait_for(transport.wait_connected(), 5)
-            yield coordinator
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    assert running.process.returncode in (0, 2), "\n".join(running.lines[-20:])
 
 
 async def test_discovery_parses_and_an_edge_carries_messages_both_ways(
@@ -137,7 +64,7 @@ async def test_discovery_parses_and_an_edge_carries_messages_both_ways(
     await probe.watch("fbp")
     await probe.watch("sink/out")
     fbp = "src(Source) OUT -> IN dev(HostDevice)\ndev OUT -> IN sink(Relay)"
-    async with coordinating(mosquitto.url, fbp) as coordinator:
+    async with coordinating(mosquitto.url, parse_fbp(fbp, file="t.fbp")) as coordinator:
         s, sink = source("src"), Relay("sink")
         async with (
             serving(mosquitto.url, [s, sink]),
@@ -170,13 +97,13 @@ async def test_a_restarted_broker_sees_it_reconnect_and_announce(
     async with device(program, mosquitto.port, "--role", "dev", "--retry-min", "100") as dev:
         await dev.wait(lambda: dev.has("^state connected"), "connected")
         mosquitto.kill()
-        await dev.wait(lambda: dev.counters().get("lost", 0) >= 1, "the loss noticed")
+        await dev.wait(lambda: counted(dev).get("lost", 0) >= 1, "the loss noticed")
         mosquitto.start()
         async with open_transport(parse_broker_url(mosquitto.url), client_id="p2") as t:
             probe = Probe(t)
             await asyncio.wait_for(t.wait_connected(), 5)
             await probe.watch("fbp")
-            await dev.wait(lambda: dev.counters().get("reconnects", 0) >= 1, "reconnected", 30)
+            await dev.wait(lambda: counted(dev).get("reconnects", 0) >= 1, "reconnected", 30)
             await probe.wait_count("fbp", 1, timeout=10)
             assert b'"id":"dev-0001"' in probe.received["fbp"][0]
 
@@ -191,7 +118,9 @@ async def test_a_sleepy_device_gets_what_a_graph_sent_while_it_slept(
     await probe.watch("fbp")
     args = ("--role", "nap", "--persistent", "--sleepy", "--deadline", "20")
     async with (
-        coordinating(mosquitto.url, "src(Source) OUT -> IN nap(HostDevice)") as coordinator,
+        coordinating(
+            mosquitto.url, parse_fbp("src(Source) OUT -> IN nap(HostDevice)", file="t.fbp")
+        ) as coordinator,
         serving(mosquitto.url, [s := source("src")]),
     ):
         async with device(program, mosquitto.port, *args, "--send", "first") as dev:
@@ -233,7 +162,7 @@ async def test_settled_waits_for_every_message_queued_while_asleep(
         await dev.wait(lambda: dev.has("^slept awake_us="), "the second wake cycle")
     received = [line.removeprefix("received in ") for line in dev.lines if "received in" in line]
     assert received == [f"m{i}" for i in range(queued)]  # all of them, in order, before sleeping
-    barriers = dev.counters()["barriers"]
+    barriers = counted(dev)["barriers"]
     # Fewer than a window: the SUBACK alone. More: at least one PINGREQ (how many depends on
     # how the broker's batches and our PUBACKs interleave).
     assert barriers == 0 if queued < 20 else 1 <= barriers <= queued // 20
@@ -303,8 +232,8 @@ async def test_a_scripted_broker_sends_malformed_truncated_and_oversized_packets
     server = await asyncio.start_server(serve, "127.0.0.1", port)
     async with server, device(program, port, "--role", "dev", "--retry-min", "50") as dev:
         await dev.wait(lambda: served > len(SCRIPTS), "every script served", 30)
-        await dev.wait(lambda: dev.counters().get("malformed", 0) >= 4, "malformed counted")
-        counters = dev.counters()
+        await dev.wait(lambda: counted(dev).get("malformed", 0) >= 4, "malformed counted")
+        counters = counted(dev)
         assert counters["oversized"] == 1
         assert counters["malformed"] == 4  # remaining length, topic, PUBREL, QoS 2
         assert counters["connects"] >= len(SCRIPTS)

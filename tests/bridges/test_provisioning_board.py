@@ -6,13 +6,10 @@ shows what the gateway sent. A serial-link board on the same bridge is never pro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import subprocess
-import sys
 import tty
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
@@ -26,10 +23,10 @@ from gateway.bridges.serial.provisioning import DeviceCredentials, IssueCredenti
 from gateway.broker import parse_broker_url
 from gateway.transport import open_transport
 from tests.bridges.test_serial_bridge import BY_ID, fast_config, link_session
+from tests.support.firmware import Program, build_programs, running_program
 from tests.support.tasks import background
 from tests.support.wait import until
 
-ROOT = Path(__file__).resolve().parents[2]
 ESP_LINK = "usb-Espressif_USB_JTAG_serial_debug_unit_{serial}-if00"
 
 
@@ -59,30 +56,24 @@ class Issuer:
 @pytest.fixture(scope="module")
 def board_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``provision_board``, built once for this module."""
-    missing = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
-    assert not missing, f"missing {missing}: run ./bootstrap.sh setup"
     build = tmp_path_factory.mktemp("provision") / "build"
-    source = ROOT / "firmware" / "test"
-    for command in (
-        ["cmake", "-S", str(source), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
-        ["cmake", "--build", str(build), "--target", "provision_board", "--parallel", "2"],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return build / "provision_board"
+    return build_programs(build, "provision_board") / "provision_board"
 
 
 @dataclass
 class Board:
-    """The running program: its pty's slave path and what it printed."""
+    """The running program: its pty's slave path, its store and what it printed."""
 
     path: str
     store: Path
-    process: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
+    program: Program
+
+    @property
+    def lines(self) -> list[str]:
+        return self.program.lines
 
     def said(self, start: str) -> bool:
-        return any(line.startswith(start) for line in self.lines)
+        return self.program.said(start)
 
 
 @contextlib.contextmanager
@@ -102,28 +93,15 @@ async def running_board(
 ) -> AsyncIterator[Board]:
     with pty_pair() as (master, slave):
         extra = ["--fail-join"] if fail_join else []
-        process = await asyncio.create_subprocess_exec(
-            str(program),
+        async with running_program(
+            program,
             *["--fd", str(master), "--store", str(store), *extra],
+            asan="detect_leaks=0",
             pass_fds=(master,),
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"},
-        )
-        board = Board(os.ttyname(slave), store, process)
-
-        async def collect() -> None:
-            assert process.stdout is not None
-            async for line in process.stdout:
-                board.lines.append(line.decode().strip())
-
-        try:
-            async with background(collect()):
-                await until(lambda: board.said("started"), what="the board to start")
-                yield board
-        finally:
-            if process.returncode is None:
-                process.terminate()
-            await process.wait()
+        ) as running:
+            board = Board(os.ttyname(slave), store, running)
+            await until(lambda: board.said("started"), what="the board to start")
+            yield board
 
 
 def show(program: Path, store: Path) -> dict[str, str]:

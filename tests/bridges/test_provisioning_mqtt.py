@@ -14,11 +14,7 @@ credentials, as the sketch reads them from its CredentialStore after the join.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -33,9 +29,7 @@ from gateway.appliance.device_requests import (
 from gateway.appliance.devices import Reload, list_devices, reload_pid
 from gateway.broker import BrokerUrl
 from gateway.config import GatewayConfig
-from gateway.coordinator.coordinator import Coordinator, CoordinatorOptions
 from gateway.graph import parse_fbp
-from gateway.transport import open_transport
 from tests.appliance.conftest import AP_ADDRESS, Broker, appliance_config, provision
 from tests.bridges.test_provisioning_board import (
     ESP_LINK,
@@ -44,59 +38,30 @@ from tests.bridges.test_provisioning_board import (
     running_board,
     show,
 )
+from tests.support.coordinating import coordinating
+from tests.support.firmware import Program, build_programs, running_program
 from tests.support.tasks import background
 from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """``provision_board`` and ``mqtt_participant``, built once for this module."""
     build = tmp_path_factory.mktemp("provision-mqtt") / "build"
-    source = ROOT / "firmware" / "test"
-    targets = ["--target", "provision_board", "--target", "mqtt_participant"]
-    for command in (
-        ["cmake", "-S", str(source), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
-        ["cmake", "--build", str(build), *targets, "--parallel", "2"],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    build_programs(build, "provision_board", "mqtt_participant")
     return build / "provision_board", build / "mqtt_participant"
 
 
-@contextlib.asynccontextmanager
-async def mqtt_side(program: Path, stored: dict[str, str]) -> AsyncIterator[list[str]]:
-    """The board's MQTT side, with the credentials it stored; yields its stdout lines."""
-    process = await asyncio.create_subprocess_exec(
-        str(program),
+def mqtt_side(program: Path, stored: dict[str, str]) -> AbstractAsyncContextManager[Program]:
+    """The board's MQTT side, with the credentials it stored."""
+    return running_program(
+        program,
         *["--host", stored["host"], "--port", stored["port"], "--role", stored["role"]],
-        stdout=asyncio.subprocess.PIPE,
-        env={
-            **os.environ,
-            "ASAN_OPTIONS": "detect_leaks=0",
-            "MSGFLO_MQTT_USER": stored["user"],
-            "MSGFLO_MQTT_PASSWORD": stored["password"],
-        },
+        env={"MSGFLO_MQTT_USER": stored["user"], "MSGFLO_MQTT_PASSWORD": stored["password"]},
+        asan="detect_leaks=0",
     )
-    lines: list[str] = []
-
-    async def read() -> None:
-        assert process.stdout is not None
-        async for raw in process.stdout:
-            lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    reader = asyncio.create_task(read())
-    try:
-        yield lines
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        async with asyncio.timeout(10):
-            await process.wait()
-            await reader
 
 
 async def root(config: GatewayConfig, reload: Reload) -> None:
@@ -145,26 +110,13 @@ async def test_a_provisioned_board_logs_in_with_what_it_stored_and_is_wired(
         own = load_service_credentials(config.data_dir, "coordinator")
         url = BrokerUrl("mqtt", "127.0.0.1", config.broker.port, own.user, own.password)
         fbp = "'hello' -> IN ESP0042(HostDevice)"
-        async with open_transport(url, client_id="coordinator") as transport:
-            coordinator = Coordinator(
-                transport, parse_fbp(fbp, file="t.fbp"), options=CoordinatorOptions()
+        async with (
+            coordinating(url, parse_fbp(fbp, file="t.fbp")),
+            mqtt_side(participant_program, stored) as board_side,
+        ):
+            await board_side.wait(lambda: board_side.said("state connected"), "connected", 15)
+            await board_side.wait(
+                lambda: board_side.has("received in .*hello"), "the coordinator's IIP", 15
             )
-            task = asyncio.create_task(coordinator.run())
-            try:
-                async with mqtt_side(participant_program, stored) as lines:
-                    await until(
-                        lambda: any(line.startswith("state connected") for line in lines),
-                        timeout=15,
-                        what=f"the board connected: {lines[-5:]}",
-                    )
-                    await until(
-                        lambda: any("received in" in line and "hello" in line for line in lines),
-                        timeout=15,
-                        what=f"the coordinator's IIP on its inport: {lines[-5:]}",
-                    )
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
     finally:
         broker.stop()
