@@ -112,16 +112,20 @@ def client_interface(ap_interface: str) -> str | None:
     return next((n for n in names if n.startswith("wlan") and n != ap_interface), None)
 
 
+def supplicant_conf(network_ssid: str, psk: str) -> str:
+    """wpa_supplicant's configuration for joining the AP with WPA2 (RSN, CCMP) only."""
+    escaped = psk.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        f'network={{\n  ssid="{network_ssid}"\n  psk="{escaped}"\n'
+        "  key_mgmt=WPA-PSK\n  proto=RSN\n  pairwise=CCMP\n}\n"
+    )
+
+
 def supplicant(
     interface: str, network_ssid: str, psk: str, run_dir: Path
 ) -> subprocess.Popen[bytes]:
     conf = run_dir / f"selftest-{interface}.conf"
-    escaped = psk.replace("\\", "\\\\").replace('"', '\\"')
-    conf.write_text(
-        f'network={{\n  ssid="{network_ssid}"\n  psk="{escaped}"\n'
-        "  key_mgmt=WPA-PSK\n  proto=RSN\n  pairwise=CCMP\n}\n",
-        encoding="utf-8",
-    )
+    conf.write_text(supplicant_conf(network_ssid, psk), encoding="utf-8")
     conf.chmod(0o600)
     return subprocess.Popen(
         ["wpa_supplicant", "-i", interface, "-D", "nl80211", "-c", str(conf)],

@@ -28,10 +28,10 @@ import pytest
 
 from gateway.appliance.render import dnsmasq_conf, hostapd_conf, mosquitto_conf
 from gateway.appliance.secrets import Secrets, passphrase, secrets_dir, ssid
+from gateway.appliance.selftest import authorized_stations, supplicant_conf
 from gateway.config.model import AccessPointConfig, BrokerConfig, CoordinatorConfig, GatewayConfig
 from gateway.mosquitto import find_mosquitto
 from gateway.processes import stop_process, with_parent_death_signal
-from gateway.wifi.hostapd_client import HostapdClient
 from tests.appliance.conftest import provision
 from tests.wifi.room import (
     DhcpRefusedError,
@@ -119,12 +119,8 @@ class Gateway:
         """wpa_supplicant for the station in ``namespace``, with the AP's name and passphrase
         (as gateway/appliance/selftest.py joins it)."""
         ap = self.config.access_point
-        psk = passphrase(ap, self.secrets).replace("\\", "\\\\").replace('"', '\\"')
         conf = self.workdir / f"{namespace}.conf"
-        conf.write_text(
-            f'network={{\n  ssid="{ssid(ap, self.secrets)}"\n  psk="{psk}"\n'
-            "  key_mgmt=WPA-PSK\n  proto=RSN\n  pairwise=CCMP\n}\n"
-        )
+        conf.write_text(supplicant_conf(ssid(ap, self.secrets), passphrase(ap, self.secrets)))
         interface = self.room.station_interface
         argv = ["wpa_supplicant", "-i", interface, "-D", "nl80211", "-c", str(conf)]
         self._spawn(namespace, argv, f"{namespace}.log")
@@ -331,17 +327,6 @@ async def test_a_room_of_boards_get_leases_and_broker_connections(
     assert "no address available" in gateway.dnsmasq_log.read_text()
 
 
-async def authorized(ctrl: Path, count: int, timeout: float) -> set[str]:
-    """The stations hostapd has authorized once ``count`` are, or when ``timeout`` ends."""
-    deadline = time.monotonic() + timeout
-    async with HostapdClient.connect(str(ctrl), timeout=5) as hostapd:
-        while True:
-            macs = {str(s.mac) for s in await hostapd.stations() if s.authorized}
-            if len(macs) >= count or time.monotonic() > deadline:
-                return macs
-            await asyncio.sleep(0.2)
-
-
 async def test_wpa2_stations_associate_lease_and_connect(
     radio_room: Room, radio_gateway: Gateway
 ) -> None:
@@ -350,10 +335,10 @@ async def test_wpa2_stations_associate_lease_and_connect(
     boards = [room.add_station() for _ in range(RADIO_STATIONS)]
     for ns in boards:
         gateway.supplicant(ns)
-    assert len(await authorized(ctrl, RADIO_STATIONS, ASSOCIATE_TIMEOUT)) == RADIO_STATIONS, (
-        gateway.logs()
-    )
+    assert (
+        len(await authorized_stations(ctrl, RADIO_STATIONS, ASSOCIATE_TIMEOUT)) == RADIO_STATIONS
+    ), gateway.logs()
     await leases_and_connections(room, gateway, boards)
     # max_num_sta: hostapd refuses one station more.
     gateway.supplicant(room.add_station())
-    assert len(await authorized(ctrl, RADIO_STATIONS + 1, 10.0)) == RADIO_STATIONS
+    assert len(await authorized_stations(ctrl, RADIO_STATIONS + 1, 10.0)) == RADIO_STATIONS
