@@ -216,14 +216,10 @@ def _apply(
     config: GatewayConfig, request: Any, reload: Reload, owners: Owners, downloads: _Downloads
 ) -> int:
     what = str(request)[:200]
-    if not isinstance(request, Mapping) or request.get("action") not in ACTIONS:
-        log.error("device request refused: %s: not {'action': add|remove|show, 'role': ...}", what)
-        return 0
-    action, role = request["action"], request.get("role")
     try:
-        if not isinstance(role, str):
-            raise GatewayError("'role' must be a string")
-        check_role(role)
+        if not isinstance(request, Mapping) or request.get("action") not in ACTIONS:
+            raise GatewayError("not {'action': add|remove|show, 'role': ...}")
+        action, role = request["action"], _role_of(request)
     except GatewayError as exc:
         log.error("device request refused: %s: %s", what, exc)
         return 0
@@ -234,12 +230,26 @@ def _apply(
         else:
             _add_or_show(config, action, role, reload=reload, owners=owners, downloads=downloads)
     except GatewayError as exc:
-        problem = str(exc).replace("\n", "; ")
-        log.error("device %r: %s failed: %s", role, action, problem)
-        downloads.put(role, ".error", problem + "\n")
+        downloads.put(role, ".error", _failed(role, action, exc) + "\n")
         return 0
     log.info("device %r: %s done", role, action)
     return 1
+
+
+def _role_of(request: Mapping[str, Any]) -> str:
+    """A request's role, checked (GatewayError says what is wrong with it)."""
+    role = request.get("role")
+    if not isinstance(role, str):
+        raise GatewayError("'role' must be a string")
+    check_role(role)
+    return role
+
+
+def _failed(role: str, action: str, exc: GatewayError) -> str:
+    """The one log line for a request that failed; its problem on one line, for the answer."""
+    problem = str(exc).replace("\n", "; ")
+    log.error("device %r: %s failed: %s", role, action, problem)
+    return problem
 
 
 def _add_or_show(
@@ -287,16 +297,13 @@ def _provision(
     config: GatewayConfig, request: Any, reload: Reload, owners: Owners, results: _Downloads
 ) -> int:
     what = str(request)[:200]
-    request_id = request.get("request") if isinstance(request, Mapping) else None
-    role = request.get("role") if isinstance(request, Mapping) else None
     try:
         if not isinstance(request, Mapping) or request.get("action") not in SERIAL_BRIDGE.actions:
             raise GatewayError("not {'action': 'provision', 'role': ..., 'request': ...}")
+        request_id = request.get("request")
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
             raise GatewayError("'request' must be a string of 1-64 characters")
-        if not isinstance(role, str):
-            raise GatewayError("'role' must be a string")
-        check_role(role)
+        role = _role_of(request)
     except GatewayError as exc:
         log.error("provision request refused: %s: %s", what, exc)
         return 0
@@ -304,8 +311,7 @@ def _provision(
     try:
         sketch, existing, warning = _credentials_for(config, role, reload, owners)
     except GatewayError as exc:
-        problem = str(exc).replace("\n", "; ")
-        log.error("device %r: provision failed: %s", role, problem)
+        problem = _failed(role, "provision", exc)
         results.put(role, ".json", json.dumps({**answer, "problem": problem}) + "\n")
         return 0
     answer.update(asdict(credentials_of(sketch)), existing=existing, warning=warning)
