@@ -121,22 +121,24 @@ struct Rig {
     broker(subacks);
   }
 
-  // A QoS 1 message to the `interval` inport with packet id `id`.
-  void deliver(uint8_t id, char digit) {
-    const uint8_t publish[] = {0x32, 2 + 19 + 2 + 1,
-                               0,    19,
-                               'k',  'i',
-                               't',  '/',
-                               's',  'e',
-                               'n',  's',
-                               'o',  'r',
-                               '/',  'i',
-                               'n',  't',
-                               'e',  'r',
-                               'v',  'a',
-                               'l',  0,
-                               id,   static_cast<uint8_t>(digit)};
-    client.script(publish, sizeof publish);
+  // A QoS 1 PUBLISH to the `interval` inport with packet id `id`, byte by byte as the broker
+  // sends it (not through the codec under test); the test loops the participant.
+  void deliver(uint16_t id, const char* payload) {
+    static const char kTopic[] = "kit/sensor/interval";
+    const size_t topicLength = sizeof kTopic - 1, payloadLength = strlen(payload);
+    uint8_t publish[64];
+    REQUIRE(4 + topicLength + 2 + payloadLength <= sizeof publish);
+    size_t n = 0;
+    publish[n++] = 0x32;
+    publish[n++] = static_cast<uint8_t>(2 + topicLength + 2 + payloadLength);
+    publish[n++] = 0;
+    publish[n++] = static_cast<uint8_t>(topicLength);
+    memcpy(publish + n, kTopic, topicLength);
+    n += topicLength;
+    publish[n++] = static_cast<uint8_t>(id >> 8);
+    publish[n++] = static_cast<uint8_t>(id & 0xFF);
+    memcpy(publish + n, payload, payloadLength);
+    client.script(publish, n + payloadLength);
   }
   uint8_t subacks[10] = {};
 };
@@ -214,22 +216,8 @@ TEST_CASE("mqtt: the role defaults to the component; no chip id, the id is the r
 TEST_CASE("mqtt: messages to inports reach their callbacks and QoS 1 ones are acknowledged") {
   Rig rig;
   rig.connect();
-  const uint8_t publish[] = {0x32, 2 + 19 + 2 + 4,
-                             0,    19,
-                             'k',  'i',
-                             't',  '/',
-                             's',  'e',
-                             'n',  's',
-                             'o',  'r',
-                             '/',  'i',
-                             'n',  't',
-                             'e',  'r',
-                             'v',  'a',
-                             'l',  0x01,
-                             0x02, '5',
-                             '0',  '0',
-                             '0'};
-  rig.broker(publish);
+  rig.deliver(0x0102, "5000");
+  rig.participant.loop();
   CHECK(rig.in.calls == 1);
   CHECK(strcmp(rig.in.text, "5000") == 0);
   const Seen puback = rig.next();
@@ -498,9 +486,9 @@ TEST_CASE("mqtt: settled once the SUBACKs are in and every send is acknowledged,
   rig.connectHolding(true);
   CHECK_FALSE(rig.mqtt.settled());  // the SUBACKs are the barrier
   // The session's queued messages come before the SUBACKs (fewer than the broker's window).
-  rig.deliver(1, '1');
-  rig.deliver(2, '2');
-  rig.deliver(3, '3');
+  rig.deliver(1, "1");
+  rig.deliver(2, "2");
+  rig.deliver(3, "3");
   rig.participant.loop();
   CHECK(rig.in.calls == 3);
   CHECK_FALSE(rig.mqtt.settled());
@@ -530,8 +518,8 @@ TEST_CASE("mqtt: a full window before the barrier's answer: a PINGREQ barrier af
   c.brokerInflight = 2;
   Rig rig(c);
   rig.connectHolding(true);
-  rig.deliver(1, '1');
-  rig.deliver(2, '2');  // the window is full: more may wait for these PUBACKs
+  rig.deliver(1, "1");
+  rig.deliver(2, "2");  // the window is full: more may wait for these PUBACKs
   rig.broker(rig.subacks);
   CHECK(rig.next().type() == PacketType::Puback);
   CHECK(rig.next().type() == PacketType::Puback);
@@ -540,7 +528,7 @@ TEST_CASE("mqtt: a full window before the barrier's answer: a PINGREQ barrier af
   CHECK(rig.mqtt.counters().barriers == 1);
   CHECK_FALSE(rig.mqtt.settled());  // until its PINGRESP
   CHECK(rig.idle());
-  rig.deliver(3, '3');  // released by the PUBACKs, before the PINGRESP
+  rig.deliver(3, "3");  // released by the PUBACKs, before the PINGRESP
   rig.broker(kPingresp);
   CHECK(rig.in.calls == 3);
   CHECK(rig.next().type() == PacketType::Puback);
@@ -558,7 +546,7 @@ TEST_CASE("mqtt: the barrier's PINGRESP is its own, not a keepalive PINGREQ's be
   fake::advanceMillis(30000);
   rig.participant.loop();
   CHECK(rig.next().header == 0xC0);  // keepalive
-  rig.deliver(1, '1');
+  rig.deliver(1, "1");
   rig.participant.loop();
   CHECK(rig.next().type() == PacketType::Puback);
   CHECK_FALSE(rig.mqtt.settled());
@@ -576,14 +564,14 @@ TEST_CASE("mqtt: barrier rounds are bounded; the rest stays in the session for t
   rig.connect(true);
   uint8_t id = 1;
   for (int round = 0; round < MqttTransportBase::kMaxBarrierRounds; ++round) {
-    rig.deliver(id++, '1');
+    rig.deliver(id++, "1");
     rig.participant.loop();
     CHECK(rig.next().type() == PacketType::Puback);
     CHECK_FALSE(rig.mqtt.settled());
     CHECK(rig.next().header == 0xC0);
     rig.broker(kPingresp);
   }
-  rig.deliver(id++, '1');
+  rig.deliver(id++, "1");
   rig.participant.loop();
   CHECK(rig.next().type() == PacketType::Puback);
   CHECK(rig.mqtt.settled());
