@@ -72,54 +72,25 @@ def packets() -> list[dict[str, Any]]:
         ("device info request", 3, b"\x03\x00", {"kind": "rpc", "command": 3, "data": ""}),
         ("broker query", 3, b"\xf0\x00", {"kind": "rpc", "command": 240, "data": ""}),
     ]
-    # Improv's own example of the WiFi command.
-    example = strings("MyWirelessAP", "mysecurepassword")
-    assert example[0] == 0x0C and len(example) == 0x1E
-    cases.append(
-        (
-            "wifi settings (Improv's example)",
-            3,
-            bytes([1, len(example)]) + example,
-            {
-                "kind": "rpc",
-                "command": 1,
-                "data": example.hex(),
-                "strings": ["MyWirelessAP", "mysecurepassword"],
-            },
+    # Improv's own example of the WiFi command first.
+    example = ("MyWirelessAP", "mysecurepassword")
+    assert strings(*example)[0] == 0x0C and len(strings(*example)) == 0x1E
+    commands: list[tuple[str, tuple[str, ...], int]] = [
+        ("wifi settings (Improv's example)", example, 1),
+        ("wifi settings", WIFI, 1),
+        ("broker settings", BROKER, 240),
+        ("wifi settings, UTF-8", ("Küche ☕", "pass wörd"), 1),
+    ]
+    for name, texts, command in commands:
+        data = strings(*texts)
+        cases.append(
+            (
+                name,
+                3,
+                bytes([command, len(data)]) + data,
+                {"kind": "rpc", "command": command, "data": data.hex(), "strings": list(texts)},
+            )
         )
-    )
-    wifi = strings(*WIFI)
-    cases.append(
-        (
-            "wifi settings",
-            3,
-            bytes([1, len(wifi)]) + wifi,
-            {"kind": "rpc", "command": 1, "data": wifi.hex(), "strings": list(WIFI)},
-        )
-    )
-    broker = strings(*BROKER)
-    cases.append(
-        (
-            "broker settings",
-            3,
-            bytes([0xF0, len(broker)]) + broker,
-            {"kind": "rpc", "command": 240, "data": broker.hex(), "strings": list(BROKER)},
-        )
-    )
-    unicode = strings("Küche ☕", "pass wörd")
-    cases.append(
-        (
-            "wifi settings, UTF-8",
-            3,
-            bytes([1, len(unicode)]) + unicode,
-            {
-                "kind": "rpc",
-                "command": 1,
-                "data": unicode.hex(),
-                "strings": ["Küche ☕", "pass wörd"],
-            },
-        )
-    )
     for name, texts, command in (
         ("result empty", (), 1),
         ("result url", ("http://192.168.4.20",), 1),
