@@ -33,6 +33,15 @@ void describe(PacketDecoder::Event event, const PacketDecoder& decoder, char* ou
   snprintf(out + used, size - used, "%s%s", used ? "," : "", item);
 }
 
+// The events a fresh decoder reports for the bytes of `hex`, appended to `out`.
+void decodeEvents(const char* hex, char* out, size_t size) {
+  const Bytes wire = unhex(hex);
+  PacketDecoder decoder;
+  for (size_t k = 0; k < wire.length; ++k) {
+    describe(decoder.push(wire.data[k]), decoder, out, size);
+  }
+}
+
 // A store in RAM that counts its saves.
 class MemoryStore : public CredentialStore {
  public:
@@ -116,12 +125,8 @@ TEST_CASE("improv: bad checksums and versions are reported; bad bodies are the r
   for (size_t i = 0; i < pv::kInvalidCount; ++i) {
     const pv::Invalid& vector = pv::kInvalid[i];
     INFO(vector.name);
-    const Bytes wire = unhex(vector.wire);
-    PacketDecoder decoder;
     char events[128] = "";
-    for (size_t k = 0; k < wire.length; ++k) {
-      describe(decoder.push(wire.data[k]), decoder, events, sizeof events);
-    }
+    decodeEvents(vector.wire, events, sizeof events);
     if (strcmp(vector.error, "bad_body") == 0) {
       CHECK(strncmp(events, "packet:", 7) == 0);  // the layout is checked by the service
     } else {
@@ -134,12 +139,8 @@ TEST_CASE("improv: streams with log output between packets") {
   for (size_t i = 0; i < pv::kStreamsCount; ++i) {
     const pv::Stream& vector = pv::kStreams[i];
     INFO(vector.name);
-    const Bytes wire = unhex(vector.wire);
-    PacketDecoder decoder;
     char events[256] = "";
-    for (size_t k = 0; k < wire.length; ++k) {
-      describe(decoder.push(wire.data[k]), decoder, events, sizeof events);
-    }
+    decodeEvents(vector.wire, events, sizeof events);
     CHECK(strcmp(events, vector.events) == 0);
   }
 }
