@@ -13,6 +13,7 @@ boot test, under QEMU with Debian's kernel, is where CI has them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import shutil
@@ -241,33 +242,31 @@ def radio_room() -> Iterator[Room]:
         made.close()
 
 
-async def start_gateway(room: Room, stations: int) -> tuple[Gateway, Path]:
+@contextlib.asynccontextmanager
+async def gateway_in(room: Room, stations: int) -> AsyncIterator[Gateway]:
+    """The gateway for ``room``, sized for ``stations``, until the block ends."""
     # Not pytest's tmp_path: first boot's files, sockets and logs, kept short and private.
     workdir = Path(tempfile.mkdtemp(prefix="gw-room-"))
     config = room_config(workdir / "data", stations)
     running = Gateway(room, config, provision(config, workdir), workdir)
     running.start()
-    return running, workdir
+    try:
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
 async def gateway(room: Room) -> AsyncIterator[Gateway]:
-    running, workdir = await start_gateway(room, STATIONS)
-    try:
+    async with gateway_in(room, STATIONS) as running:
         yield running
-    finally:
-        running.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
 async def radio_gateway(radio_room: Room) -> AsyncIterator[Gateway]:
-    running, workdir = await start_gateway(radio_room, RADIO_STATIONS)
-    try:
+    async with gateway_in(radio_room, RADIO_STATIONS) as running:
         yield running
-    finally:
-        running.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def leases_and_connections(room: Room, gateway: Gateway, boards: list[str]) -> None:
