@@ -209,6 +209,20 @@ def device() -> list[dict[str, Any]]:
     (unprovisioned, joining, provisioned)."""
     broker = strings(*BROKER)
     wifi = strings(*WIFI)
+    # A provisioned board, asked for its state and its role: the same whether it was just
+    # provisioned or booted with stored credentials.
+    asked_when_provisioned = [
+        {
+            "send": rpc(2).hex(),
+            "expect": (error(0) + state(4) + result(1)).hex(),
+            "state": "provisioned",
+        },
+        {
+            "send": rpc(0xF0).hex(),
+            "expect": (error(0) + result(0xF0, "1", "lab/sensor")).hex(),
+            "state": "provisioned",
+        },
+    ]
     return [
         {
             "name": "unprovisioned board, provisioned by the gateway",
@@ -240,16 +254,7 @@ def device() -> list[dict[str, Any]]:
                     "state": "joining",
                 },
                 {"call": "joined", "expect": (state(4) + result(1)).hex(), "state": "provisioned"},
-                {
-                    "send": rpc(2).hex(),
-                    "expect": (error(0) + state(4) + result(1)).hex(),
-                    "state": "provisioned",
-                },
-                {
-                    "send": rpc(0xF0).hex(),
-                    "expect": (error(0) + result(0xF0, "1", "lab/sensor")).hex(),
-                    "state": "provisioned",
-                },
+                *asked_when_provisioned,
             ],
         },
         {
@@ -314,16 +319,7 @@ def device() -> list[dict[str, Any]]:
             "name": "a board that booted with stored credentials",
             "stored": True,
             "steps": [
-                {
-                    "send": rpc(2).hex(),
-                    "expect": (error(0) + state(4) + result(1)).hex(),
-                    "state": "provisioned",
-                },
-                {
-                    "send": rpc(0xF0).hex(),
-                    "expect": (error(0) + result(0xF0, "1", "lab/sensor")).hex(),
-                    "state": "provisioned",
-                },
+                *asked_when_provisioned,
             ],
         },
     ]
