@@ -122,13 +122,20 @@ def build(examples: list[str], build_dir: Path, jobs: int, lto: bool = True) -> 
     core = build_dir / "core.a"
     core.unlink(missing_ok=True)
     run(["avr-gcc-ar", "rcs", str(core), *map(str, objects[: len(core_sources)])])
-    library = objects[len(core_sources) : len(core_sources) + len(lib_sources)]
+    # An archive, as the IDE makes of a library with dot_a_linkage=true (library.properties):
+    # the linker takes only the objects a sketch uses. Linked as loose objects, MsgfloMqtt.o
+    # would come along with IPAddress's static constructor (INADDR_NONE, from the core's
+    # Client.h) and about 400 B of Print code that a serial-only sketch never calls.
+    library = build_dir / "library.a"
+    library.unlink(missing_ok=True)
+    lib_objects = objects[len(core_sources) : len(core_sources) + len(lib_sources)]
+    run(["avr-gcc-ar", "rcs", str(library), *map(str, lib_objects)])
     sizes = []
     for sketch, obj in zip(sketches, objects[len(core_sources) + len(lib_sources) :], strict=True):
         elf = build_dir / sketch.stem / f"{sketch.stem}.elf"
         link = ["avr-gcc", "-Os", f"-mmcu={MCU}", "-Wl,--gc-sections", "-o", str(elf)]
         link += ["-flto", "-fuse-linker-plugin"] if lto else []
-        run([*link, str(obj), *map(str, library), str(core), "-lm"])
+        run([*link, str(obj), str(library), str(core), "-lm"])
         text, data, bss = section_sizes(elf)
         sizes.append(Size(sketch.stem, text + data, data + bss, text, data, bss))
     return sizes

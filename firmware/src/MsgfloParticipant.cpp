@@ -26,6 +26,7 @@ void optionalMember(JsonWriter& json, const char* key, FlashText value) {
   if (!empty(value)) json.key(flash(key)).string(value);
 }
 
+// One port object; `extras` adds the transport's keys (the MQTT queue) before its end.
 void writePort(JsonWriter& json, FlashText id, FlashText type, bool inport,
                const DescriptionExtras* extras) {
   json.beginObject();
@@ -147,16 +148,17 @@ void Participant::describe(JsonWriter& json, const DescriptionExtras* extras) co
   json.key(flash(kComponentKey)).string(component());
   optionalMember(json, kLabelKey, label_);
   optionalMember(json, kIconKey, icon_);
-  json.key(flash(kInportsKey)).beginArray();
-  for (uint8_t i = 0; i < inportCount_; ++i) {
-    writePort(json, inports_[i].id, inports_[i].type, true, extras);
+  // One loop for both lists: 30 B less on an AVR than two, and ButtonLed must fit in 8 KB.
+  for (uint8_t list = 0; list < 2; ++list) {
+    const bool in = list == 0;
+    json.key(flash(in ? kInportsKey : kOutportsKey)).beginArray();
+    const uint8_t count = in ? inportCount_ : outportCount_;
+    for (uint8_t i = 0; i < count; ++i) {
+      const FlashText id = in ? inports_[i].id : outports_[i].id;
+      writePort(json, id, in ? inports_[i].type : outports_[i].type, in, extras);
+    }
+    json.endArray();
   }
-  json.endArray();
-  json.key(flash(kOutportsKey)).beginArray();
-  for (uint8_t i = 0; i < outportCount_; ++i) {
-    writePort(json, outports_[i].id, outports_[i].type, false, extras);
-  }
-  json.endArray();
   optionalMember(json, kVersionKey, version_);
   if (extras) extras->tail(json);
   json.endObject();

@@ -7,6 +7,7 @@
 #include "Arduino.h"
 #include "FakeClient.h"
 #include "Msgflo.h"
+#include "MsgfloMqtt.h"
 
 using namespace msgflo;
 using mqtt::PacketType;

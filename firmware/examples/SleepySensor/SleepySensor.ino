@@ -10,6 +10,7 @@
 #include <WiFi.h>
 #endif
 #include <Msgflo.h>
+#include <MsgfloMqtt.h>
 
 // secrets.h, next to this file: the output of `gateway-config device add ROLE` on the gateway
 // (WiFi, broker address and port, this role's MQTT user and password). Keep it out of git.

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "Msgflo.h"
+#include "MsgfloMqtt.h"
 #include "PosixClient.h"
 
 using namespace msgflo;
