@@ -197,14 +197,14 @@ def test_a_role_by_address_adopts_with_one_outport_per_property_and_rssi() -> No
     outcome = registry.observe(advert_of(vector("ATC1441 custom firmware (LYWSD03MMC)")), 0.0)
     assert outcome is not None
     assert outcome.announce
-    definition = outcome.sensor.definition
+    definition = outcome.adopted.definition
     assert definition.role == "kitchen"
     assert definition.component == "ble/LYWSD03MMC/MJWSD05MMC_ATC"
     assert definition.inports == ()
     assert [p.id for p in definition.outports] == ["tempc", "hum", "batt", "volt", "rssi"]
     assert definition.outports[0].queue == "kitchen/tempc"
     assert definition.outports[0].description == "temperature (°C)"
-    assert dict(outcome.reports) == {
+    assert dict(outcome.values) == {
         "tempc": b"32.5",
         "hum": b"62",
         "batt": b"81",
@@ -223,8 +223,8 @@ def test_adopt_rules_match_model_and_name_globs_and_fill_in_the_id() -> None:
     atc = registry.observe(advert_of(vector("ATC1441 custom firmware (LYWSD03MMC)")), 0.0)
     ruuvi = registry.observe(advert_of(vector("RuuviTag data format 5 (RAWv2)")), 0.0)
     nameless = registry.observe(advert_of(vector("pvvx custom firmware, below zero")), 0.0)
-    assert atc is not None and atc.sensor.role == "thermo-d5d498"
-    assert ruuvi is not None and ruuvi.sensor.role == "tag-4c884f"
+    assert atc is not None and atc.adopted.role == "thermo-d5d498"
+    assert ruuvi is not None and ruuvi.adopted.role == "tag-4c884f"
     assert nameless is None  # the name glob ATC_* does not match an advert without a name
     assert [s.id for s in registry.seen(0.0)] == ["A4:C1:38:CF:01:56"]
 
@@ -235,11 +235,11 @@ def test_values_are_sent_when_they_change_and_again_after_the_report_interval() 
     cold = advert_of(vector("ATC1441 custom firmware, below zero"))
     registry.observe(warm, 0.0)
     same = registry.observe(warm, 10.0)
-    assert same is not None and same.reports == () and not same.announce
+    assert same is not None and same.values == () and not same.announce
     changed = registry.observe(cold, 20.0)
-    assert changed is not None and changed.reports == (("tempc", b"-4.5"),)  # rssi: -67 -> -70
+    assert changed is not None and changed.values == (("tempc", b"-4.5"),)  # rssi: -67 -> -70
     late = registry.observe(cold, 330.0)  # tempc sent at 20, the rest at 0
-    assert late is not None and {p for p, _ in late.reports} == {
+    assert late is not None and {p for p, _ in late.values} == {
         "tempc",
         "hum",
         "batt",
@@ -254,8 +254,8 @@ def test_rssi_is_sent_only_when_it_moved_by_a_step() -> None:
     registry.observe(advert_of(v, rssi=-67), 0.0)
     jitter = registry.observe(advert_of(v, rssi=-67 - RSSI_STEP + 1), 1.0)
     moved = registry.observe(advert_of(v, rssi=-67 - RSSI_STEP), 2.0)
-    assert jitter is not None and jitter.reports == ()
-    assert moved is not None and moved.reports == (("rssi", str(-67 - RSSI_STEP).encode()),)
+    assert jitter is not None and jitter.values == ()
+    assert moved is not None and moved.values == (("rssi", str(-67 - RSSI_STEP).encode()),)
 
 
 def test_an_adopted_device_decoding_as_another_model_changes_nothing() -> None:

@@ -115,7 +115,7 @@ def test_an_adopted_sensor_has_one_outport_per_field() -> None:
     reg = registry(roles=(("Nexus-TH/1/136", "garden"),))
     report = reg.observe(event(), 0.0)
     assert report is not None and report.announce
-    definition = report.slot.definition
+    definition = report.adopted.definition
     assert definition is not None
     assert definition.component == "rf433/Nexus-TH"
     assert [p.id for p in definition.outports] == ["battery_ok", "temperature_c", "humidity"]
@@ -156,15 +156,15 @@ def test_a_new_field_extends_the_participant() -> None:
     reg.observe(event(), 0.0)
     report = reg.observe(event(battery_ok=None, button=1), 5.0)
     assert report is not None and report.announce
-    assert report.slot.definition is not None
-    assert [p.id for p in report.slot.definition.outports][-1] == "button"
+    assert report.adopted.definition is not None
+    assert [p.id for p in report.adopted.definition.outports][-1] == "button"
 
 
 def test_a_wildcard_key_adopts_the_first_id_of_that_model_and_channel() -> None:
     reg = registry(roles=(("Nexus-TH/1/*", "garden"),))
     assert reg.observe(event(channel=2), 0.0) is None  # another channel
     report = reg.observe(event(id=77), 1.0)
-    assert report is not None and report.slot.holder == "Nexus-TH/1/77"
+    assert report is not None and report.adopted.holder == "Nexus-TH/1/77"
     assert reg.observe(event(id=78), 2.0) is None  # a second id: heard, not adopted
     assert {s.id for s in reg.seen(2.0)} == {"Nexus-TH/2/136", "Nexus-TH/1/78"}
     assert reg.role_for("Nexus-TH/1/5") == "garden"
@@ -183,14 +183,14 @@ def test_a_battery_swap_moves_the_role_to_the_new_id(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.WARNING):
         moved = reg.observe(event(id=201, temperature_C=19.0), 95.0)
     assert moved is not None and moved.announce
-    assert moved.slot.holder == "Nexus-TH/1/201" and moved.slot.role == "garden"
+    assert moved.adopted.holder == "Nexus-TH/1/201" and moved.adopted.role == "garden"
     assert dict(moved.values)["temperature_c"] == b"19.0"
     assert "takes role garden from Nexus-TH/1/136" in caplog.text
     assert '{"Nexus-TH/1/201": garden}' in caplog.text
     assert reg.counts.moved == 1
     # the configured id back: it takes its role back
     back = reg.observe(event(), 200.0)
-    assert back is not None and back.slot.holder == "Nexus-TH/1/136"
+    assert back is not None and back.adopted.holder == "Nexus-TH/1/136"
 
 
 def test_a_neighbours_sensor_on_the_same_channel_never_takes_the_role() -> None:

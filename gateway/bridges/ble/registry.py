@@ -1,9 +1,9 @@
 """What the BLE bridge knows of the devices around it, and what to do with each advert (pure).
 
 :meth:`Registry.observe` takes one :class:`~gateway.bridges.ble.advert.Advert` and answers an
-:class:`Outcome`: the adopted sensor it came from (if any), whether that sensor's participant
-must be announced now, and the values to publish. The driver (``bridge.py``) only carries the
-outcome out.
+:class:`~gateway.bridges.observe.Outcome` (the adopted :class:`Sensor` it came from, whether its
+participant must be announced now, the values to publish) or None. The observing device side
+(:mod:`gateway.bridges.observe`, run by ``bridge.py``) only carries the outcome out.
 
 Memory is bounded whatever the air brings. A busy street has thousands of phones, each with a
 new random address every few minutes, none of which decodes:
@@ -38,6 +38,7 @@ from fnmatch import fnmatchcase
 
 from gateway.bridges.ble.advert import Advert
 from gateway.bridges.ble.decode import Decoder, Model, Property, Reading, Value, details
+from gateway.bridges.observe import Outcome
 from gateway.bridges.seen import SeenDevice
 from gateway.config import BleBridgeConfig
 from gateway.participant.definition import ParticipantDefinition, define
@@ -75,6 +76,10 @@ class Sensor:
     warned_mismatch: bool = False
 
     @property
+    def key(self) -> str:  # the host keeps its participant under its address
+        return self.address
+
+    @property
     def label(self) -> str:
         return f"ble {self.address} ({self.role})"
 
@@ -94,13 +99,6 @@ class Sensor:
         for port, payload in out:
             self.sent[port] = (payload, now)
         return out
-
-
-@dataclass(frozen=True)
-class Outcome:
-    sensor: Sensor  # the adopted device the advert came from
-    announce: bool  # its participant is new: announce it before sending
-    reports: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ class Registry:
 
     # -- adverts ---------------------------------------------------------------------------------
 
-    def observe(self, advert: Advert, now: float) -> Outcome | None:
+    def observe(self, advert: Advert, now: float) -> Outcome[Sensor] | None:
         """What to do with ``advert`` heard at ``now`` (monotonic seconds); None: nothing."""
         self.counts.adverts += 1
         if advert.address in self.gatt:

@@ -37,8 +37,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from gateway.bridges import observe
 from gateway.bridges.ble.advert import Advert, BadAdvertError, from_bleak, parse_replay_line
 from gateway.config import BleBridgeConfig
 from gateway.transport.backoff import Backoff
@@ -53,8 +54,7 @@ MAIN_CONF = Path("/etc/bluetooth/main.conf")
 SLOT_MS = 0.625  # BlueZ's [LE] scan values are in the controller's 0.625 ms slots
 
 
-class Source(Protocol):
-    async def run(self, deliver: Deliver) -> None: ...
+Source = observe.Source[Advert]  # what the bridge listens to: a scanner, or a replay
 
 
 class Complaints:

@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.bridges.rf433.bridge import Source
+    from gateway.bridges.observe import Source
+    from gateway.bridges.rf433.events import RadioEvent
     from gateway.bridges.run import DeviceSide
     from gateway.config import Rf433BridgeConfig
 
 
-def device_side(section: Rf433BridgeConfig, source: Source | None = None) -> DeviceSide:
+def device_side(section: Rf433BridgeConfig, source: Source[RadioEvent] | None = None) -> DeviceSide:
     """The bridge's device side for ``section``: rtl_433 on the dongle, or on the section's
     replay files, unless another source is given."""
     from gateway.bridges.host import BridgeHost

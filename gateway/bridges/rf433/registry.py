@@ -1,8 +1,9 @@
 """What the 433 MHz bridge knows of the devices it hears, and what to do with each event (pure).
 
 :meth:`Registry.observe` takes one :class:`~gateway.bridges.rf433.events.RadioEvent` and answers
-a :class:`Report` (the adopted device it belongs to, whether its participant must be announced,
-the values to send) or None. The driver (``bridge.py``) only carries the report out.
+an :class:`~gateway.bridges.observe.Outcome` (the :class:`Slot` of the role it belongs to,
+whether its participant must be announced, the values to send) or None. The observing device
+side (:mod:`gateway.bridges.observe`, run by ``bridge.py``) only carries the outcome out.
 
 Adoption. ``bridges.rf433.roles`` maps device keys to roles; nothing else is announced. Each
 role is a :class:`Slot` that one device key holds at a time:
@@ -49,6 +50,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from gateway.bridges.observe import Outcome
 from gateway.bridges.rf433.events import RadioEvent, Value, split_key
 from gateway.bridges.seen import SeenDevice, adopt_line
 from gateway.config import Rf433BridgeConfig
@@ -95,15 +97,14 @@ class Slot:
         return self.pattern.endswith("/" + WILDCARD)
 
     @property
+    def key(self) -> str:
+        """The host keeps its participant under the role: a device whose id changed (an id
+        swap) is the same participant."""
+        return self.role
+
+    @property
     def label(self) -> str:
         return f"rf433 {self.holder or self.pattern} ({self.role})"
-
-
-@dataclass(frozen=True)
-class Report:
-    slot: Slot
-    announce: bool  # the definition is new or changed: announce it before sending
-    values: tuple[tuple[str, bytes], ...] = ()  # empty: a repeat, the device is only alive
 
 
 @dataclass
@@ -128,7 +129,9 @@ class Registry:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def observe(self, event: RadioEvent, now: float, wall: float | None = None) -> Report | None:
+    def observe(
+        self, event: RadioEvent, now: float, wall: float | None = None
+    ) -> Outcome[Slot] | None:
         """What to do with ``event`` heard at ``now`` (monotonic seconds; ``wall``: epoch)."""
         self.counts.events += 1
         key = event.key
@@ -222,13 +225,13 @@ class Registry:
         group = key.rsplit("/", 1)[0]
         return self._windows.get(key, self._windows.get(f"{group}/{WILDCARD}", self.section.window))
 
-    def _report(self, slot: Slot, event: RadioEvent, now: float) -> Report:
+    def _report(self, slot: Slot, event: RadioEvent, now: float) -> Outcome[Slot]:
         content = _content(event)
         window = self.window(event.key)
         if content == slot.last_content and now - slot.last_time < window:
             slot.last_time = now  # sliding: a held button is one message
             self.counts.repeats += 1
-            return Report(slot, announce=slot.definition is None)
+            return Outcome(slot, announce=slot.definition is None)  # a repeat: only alive
         slot.last_content, slot.last_time = content, now
         announce = self._extend(slot, event)
         values = tuple(
@@ -236,7 +239,7 @@ class Registry:
             for name, value in event.fields
             if _port(name) in slot.ports
         )
-        return Report(slot, announce, values)
+        return Outcome(slot, announce, values)
 
     def _extend(self, slot: Slot, event: RadioEvent) -> bool:
         """Add the event's new fields as ports; True when the definition changed."""
