@@ -77,39 +77,31 @@ from typing import Any
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
-from bench.common import ROOT, machine, markdown_table, median, rss_mb, run_seconds
+from bench.common import (
+    ROOT,
+    SETTLE,
+    CountingSubscriber,
+    hosted,
+    machine,
+    markdown_table,
+    median,
+    rss_mb,
+    run_seconds,
+    wait_for,
+)
 from gateway.bridges.ble.advert import Advert, parse_replay_line
-from gateway.bridges.ble.bridge import QUEUE, BleBridge
+from gateway.bridges.ble.bridge import BleBridge
 from gateway.bridges.ble.decode import Decoder, _theengs, decoder_inputs
 from gateway.bridges.ble.registry import Registry
 from gateway.bridges.ble.sources import BleakSource
-from gateway.bridges.host import BridgeHost
-from gateway.broker import parse_broker_url
+from gateway.bridges.observe import QUEUE
 from gateway.config import BleBridgeConfig
 from gateway.mosquitto import Mosquitto
-from gateway.transport import Transport, open_transport
+from gateway.transport import Transport
 
 VECTORS = ROOT / "tests" / "vectors" / "ble_adverts.json"
 WINDOW = QUEUE // 4  # adverts delivered and not yet handled, at most
 CHUNK = 1000  # adverts a stage takes in one turn (module docstring)
-SETTLE = 10.0  # seconds for the bridge to start, or for the last advert to be handled
-SUBSCRIBER = """
-import sys
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-count = 0
-def on_message(client, userdata, message):
-    global count
-    count += 1
-def on_connect(client, userdata, flags, reason, properties):
-    client.subscribe("+/+", 0)
-client = paho.Client(CallbackAPIVersion.VERSION2)
-client.on_message, client.on_connect = on_message, on_connect
-client.connect(sys.argv[1], int(sys.argv[2]))
-client.loop_start()
-for line in sys.stdin:
-    print(count, flush=True)
-"""
 
 
 # -- adverts ---------------------------------------------------------------------------------------
@@ -271,14 +263,6 @@ class Running:
     transport: Transport
 
 
-async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench.ble: {what} did not happen within {seconds:.0f} s")
-        await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def bridge_on(url: str, section: BleBridgeConfig) -> AsyncIterator[Running]:
     """The BLE bridge as ``msgflo-ble`` runs it (``BridgeHost``, ``BleBridge``, ``BleakSource``)
@@ -286,18 +270,9 @@ async def bridge_on(url: str, section: BleBridgeConfig) -> AsyncIterator[Running
     radio = Radio()
     source = BleakSource(section, backend=radio.backend(), main_conf=None)
     bridge = BleBridge(section, source)
-    async with open_transport(parse_broker_url(url), client_id="msgflo-ble-bench") as transport:
-        async with asyncio.timeout(SETTLE):
-            await transport.wait_connected()
-        host = BridgeHost("ble", transport, period=section.period)
-        task = asyncio.create_task(host.run(bridge.run))
-        try:
-            await wait_for(lambda: bool(radio.scanners), SETTLE, "the scanner's start")
-            yield Running(bridge, radio, transport)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with hosted(url, "ble", bridge.run, section.period, "msgflo-ble-bench") as transport:
+        await wait_for(lambda: bool(radio.scanners), SETTLE, "the scanner's start")
+        yield Running(bridge, radio, transport)
 
 
 async def feed(
@@ -348,42 +323,6 @@ async def path_round(
         (bridge.sent - sent) / done,
         done,
     )
-
-
-class Subscriber:
-    """Counts, in a process of its own, what the bridge published on ``role/port`` topics."""
-
-    def __init__(self, broker: Mosquitto) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SUBSCRIBER, "127.0.0.1", str(broker.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def count(self) -> int:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write("?\n")
-        self.process.stdin.flush()
-        return int(self.process.stdout.readline())
-
-    async def wait_count(self, expected: int, seconds: float) -> int:
-        deadline = time.monotonic() + seconds
-        found = self.count()
-        while found < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            found = self.count()
-        return found
-
-    def close(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process.stdout.close()
 
 
 def section_adopting(raw: Sequence[dict[str, Any]]) -> BleBridgeConfig:
@@ -441,9 +380,10 @@ async def throughput(
     section = section_adopting(all_raw["changing"])
     results = {name: Stages() for name in all_raw}
     broker_pid = broker.pid or 0
-    subscriber = Subscriber(broker)
+    subscriber = CountingSubscriber(broker)
     profile_text = None
     try:
+        subscriber.wait_ready()
         async with bridge_on(broker.url, section) as running:
             # Every sensor adopted and announced before anything is measured.
             await feed(running, lambda i: bleak_pair(all_raw["changing"][i]), 11, SETTLE)

@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: /proc readers, statistics, Markdown tables, a
-private broker without ``set_tcp_nodelay``, the machine's description and the single-threaded
-paho load generator that drives every MQTT path.
+private broker without ``set_tcp_nodelay``, the machine's description, the single-threaded
+paho load generator that drives every MQTT path, and a bridge's device side hosted on a broker
+with a subscriber process counting what it publishes (the bridge benches).
 
 Run the scripts as modules from the repository root (``.venv/bin/python -m bench.coordinator``):
 ``bench`` is a package there; the editable install of the project only provides ``gateway``.
@@ -8,6 +9,7 @@ Run the scripts as modules from the repository root (``.venv/bin/python -m bench
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,11 @@ import paho.mqtt.client as paho
 from paho.mqtt import __version__ as paho_version
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from gateway.bridges.host import BridgeHost
+from gateway.bridges.run import DeviceSide
+from gateway.broker import parse_broker_url
 from gateway.mosquitto import Mosquitto, find_mosquitto
+from gateway.transport import Transport, open_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's scripts (msgflo, msgflo-python, ...)
@@ -515,3 +521,106 @@ def round_trip_figures(
         "duplicates": flood.duplicates + pings.duplicates,
         "corrupt": flood.corrupt + pings.corrupt,
     }
+
+
+# -- a bridge on a broker (bench.ble, bench.rf433) ---------------------------------------------
+
+SETTLE = 10.0  # s for a broker connection, a bridge's start, a subscriber's answer
+COUNTER = """
+import sys
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+count = 0
+def on_message(client, userdata, message):
+    global count
+    count += 1
+def on_connect(client, userdata, flags, reason, properties):
+    client.subscribe("+/+", 0)
+def on_subscribe(client, userdata, mid, reasons, properties):
+    print("ready", flush=True)
+client = paho.Client(CallbackAPIVersion.VERSION2)
+client.on_message, client.on_connect = on_message, on_connect
+client.on_subscribe = on_subscribe
+client.connect(sys.argv[1], int(sys.argv[2]))
+client.loop_start()
+for line in sys.stdin:
+    print(count, flush=True)
+"""
+
+
+async def wait_for(
+    condition: Callable[[], bool], seconds: float, what: str, poll: float = 0.01
+) -> None:
+    """Until ``condition()``; SystemExit naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {what} did not happen within {seconds:.0f} s")
+        await asyncio.sleep(poll)
+
+
+@contextlib.asynccontextmanager
+async def hosted(
+    url: str, name: str, side: DeviceSide, period: float, client_id: str
+) -> AsyncIterator[Transport]:
+    """Bridge ``name``'s device side ``side`` in a ``BridgeHost`` on the broker at ``url``, as
+    ``gateway.bridges.run`` runs it; the transport is yielded connected, the host stopped on
+    leaving."""
+    async with open_transport(parse_broker_url(url), client_id=client_id) as transport:
+        async with asyncio.timeout(SETTLE):
+            await transport.wait_connected()
+        host = BridgeHost(name, transport, period=period)
+        task = asyncio.create_task(host.run(side))
+        try:
+            yield transport
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class CountingSubscriber:
+    """Counts, in a process of its own, what bridges publish on ``role/port`` topics."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", COUNTER, "127.0.0.1", str(broker.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _line(self, seconds: float) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], seconds)
+        if not ready:
+            raise SystemExit("bench: the subscriber does not answer")
+        return self.process.stdout.readline().strip()
+
+    def wait_ready(self) -> None:
+        if self._line(SETTLE) != "ready":
+            raise SystemExit("bench: the subscriber did not subscribe")
+
+    def count(self) -> int:
+        assert self.process.stdin is not None
+        self.process.stdin.write("?\n")
+        self.process.stdin.flush()
+        return int(self._line(SETTLE))
+
+    async def wait_count(self, expected: int, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        found = self.count()
+        while found < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            found = self.count()
+        return found
+
+    def close(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process.stdout.close()

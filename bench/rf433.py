@@ -65,9 +65,7 @@ import logging
 import os
 import pstats
 import resource
-import select
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -75,16 +73,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, machine, markdown_table, median, run_seconds
-from gateway.bridges.host import BridgeHost
+from bench.common import (
+    ROOT,
+    SETTLE,
+    CountingSubscriber,
+    hosted,
+    machine,
+    markdown_table,
+    median,
+    run_seconds,
+    wait_for,
+)
 from gateway.bridges.rf433.bridge import Rf433Bridge
 from gateway.bridges.rf433.child import Rtl433, command_line
 from gateway.bridges.rf433.events import RadioEvent
 from gateway.bridges.rf433.registry import Registry
-from gateway.broker import parse_broker_url
 from gateway.config import Rf433BridgeConfig
 from gateway.mosquitto import Mosquitto
-from gateway.transport import Transport, open_transport
+from gateway.transport import Transport
 from tests.support import rf433_signals as signals
 
 SENSOR_IDS = 256
@@ -93,28 +99,7 @@ REMOTES = 256
 REMOTE_BASE = 0x2000  # remote ids REMOTE_BASE .. REMOTE_BASE + REMOTES - 1
 PERIOD = 600.0  # discovery period: re-announcements stay out of the measured passes
 NO_WINDOW = 1e-6  # seconds: the shortest window a config can give (it wants > 0)
-SETTLE = 10.0  # seconds for a broker connection, a subscriber, the last event handled
 POLL = 0.005  # seconds between looks at the bridge's progress
-SUBSCRIBER = """
-import sys
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-count = 0
-def on_message(client, userdata, message):
-    global count
-    count += 1
-def on_connect(client, userdata, flags, reason, properties):
-    client.subscribe("+/+", 0)
-def on_subscribe(client, userdata, mid, reasons, properties):
-    print("ready", flush=True)
-client = paho.Client(CallbackAPIVersion.VERSION2)
-client.on_message, client.on_connect = on_message, on_connect
-client.on_subscribe = on_subscribe
-client.connect(sys.argv[1], int(sys.argv[2]))
-client.loop_start()
-for line in sys.stdin:
-    print(count, flush=True)
-"""
 
 
 # -- signals ---------------------------------------------------------------------------------------
@@ -309,17 +294,8 @@ async def bridge_on(url: str, section: Rf433BridgeConfig, client_id: str) -> Asy
     the on-demand child supervisor, connected to ``url``."""
     source = OnDemand(section)
     bridge = Rf433Bridge(section, source)
-    async with open_transport(parse_broker_url(url), client_id=client_id) as transport:
-        async with asyncio.timeout(SETTLE):
-            await transport.wait_connected()
-        host = BridgeHost("rf433", transport, period=section.period)
-        task = asyncio.create_task(host.run(bridge.run))
-        try:
-            yield Running(bridge, source, transport)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with hosted(url, "rf433", bridge.run, section.period, client_id) as transport:
+        yield Running(bridge, source, transport)
 
 
 @dataclass(frozen=True)
@@ -342,14 +318,15 @@ async def bridge_pass(
     children, own, broker = children_cpu(), time.process_time(), run_seconds(broker_pid)
     start = time.perf_counter()
     await source.one_pass(path, seconds, lines)
-    deadline = time.monotonic() + SETTLE
-    while (
-        bridge.registry.counts.events - events + bridge.dropped - dropped
-        < source.delivered - delivered
-    ):
-        if time.monotonic() > deadline:
-            raise SystemExit("bench.rf433: the bridge did not handle every event in time")
-        await asyncio.sleep(POLL)
+    await wait_for(
+        lambda: (
+            bridge.registry.counts.events - events + bridge.dropped - dropped
+            >= source.delivered - delivered
+        ),
+        SETTLE,
+        "the bridge's handling of every event",
+        poll=POLL,
+    )
     await asyncio.sleep(0)  # the last report carried out
     async with asyncio.timeout(SETTLE):
         await running.transport.flush()
@@ -361,53 +338,6 @@ async def bridge_pass(
         sent=bridge.sent - sent,
         dropped=bridge.dropped - dropped,
     )
-
-
-class Subscriber:
-    """Counts, in a process of its own, what the bridges published on ``role/port`` topics."""
-
-    def __init__(self, broker: Mosquitto) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SUBSCRIBER, "127.0.0.1", str(broker.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def _line(self, seconds: float) -> str:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], seconds)
-        if not ready:
-            raise SystemExit("bench.rf433: the subscriber does not answer")
-        return self.process.stdout.readline().strip()
-
-    def wait_ready(self) -> None:
-        if self._line(SETTLE) != "ready":
-            raise SystemExit("bench.rf433: the subscriber did not subscribe")
-
-    def count(self) -> int:
-        assert self.process.stdin is not None
-        self.process.stdin.write("?\n")
-        self.process.stdin.flush()
-        return int(self._line(SETTLE))
-
-    async def wait_count(self, expected: int, seconds: float) -> int:
-        deadline = time.monotonic() + seconds
-        found = self.count()
-        while found < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            found = self.count()
-        return found
-
-    def close(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process.stdout.close()
 
 
 # -- rounds ----------------------------------------------------------------------------------------
@@ -567,7 +497,7 @@ def sections(count: int) -> tuple[Rf433BridgeConfig, Rf433BridgeConfig]:
 
 async def throughput(broker: Mosquitto, args: Any) -> tuple[Bench, tuple[int, int], str | None]:
     section, raw_section = sections(args.count)
-    subscriber = Subscriber(broker)
+    subscriber = CountingSubscriber(broker)
     profile_text = None
     try:
         subscriber.wait_ready()
