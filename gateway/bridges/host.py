@@ -19,6 +19,9 @@ device's ports are known, :meth:`~DeviceParticipant.send` for each value and
   list on ``msgflo-gateway/bridges/<name>/seen`` (:mod:`gateway.bridges.seen`), the list the
   dashboard shows and adopts from (docs/bridges.md), emptied when the bridge stops cleanly.
 
+Bridges that only listen to the air (BLE, 433 MHz) share one device side on top of the host:
+:class:`~gateway.bridges.observe.ObservingSide`.
+
 One connection for all devices rather than one each: discovery has no "gone" message for a last
 will to carry, so per-device connections would buy nothing and cost a broker connection each.
 """
