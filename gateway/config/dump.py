@@ -15,6 +15,7 @@ from gateway.common.yaml12 import dump_yaml
 from gateway.config.model import (
     BleBridgeConfig,
     GatewayConfig,
+    GpioBridgeConfig,
     Rf433BridgeConfig,
     SerialBridgeConfig,
 )
@@ -40,6 +41,7 @@ def _field(owner: object, name: str) -> object:
         (BleBridgeConfig, "gatt"),
         (Rf433BridgeConfig, "roles"),
         (Rf433BridgeConfig, "windows"),
+        (GpioBridgeConfig, "devices"),
     )
     if any(isinstance(owner, kind) and name == key for kind, key in pairs):
         return {key: _plain(item) for key, item in value}  # sorted pairs, as the file spells it

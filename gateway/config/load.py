@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from gateway.bridges.gpio import header
 from gateway.common.problems import KeyPath, did_you_mean, format_path
 from gateway.common.yaml12 import Yaml12Loader, compose_yaml
 from gateway.config import values as v
 from gateway.config.model import (
+    GPIO_KINDS,
     AccessPointConfig,
+    BatteryMonitorConfig,
     BleAdoptRule,
     BleBridgeConfig,
     BridgesConfig,
@@ -33,6 +36,9 @@ from gateway.config.model import (
     CoordinatorConfig,
     GatewayConfig,
     GattPort,
+    GpioBridgeConfig,
+    GpioDevice,
+    HealthConfig,
     LineDevice,
     LinePort,
     Rf433BridgeConfig,
@@ -355,6 +361,31 @@ def _device_key(value: object) -> str:
     return value
 
 
+# The health participant's thresholds and battery monitor (docs/health.md).
+HOSTAPD_CTRL_DIR = Path("/run/msgflo-gateway/ap/ctrl")  # gateway-run ap's control sockets
+
+
+def _percent(value: object) -> float:
+    number = v.number(value)
+    if not 0 <= number <= 100:
+        raise v.expected("a percentage from 0 to 100", value)
+    return number
+
+
+def _celsius(value: object) -> float:
+    number = v.number(value)
+    if not 20 <= number <= 125:
+        raise v.expected("a temperature from 20 to 125 (°C)", value)
+    return number
+
+
+def _ohms(value: object) -> float:
+    number = v.number(value)
+    if not 0 < number <= 100:
+        raise v.expected("a shunt resistance in ohms, above 0 (0.1 on most UPS HATs)", value)
+    return number
+
+
 # The serial bridge's line mode: how text lines become messages (docs/serial-bridge.md).
 LINE_KINDS = ("pattern", "key", "nmea")
 NMEA_SENTENCES = ("GGA", "RMC")
@@ -447,6 +478,104 @@ def _gatt_ports(walk: _Walk, node: yaml.Node, path: KeyPath) -> Any:
     return ports
 
 
+# The GPIO bridge's devices (docs/gpio.md): which keys each kind takes besides kind, pin, label.
+GPIO_INPUTS = ("button", "motion", "input")
+GPIO_KEYS: dict[str, tuple[str, ...]] = {
+    "button": ("pull", "active_high", "bounce_time", "hold_time"),
+    "motion": ("pull", "active_high", "bounce_time"),
+    "input": ("pull", "active_high", "bounce_time"),
+    "led": ("active_high",),
+    "pwm_led": ("active_high", "frequency"),
+    "buzzer": ("active_high",),
+    "output": ("active_high",),
+}
+GPIO_PULL = {"button": "up", "input": "up", "motion": "down"}  # a kind's default pull
+
+
+def _gpio_pin(value: object) -> int:
+    try:
+        return header.parse_pin(value)
+    except header.PinNameError as exc:
+        raise v.InvalidValueError(str(exc)) from None
+
+
+def _gpio_role(text: str) -> bool:
+    try:
+        v.role(text)
+    except v.InvalidValueError:
+        return False
+    return True
+
+
+GPIO_DEVICE: dict[str, Reader] = {
+    "kind": scalar(v.choice(*GPIO_KINDS)),
+    "pin": scalar(_gpio_pin),
+    "pull": scalar(v.optional(v.choice("up", "down", "none"))),
+    "active_high": scalar(v.optional(v.boolean)),
+    "bounce_time": scalar(v.optional(v.seconds)),
+    "hold_time": scalar(v.seconds),
+    "frequency": scalar(v.integer(1, 10_000)),
+    "label": scalar(v.optional(v.label)),
+}
+
+
+def _finish_gpio_device(walk: _Walk, device: GpioDevice, path: KeyPath) -> GpioDevice:
+    """Keys the device's kind does not take, and an input's pull and active level."""
+    allowed = ("kind", "pin", "label", *GPIO_KEYS[device.kind])
+    for key in GPIO_DEVICE:
+        node = walk.given.get((*path, key))
+        if node is not None and key not in allowed:
+            keys = ", ".join(allowed)
+            walk.problem(node, (*path, key), f"a {device.kind} has no {key} (its keys: {keys})")
+    if device.kind not in GPIO_INPUTS:
+        return device
+    pull = device.pull or GPIO_PULL[device.kind]
+    active = walk.given.get((*path, "active_high"))
+    if pull == "none" and device.active_high is None and (*path, "pull") in walk.given:
+        walk.problem(
+            walk.given[(*path, "pull")], (*path, "pull"),
+            "pull: none needs active_high (true: active when the pin is high)",
+        )  # fmt: skip
+    elif pull != "none" and active is not None:
+        level = "low" if pull == "up" else "high"
+        problem = f"only with pull: none (pull: {pull} makes the input active when {level})"
+        walk.problem(active, (*path, "active_high"), problem)
+    if device.pin in header.FIXED_PULL_UP and pull != "up":
+        node = walk.given.get((*path, "pull"), walk.given[(*path, "pin")])
+        problem = f"{header.where(device.pin)} has a fixed pull-up on the board: pull: up only"
+        walk.problem(node, (*path, "pull" if (*path, "pull") in walk.given else "pin"), problem)
+    return device
+
+
+def _gpio_problems(walk: _Walk, config: GatewayConfig) -> None:
+    """Pins used twice, and pins the image or another configured device already uses."""
+    section = config.bridges.gpio
+    base = ("bridges", "gpio")
+    taken = header.reserved(uart_console=section.uart_console, i2c=_i2c_configured(config))
+    first: dict[int, tuple[str, int]] = {}  # pin -> (role, line)
+    for role, device in section.devices:
+        where = (*base, "devices", role, "pin")
+        node = walk.given.get(where)
+        if node is None or where in walk.failed:
+            continue
+        line = node.start_mark.line + 1
+        pin = header.where(device.pin)
+        if device.pin in first:
+            other, other_line = first[device.pin]
+            walk.problem(node, where, f"{pin} is already the pin of {other!r} (line {other_line})")
+            continue
+        first[device.pin] = (role, line)
+        for reserved in taken:
+            if device.pin in reserved.pins:
+                walk.problem(node, where, f"{pin} is in use: {reserved.why}")
+
+
+def _i2c_configured(config: GatewayConfig) -> bool:
+    """An I2C device on bus 1 is configured elsewhere in the file (none is yet: the health
+    participant's battery monitor will be one)."""
+    return False
+
+
 def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
     """(key, problem) for a DHCP range that does not fit the access point's network or
     holds fewer addresses than ``max_stations``: a station without a lease cannot reach the
@@ -521,8 +650,34 @@ def _connections_problem(walk: _Walk, config: GatewayConfig) -> None:
     walk.problem(walk.given[key], key, f"{problem}: each board holds a connection")
 
 
+def _health_paths(walk: _Walk, config: GatewayConfig) -> GatewayConfig:
+    """The health participant's disk is data_dir's and its hostapd socket the access point's
+    (None when it is off), unless given."""
+    health, ap = config.bridges.health, config.access_point
+    changes: dict[str, Any] = {}
+    if ("bridges", "health", "disk") not in walk.given:
+        changes["disk"] = config.data_dir
+    if ("bridges", "health", "hostapd_ctrl") not in walk.given:
+        changes["hostapd_ctrl"] = HOSTAPD_CTRL_DIR / ap.interface if ap.enabled else None
+    bridges = replace(config.bridges, health=replace(health, **changes))
+    return replace(config, bridges=bridges)
+
+
+def _finish_health(walk: _Walk, health: HealthConfig, path: KeyPath) -> HealthConfig:
+    """The shutdown threshold below the low-battery alarm's, so the alarm comes first."""
+    below = health.shutdown_below
+    if below is not None and below >= health.battery_low:
+        node = walk.given.get((*path, "shutdown_below"))
+        if node is not None:
+            problem = f"{below} is not below battery_low {health.battery_low}: warn first"
+            walk.problem(node, (*path, "shutdown_below"), problem)
+    return health
+
+
 def _finish_gateway(walk: _Walk, config: GatewayConfig, path: KeyPath) -> GatewayConfig:
     _connections_problem(walk, config)
+    _gpio_problems(walk, config)
+    config = _health_paths(walk, config)
     # The graph lives in data_dir unless placed elsewhere, so a laptop only sets data_dir.
     if ("coordinator", "graph") in walk.given:
         return config
@@ -596,6 +751,34 @@ def _schema(base: Path) -> Reader:
         "replay": records(path, "sample files"),
         "replay_interval": scalar(v.seconds),
     }
+    battery = {
+        "monitor": scalar(v.optional(v.choice("ina219"))),
+        "bus": scalar(v.integer(0, 255)),
+        "address": scalar(v.integer(0x03, 0x77)),
+        "shunt_ohms": scalar(_ohms),
+        "cells": scalar(v.integer(1, 8)),
+    }
+    health = {
+        "enabled": scalar(v.boolean),
+        "role": scalar(v.role),
+        "period": scalar(v.seconds),
+        "interval": scalar(v.seconds),
+        "sample_interval": scalar(v.seconds),
+        "hot": scalar(_celsius),
+        "battery_low": scalar(_percent),
+        "shutdown_below": scalar(v.optional(_percent)),
+        "shutdown_after": scalar(v.seconds),
+        "battery": section(BatteryMonitorConfig, battery),
+        "disk": path,
+        "hostapd_ctrl": scalar(v.optional(v.path(base))),
+    }
+    gpio = {
+        "enabled": scalar(v.boolean),
+        "pin_factory": scalar(v.choice("auto", "lgpio", "rpigpio", "mock")),
+        "period": scalar(v.seconds),
+        "uart_console": scalar(v.boolean),
+        "devices": keyed(_gpio_role, "role", section(GpioDevice, GPIO_DEVICE, _finish_gpio_device)),
+    }
     access_point = {
         "enabled": scalar(v.boolean),
         "interface": scalar(v.netdev),
@@ -620,6 +803,8 @@ def _schema(base: Path) -> Reader:
                 "serial": section(SerialBridgeConfig, serial),
                 "ble": section(BleBridgeConfig, ble),
                 "rf433": section(Rf433BridgeConfig, rf433),
+                "gpio": section(GpioBridgeConfig, gpio),
+                "health": section(HealthConfig, health, _finish_health),
             },
         ),
         "access_point": section(AccessPointConfig, access_point, _finish_access_point),

@@ -179,6 +179,79 @@ class Rf433BridgeConfig:
     replay_interval: float = 10.0  # seconds between two passes over the replay files
 
 
+# The kinds of GPIO device (docs/gpio.md): each is a participant with component gpio/<Kind>.
+GPIO_KINDS = ("button", "led", "pwm_led", "buzzer", "motion", "input", "output")
+
+
+@dataclass(frozen=True)
+class GpioDevice:
+    """One device on the Pi's GPIO header (docs/gpio.md); its key in ``bridges.gpio.devices``
+    is its role. ``None`` means the kind's default (``gateway.bridges.gpio.kinds``)."""
+
+    kind: str
+    pin: int  # BCM number, 0-27 (the loader also takes "BOARD11", a header pin)
+    pull: str | None = None  # inputs: up, down or none (an external resistor)
+    active_high: bool | None = None  # outputs; inputs with pull none
+    bounce_time: float | None = None  # inputs: seconds an edge must settle; None: kind default
+    hold_time: float = 1.0  # button: seconds pressed before held is sent
+    frequency: float = 100.0  # pwm_led: Hz
+    label: str | None = None  # shown in the graph; None: kind and pin
+
+
+@dataclass(frozen=True)
+class GpioBridgeConfig:
+    """What the GPIO bridge is told (gateway/bridges/gpio/, docs/gpio.md)."""
+
+    enabled: bool = False
+    # auto (lgpio, then RPi.GPIO; mock pins off a Pi), lgpio, rpigpio or mock
+    pin_factory: str = "auto"
+    period: float = 60.0
+    # The image's serial console is on the UART (GPIO 14 and 15): those pins are refused.
+    uart_console: bool = True
+    devices: tuple[tuple[str, GpioDevice], ...] = ()  # role -> device, sorted
+
+    @property
+    def roles(self) -> tuple[tuple[str, str], ...]:
+        """(device, role) pairs, as every bridge's section has: a GPIO device is named by its
+        role, so both are the role (the checks that look at every bridge's roles use it)."""
+        return tuple((role, role) for role, _ in self.devices)
+
+
+@dataclass(frozen=True)
+class BatteryMonitorConfig:
+    """The battery monitor of a UPS HAT (docs/health.md): an INA219 on I2C, or none."""
+
+    monitor: str | None = None  # "ina219"; None: no battery monitor
+    bus: int = 1  # /dev/i2c-<bus>: the Pi header's SDA/SCL (GPIO 2/3) are bus 1
+    address: int = 0x40  # the INA219's address (A0, A1 to GND); UPS HATs often use 0x42 or 0x43
+    shunt_ohms: float = 0.1  # the current-sense resistor on the HAT
+    cells: int = 1  # Li-ion cells in series (the percentage is per cell)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """The gateway's own health as a participant (gateway/health/, docs/health.md): run as
+    ``msgflo-bridge@health``, a bridge whose one device is the gateway itself."""
+
+    enabled: bool = True
+    role: str = "gateway"
+    period: float = 60.0  # announced every period / 2.2, as every bridge's devices
+    interval: float = 60.0  # seconds between two reports of every reading
+    sample_interval: float = 5.0  # seconds between two looks at the sources (alarm latency)
+    hot: float = 80.0  # °C from which the "hot" alarm is raised
+    battery_low: float = 20.0  # percent at or below which the "battery_low" alarm is raised
+    # Percent at or below which the gateway powers itself off, after shutdown_after seconds
+    # and an announcement on the shutdown port; None: never.
+    shutdown_below: float | None = None
+    shutdown_after: float = 60.0
+    battery: BatteryMonitorConfig = field(default_factory=BatteryMonitorConfig)
+    # The file system whose free space is reported: data_dir unless given.
+    disk: Path = DEFAULT_DATA_DIR
+    # hostapd's control socket for the WiFi clients: the access point's unless given; None
+    # when the access point is off.
+    hostapd_ctrl: Path | None = Path("/run/msgflo-gateway/ap/ctrl/wlan0")
+
+
 @dataclass(frozen=True)
 class BridgesConfig:
     """One entry per bridge daemon; each runs as ``msgflo-bridge@<name>.service`` when enabled."""
@@ -186,6 +259,8 @@ class BridgesConfig:
     serial: SerialBridgeConfig = field(default_factory=SerialBridgeConfig)
     ble: BleBridgeConfig = field(default_factory=BleBridgeConfig)
     rf433: Rf433BridgeConfig = field(default_factory=Rf433BridgeConfig)
+    gpio: GpioBridgeConfig = field(default_factory=GpioBridgeConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def enabled(self) -> tuple[str, ...]:
         return tuple(name for name in self.names() if getattr(self, name).enabled)
