@@ -23,6 +23,7 @@ counted (:attr:`GpioBridge.bad`), and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -92,10 +93,8 @@ class Inbox:
             if self._scheduled:
                 return
             self._scheduled = True
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the bridge is stopping
             self.loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # the loop is closed: the bridge is stopping
-            pass
 
     def _drain(self) -> None:
         with self._lock:

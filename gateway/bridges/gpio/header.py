@@ -83,13 +83,8 @@ def reserved(*, uart_console: bool, i2c: bool) -> list[Reserved]:
     (``bridges.gpio.uart_console``) and I2C bus 1 when an I2C device is configured."""
     found = []
     if uart_console:
-        found.append(
-            Reserved(
-                UART_PINS,
-                "the serial console's UART (set bridges.gpio.uart_console: false "
-                "once the console is off the UART)",
-            )  # fmt: skip
-        )
+        why = "the serial console's UART (bridges.gpio.uart_console: false once it is off it)"
+        found.append(Reserved(UART_PINS, why))
     if i2c:
         found.append(Reserved(I2C_PINS, "I2C bus 1, which a configured I2C device uses"))
     return found

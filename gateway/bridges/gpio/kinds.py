@@ -18,6 +18,7 @@ A payload that is none of these raises :class:`BadPayloadError`, whose message i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -135,10 +136,8 @@ def trigger(payload: bytes) -> bool:
 def level(payload: bytes) -> float:
     value = _value(payload)
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadPayloadError(f"expected a number 0-1, got {_shown(payload)}")
     if not (math.isfinite(value) and 0 <= value <= 1):
