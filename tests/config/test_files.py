@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from gateway.config import GatewayConfig, dump_config, load_config, parse_config
@@ -29,7 +30,10 @@ def test_laptop_example() -> None:
     assert not config.access_point.enabled
     assert config.runtime.host == "127.0.0.1"
     assert config.broker == defaults.broker
-    assert config.bridges == defaults.bridges
+    # The health participant's disk and hostapd socket follow data_dir and the access point.
+    assert config.bridges.health.disk == folder / "data"
+    assert config.bridges.health.hostapd_ctrl is None
+    assert replace(config.bridges, health=defaults.bridges.health) == defaults.bridges
     assert config.runtime.port == defaults.runtime.port
 
 
