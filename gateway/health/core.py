@@ -60,6 +60,7 @@ class Thresholds:
     battery_low: float = 20.0  # percent
     shutdown_below: float | None = None  # percent; None: never shut down
     shutdown_after: float = 60.0  # seconds the charge must stay below it
+    notice: float = SHUTDOWN_NOTICE  # seconds from announcing the shutdown to requesting it
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,17 @@ class HealthCore:
 
     def _shutdown(self, percent: Value | None, now: float) -> tuple[ShutdownNotice | None, bool]:
         """Below ``shutdown_below`` for ``shutdown_after`` seconds: announce; request it
-        ``SHUTDOWN_NOTICE`` seconds later, once. A reading missing meanwhile changes nothing."""
+        ``notice`` seconds later, once. A reading missing meanwhile changes nothing."""
         threshold = self.limits.shutdown_below
         if threshold is None or self._requested:
             return None, False
         if self._announced_at is not None:
-            self._requested = now - self._announced_at >= SHUTDOWN_NOTICE
+            self._requested = now - self._announced_at >= self.limits.notice
             return None, self._requested
         if not self._low_for_long(percent, threshold, now):
             return None, False
         self._announced_at = now
-        self.shutdown = ShutdownNotice(float(percent), threshold, SHUTDOWN_NOTICE)  # type: ignore[arg-type]
+        self.shutdown = ShutdownNotice(float(percent), threshold, self.limits.notice)  # type: ignore[arg-type]
         return self.shutdown, False
 
     def _low_for_long(self, percent: Value | None, threshold: float, now: float) -> bool:

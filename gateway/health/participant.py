@@ -34,7 +34,7 @@ from gateway.bridges.host import BridgeHost, DeviceParticipant
 from gateway.common.atomic import write_atomic
 from gateway.config.model import HealthConfig
 from gateway.errors import TransportError
-from gateway.health.core import PORTS, HealthCore, Step, Thresholds
+from gateway.health.core import PORTS, SHUTDOWN_NOTICE, HealthCore, Step, Thresholds
 from gateway.health.ina219 import Bus, Ina219
 from gateway.health.sample import HealthSources, read_sample
 from gateway.health.status import STATUS_TOPIC, HealthStatus, encode_status
@@ -87,7 +87,8 @@ def request_dir() -> Path | None:
 
 class HealthParticipant:
     """See the module docstring. ``requests``: the directory of the power-off request (None:
-    this machine cannot be powered off from here, which is logged when it would be)."""
+    this machine cannot be powered off from here, which is logged when it would be);
+    ``notice``: seconds from announcing the shutdown to requesting it."""
 
     def __init__(
         self,
@@ -97,6 +98,7 @@ class HealthParticipant:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        notice: float = SHUTDOWN_NOTICE,
     ) -> None:
         self.section = section
         self.sources = sources
@@ -104,13 +106,14 @@ class HealthParticipant:
         self.clock = clock
         self.wall = wall
         limits = Thresholds(
-            section.hot, section.battery_low, section.shutdown_below, section.shutdown_after
+            section.hot, section.battery_low, section.shutdown_below, section.shutdown_after, notice
         )
         self.core = HealthCore(section.interval, limits)
         self.definition = definition(section.role)
         self.broker_clients: int | None = None
         self.bad_sys = 0  # $SYS messages that were not a count
         self._status_off = False
+        self._active: list[str] = []  # the alarms raised, as last logged
         sources.broker_clients = lambda: self.broker_clients
 
     async def run(self, host: BridgeHost) -> None:
@@ -134,8 +137,7 @@ class HealthParticipant:
         if step.alarms is not None:
             device.send("alarms", json.dumps(step.alarms).encode())
         if step.alarms_changed:
-            active = sorted(name for name, on in step.alarms.items() if on) if step.alarms else []
-            log.warning("health: alarms now: %s", ", ".join(active) or "none")
+            self._log_alarms()
         if step.announce is not None:
             notice = step.announce
             log.warning("health: battery at %.0f %% (shutdown_below %.0f): powering off in %.0f s",
@@ -146,6 +148,14 @@ class HealthParticipant:
         if step.readings or step.announce is not None:
             self._publish_status(transport)
         return step
+
+    def _log_alarms(self) -> None:
+        active = sorted(name for name, on in self.core.alarms.items() if on)
+        if active:
+            log.warning("health: alarms: %s", ", ".join(active))
+        elif self._active:
+            log.info("health: alarms cleared")
+        self._active = active
 
     # -- the broker's client count ---------------------------------------------------------------
 
