@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.dashboard.devices import Attached, SeenDevices
-from gateway.dashboard.health import HealthSources, read_health
+from gateway.dashboard.health import HealthView
 from gateway.dashboard.log import LOG_LINES, LogBuffer, warnings_into
 from gateway.dashboard.settings import DashboardSettings
 from gateway.dashboard.static import SECURITY_HEADERS, StaticFiles
 from gateway.dashboard.status import participants
 from gateway.errors import GatewayError
+from gateway.health.sample import HealthSources
 from gateway.participant.definition import Direction
 
 if TYPE_CHECKING:
@@ -65,8 +66,10 @@ class Dashboard:
         self.settings = settings or DashboardSettings()
         self.devices = [*self.settings.devices, *devices]
         self.log = LogBuffer(log_lines)
-        self.health = HealthSources(
-            data_path=self.settings.data_path, hostapd_ctrl=self.settings.hostapd_ctrl
+        self.health = HealthView(
+            HealthSources(
+                data_path=self.settings.data_path, hostapd_ctrl=self.settings.hostapd_ctrl
+            )
         )
         self.static = StaticFiles(self.settings.static_dir)
         self._authorized: Authorized = lambda request: False
@@ -89,6 +92,7 @@ class Dashboard:
     async def _running(self, app: web.Application) -> AsyncIterator[None]:
         hooks = self.environment.service.output_hooks
         hooks.append(self._output)
+        await self.health.attach(self.environment)
         for source in self.devices:
             if isinstance(source, Attached):
                 await source.attach(self.environment)
@@ -119,11 +123,10 @@ class Dashboard:
         coordinator = self.environment.coordinator
         epoch = time.time()
         found = participants(coordinator.graph, coordinator.registry, coordinator.now(), epoch)
-        health = await read_health(self.health)
         return {
             "time": epoch,
             "participants": found,
-            "health": {name: reading.to_json() for name, reading in health.items()},
+            "health": await self.health.read(),
             "devices": [d.to_json() for source in self.devices for d in source.seen()],
         }
 

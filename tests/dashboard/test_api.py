@@ -206,7 +206,9 @@ async def test_everything_under_api_needs_the_secret(mosquitto: Mosquitto, tmp_p
         async with running.client.get("/api/status", headers=running.headers) as response:
             assert response.headers["Content-Encoding"] in ("gzip", "deflate")  # over WiFi
         assert answer["participants"] == [] and answer["devices"] == []
-        assert "uptime" in answer["health"]  # this machine has /proc/uptime
+        # No health participant here: the dashboard reads the same sources itself.
+        assert answer["health"]["source"] == "local"
+        assert "uptime" in answer["health"]["readings"]  # this machine has /proc/uptime
 
 
 async def test_coordinator_warnings_appear_in_the_log_while_it_runs(

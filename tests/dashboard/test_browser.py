@@ -270,7 +270,8 @@ async def test_without_a_secret_no_sign_in_and_the_other_views(
 
         await page.click("#tabs [data-view=health]")
         await expect(page.locator('[data-health="load"]')).to_contain_text(re.compile(r"\d"))
-        await expect(page.locator('[data-health="battery"]')).to_have_text("not available")
+        await expect(page.locator('[data-health="battery_percent"]')).to_have_text("not available")
+        await expect(page.locator('[data-health="alarms"]')).to_be_visible()
 
         await page.click("#tabs [data-view=log]")
         lines = page.locator("#log li:not([hidden])")

@@ -1,107 +1,94 @@
-"""Health readings from a fake root tree: parsed right, and absent sources are absent."""
+"""The dashboard's health: the health participant's summary when there is a current one, else
+one sample of the same readers (the laptop demo runs no participant); and on a real broker,
+/api/status showing what a running health participant publishes, its alarms included."""
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gateway.dashboard.health import (
-    HealthSources,
-    disk_free,
-    parse_loadavg,
-    parse_meminfo,
-    parse_millidegrees,
-    parse_power_supply,
-    parse_uptime,
-    power_readings,
-    read_health,
-)
-from tests.wifi.conftest import HOSTAPD, Hostapd
+from gateway.config.model import HealthConfig
+from gateway.dashboard.health import HealthView
+from gateway.health.participant import HealthParticipant
+from gateway.health.sample import HealthSources
+from gateway.health.status import STATUS_TOPIC, HealthStatus, encode_status
+from gateway.mosquitto import Mosquitto
+from gateway.transport.base import Delivery
+from tests.dashboard.test_api import dashboard
+from tests.health.conftest import Tree
+from tests.health.test_participant import running
+from tests.support.wait import until
 
-MEMINFO = "MemTotal:        3884096 kB\nMemFree:          123456 kB\nMemAvailable:    2000000 kB\n"
-
-
-def write(root: Path, path: str, text: str) -> None:
-    target = root / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+NOW = 10_000.0
+SUMMARY = HealthStatus("gateway", NOW - 5, {"temperature": 71.0, "undervoltage": True},
+                       {"undervoltage": True, "hot": False}, None, 60.0)  # fmt: skip
 
 
-def test_parsers() -> None:
-    assert parse_millidegrees("48312\n") == pytest.approx(48.312)
-    assert parse_loadavg("0.52 0.40 0.33 1/180 4242\n") == 0.52
-    assert parse_meminfo(MEMINFO) == 2_000_000 * 1024
-    assert parse_meminfo("MemFree: 10 kB\n") == 10 * 1024  # an old kernel: no MemAvailable
-    assert parse_uptime("12345.67 40000.00\n") == 12345.67
-    for parse, bad in ((parse_millidegrees, "hot"), (parse_loadavg, ""), (parse_meminfo, "x")):
-        with pytest.raises(ValueError):
-            parse(bad)
-
-
-def test_power_supplies() -> None:
-    battery = parse_power_supply("POWER_SUPPLY_TYPE=Battery\nPOWER_SUPPLY_CAPACITY=87\n")
-    mains = parse_power_supply("POWER_SUPPLY_TYPE=Mains\nPOWER_SUPPLY_ONLINE=0\n")
-    usb = parse_power_supply("POWER_SUPPLY_TYPE=USB\nPOWER_SUPPLY_ONLINE=1\n")
-    found = power_readings([battery, mains, usb])
-    assert found["battery"].to_json() == {"value": 87, "unit": "%"}
-    assert found["supply"].value is True  # one of them is online
-    assert power_readings([mains])["supply"].value is False
-    assert power_readings([]) == {}
-
-
-async def test_a_full_tree(tmp_path: Path) -> None:
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    """The health tests' fake /proc and /sys tree (tests/health/conftest.py)."""
     root = tmp_path / "root"
-    write(root, "sys/class/thermal/thermal_zone0/temp", "51000\n")
-    write(root, "sys/class/thermal/thermal_zone1/temp", "39000\n")
-    write(root, "proc/loadavg", "1.25 0.80 0.50 2/200 999\n")
-    write(root, "proc/meminfo", MEMINFO)
-    write(root, "proc/uptime", "600.5 1200.0\n")
-    write(
-        root,
-        "sys/class/power_supply/BAT0/uevent",
-        "POWER_SUPPLY_TYPE=Battery\nPOWER_SUPPLY_CAPACITY=40\n",
-    )
-    found = await read_health(HealthSources(root=root, data_path=tmp_path))
-    assert found["cpu_temperature"].to_json() == {"value": 51.0, "unit": "°C"}  # the hottest
-    assert found["load"].value == 1.25
-    assert found["memory_free"].value == 2_000_000 * 1024
-    assert found["uptime"].to_json() == {"value": 600.5, "unit": "s"}
-    assert found["disk_free"].value == disk_free(os.statvfs(tmp_path))
-    assert found["battery"].value == 40
-    assert "supply" not in found and "wifi_clients" not in found
+    root.mkdir()
+    return Tree(root)
 
 
-async def test_absent_sources_are_absent_not_zero(tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert await read_health(HealthSources(root=empty)) == {}
-    write(empty, "proc/loadavg", "garbage\n")  # unreadable as a number: absent, not an error
-    write(empty, "proc/uptime", "")
-    assert await read_health(HealthSources(root=empty)) == {}
+def delivered(payload: bytes) -> Delivery:
+    return Delivery(STATUS_TOPIC, payload, retain=True)
 
 
-async def test_an_unreachable_access_point_gives_no_wifi_reading(tmp_path: Path) -> None:
-    sources = HealthSources(root=tmp_path, hostapd_ctrl=str(tmp_path / "no-such-socket"))
-    assert "wifi_clients" not in await read_health(sources)
+async def test_without_a_participant_the_same_readers_are_read_here(tree: Tree) -> None:
+    tree.pi().throttled(0x1)
+    answer = await HealthView(HealthSources(tree.root), wall=lambda: NOW).read()
+    assert answer["source"] == "local"
+    assert answer["readings"]["temperature"] == {"value": 48.312, "unit": "°C"}
+    assert answer["alarms"] == {"undervoltage": True, "throttled": False, "hot": False}
+    assert "battery_percent" not in answer["readings"]  # absent, not zero
 
 
-async def test_broker_clients_when_known(tmp_path: Path) -> None:
-    assert (await read_health(HealthSources(root=tmp_path, broker_clients=lambda: 3)))[
-        "broker_clients"
-    ].value == 3
-    assert await read_health(HealthSources(root=tmp_path, broker_clients=lambda: None)) == {}
+async def test_the_participants_summary_while_it_is_current(tree: Tree) -> None:
+    clock = [NOW]
+    view = HealthView(HealthSources(tree.root), wall=lambda: clock[0])
+    view.on_status(delivered(encode_status(SUMMARY)))
+    answer = await view.read()
+    assert (answer["source"], answer["role"]) == ("participant", "gateway")
+    assert answer["readings"]["temperature"] == {"value": 71.0, "unit": "°C"}
+    assert answer["alarms"]["undervoltage"] is True
+    clock[0] = NOW + 3600  # not renewed for an hour: stale, read here instead
+    assert (await view.read())["source"] == "local"
+    clock[0] = NOW
+    view.on_status(delivered(b""))  # the participant stopped
+    assert (await view.read())["source"] == "local"
 
 
-async def test_wifi_clients_from_a_real_hostapd(tmp_path: Path) -> None:
-    if not HOSTAPD.exists():
-        pytest.skip(f"{HOSTAPD} is absent (./bootstrap.sh setup installs Debian's hostapd)")
-    hostapd = Hostapd()
-    try:
-        hostapd.start()
-        found = await read_health(HealthSources(root=tmp_path, hostapd_ctrl=str(hostapd.ctrl)))
-    finally:
-        hostapd.cleanup()
-    # driver=none has no radio, so nobody is associated: a real zero, reported as such.
-    assert found["wifi_clients"].to_json() == {"value": 0, "unit": ""}
+def test_a_malformed_summary_is_refused_and_the_last_kept(
+    tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    view = HealthView(HealthSources(tree.root))
+    view.on_status(delivered(encode_status(SUMMARY)))
+    view.on_status(delivered(b'{"role": "x"}'))
+    assert view.refused == 1 and view.status == SUMMARY
+    assert "ignoring the health summary" in caplog.text
+
+
+@pytest.mark.integration
+async def test_api_status_shows_the_running_participant(
+    mosquitto: Mosquitto, tree: Tree, tmp_path: Path
+) -> None:
+    section = replace(HealthConfig(), interval=0.5, sample_interval=0.05)
+    health = HealthParticipant(section, HealthSources(tree.pi().root, data_path=tmp_path), None)
+    async with dashboard(mosquitto, tmp_path) as board, running(mosquitto.url, health):
+        view = board.dashboard.health
+
+        def alarm() -> bool | None:
+            return None if view.status is None else view.status.alarms.get("undervoltage")
+
+        await until(lambda: alarm() is False, what="the participant's summary")
+        _, answer = await board.get("/api/status")
+        assert answer["health"]["source"] == "participant"
+        assert answer["health"]["readings"]["load"] == {"value": 0.52, "unit": ""}
+        tree.throttled(0x50005)
+        await until(lambda: alarm() is True, what="the raised alarm in the summary")
+        _, answer = await board.get("/api/status")
+        assert answer["health"]["alarms"]["undervoltage"] is True

@@ -603,21 +603,37 @@ $("add-board").addEventListener("submit", async (event) => {
   pollBoards();
 });
 
+// The health participant's readings (docs/health.md), in its ports' order.
 const HEALTH = [
-  ["cpu_temperature", "CPU temperature"], ["load", "load"], ["memory_free", "free memory"],
-  ["disk_free", "free space"], ["uptime", "uptime"], ["wifi_clients", "WiFi clients"],
-  ["broker_clients", "broker clients"], ["battery", "battery"], ["supply", "supply"],
+  ["temperature", "CPU temperature"], ["undervoltage", "supply undervoltage"],
+  ["throttled", "CPU throttled"], ["supply_online", "supply online"],
+  ["battery_voltage", "battery voltage"], ["battery_current", "battery current"],
+  ["battery_percent", "battery"], ["load", "load"], ["memory_free", "free memory"],
+  ["disk_free", "free space"], ["wifi_clients", "WiFi clients"],
+  ["broker_clients", "broker clients"], ["uptime", "uptime"],
 ];
+const ALARMS = { undervoltage: "supply undervoltage", throttled: "CPU throttled", hot: "hot", battery_low: "battery low" };
 
 function showHealth(health) {
-  const items = [];
+  const readings = health.readings || {};
+  const active = Object.entries(health.alarms || {}).filter(([, on]) => on).map(([name]) => ALARMS[name] || name);
+  const items = [
+    h("dt", {}, "alarms"),
+    h("dd", { "data-health": "alarms", class: active.length ? "alarm" : "muted" }, active.length ? active.join(", ") : "none"),
+  ];
+  if (health.shutdown) {
+    items.push(h("dt", {}, "shutdown"), h("dd", { "data-health": "shutdown", class: "alarm" },
+      `battery at ${health.shutdown.battery_percent} %: powering off`));
+  }
   for (const [key, label] of HEALTH) {
-    const reading = health[key];
+    const reading = readings[key];
     const text = reading && reading.value !== undefined && reading.value !== null
-      ? `${typeof reading.value === "object" ? JSON.stringify(reading.value) : reading.value}${reading.unit ? ` ${reading.unit}` : ""}`
+      ? `${reading.value}${reading.unit ? ` ${reading.unit}` : ""}`
       : "not available";
     items.push(h("dt", {}, label), h("dd", { "data-health": key, class: text === "not available" ? "muted" : "" }, text));
   }
+  const source = health.source === "participant" ? `from ${health.role}` : "read by the dashboard (no health participant)";
+  items.push(h("dt", {}, "source"), h("dd", { "data-health": "source", class: "muted" }, source));
   $("health").replaceChildren(...items);
 }
 
