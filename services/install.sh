@@ -34,12 +34,13 @@ fi
 if [ "$root" = / ] || [ "$root" = "" ]; then
     systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
         msgflo-coordinator.service msgflo-dashboard.socket msgflo-bridge@serial.service \
-        msgflo-bridge@ble.service msgflo-bridge@rf433.service msgflo-clock.service \
-        msgflo-clock.timer msgflo-users.path msgflo-adopt.path msgflo-devices.path >/dev/null 2>&1
+        msgflo-bridge@ble.service msgflo-bridge@rf433.service msgflo-bridge@health.service \
+        msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path \
+        msgflo-devices.path msgflo-poweroff.path >/dev/null 2>&1
 else
     systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
         msgflo-broker.service msgflo-coordinator.service msgflo-dashboard.socket \
         msgflo-bridge@serial.service msgflo-bridge@ble.service msgflo-bridge@rf433.service \
-        msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path \
-        msgflo-devices.path >/dev/null 2>&1
+        msgflo-bridge@health.service msgflo-clock.service msgflo-clock.timer msgflo-users.path \
+        msgflo-adopt.path msgflo-devices.path msgflo-poweroff.path >/dev/null 2>&1
 fi
