@@ -571,9 +571,11 @@ def _gpio_problems(walk: _Walk, config: GatewayConfig) -> None:
 
 
 def _i2c_configured(config: GatewayConfig) -> bool:
-    """An I2C device on bus 1 is configured elsewhere in the file (none is yet: the health
-    participant's battery monitor will be one)."""
-    return False
+    """An I2C device on the header's bus 1 is configured: the health participant's battery
+    monitor (bridges.health.battery)."""
+    health = config.bridges.health
+    battery = health.battery
+    return health.enabled and battery.monitor is not None and battery.bus == 1
 
 
 def _dhcp_problems(ap: AccessPointConfig) -> Iterator[tuple[str, str]]:
