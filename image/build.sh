@@ -79,10 +79,12 @@ for requirement in md.requires("msgflo-gateway") or []:
 print(" ".join(f"{name}=={md.version(name)}" for name in sorted(names)))
 PY
 )"
+    # manylinux_2_34: lgpio's only aarch64 wheels (the GPIO bridge; bookworm has glibc 2.36).
     # shellcheck disable=SC2086
     "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: \
         --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
-        --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp $pins >&2
+        --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
+        --python-version 3.11 --implementation cp $pins >&2
     decoder="$("$python" -c 'import importlib.metadata as md; print(md.version("TheengsDecoder"))')"
     cp "$(PYTHON="$python" "$here/decoder-wheel.sh" "$base" "$decoder" "$cache/wheels")" "$dir/"
 }

@@ -19,7 +19,8 @@ for unit in "$here"/systemd/*; do
         install -m 644 "$unit" "$root/etc/systemd/system/"
     fi
 done
-install -m 644 "$here/udev/90-msgflo-ap.rules" "$root/etc/udev/rules.d/"
+install -m 644 "$here/udev/90-msgflo-ap.rules" "$here/udev/60-msgflo-gpio.rules" \
+    "$root/etc/udev/rules.d/"
 install -m 644 "$here/system/journald.conf" "$root/etc/systemd/journald.conf.d/msgflo-gateway.conf"
 install -m 644 "$here/system/sysctl.conf" "$root/etc/sysctl.d/50-msgflo-gateway.conf"
 install -m 644 "$here/system/20-wired.network" "$here/system/10-wlan.network" "$root/etc/systemd/network/"
@@ -35,12 +36,13 @@ if [ "$root" = / ] || [ "$root" = "" ]; then
     systemctl enable msgflo-gateway.target msgflo-firstboot.service msgflo-broker.service \
         msgflo-coordinator.service msgflo-dashboard.socket msgflo-bridge@serial.service \
         msgflo-bridge@ble.service msgflo-bridge@rf433.service msgflo-bridge@health.service \
-        msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path \
+        msgflo-bridge@gpio.service msgflo-clock.service msgflo-clock.timer msgflo-users.path msgflo-adopt.path \
         msgflo-devices.path msgflo-poweroff.path >/dev/null 2>&1
 else
     systemctl --root="$root" enable msgflo-gateway.target msgflo-firstboot.service \
         msgflo-broker.service msgflo-coordinator.service msgflo-dashboard.socket \
         msgflo-bridge@serial.service msgflo-bridge@ble.service msgflo-bridge@rf433.service \
-        msgflo-bridge@health.service msgflo-clock.service msgflo-clock.timer msgflo-users.path \
+        msgflo-bridge@health.service msgflo-bridge@gpio.service msgflo-clock.service \
+        msgflo-clock.timer msgflo-users.path \
         msgflo-adopt.path msgflo-devices.path msgflo-poweroff.path >/dev/null 2>&1
 fi

@@ -60,6 +60,7 @@ SECURITY_UNITS = (
     "msgflo-bridge@ble.service",
     "msgflo-bridge@rf433.service",
     "msgflo-bridge@health.service",
+    "msgflo-bridge@gpio.service",
     "msgflo-users.service",
     "msgflo-adopt.service",
     "msgflo-devices.service",

@@ -327,3 +327,26 @@ def test_only_the_rf433_bridge_may_open_usb_devices() -> None:
     assert rf433.get("Service", "DeviceAllow") == "char-usb_device rw"
     bluez = unit("bluetooth.service.d/msgflo-gateway.conf")
     assert "bluetooth-conf" in bluez.get("Service", "ExecStartPre")
+
+
+def test_only_the_gpio_bridge_may_open_the_gpio_chips() -> None:
+    """gpiozero on lgpio opens /dev/gpiochip* (udev: group gpio, which sysusers makes), reads
+    the board's revision from /proc and makes a FIFO in its working directory: only the GPIO
+    instance gets the group, the devices, all of /proc and a runtime directory to work in."""
+    template = "msgflo-bridge@.service"
+    assert "gpio" not in words(template, "Service", "SupplementaryGroups")
+    assert "gpiochip" not in (UNITS / template).read_text(encoding="utf-8")
+    name = "msgflo-bridge@gpio.service.d/gpio.conf"
+    assert every(name, "DeviceAllow") == ["", "char-gpiochip rw"]  # no serial devices
+    assert every(name, "SupplementaryGroups") == ["", "gpio"]  # no dialout
+    gpio = unit(name)
+    assert gpio.get("Service", "ProcSubset") == "all"
+    assert gpio.get("Service", "WorkingDirectory") == "/run/" + gpio.get(
+        "Service", "RuntimeDirectory"
+    )
+    rules = (UNITS.parent / "udev" / "60-msgflo-gpio.rules").read_text(encoding="utf-8")
+    assert 'KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"' in rules
+    assert "g gpio -" in (UNITS.parent / "system" / "sysusers.conf").read_text(encoding="utf-8")
+    install = (UNITS.parent / "install.sh").read_text(encoding="utf-8")
+    assert install.count("msgflo-bridge@gpio.service") == 2
+    assert "60-msgflo-gpio.rules" in install
