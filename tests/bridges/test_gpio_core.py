@@ -3,12 +3,14 @@ participants; and the config's checks, each as its exact file:line message."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gateway.bridges.gpio import header, kinds
+from gateway.bridges.gpio.cli import gpio_config, print_pins
 from gateway.bridges.gpio.debounce import Debouncer, Step
 from gateway.bridges.gpio.factory import on_a_pi, pin_factory
 from gateway.config import ConfigError, GpioDevice, parse_config
@@ -236,3 +238,16 @@ def test_the_uart_pins_are_free_without_the_console_and_i2c_pins_taken_by_a_batt
         "gateway.yaml:4: bridges.gpio.devices.a.pin: GPIO2 (pin 3) is in use: I2C bus 1, "
         "which a configured I2C device uses",
     )
+
+
+def test_pins_prints_the_header_with_each_device_at_its_pin(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(CONFIG.format(devices="      doorbell: {kind: button, pin: BOARD11}"))
+    out = io.StringIO()
+    print_pins(gpio_config(config), out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 20  # two pins a row
+    assert lines[0].split() == ["1", "3V3", "|", "2", "5V"]
+    assert lines[5].split() == ["doorbell", "(button)", "11", "GPIO17", "|", "12", "GPIO18"]
+    assert lines[3].endswith("8 GPIO14 TXD   kept: the serial console's UART")
+    assert gpio_config(None, "mock").pin_factory == "mock"
