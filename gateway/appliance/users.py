@@ -54,7 +54,9 @@ class MqttUser:
 
     @classmethod
     def everything(cls, name: str) -> MqttUser:
-        return cls(name, (TopicRule(Access.READWRITE, "#"),))
+        # "#" does not match topics that start with "$": the broker's own $SYS figures (the
+        # health bridge's client count) need their own rule; they are only ever read.
+        return cls(name, (TopicRule(Access.READWRITE, "#"), TopicRule(Access.READ, "$SYS/#")))
 
     @classmethod
     def role(cls, role: str) -> MqttUser:

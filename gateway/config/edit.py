@@ -86,7 +86,8 @@ def _owner(config: GatewayConfig, role: str) -> str | None:
     """Who has ``role`` in the config already (``'ID' (bridges.ble.roles)``), or None."""
     for name in config.bridges.names():
         section = getattr(config.bridges, name)
-        listed = "devices" if name == "gpio" else "roles"  # a GPIO device's key is its role
+        # A GPIO device's key is its role, and the health bridge's one device is the gateway.
+        listed = {"gpio": "devices", "health": "role"}.get(name, "roles")
         for key, given in section.roles:
             if given == role:
                 return f"{key!r} (bridges.{name}.{listed})"

@@ -251,6 +251,12 @@ class HealthConfig:
     # when the access point is off.
     hostapd_ctrl: Path | None = Path("/run/msgflo-gateway/ap/ctrl/wlan0")
 
+    @property
+    def roles(self) -> tuple[tuple[str, str], ...]:
+        """(device, role) pairs, as every bridge's section has: its one device is the gateway,
+        named by its role (the checks that look at every bridge's roles use it)."""
+        return ((self.role, self.role),)
+
 
 @dataclass(frozen=True)
 class BridgesConfig:

@@ -74,6 +74,26 @@ def test_role_user_reads_only_its_own_topics(
     assert not [t for t, _ in admin.messages if t in ("other/y", "other/z")]
 
 
+def test_bridges_read_the_brokers_client_count_and_roles_do_not(
+    broker: Broker, appliance: Appliance, clients: list[Client]
+) -> None:
+    """The health bridge counts the broker's clients from $SYS, which "#" does not match."""
+    passwords = appliance[1].mqtt_passwords
+    bridge = connect(clients, broker, "bridge-health", passwords["bridge-health"])
+    role = connect(clients, broker, "sensor", passwords["sensor"])
+    assert bridge.connect() and role.connect()
+    role.subscribe("$SYS/broker/clients/connected")
+    bridge.subscribe("$SYS/broker/clients/connected")
+    # The retained figure may be from before anyone connected: only that it arrives counts.
+    assert int(bridge.wait_for("$SYS/broker/clients/connected")) >= 0
+    # $SYS messages are retained: the role would have had one at its subscribe, before its
+    # next subscription's marker.
+    role.subscribe("sensor/#")
+    bridge.publish("sensor/marker", b"m")
+    role.wait_for("sensor/marker")
+    assert not [t for t, _ in role.messages if t.startswith("$SYS")]
+
+
 def test_browsers_over_websockets_get_web_and_fbp_only(
     broker: Broker, appliance: Appliance, clients: list[Client]
 ) -> None:

@@ -100,6 +100,8 @@ def test_first_boot_makes_everything_and_the_second_changes_nothing(setup: Setup
         "bridge-serial",
         "bridge-ble",
         "bridge-rf433",
+        "bridge-gpio",
+        "bridge-health",
     }
     assert (setup.data / "secrets" / "coordinator.json").exists()
     assert verify_password(secrets.mqtt_passwords["admin"], hashes["admin"])

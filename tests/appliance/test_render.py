@@ -85,7 +85,7 @@ def test_mosquitto_conf_without_the_access_point_stays_on_loopback() -> None:
 def test_acl() -> None:
     text = mosquitto_acl([user_for("coordinator"), user_for("lamp")])
     assert text == (
-        "user coordinator\ntopic readwrite #\n\n"
+        "user coordinator\ntopic readwrite #\ntopic read $SYS/#\n\n"
         "user lamp\ntopic readwrite lamp/#\ntopic write fbp\n"
     )
 

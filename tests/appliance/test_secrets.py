@@ -110,12 +110,15 @@ def test_users_and_their_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         "bridge-serial",
         "bridge-ble",
         "bridge-rf433",
+        "bridge-gpio",
+        "bridge-health",
         "lamp",
         "button",
     )
     assert "'a+b'" in caplog.text and "'bridge-x'" in caplog.text
     assert [(r.access, r.pattern) for r in user_for("coordinator").rules] == [
-        (Access.READWRITE, "#")
+        (Access.READWRITE, "#"),
+        (Access.READ, "$SYS/#"),
     ]
     assert [(r.access, r.pattern) for r in user_for("lamp").rules] == [
         (Access.READWRITE, "lamp/#"),
