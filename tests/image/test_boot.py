@@ -33,6 +33,7 @@ from playwright.async_api import async_playwright, expect
 
 from gateway.appliance.selftest import MAX_EXPOSURE, ROOM, SECURITY_UNITS
 from gateway.common.yaml12 import dump_yaml, load_yaml
+from gateway.health.status import STATUS_TOPIC, parse_status
 from gateway.runtime_protocol.client import RuntimeClient
 from tests.dashboard.conftest import CHROMIUM, KIT_ROLES, LAPTOP
 from tests.image.qemu import (
@@ -66,6 +67,7 @@ BLE_VALUE_WAIT = 120.0  # after the guest reported the scan and btmon's 20 s cou
 RF433_REPLAY = "/usr/share/msgflo-gateway/demo/rf433-replay.ook"
 RF433_SENSOR = "Nexus-TH/2/90"
 RF433_ROLE = "garden"
+HEALTH_TIMEOUT = 120.0  # s; the bridge host starts after the broker, then reports at once
 BOARD_TIMEOUT = 120.0  # s; msgflo-devices.path starts the root unit, which reloads the broker
 RF433_TIMEOUT = 180.0  # the bridge starts after the broker and the coordinator
 
@@ -334,6 +336,34 @@ def test_a_board_added_on_the_dashboard_gets_its_own_broker_user(kit: Kit) -> No
     port = kit.running.mqtt_port
     assert mqtt_connect(port, "lamp", header["MSGFLO_MQTT_PASSWORD"]) == 0
     assert mqtt_connect(port, "lamp", "x" + header["MSGFLO_MQTT_PASSWORD"]) in (134, 135)
+
+
+def test_the_gateway_reports_its_own_health(kit: Kit) -> None:
+    """msgflo-bridge@health in its sandbox: announced as gateway/Health, its summary with
+    plausible figures, and what an emulated board lacks (the Pi firmware's supply flags, a
+    battery monitor) absent rather than zero; the dashboard shows the participant's figures."""
+    watcher = Watcher(kit.running.mqtt_port, kit.info, STATUS_TOPIC)
+    try:
+        assert watcher.wait_for(b'"readings"', HEALTH_TIMEOUT), watcher.got
+        status = parse_status(watcher.got[-1][1])
+    finally:
+        watcher.close()
+    readings = status.readings
+    assert status.role == "gateway", status
+    assert 0 <= float(readings["load"]) < 64, readings
+    assert 1e6 < float(readings["memory_free"]) < 8e9, readings
+    assert float(readings["disk_free"]) > 0, readings
+    assert 0 < float(readings["uptime"]) < 3600, readings
+    absent = {"undervoltage", "throttled", "battery_voltage", "battery_percent", "supply_online"}
+    assert not absent & set(readings), readings
+    assert not {"undervoltage", "throttled", "battery_low"} & set(status.alarms), status.alarms
+    fbp = Watcher(kit.running.mqtt_port, kit.info, "fbp")
+    try:
+        assert fbp.wait_for(b'"gateway/Health"', HEALTH_TIMEOUT), "not announced on fbp"
+    finally:
+        fbp.close()
+    answer = dashboard_api(kit, "/api/status")
+    assert answer[0] == 200 and answer[1]["health"]["source"] == "participant", answer
 
 
 def test_root_is_a_read_only_overlay_and_the_access_point_takes_wpa2(kit: Kit) -> None:
