@@ -69,6 +69,7 @@ RF433_SENSOR = "Nexus-TH/2/90"
 RF433_ROLE = "garden"
 HEALTH_TIMEOUT = 120.0  # s; the bridge host starts after the broker, then reports at once
 BOARD_TIMEOUT = 120.0  # s; msgflo-devices.path starts the root unit, which reloads the broker
+GPIO_DEVICES = {"bell": {"kind": "button", "pin": 17}, "porch": {"kind": "led", "pin": 27}}
 RF433_TIMEOUT = 180.0  # the bridge starts after the broker and the coordinator
 
 
@@ -459,7 +460,8 @@ def test_power_cut_keeps_graph_edits_and_credentials(kit: Kit) -> None:
 def enable_ble(kit: Kit, btvirt: Path) -> None:
     """What the kit's owner writes into gateway.yaml on its data partition: the BLE bridge on,
     scanning with the second controller, the advertiser adopted; the 433 MHz bridge on, with
-    rtl_433 reading the demo's recorded weather sensor (no dongle under QEMU), adopted. Beside
+    rtl_433 reading the demo's recorded weather sensor (no dongle under QEMU), adopted; the
+    GPIO bridge on with a button and an LED. Beside
     it the test's guest script and btvirt (the image does not carry them)."""
     text = read_data_file(kit.image, "/gateway.yaml", kit.workdir)
     assert text, "the data partition has no gateway.yaml"
@@ -475,6 +477,8 @@ def enable_ble(kit: Kit, btvirt: Path) -> None:
         "replay_interval": 5.0,
         "roles": {RF433_SENSOR: RF433_ROLE},
     }
+    # No GPIO chip under QEMU: auto takes mock pins off a Pi, in the unit's sandbox all the same.
+    config["bridges"]["gpio"] = {"enabled": True, "devices": GPIO_DEVICES}
     files = {
         "/gateway.yaml": (dump_yaml(config).encode(), 0o644),
         "/ble-test/run.sh": (BLE_GUEST_SCRIPT.read_bytes(), 0o755),
@@ -552,3 +556,17 @@ def test_rf433_sensor_through_rtl_433_reaches_mqtt(kit: Kit) -> None:
         ), watcher.got
     finally:
         watcher.close()
+
+
+def test_gpio_devices_are_announced_from_their_sandbox(kit: Kit) -> None:
+    """The same boot: msgflo-bridge@gpio (group gpio, the gpiochip devices only) announces
+    each configured device as its participant."""
+    fbp = Watcher(kit.running.mqtt_port, kit.info, "fbp")
+    try:
+        for component in (b'"gpio/Button"', b'"gpio/LED"'):
+            assert fbp.wait_for(component, RF433_TIMEOUT), fbp.got
+        announced = [json.loads(p)["payload"] for _, p in fbp.got if b'"gpio/' in p]
+    finally:
+        fbp.close()
+    components = {d["role"]: d["component"] for d in announced}
+    assert components == {"bell": "gpio/Button", "porch": "gpio/LED"}, components
