@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from gateway.errors import GatewayError
 
@@ -21,6 +22,16 @@ def add_broker_option(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="broker URL, e.g. mqtt://user:pass@host:1883 (default: $MSGFLO_BROKER, "
         "then mqtt://localhost)",
+    )
+
+
+def add_config_option(parser: argparse.ArgumentParser, bridge: str, note: str = "") -> None:
+    """``--config GATEWAY.yaml``: a bridge's CLI takes its settings from its section."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="GATEWAY.yaml",
+        help=f"settings from the bridges.{bridge} section of a gateway.yaml{note}",
     )
 
 

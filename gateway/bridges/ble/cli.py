@@ -32,7 +32,7 @@ from gateway.bridges.ble.sources import BleakSource, ReplaySource, Source
 from gateway.bridges.host import BridgeHost
 from gateway.bridges.seen import adopt_line
 from gateway.broker import BrokerUrl, resolve_broker
-from gateway.cli.options import add_broker_option, add_flag, run_tool
+from gateway.cli.options import add_broker_option, add_config_option, add_flag, run_tool
 from gateway.common.logs import configure_logging
 from gateway.common.signals import run_daemon
 from gateway.config import BleBridgeConfig, load_config
@@ -45,12 +45,7 @@ MAX_LISTED = 10_000  # devices one scan prints (each once)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        type=Path,
-        metavar="GATEWAY.yaml",
-        help="settings from the bridges.ble section of a gateway.yaml",
-    )
+    add_config_option(p, "ble")
     p.add_argument(
         "--replay",
         type=Path,

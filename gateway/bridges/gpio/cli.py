@@ -23,7 +23,7 @@ from typing import TextIO
 from gateway.bridges import run
 from gateway.bridges.gpio import header
 from gateway.broker import resolve_broker
-from gateway.cli.options import add_broker_option, run_tool
+from gateway.cli.options import add_broker_option, add_config_option, run_tool
 from gateway.common.logs import configure_logging
 from gateway.config import GpioBridgeConfig, load_config
 
@@ -32,12 +32,7 @@ FACTORIES = ("auto", "lgpio", "rpigpio", "mock")
 
 
 def _config(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        type=Path,
-        metavar="GATEWAY.yaml",
-        help="settings and devices from the bridges.gpio section of a gateway.yaml",
-    )
+    add_config_option(p, "gpio", " (its devices too)")
 
 
 def parser() -> argparse.ArgumentParser:

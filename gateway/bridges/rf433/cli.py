@@ -30,7 +30,7 @@ from gateway.bridges.rf433.events import RadioEvent
 from gateway.bridges.rf433.registry import Registry
 from gateway.bridges.seen import adopt_line
 from gateway.broker import resolve_broker
-from gateway.cli.options import add_broker_option, run_tool
+from gateway.cli.options import add_broker_option, add_config_option, run_tool
 from gateway.common.logs import configure_logging
 from gateway.config import Rf433BridgeConfig, load_config
 from gateway.errors import GatewayError
@@ -41,12 +41,7 @@ MAX_LISTED = 10_000
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        type=Path,
-        metavar="GATEWAY.yaml",
-        help="settings from the bridges.rf433 section of a gateway.yaml",
-    )
+    add_config_option(p, "rf433")
     p.add_argument(
         "--replay",
         type=Path,

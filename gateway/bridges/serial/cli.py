@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 from gateway.bridges.run import run_bridge
 from gateway.broker import resolve_broker
-from gateway.cli.options import add_broker_option, run_tool
+from gateway.cli.options import add_broker_option, add_config_option, run_tool
 from gateway.common.logs import configure_logging
 from gateway.config import SerialBridgeConfig, load_config
 from gateway.config.options import serial_bridge_options
@@ -32,12 +31,7 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG, description="Announce USB serial devices as msgflo participants."
     )
     add_broker_option(p)
-    p.add_argument(
-        "--config",
-        type=Path,
-        metavar="GATEWAY.yaml",
-        help="settings from the bridges.serial section of a gateway.yaml (flags win)",
-    )
+    add_config_option(p, "serial", " (flags win)")
     p.add_argument(
         "--glob",
         action="append",
