@@ -17,6 +17,9 @@ line per finding, on the console:
 - ``wifi_room``: with :data:`ROOM` more radios (QEMU's ``mac80211_hwsim.radios=``), that many
   stations associate at once with WPA2 and each gets its own lease (a kit with fewer radios
   reports how many it has and passes).
+- ``wakeups`` (a measurement, never a failure; after ``result``): how often the gateway's
+  own processes wake up when idle, per unit and in total, against the OS alone (see
+  :func:`check_wakeups`).
 
 Exits 1 if any check failed.
 """
@@ -30,6 +33,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -367,4 +371,214 @@ def run_selftest(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> int:
         check_wifi(config, secrets, run_dir),
     ]
     report("result", "pass" if all(results) else "fail")
+    # After the result: the host's tests that wait for it are not kept waiting, and the
+    # gateway is idle by now (the radios' stations are gone).
+    check_wakeups(Path("/proc"))
     return 0 if all(results) else 1
+
+
+# --- Idle wakeups ------------------------------------------------------------------------
+#
+# A CPU that sleeps saves power; every time a task is woken the core leaves its idle state.
+# The kernel counts, per task (thread), how often it was switched out: voluntarily (it blocked,
+# i.e. went to sleep and was later woken) and involuntarily (it was preempted while running).
+# Each switch out is followed by one switch in, so their sum is the number of times the task
+# was put on a CPU: the wakeups it caused, plus the preemptions of a busy task, which an idle
+# system hardly has. /proc/<pid>/task/<tid>/schedstat's third field counts the same "times
+# scheduled in", but only with CONFIG_SCHED_INFO; the status file's two counters are in every
+# kernel, so they are what is read. Counters taken at the start and end of a window give the
+# rate; what they cannot see: ticks that wake a core without waking a task (the machine's
+# interrupt rate is reported beside, as an upper bound), and tasks that exit within the window
+# (counted and reported, their last switches are lost).
+
+WAKEUP_WINDOW = 30.0  # seconds per window
+WAKEUP_WINDOWS = 3  # the quietest counts: the host may still be talking to the kit in one
+WAKEUP_SETTLE = 10.0  # seconds after the other checks before the first window
+WAKEUP_GOAL = 5.0  # wakeups per second, all the gateway's own processes together
+KERNEL = "kernel"
+OS = "os"
+PARTICIPANTS = "participants"
+# The coordinator's children are the graph's participants (the demo's simulated devices on
+# the kit): the user's processes, not the gateway's, so they are reported on their own.
+PARTICIPANT_UNITS = frozenset({"msgflo-coordinator.service"})
+MEASURER_UNIT = "msgflo-selftest.service"
+_UNIT = re.compile(r"/system\.slice/(msgflo-[^/]+\.service)(?:/|$)")
+
+
+@dataclass(frozen=True)
+class TaskCount:
+    """One thread's switch counters, with what its process says about where it belongs."""
+
+    pid: int
+    tid: int
+    ppid: int
+    switches: int  # voluntary_ctxt_switches + nonvoluntary_ctxt_switches
+    kernel: bool  # a kernel thread
+    cgroup: str  # the process's cgroup v2 path, "/system.slice/x.service"
+
+
+@dataclass(frozen=True)
+class WakeupRates:
+    """Wakeups per second of each group over one window."""
+
+    seconds: float
+    per_group: Mapping[str, float]
+    tasks_gone: int  # tasks that exited in the window: their last switches are not counted
+
+    def total(self, groups: Iterable[str]) -> float:
+        return sum(self.per_group.get(group, 0.0) for group in groups)
+
+
+def status_fields(text: str) -> dict[str, str]:
+    """``Key:\tvalue`` lines of a /proc status file."""
+    return {
+        key: value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())
+    }
+
+
+def cgroup_path(text: str) -> str:
+    """The cgroup v2 path of /proc/<pid>/cgroup (``0::/path``), or the systemd v1 one."""
+    lines = text.splitlines()
+    unified = [line[3:] for line in lines if line.startswith("0::")]
+    named = [line.split(":", 2)[2] for line in lines if ":name=systemd:" in line]
+    return (unified or named or [""])[0]
+
+
+def read_process(proc: Path, pid: int) -> list[TaskCount]:
+    """The counters of every thread of ``pid``; empty when it exited while being read."""
+    try:
+        cgroup = cgroup_path((proc / str(pid) / "cgroup").read_text(encoding="utf-8"))
+        leader = status_fields((proc / str(pid) / "status").read_text(encoding="utf-8"))
+        tids = [int(name) for name in os.listdir(proc / str(pid) / "task") if name.isdigit()]
+    except (OSError, ValueError):
+        return []
+    ppid = int(leader.get("PPid", "0") or 0)
+    kernel = leader.get("Kthread") == "1" or pid == 2 or ppid == 2
+    tasks = []
+    for tid in tids:
+        try:
+            fields = status_fields((proc / str(pid) / "task" / str(tid) / "status").read_text())
+            switches = int(fields["voluntary_ctxt_switches"]) + int(
+                fields["nonvoluntary_ctxt_switches"]
+            )
+        except (OSError, KeyError, ValueError):
+            continue  # the thread exited between the listing and the read
+        tasks.append(TaskCount(pid, tid, ppid, switches, kernel, cgroup))
+    return tasks
+
+
+def snapshot(proc: Path, skip: frozenset[int] = frozenset()) -> dict[int, TaskCount]:
+    """Every thread of every process under ``proc`` but those in ``skip``, by thread id."""
+    pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
+    return {task.tid: task for pid in pids if pid not in skip for task in read_process(proc, pid)}
+
+
+def unit_of(cgroup: str) -> str | None:
+    found = _UNIT.search(cgroup)
+    return found.group(1) if found and found.group(1) != MEASURER_UNIT else None
+
+
+def unit_groups(tasks: Mapping[int, TaskCount]) -> dict[int, str]:
+    """Each process's group: its gateway unit, ``participants`` for the coordinator's
+    children, ``kernel`` for kernel threads, else ``os``."""
+    units = {task.pid: unit_of(task.cgroup) for task in tasks.values()}
+    groups = {}
+    for task in tasks.values():
+        unit = units[task.pid]
+        if unit is None:
+            groups[task.pid] = KERNEL if task.kernel else OS
+        elif unit in PARTICIPANT_UNITS and units.get(task.ppid) == unit:
+            groups[task.pid] = PARTICIPANTS
+        else:
+            groups[task.pid] = unit
+    return groups
+
+
+def wakeup_rates(
+    before: Mapping[int, TaskCount],
+    after: Mapping[int, TaskCount],
+    group_of: Mapping[int, str],
+    seconds: float,
+) -> WakeupRates:
+    """Counters at the start and end of a window -> wakeups per second of each group.
+
+    A thread seen only at the end started in the window: all its switches count. A thread id
+    that now belongs to another process, or whose counter went down, was reused: the same.
+    A thread seen only at the start exited: counted in ``tasks_gone``. A process with no
+    group in ``group_of`` is left out (it is not being measured).
+    """
+    counts: dict[str, int] = {}
+    for tid, end in after.items():
+        group = group_of.get(end.pid)
+        if group is None:
+            continue
+        start = before.get(tid)
+        same = start is not None and start.pid == end.pid and start.switches <= end.switches
+        delta = end.switches - start.switches if same and start is not None else end.switches
+        counts[group] = counts.get(group, 0) + delta
+    gone = sum(1 for tid, start in before.items() if tid not in after and start.pid in group_of)
+    rates = {group: count / seconds for group, count in sorted(counts.items())}
+    return WakeupRates(seconds, rates, gone)
+
+
+def interrupts(proc: Path) -> int:
+    """The machine's interrupts since boot (/proc/stat's ``intr`` total)."""
+    for line in (proc / "stat").read_text(encoding="utf-8").splitlines():
+        if line.startswith("intr "):
+            return int(line.split()[1])
+    return 0
+
+
+def measure_window(
+    proc: Path,
+    seconds: float,
+    grouping: Callable[[Mapping[int, TaskCount]], Mapping[int, str]] = unit_groups,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[WakeupRates, float]:
+    """One window's rates (threads grouped at its end) and the interrupts per second.
+
+    The time is taken in the middle of each snapshot: reading a few hundred status files
+    takes a while on a slow board."""
+    skip = frozenset({os.getpid()})
+    started = time.monotonic()
+    irq_before = interrupts(proc)
+    before = snapshot(proc, skip)
+    start = (started + time.monotonic()) / 2
+    sleep(seconds)
+    ending = time.monotonic()
+    after = snapshot(proc, skip)
+    irq_after = interrupts(proc)
+    elapsed = (ending + time.monotonic()) / 2 - start
+    rates = wakeup_rates(before, after, grouping(after), elapsed)
+    return rates, (irq_after - irq_before) / elapsed
+
+
+def gateway_groups(rates: WakeupRates) -> list[str]:
+    return [group for group in rates.per_group if group.startswith("msgflo-")]
+
+
+def check_wakeups(
+    proc: Path, windows: int = WAKEUP_WINDOWS, seconds: float = WAKEUP_WINDOW
+) -> None:
+    """Report the quietest of ``windows`` windows (lowest gateway total); never fails."""
+    try:
+        time.sleep(WAKEUP_SETTLE)
+        measured = [measure_window(proc, seconds) for _ in range(windows)]
+    except OSError as error:  # a measurement: say why there is none, and carry on
+        report("wakeups", f"unmeasured:{type(error).__name__}")
+        return
+    totals = [rates.total(gateway_groups(rates)) for rates, _ in measured]
+    rates, irq = measured[totals.index(min(totals))]
+    report("wakeups_counter", "ctxt_switches")
+    report("wakeups_window", f"{rates.seconds:.1f}")
+    report("wakeups_windows", ",".join(f"{total:.2f}" for total in totals))
+    for unit in gateway_groups(rates):
+        report(f"wakeups[{unit}]", f"{rates.per_group[unit]:.2f}")
+    gateway = rates.total(gateway_groups(rates))
+    report("wakeups_gateway_total", f"{gateway:.2f}")
+    report("wakeups_participants", f"{rates.per_group.get(PARTICIPANTS, 0.0):.2f}")
+    report("wakeups_os", f"{rates.total((OS, KERNEL)):.2f}")
+    report("wakeups_kernel", f"{rates.per_group.get(KERNEL, 0.0):.2f}")
+    report("wakeups_interrupts", f"{irq:.2f}")
+    report("wakeups_tasks_gone", str(rates.tasks_gone))
+    report("wakeups_goal", "met" if gateway < WAKEUP_GOAL else "missed")
