@@ -534,21 +534,22 @@ def measure_window(
     seconds: float,
     grouping: Callable[[Mapping[int, TaskCount]], Mapping[int, str]] = unit_groups,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[WakeupRates, float]:
     """One window's rates (threads grouped at its end) and the interrupts per second.
 
     The time is taken in the middle of each snapshot: reading a few hundred status files
     takes a while on a slow board."""
     skip = frozenset({os.getpid()})
-    started = time.monotonic()
+    started = clock()
     irq_before = interrupts(proc)
     before = snapshot(proc, skip)
-    start = (started + time.monotonic()) / 2
+    start = (started + clock()) / 2
     sleep(seconds)
-    ending = time.monotonic()
+    ending = clock()
     after = snapshot(proc, skip)
     irq_after = interrupts(proc)
-    elapsed = (ending + time.monotonic()) / 2 - start
+    elapsed = (ending + clock()) / 2 - start
     rates = wakeup_rates(before, after, grouping(after), elapsed)
     return rates, (irq_after - irq_before) / elapsed
 
@@ -558,12 +559,16 @@ def gateway_groups(rates: WakeupRates) -> list[str]:
 
 
 def check_wakeups(
-    proc: Path, windows: int = WAKEUP_WINDOWS, seconds: float = WAKEUP_WINDOW
+    proc: Path,
+    windows: int = WAKEUP_WINDOWS,
+    seconds: float = WAKEUP_WINDOW,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Report the quietest of ``windows`` windows (lowest gateway total); never fails."""
     try:
-        time.sleep(WAKEUP_SETTLE)
-        measured = [measure_window(proc, seconds) for _ in range(windows)]
+        sleep(WAKEUP_SETTLE)
+        measured = [measure_window(proc, seconds, sleep=sleep, clock=clock) for _ in range(windows)]
     except OSError as error:  # a measurement: say why there is none, and carry on
         report("wakeups", f"unmeasured:{type(error).__name__}")
         return
