@@ -20,7 +20,7 @@ for unit in "$here"/systemd/*; do
     fi
 done
 install -m 644 "$here/udev/90-msgflo-ap.rules" "$here/udev/60-msgflo-gpio.rules" \
-    "$root/etc/udev/rules.d/"
+    "$here/udev/60-msgflo-i2c.rules" "$root/etc/udev/rules.d/"
 install -m 644 "$here/system/journald.conf" "$root/etc/systemd/journald.conf.d/msgflo-gateway.conf"
 install -m 644 "$here/system/sysctl.conf" "$root/etc/sysctl.d/50-msgflo-gateway.conf"
 install -m 644 "$here/system/20-wired.network" "$here/system/10-wlan.network" "$root/etc/systemd/network/"

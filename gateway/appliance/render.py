@@ -25,6 +25,10 @@ PACKET_OVERHEAD = 4096
 DHCP_LEASE_TIME = "12h"
 SSID_MAX_BYTES = 32
 BLUEZ_SLOT_MS = 0.625  # BlueZ's [LE] scan values count the controller's 0.625 ms slots
+# The group of hostapd's control socket (services/system/sysusers.conf): the health
+# participant's unit joins it to count the WiFi clients, and the access point's unit so that
+# hostapd, root without CAP_CHOWN, may give its socket to the group.
+HOSTAPD_CTRL_GROUP = "msgflo-hostapd"
 
 
 def mosquitto_conf(
@@ -125,8 +129,11 @@ def hostapd_conf(config: GatewayConfig, secrets: Secrets, ctrl_dir: Path) -> str
     lines = [
         f"interface={_line(ap.interface)}",
         "driver=nl80211",
+        # hostapd makes the directory (0750 under the unit's umask 0027) and the socket (0770)
+        # and gives both to the group: its members may send any command, so only the health
+        # participant's unit is one (docs/security.md).
         f"ctrl_interface={_line(str(ctrl_dir))}",
-        "ctrl_interface_group=0",
+        f"ctrl_interface_group={HOSTAPD_CTRL_GROUP}",
         f"ssid={_line(name)}",
         *(["utf8_ssid=1"] if not name.isascii() else []),
         "ignore_broadcast_ssid=0",

@@ -5,16 +5,24 @@
         async for event in hostapd.events():
             ...
 
-Like wpa_cli and hostapd_cli, the client uses two sockets, each bound to a fresh path in its own
-private temporary directory: one for requests and one, attached with ``ATTACH`` on first use of
-:meth:`HostapdClient.events`, for events. hostapd only sends events to attached sockets, so
-replies and events never share a socket. The request side still sets aside anything that starts
-with ``<``: hostapd remembers monitors by socket path, so a path that was attached before (by a
-client that died) keeps receiving events. Both socket files are removed on close.
+Like wpa_cli and hostapd_cli, the client uses two sockets: one for requests and one, attached
+with ``ATTACH`` on first use of :meth:`HostapdClient.events`, for events. hostapd only sends
+events to attached sockets, so replies and events never share a socket. The request side still
+sets aside anything that starts with ``<``: hostapd remembers monitors by address, so an
+address that was attached before (by a client that died) keeps receiving events.
 
-hostapd (running as root, as Debian's service does) answers into our private directory; it
-detaches a monitor whose socket it could not send to more than ten times in a row, so a reader
-that stops reading loses events rather than stalling hostapd.
+Each socket is bound to a fresh name in Linux's abstract namespace, not to a file: hostapd
+answers with ``sendto`` to the address it received from, and a file would have to be somewhere
+hostapd may write. On the kit it may not: it runs as root without ``CAP_DAC_OVERRIDE``, and the
+health participant's unit (another user, with its own ``/tmp``) and the self-test (its own
+``/tmp``) have no directory hostapd could reach. An abstract name needs no directory and leaves
+nothing behind; it is freed when the socket closes. It is visible to the whole network
+namespace, but each socket is connected to hostapd's, and the kernel refuses datagrams to a
+connected datagram socket from any other sender, so nobody else can answer in hostapd's name.
+Who may send requests is decided by hostapd's socket file: its group (``ctrl_interface_group``).
+
+hostapd detaches a monitor it could not send to more than ten times in a row, so a reader that
+stops reading loses events rather than stalling hostapd.
 """
 
 from __future__ import annotations
@@ -23,9 +31,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
+import secrets
 import socket
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 from gateway.errors import HostapdError
@@ -53,19 +60,18 @@ DEFAULT_CTRL = "/run/msgflo-gateway/ap/ctrl/wlan0"
 # hostapd builds replies in a 4096-byte buffer (ctrl_iface.c); more room costs nothing.
 MAX_DATAGRAM = 16384
 DETACH_TIMEOUT = 1.0  # seconds to wait for DETACH's OK when closing; hostapd also detaches us
-# on its own once our socket file is gone
+# on its own once sending to our closed socket keeps failing
 
 
 class _Endpoint:
-    """One client socket, bound to a fresh path and connected to hostapd's socket."""
+    """One client socket, bound to a fresh abstract name and connected to hostapd's socket."""
 
     def __init__(self, server: str) -> None:
-        self._dir = tempfile.mkdtemp(prefix="gateway-hostapd-")
-        self.path = os.path.join(self._dir, "ctrl")
+        self.address = abstract_address()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self.sock.setblocking(False)
-            self.sock.bind(self.path)
+            self.sock.bind(self.address)
             self.sock.connect(server)
         except OSError as exc:
             self.close()
@@ -91,7 +97,12 @@ class _Endpoint:
 
     def close(self) -> None:
         self.sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def abstract_address() -> str:
+    """A fresh name in the abstract namespace (the leading NUL): the process id, for ``ss -x``,
+    and 64 random bits, so a name is never one hostapd still remembers as a monitor's."""
+    return f"\0msgflo-gateway-hostapd-{os.getpid()}-{secrets.token_hex(8)}"
 
 
 class HostapdClient:
@@ -126,10 +137,10 @@ class HostapdClient:
             await client._close()
 
     @property
-    def local_paths(self) -> tuple[str, ...]:
-        """Our own socket files (request, then monitor once attached); gone after close."""
-        monitor = (self._monitor.path,) if self._monitor else ()
-        return (self._requests.path, *monitor)
+    def local_addresses(self) -> tuple[str, ...]:
+        """Our own sockets' abstract names (request, then monitor once attached)."""
+        monitor = (self._monitor.address,) if self._monitor else ()
+        return (self._requests.address, *monitor)
 
     async def request(self, command: Command, *args: str) -> bytes:
         """Send one command and return its reply datagram, unparsed (FAIL is not checked)."""

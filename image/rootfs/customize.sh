@@ -62,6 +62,7 @@ cp "$stage/files/raspi-firmware" /etc/default/raspi-firmware
 cp "$stage/files/raspi-extra-cmdline" /etc/default/raspi-extra-cmdline
 cp "$stage/files/raspi-firmware-custom" /etc/default/raspi-firmware-custom
 cp "$stage/files/modprobe-msgflo.conf" /etc/modprobe.d/msgflo-gateway.conf
+cp "$stage/files/modules-load-msgflo.conf" /etc/modules-load.d/msgflo-gateway.conf
 
 # One small initramfs, built once: MODULES=list with what the Pi's SD card, USB storage and
 # the QEMU boot test need (MODULES=most takes ~14 min under qemu-user and 37 MB).

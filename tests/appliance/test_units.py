@@ -18,6 +18,7 @@ from gateway.appliance.device_requests import (
     PROVISION_RESULTS,
 )
 from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
+from gateway.appliance.render import HOSTAPD_CTRL_GROUP
 from gateway.appliance.selftest import MAX_EXPOSURE, SECURITY_UNITS, exposure
 from gateway.appliance.selftest import UNITS as UNIT_STATES
 from gateway.appliance.services import DASHBOARD_SOCKET
@@ -350,3 +351,66 @@ def test_only_the_gpio_bridge_may_open_the_gpio_chips() -> None:
     install = (UNITS.parent / "install.sh").read_text(encoding="utf-8")
     assert install.count("msgflo-bridge@gpio.service") == 2
     assert "60-msgflo-gpio.rules" in install
+
+
+def udev_rule_pairs(text: str) -> list[list[tuple[str, str, str]]]:
+    """Each rule line's (key, operator, value) triples; a line that is not all such is an error."""
+    pair = re.compile(r'\s*([A-Z_]+(?:\{[^}]+\})?)\s*(==|!=|\+=|-=|:=|=)\s*"([^"]*)"\s*')
+    rules = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        triples = []
+        for part in line.split(","):
+            found = pair.fullmatch(part)
+            assert found is not None, f"not a udev key: {part!r} in {line!r}"
+            triples.append((found[1], found[2], found[3]))
+        rules.append(triples)
+    return rules
+
+
+@pytest.mark.parametrize("name", ["60-msgflo-gpio.rules", "60-msgflo-i2c.rules"])
+def test_device_group_rules_match_and_assign(name: str) -> None:
+    """Matches (==) first, then the group and mode assigned (=): a typo such as a single = in a
+    match would assign instead, silently."""
+    for rule in udev_rule_pairs((UNITS.parent / "udev" / name).read_text(encoding="utf-8")):
+        operators = [op for _, op, _ in rule]
+        assert operators == sorted(operators, key=lambda op: op != "==")  # matches first
+        assigned = {key: value for key, op, value in rule if op == "="}
+        assert set(assigned) == {"GROUP", "MODE"} and assigned["MODE"] == "0660"
+
+
+def test_only_the_health_participant_may_open_the_i2c_buses_and_reach_hostapd() -> None:
+    """The battery monitor's /dev/i2c-* (udev: group i2c) and hostapd's control socket (group
+    msgflo-hostapd): the health instance joins both groups, which sysusers makes, so the unit
+    starts whether or not a monitor is wired; no other bridge joins them."""
+    template = "msgflo-bridge@.service"
+    assert not {"i2c", HOSTAPD_CTRL_GROUP} & words(template, "Service", "SupplementaryGroups")
+    name = "msgflo-bridge@health.service.d/health.conf"
+    assert every(name, "DeviceAllow") == ["", "char-i2c rw"]  # no serial devices
+    assert every(name, "SupplementaryGroups") == ["", f"i2c {HOSTAPD_CTRL_GROUP}"]  # no dialout
+    for other in UNITS.glob("msgflo-bridge@*.service.d/*.conf"):
+        if other.parent.name != "msgflo-bridge@health.service.d":
+            groups = " ".join(every(str(other.relative_to(UNITS)), "SupplementaryGroups"))
+            assert not {"i2c", HOSTAPD_CTRL_GROUP} & set(groups.split())
+    rule = (UNITS.parent / "udev" / "60-msgflo-i2c.rules").read_text(encoding="utf-8")
+    assert 'SUBSYSTEM=="i2c-dev", KERNEL=="i2c-[0-9]*", GROUP="i2c", MODE="0660"' in rule
+    sysusers = (UNITS.parent / "system" / "sysusers.conf").read_text(encoding="utf-8")
+    assert "g i2c -" in sysusers and f"g {HOSTAPD_CTRL_GROUP} -" in sysusers
+    assert "60-msgflo-i2c.rules" in (UNITS.parent / "install.sh").read_text(encoding="utf-8")
+    image = UNITS.parents[1] / "image" / "rootfs"
+    assert "i2c-dev" in (image / "modules-load-msgflo.conf").read_text(encoding="utf-8").split()
+    assert "dtparam=i2c_arm=on" in (image / "raspi-firmware-custom").read_text(encoding="utf-8")
+    customize = (image / "customize.sh").read_text(encoding="utf-8")
+    assert 'modules-load-msgflo.conf" /etc/modules-load.d/' in customize
+
+
+def test_hostapd_may_give_its_control_socket_to_the_group() -> None:
+    """hostapd is root without CAP_CHOWN: it may give its socket to ctrl_interface_group only
+    as a member, and the directory it makes is the group's to enter only under umask 0027
+    (tests/wifi/test_kit_permissions.py runs it so)."""
+    ap = unit("msgflo-ap.service")
+    assert "CAP_CHOWN" not in ap.get("Service", "CapabilityBoundingSet")
+    assert ap.get("Service", "SupplementaryGroups") == HOSTAPD_CTRL_GROUP
+    assert ap.get("Service", "UMask") == "0027"
+    assert ap.get("Service", "PrivateTmp") == "yes"  # clients' reply sockets are abstract

@@ -3,7 +3,9 @@ and absent sources absent (None), never zero."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from gateway.health import readers
 from gateway.health.readers import FirmwareFlags, PowerSupplies
 from gateway.health.sample import HealthSources, read_sample
 from tests.health.conftest import MEMINFO, RPI_VOLT, Tree
-from tests.wifi.conftest import HOSTAPD, Hostapd
+from tests.wifi.conftest import HOSTAPD, FakeHostapd, Hostapd
 
 
 def test_parsers() -> None:
@@ -107,3 +109,24 @@ async def test_wifi_clients_from_a_real_hostapd(tree: Tree) -> None:
         hostapd.cleanup()
     # driver=none has no radio, so nobody is associated: a real zero, reported as such.
     assert found["wifi_clients"] == 0
+
+
+async def test_wifi_clients_are_counted_over_the_control_socket() -> None:
+    # driver=none never has stations: a scripted socket answers STA-FIRST/STA-NEXT with two.
+    first, second = b"02:00:00:00:01:00", b"02:00:00:00:02:00"
+    answers = {
+        b"PING": [b"PONG\n"],
+        b"STA-FIRST": [first + b"\nflags=[AUTH][ASSOC][AUTHORIZED]\n"],
+        b"STA-NEXT " + first: [second + b"\nflags=[AUTH][ASSOC]\n"],
+        b"STA-NEXT " + second: [b""],
+    }
+    # Not pytest's tmp_path: a UNIX socket path must fit in 108 bytes.
+    with tempfile.TemporaryDirectory(prefix="gw-health-") as workdir:
+        fake = FakeHostapd(Path(workdir) / "wlan0", lambda request: answers[request])
+        serving = asyncio.create_task(fake.serve())
+        try:
+            assert await readers.wifi_clients(str(fake.path)) == 2
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            fake.sock.close()

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,10 +30,21 @@ START_TIMEOUT = 10.0
 class Hostapd:
     """``hostapd`` on a throwaway config; ``ctrl`` is its control socket."""
 
-    def __init__(self, ssid: str = "gw-test", channel: int = 6, ifname: str = "gwtest0") -> None:
+    def __init__(
+        self,
+        ssid: str = "gw-test",
+        channel: int = 6,
+        ifname: str = "gwtest0",
+        *,
+        wrapper: Sequence[str] = (),
+        umask: int = -1,
+    ) -> None:
+        """``wrapper`` (e.g. setpriv and its options) runs hostapd, under ``umask`` if given."""
         self.ssid = ssid
         self.channel = channel
         self.ifname = ifname
+        self.wrapper = list(wrapper)
+        self.umask = umask
         # Not pytest's tmp_path: a UNIX socket path must fit in 108 bytes.
         self.workdir = Path(tempfile.mkdtemp(prefix="gw-hostapd-"))
         self.ctrl = self.workdir / "ctrl" / ifname
@@ -58,8 +69,9 @@ class Hostapd:
         conf.write_text(self.config())
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                with_parent_death_signal([str(HOSTAPD), str(conf)]),
+                with_parent_death_signal([*self.wrapper, str(HOSTAPD), str(conf)]),
                 stdin=subprocess.DEVNULL,
+                umask=self.umask,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -97,13 +109,13 @@ Script = Callable[[bytes], list[bytes]]
 class FakeHostapd:
     """A datagram socket at ``path`` that answers each request with what ``script`` returns
     (nothing, for a hostapd that hangs), after ``delay`` seconds. ``senders`` are the client
-    socket paths seen, to check they are gone afterwards."""
+    sockets' addresses seen (abstract names come as bytes), to check they are released."""
 
     def __init__(self, path: Path, script: Script, delay: float = 0.0) -> None:
         self.path = path
         self.script = script
         self.delay = delay
-        self.senders: list[str] = []
+        self.senders: list[str | bytes] = []
         self.requests: list[bytes] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setblocking(False)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import HostapdError
-from gateway.wifi.hostapd_client import HostapdClient
+from gateway.wifi.hostapd_client import HostapdClient, abstract_address
 from gateway.wifi.hostapd_ctrl import (
     ApDisabled,
     ApEnabled,
@@ -28,9 +29,15 @@ FakeFactory = Callable[..., FakeHostapd]
 pytestmark = pytest.mark.integration
 
 
-def gone(path: str) -> bool:
-    """Whether a client's socket file (or its directory) no longer exists."""
-    return not os.path.exists(path)
+def released(address: str | bytes) -> bool:
+    """Whether a client's abstract name is free again (its socket closed): it can be bound."""
+    name = address.encode() if isinstance(address, str) else address
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(name)
+        except OSError:
+            return False
+    return True
 
 
 async def test_ping_and_status_report_the_configured_ap(hostapd: Hostapd) -> None:
@@ -89,13 +96,34 @@ async def test_events_raise_when_hostapd_is_killed(hostapd: Hostapd) -> None:
                     pass
 
 
-async def test_client_sockets_are_removed_on_close(hostapd: Hostapd) -> None:
+async def test_client_sockets_are_abstract_and_released_on_close(hostapd: Hostapd) -> None:
+    # No file anywhere: hostapd on the kit could not reach one in the health unit's or the
+    # self-test's own /tmp (hostapd_client's docstring).
     async with HostapdClient.connect(hostapd.ctrl) as client:
         await client.attach()
-        paths = client.local_paths
-        assert len(paths) == 2
-        assert not any(gone(p) for p in paths)
-    assert all(gone(p) and gone(os.path.dirname(p)) for p in paths)
+        addresses = client.local_addresses
+        assert len(set(addresses)) == 2
+        assert all(a.startswith("\0msgflo-gateway-hostapd-") for a in addresses)
+        assert not any(released(a) for a in addresses)
+    assert all(released(a) for a in addresses)
+
+
+def test_each_socket_gets_a_fresh_abstract_name() -> None:
+    names = {abstract_address() for _ in range(100)}
+    assert len(names) == 100
+    assert all(n.startswith(f"\0msgflo-gateway-hostapd-{os.getpid()}-") for n in names)
+
+
+async def test_nobody_but_hostapd_can_answer_the_client(hostapd: Hostapd) -> None:
+    # The abstract name is visible to every process; the connected socket takes datagrams
+    # from hostapd's socket only.
+    async with HostapdClient.connect(hostapd.ctrl) as client:
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as intruder,
+            pytest.raises(PermissionError),
+        ):
+            intruder.sendto(b"PONG\n", client.local_addresses[0].encode())
+        await client.ping()
 
 
 async def test_a_request_on_a_detached_client_gets_no_events(hostapd: Hostapd) -> None:
@@ -125,7 +153,7 @@ async def test_a_socket_that_never_answers_times_out(fake_hostapd: FakeFactory) 
             pass
     assert str(caught.value) == f"hostapd at {silent.path}: PING: no reply within 0.2 s"
     assert silent.requests == [b"PING"]
-    assert gone(silent.senders[0])
+    assert released(silent.senders[0])
 
 
 async def test_a_late_reply_is_not_taken_for_the_next_one(fake_hostapd: FakeFactory) -> None:
