@@ -114,6 +114,9 @@ class Coordinator:
         self._dirty = asyncio.Event()
         self._dirty.set()
         self._clean = asyncio.Event()  # set while everything seen so far is wired
+        # Set once the broker has acknowledged the discovery subscription: from then on no
+        # participant's announcement is missed ("msgflo started on" waits for it).
+        self.listening = asyncio.Event()
         self._rejects_seen: set[tuple[str, str]] = set()
         self._parsed: dict[bytes, Discovered] = {}  # oldest first
         self._parsed_bytes = 0
@@ -157,11 +160,21 @@ class Coordinator:
             self._start_hold()
             try:
                 async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._confirm_listening())
                     tasks.create_task(self._wire_forever())
                     tasks.create_task(self._expire_forever())
             finally:
                 if self._retry is not None:
                     self._retry.cancel()
+
+    async def _confirm_listening(self) -> None:
+        """Set :attr:`listening`. Subscribed while still connecting, the subscription went out
+        after CONNACK without anyone waiting for its SUBACK: subscribing again once connected
+        returns with it (a retained announcement may then arrive twice, which is harmless)."""
+        if not self.transport.connected:
+            await self.transport.wait_connected()
+            await self.binder.subscribe_discovery(self._on_discovery)
+        self.listening.set()
 
     async def _wire_forever(self) -> None:
         # One writer of the wiring; a burst of discovery messages is wired in one pass.

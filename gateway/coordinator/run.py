@@ -38,6 +38,7 @@ async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) ->
         tasks.create_task(service.run())
         tasks.create_task(runtime.run())
         await runtime.server.ready.wait()
+        await service.coordinator.listening.wait()  # no announcement is missed from here on
         print(f"{STARTED} {runtime.server.address}", flush=True)
 
 
