@@ -355,6 +355,9 @@ def test_the_gateway_reports_its_own_health(kit: Kit) -> None:
     assert 1e6 < float(readings["memory_free"]) < 8e9, readings
     assert float(readings["disk_free"]) > 0, readings
     assert 0 < float(readings["uptime"]) < 3600, readings
+    # hostapd's control socket through its group, the broker's $SYS through the bridge's ACL.
+    assert int(readings["wifi_clients"]) >= 0, readings
+    assert int(readings["broker_clients"]) >= 1, readings
     absent = {"undervoltage", "throttled", "battery_voltage", "battery_percent", "supply_online"}
     assert not absent & set(readings), readings
     assert not {"undervoltage", "throttled", "battery_low"} & set(status.alarms), status.alarms
