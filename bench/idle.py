@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.common import machine, markdown_table, stop_process
+from bench.common import cpu_seconds, machine, markdown_table, stop_process
 from gateway.appliance.selftest import TaskCount, WakeupRates, measure_window
 from gateway.bridges import ble, rf433
 from gateway.bridges.ble.advert import Advert
@@ -124,6 +124,7 @@ class Measured:
     kind: str  # "gateway", "participant", "baseline"
     rate: float
     threads: int
+    cpu_ms: float | None  # CPU milliseconds per second (the started process itself only)
 
 
 def pid_tree_groups(
@@ -222,7 +223,12 @@ def measure(args: argparse.Namespace) -> tuple[list[Measured], WakeupRates, int]
                 seen.update(threads_of(tasks, groups))
                 return groups
 
+            cpu_before = {pid: cpu_seconds(pid) for pid in roots}
             rates, _ = measure_window(Path("/proc"), args.seconds, grouping=grouped)
+            cpu = {
+                name: (cpu_seconds(pid) - cpu_before[pid]) * 1000 / rates.seconds
+                for pid, name in roots.items()
+            }
         finally:
             for child in reversed(started):
                 stop_process(child)
@@ -233,6 +239,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Measured], WakeupRates, int]
             "baseline" if name in baseline else "participant" if ":" in name else "gateway",
             rate,
             seen.get(name, 0),
+            cpu.get(name),
         )
         for name, rate in rates.per_group.items()
     ]
@@ -242,21 +249,30 @@ def measure(args: argparse.Namespace) -> tuple[list[Measured], WakeupRates, int]
 def report(rows: Sequence[Measured], rates: WakeupRates, found: int, traffic: bool) -> None:
     order = {"gateway": 0, "participant": 1, "baseline": 2}
     table = [
-        [row.name, row.kind, str(row.threads), f"{row.rate:.2f}"]
+        [row.name, row.kind, str(row.threads), f"{row.rate:.2f}", cpu_cell(row.cpu_ms)]
         for row in sorted(rows, key=lambda row: (order[row.kind], -row.rate))
     ]
     own = sum(row.rate for row in rows if row.kind == "gateway")
     graph = sum(row.rate for row in rows if row.kind == "participant")
-    table.append(["**gateway's own processes, total**", "gateway", "", f"**{own:.2f}**"])
-    table.append(["the graph's participants, total", "participant", "", f"{graph:.2f}"])
+    own_cpu = sum(row.cpu_ms or 0.0 for row in rows if row.kind == "gateway")
+    table.append(
+        ["**gateway's own processes, total**", "gateway", "", f"**{own:.2f}**", f"{own_cpu:.1f}"]
+    )
+    table.append(["the graph's participants, total", "participant", "", f"{graph:.2f}", ""])
     print(", ".join(f"{key}: {value}" for key, value in machine().items()))
     mode = "with the demo's traffic" if traffic else "idle (no device traffic)"
     print(
         f"\nWakeups per second, {mode}, one {rates.seconds:.1f} s window "
         f"({found} participants started; {rates.tasks_gone} tasks exited in the window):\n"
     )
-    print(markdown_table(["process", "kind", "threads", "wakeups/s"], table))
+    head = ["process", "kind", "threads", "wakeups/s", "CPU ms/s"]
+    print(markdown_table(head, table))
     print(f"\ngoal below 5/s for the gateway's own processes: {'met' if own < 5 else 'missed'}")
+
+
+def cpu_cell(cpu_ms: float | None) -> str:
+    """The process's own CPU time (10 ms clock ticks: below 0.3 ms/s in 30 s is noise)."""
+    return "" if cpu_ms is None else f"{cpu_ms:.1f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
