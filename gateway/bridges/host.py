@@ -44,7 +44,9 @@ from gateway.transport.base import Delivery, Transport
 log = logging.getLogger("gateway.bridges")
 
 STOP_FLUSH = 2.0  # seconds a clean stop waits for the emptied list to leave
-LIVENESS_TICK = 1.0  # how often device timeouts are looked at (they are seconds to minutes)
+# How often device timeouts are looked at (they are seconds to minutes), while a device that
+# has one is present; with none, the host does not wake for them at all (idle power).
+LIVENESS_TICK = 1.0
 RESTART_AFTER_BUG = 10.0  # seconds before a device task that met a bug may be started again
 
 InportHandler = Callable[[str, bytes], None]  # (port id, payload)
@@ -81,6 +83,7 @@ class DeviceParticipant:
             self.last_heard = self.host.clock()
             self.host.check_role(self)
             self.present = True
+            self.host.timing(self)
             self.host.publish_discovery(definition)
 
     async def withdraw(self) -> None:
@@ -109,6 +112,7 @@ class DeviceParticipant:
         if not self.present and self.definition is not None:
             log.info("%s: back", self.label)
             self.present = True
+            self.host.timing(self)
             self.host.publish_discovery(self.definition)
 
     def expire(self, now: float) -> None:
@@ -154,6 +158,7 @@ class BridgeHost:
         self._seen: list[SeenDevice] = []
         self._seen_sent: bytes | None = None
         self._seen_off = False  # the transport cannot retain the list (AMQP)
+        self._timed = asyncio.Event()  # set when a device with a timeout became present
         transport.add_connect_listener(self.announce_all)
         transport.add_connect_listener(self._republish_seen)
 
@@ -263,8 +268,16 @@ class BridgeHost:
             await asyncio.sleep(announce_interval(self.period))
             self.announce_all()
 
+    def timing(self, device: DeviceParticipant) -> None:
+        """``device`` became present: the liveness loop looks at it if it has a timeout."""
+        if device.timeout is not None:
+            self._timed.set()
+
     async def _liveness(self) -> None:
         while True:
+            if not any(d.present and d.timeout is not None for d in self.devices.values()):
+                self._timed.clear()
+                await self._timed.wait()
             await asyncio.sleep(LIVENESS_TICK)
             now = self.clock()
             for device in list(self.devices.values()):
