@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway.common.logs import configure_logging
 from gateway.errors import GatewayError
 
 EXIT_USAGE = 2  # bad input: invalid URL, file, option (as argparse)
@@ -63,3 +64,25 @@ def run_tool(prog: str, job: Callable[[], int]) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+Job = Callable[[argparse.Namespace], int]
+
+
+def run_bridge_tool(
+    prog: str,
+    argv: Sequence[str] | None,
+    daemon: tuple[argparse.ArgumentParser, Job],
+    command: tuple[str, argparse.ArgumentParser, Job],
+) -> int:
+    """A bridge's CLI: ``prog [options]`` runs the bridge (``daemon``), ``prog NAME [options]``
+    its one other command (``command``: scan, heard, pins), each through :func:`run_tool`."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    configure_logging()
+    name, parser, job = (command[0], command[1], command[2])
+    if args_list[:1] == [name]:
+        args = parser.parse_args(args_list[1:])
+        return run_tool(f"{prog} {name}", lambda: job(args))
+    parser, job = daemon
+    daemon_args = parser.parse_args(args_list)
+    return run_tool(prog, lambda: job(daemon_args))

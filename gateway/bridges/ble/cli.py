@@ -32,8 +32,12 @@ from gateway.bridges.ble.sources import BleakSource, ReplaySource, Source
 from gateway.bridges.host import BridgeHost
 from gateway.bridges.seen import adopt_line
 from gateway.broker import BrokerUrl, resolve_broker
-from gateway.cli.options import add_broker_option, add_config_option, add_flag, run_tool
-from gateway.common.logs import configure_logging
+from gateway.cli.options import (
+    add_broker_option,
+    add_config_option,
+    add_flag,
+    run_bridge_tool,
+)
 from gateway.common.signals import run_daemon
 from gateway.config import BleBridgeConfig, load_config
 from gateway.errors import GatewayError
@@ -143,22 +147,13 @@ async def scan(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    configure_logging()
-    if args_list[:1] == ["scan"]:
-        args = scan_parser().parse_args(args_list[1:])
+    def scan_job(args: argparse.Namespace) -> int:
+        section = ble_config(args.config)
+        source = source_for(section, args)
+        asyncio.run(scan(section, source, args.seconds))
+        return 0
 
-        def scan_job() -> int:
-            section = ble_config(args.config)
-            source = source_for(section, args)
-            asyncio.run(scan(section, source, args.seconds))
-            return 0
-
-        return run_tool(f"{PROG} scan", scan_job)
-
-    args = parser().parse_args(args_list)
-
-    def job() -> int:
+    def job(args: argparse.Namespace) -> int:
         section = ble_config(args.config)
         broker = resolve_broker(args.broker)
         if args.replay is None:
@@ -167,4 +162,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_daemon(serve(section, broker, source_for(section, args, loop=args.loop)))
         return 0
 
-    return run_tool(PROG, job)
+    return run_bridge_tool(PROG, argv, (parser(), job), ("scan", scan_parser(), scan_job))

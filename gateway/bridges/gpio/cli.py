@@ -23,8 +23,7 @@ from typing import TextIO
 from gateway.bridges import run
 from gateway.bridges.gpio import header
 from gateway.broker import resolve_broker
-from gateway.cli.options import add_broker_option, add_config_option, run_tool
-from gateway.common.logs import configure_logging
+from gateway.cli.options import add_broker_option, add_config_option, run_bridge_tool
 from gateway.config import GpioBridgeConfig, load_config
 
 PROG = "msgflo-gpio"
@@ -83,22 +82,13 @@ def _note(cell: str, used: dict[int, str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    configure_logging()
-    if args_list[:1] == ["pins"]:
-        args = pins_parser().parse_args(args_list[1:])
+    def pins_job(args: argparse.Namespace) -> int:
+        print_pins(gpio_config(args.config))
+        return 0
 
-        def pins_job() -> int:
-            print_pins(gpio_config(args.config))
-            return 0
-
-        return run_tool(f"{PROG} pins", pins_job)
-
-    args = parser().parse_args(args_list)
-
-    def job() -> int:
+    def job(args: argparse.Namespace) -> int:
         section = gpio_config(args.config, args.pin_factory)
         run.run_bridge("gpio", section, resolve_broker(args.broker))
         return 0
 
-    return run_tool(PROG, job)
+    return run_bridge_tool(PROG, argv, (parser(), job), ("pins", pins_parser(), pins_job))

@@ -30,8 +30,7 @@ from gateway.bridges.rf433.events import RadioEvent
 from gateway.bridges.rf433.registry import Registry
 from gateway.bridges.seen import adopt_line
 from gateway.broker import resolve_broker
-from gateway.cli.options import add_broker_option, add_config_option, run_tool
-from gateway.common.logs import configure_logging
+from gateway.cli.options import add_broker_option, add_config_option, run_bridge_tool
 from gateway.config import Rf433BridgeConfig, load_config
 from gateway.errors import GatewayError
 
@@ -120,23 +119,14 @@ async def heard(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    configure_logging()
-    if args_list[:1] == ["heard"]:
-        args = heard_parser().parse_args(args_list[1:])
+    def heard_job(args: argparse.Namespace) -> int:
+        section = rf433_config(args.config, args.replay)
+        asyncio.run(heard(section, args.seconds, once=bool(section.replay)))
+        return 0
 
-        def heard_job() -> int:
-            section = rf433_config(args.config, args.replay)
-            asyncio.run(heard(section, args.seconds, once=bool(section.replay)))
-            return 0
-
-        return run_tool(f"{PROG} heard", heard_job)
-
-    args = parser().parse_args(args_list)
-
-    def job() -> int:
+    def job(args: argparse.Namespace) -> int:
         section = rf433_config(args.config, args.replay)
         run.run_bridge("rf433", section, resolve_broker(args.broker))
         return 0
 
-    return run_tool(PROG, job)
+    return run_bridge_tool(PROG, argv, (parser(), job), ("heard", heard_parser(), heard_job))
