@@ -98,14 +98,15 @@ int main() {
 
 
 def compile_and_run(tmp_path: Path, header: str) -> str:
-    """Build a program printing every value of ``header`` (strict flags, trigraphs on) and
+    """Build a program printing every value of ``header`` (strict flags, trigraphs on; g++,
+    the command Debian's package g++ installs, which bootstrap.sh has) and
     return what it prints: the values as the compiler read them."""
     (tmp_path / "secrets.h").write_text(header)
     (tmp_path / "main.cpp").write_text(PRINT_ALL)
     flags = ["-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-trigraphs"]
     for extra in (["-fsyntax-only"], ["-o", "print"]):
         done = subprocess.run(
-            ["c++", *flags, *extra, "main.cpp"],
+            ["g++", *flags, *extra, "main.cpp"],
             cwd=tmp_path, capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

@@ -45,7 +45,13 @@ from tests.image.qemu import (
     write_boot_file,
     write_data_files,
 )
-from tests.image.wakeups import WAKEUPS_DONE, WAKEUPS_TIMEOUT, print_wakeups, wakeup_figures
+from tests.image.wakeups import (
+    WAKEUPS_DONE,
+    WAKEUPS_TIMEOUT,
+    print_wakeups,
+    wakeup_figures,
+    wakeups_table,
+)
 
 # The first test also pays for building the image (2-8 min) and the first boot.
 pytestmark = [pytest.mark.integration, pytest.mark.image, pytest.mark.timeout(3600)]
@@ -221,7 +227,9 @@ def collect(
 
 
 @pytest.fixture(scope="module")
-def kit(appliance_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
+def kit(
+    appliance_image: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Kit]:
     workdir = tmp_path_factory.mktemp("kit")
     image = workdir / "kit.img"
     sparse_copy(appliance_image, image)
@@ -236,9 +244,15 @@ def kit(appliance_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         # machine's cores under the tests that follow.
         if kit.guest is not None:
             kit.guest.stop()
-        print(f"boot-to-ready seconds: {kit.boot_times}")
+        # On the terminal, past pytest's capture: the figures bench/RESULTS.md records.
+        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"boot-to-ready seconds: {kit.boot_times}"]
         if kit.wakeups:
-            print_wakeups(kit.wakeups, "first")
+            lines.append(wakeups_table(kit.wakeups, "first"))
+        for line in lines:
+            if terminal is not None:
+                terminal.write_line(line)
+            print(line)
 
 
 def test_first_boot_shows_wifi_name_and_consumes_provisioning(kit: Kit) -> None:
