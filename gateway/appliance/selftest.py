@@ -402,7 +402,9 @@ PARTICIPANTS = "participants"
 # the kit): the user's processes, not the gateway's, so they are reported on their own.
 PARTICIPANT_UNITS = frozenset({"msgflo-coordinator.service"})
 MEASURER_UNIT = "msgflo-selftest.service"
-_UNIT = re.compile(r"/system\.slice/(msgflo-[^/]+\.service)(?:/|$)")
+# A template's instances sit in a slice of their own under system.slice:
+# /system.slice/system-msgflo\x2dbridge.slice/msgflo-bridge@serial.service.
+_UNIT = re.compile(r"^/system\.slice/(?:[^/]+\.slice/)*(msgflo-[^/]+\.service)(?:/|$)")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from tests.image.wakeups import WAKEUPS_DONE, wakeup_figures, wakeups_table
 
 COORDINATOR = "/system.slice/msgflo-coordinator.service"
 BROKER = "/system.slice/msgflo-broker.service"
+TEMPLATE_INSTANCE = r"/system.slice/system-msgflo\x2dbridge.slice/msgflo-bridge@serial.service"
 
 
 def task(pid: int, tid: int, switches: int, *, ppid: int = 1, cgroup: str = "/") -> TaskCount:
@@ -126,7 +127,7 @@ def test_groups_are_units_participants_kernel_threads_and_the_rest() -> None:
             task(100, 100, 0, cgroup=COORDINATOR),
             task(101, 101, 0, ppid=100, cgroup=COORDINATOR),  # a participant it started
             task(200, 200, 0, cgroup=BROKER),
-            task(300, 300, 0, cgroup="/system.slice/msgflo-bridge@serial.service"),
+            task(300, 300, 0, cgroup=TEMPLATE_INSTANCE),  # as systemd places a template's
             task(301, 301, 0, ppid=300, cgroup="/system.slice/msgflo-bridge@rf433.service"),
             task(400, 400, 0, cgroup="/system.slice/msgflo-selftest.service"),  # the measurer
             task(500, 500, 0, cgroup="/system.slice/systemd-journald.service"),
@@ -275,16 +276,25 @@ def woken(count: Path) -> int:
 def test_the_sampler_counts_a_real_process_timer_wakeups(sleeper: tuple[int, Path]) -> None:
     pid, count = sleeper
     assert until_true(lambda: woken(count) > 0, 30), "the sleeper never woke"
-    start = woken(count)
+    start, preempted = woken(count), preemptions(pid)
     rates, _ = measure_window(Path("/proc"), WINDOW, grouping=lambda _: {pid: "sleeper"})
-    woke = woken(count) - start
+    woke, preempted = woken(count) - start, preemptions(pid) - preempted
     measured = rates.per_group["sleeper"] * rates.seconds
     assert woke >= 3, f"the sleeper woke {woke} times in {WINDOW} s"
     # The file is read a little before and after each snapshot: one wakeup either way at each
-    # end, plus a rare preemption of the running sleeper.
-    assert woke - 2 <= measured <= woke + 3, (measured, woke)
+    # end. A preemption of the running sleeper is counted too (by design: it put the thread on
+    # a CPU again), and on a loaded machine there are a few: read apart, they are taken out.
+    assert woke - 2 <= measured - preempted <= woke + 3, (measured, preempted, woke)
     # And never more often than its timer allows (plus those few).
-    assert rates.per_group["sleeper"] <= 1 / PERIOD + 3 / WINDOW, rates
+    assert (measured - preempted) / rates.seconds <= 1 / PERIOD + 3 / WINDOW, rates
+
+
+def preemptions(pid: int) -> int:
+    """The sleeper's (one thread's) involuntary switches so far."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    found = re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)$", status, re.MULTILINE)
+    assert found, status
+    return int(found.group(1))
 
 
 def until_true(condition: Callable[[], bool], timeout: float) -> bool:
