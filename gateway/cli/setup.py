@@ -5,7 +5,8 @@ Prints the bindings as the original does (``PUBSUB: <src queue> -> <tgt queue>``
 <dead-letter queue>`` for its ``DEADLETTER`` edge), from the queues the participants announce.
 On MQTT the bindings are forwarded by this process, so without ``--forever`` they stop when it
 exits: it says so (msgflo/msgflo#181). On AMQP they are durable broker bindings and stay; it
-exits once the broker carries every resolved edge.
+exits once the broker carries every resolved edge. Edges still unresolved after ``--timeout``
+make it fail (exit status 2, after printing the bindings that were made).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gateway.coordinator.service import (
     load_service_graph,
 )
 from gateway.coordinator.wiring import EdgeKind, EdgeState
+from gateway.errors import GatewayError
 
 PROG = "msgflo-setup"
 
@@ -63,12 +65,12 @@ async def setup(service: CoordinatorService, args: argparse.Namespace) -> None:
     mqtt = service.config.broker.is_mqtt
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(service.run())
-        await _wait_wired(coordinator, args.timeout)
+        problem = await _wait_wired(coordinator, args.timeout)
         for state in coordinator.edge_states():
             line = _binding_line(state, mqtt=mqtt)
             if line is not None:
                 print(line, flush=True)
-        if args.forever:
+        if args.forever and problem is None:
             return
         if mqtt:
             print(
@@ -79,10 +81,13 @@ async def setup(service: CoordinatorService, args: argparse.Namespace) -> None:
         else:
             print(f"{PROG}: the bindings stay on the AMQP broker", file=sys.stderr)
         running.cancel()
+    if problem is not None:
+        raise GatewayError(problem)
 
 
-async def _wait_wired(coordinator: Coordinator, within: float) -> None:
-    """Until every edge is resolved and the broker carries it (a refused bind is retried)."""
+async def _wait_wired(coordinator: Coordinator, within: float) -> str | None:
+    """Until every edge is resolved and the broker carries it (a refused bind is retried);
+    what is still missing after ``within`` seconds, or None."""
     try:
         async with asyncio.timeout(within):
             await coordinator.wired()
@@ -91,8 +96,18 @@ async def _wait_wired(coordinator: Coordinator, within: float) -> None:
                 await coordinator.wired()
     except TimeoutError:
         pending = [s for s in coordinator.edge_states() if not s.resolved]
-        problem = f"{len(pending)} edges not resolved" if pending else "bindings refused"
-        print(f"{PROG}: {problem} after {within:g} s", file=sys.stderr)
+        names = ", ".join(_edge_name(s) for s in pending)
+        return (
+            f"{len(pending)} edges not resolved after {within:g} s: {names}"
+            if pending
+            else f"bindings refused by the broker for {within:g} s"
+        )
+    return None
+
+
+def _edge_name(state: EdgeState) -> str:
+    src, tgt = state.edge.src, state.edge.tgt
+    return f"{src.process} {src.port.upper()} -> {tgt.port.upper()} {tgt.process}"
 
 
 def _binding_line(state: EdgeState, *, mqtt: bool) -> str | None:

@@ -218,12 +218,12 @@ def test_msgflo_setup_prints_bindings_from_discovery(project: Path, mosquitto: M
             mosquitto.url,
             "--participants",
             "--timeout",
-            "20",
+            "60",
         ],
         cwd=project,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -231,6 +231,18 @@ def test_msgflo_setup_prints_bindings_from_discovery(project: Path, mosquitto: M
     assert bindings == ["PUBSUB: rep/out -> rep2/in"]  # the rest is the participants' output
     assert "use --forever to keep them" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.integration
+def test_msgflo_setup_fails_when_edges_stay_unresolved(project: Path, mosquitto: Mosquitto) -> None:
+    # Without --participants nobody announces: the wiring cannot complete, and that is a failure.
+    argv = ["main.fbp", "--broker", mosquitto.url, "--timeout", "0.5"]
+    result = run_script("msgflo-setup", *argv, cwd=project, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (
+        "msgflo-setup: error: 1 edges not resolved after 0.5 s: rep OUT -> IN rep2"
+    )
 
 
 async def through_broker(url: str, exchange: str, queue: str) -> bytes:
@@ -258,11 +270,12 @@ async def test_msgflo_setup_on_amqp_leaves_the_bindings_on_the_broker(
         f"{rr} DEADLETTER -> IN {dead}(Repeat)\n"
         f"{work} OUT -> IN {dead}\n"
     )
-    argv = ["main.fbp", "--broker", rabbitmq.url, "--participants", "--timeout", "20"]
+    # Four Python participants start on a loaded 2-core machine: a generous discovery wait.
+    argv = ["main.fbp", "--broker", rabbitmq.url, "--participants", "--timeout", "60"]
     setup = await asyncio.create_subprocess_exec(
         str(BIN / "msgflo-setup"), *argv, cwd=project, stdout=PIPE, stderr=PIPE
     )
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(120):
         out, err = await setup.communicate()
     assert setup.returncode == 0, err.decode()
     lines = [line for line in out.decode().splitlines() if not line.startswith("[")]
