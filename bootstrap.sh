@@ -21,7 +21,7 @@ APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip opens
     nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
     simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
     hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server
-    chromium rtl-433)
+    chromium rtl-433 kmod:depmod device-tree-compiler:dtc)
 VENV="$here/.venv"
 # The dashboard's browser tests drive Debian's chromium through Playwright: never a browser
 # Playwright would download.

@@ -116,7 +116,8 @@ def parse_dtb(blob: bytes) -> list[DtNode]:
             offset = _align4(offset)
             parent = stack[-1][0] if stack else ""
             path = "/" if not stack else f"{parent.rstrip('/')}/{name}"
-            stack.append((path, not stack or stack[-1][1], {}))
+            # A node's properties come before its children: the parent's status is known here.
+            stack.append((path, not stack or (stack[-1][1] and _okay(stack[-1][2])), {}))
         elif token == FDT_PROP:
             length, name_off = struct.unpack_from(">II", blob, offset)
             value = blob[offset + 8 : offset + 8 + length]
@@ -131,14 +132,18 @@ def parse_dtb(blob: bytes) -> list[DtNode]:
     return nodes
 
 
+def _okay(props: dict[str, bytes]) -> bool:
+    status = _strings(props["status"]) if "status" in props else ("okay",)
+    return bool(status) and status[0] in ENABLED
+
+
 def _node(path: str, parent_enabled: bool, props: dict[str, bytes]) -> DtNode:
-    status = _strings(props["status"])[0] if "status" in props else "okay"
     kind = _strings(props["device_type"]) if "device_type" in props else ()
     return DtNode(
         path=path,
         device_type=kind[0] if kind else None,
         compatible=_strings(props.get("compatible", b"")),
-        enabled=parent_enabled and status in ENABLED,
+        enabled=parent_enabled and _okay(props),
     )
 
 
