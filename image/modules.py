@@ -319,6 +319,7 @@ class Plan:
     groups: Mapping[str, frozenset[str]]  # group -> its modules with their dependencies
     builtin: Mapping[str, tuple[str, ...]]  # group -> its items built into the kernel
     board_models: frozenset[str]  # the boards' root compatibles
+    excluded: frozenset[str] = frozenset()  # what the boards' trees asked for and [exclude] took
 
 
 def board_modules(kernel: Kernel, board: Board) -> frozenset[str]:
@@ -356,15 +357,18 @@ def make_plan(kernel: Kernel, boards: Iterable[Board], conf: Iterable[ConfLine])
     groups: dict[str, frozenset[str]] = {}
     builtin: dict[str, tuple[str, ...]] = {}
     models: set[str] = set()
+    dropped: set[str] = set()
     for board in boards:
-        groups[f"board {board.dtb}"] = closure(kernel, board_modules(kernel, board) - excluded)
+        wanted = board_modules(kernel, board)
+        dropped |= wanted & excluded
+        groups[f"board {board.dtb}"] = closure(kernel, wanted - excluded)
         models.update(root_compatibles(board.nodes))
     for line in module_lines(conf):
         roots, inside = group_roots(kernel, line)
         groups[line.group] = groups.get(line.group, frozenset()) | closure(kernel, roots)
         builtin[line.group] = builtin.get(line.group, ()) + inside
     keep = frozenset().union(*groups.values())
-    return Plan(keep, groups, builtin, frozenset(models))
+    return Plan(keep, groups, builtin, frozenset(models), frozenset(dropped - keep))
 
 
 # --- firmware (pure) --------------------------------------------------------------------------
@@ -616,6 +620,8 @@ def report(plan: Plan, kernel: Kernel, sizes: Mapping[str, int], figures: Figure
         )
         if plan.builtin.get(group):
             lines.append(f"    built in: {' '.join(plan.builtin[group])}")
+    if plan.excluded:
+        lines.append(f"  [exclude] not kept: {' '.join(sorted(plan.excluded))}")
     f = figures
     lines += [
         f"modules: {f.count_before} -> {f.count_after} files,"

@@ -150,7 +150,9 @@ def test_excluded_modules_leave_the_boards_set(tmp_path: Path) -> None:
     k = kernel(BOARD_KERNEL_DEP, BOARD_KERNEL_ALIAS)
     board = m.Board("b.dtb", tuple(m.parse_dtb(dtb(tmp_path))))
     conf = m.parse_conf("[exclude] soc-usb smsc95xx  # headless\n", "modules.conf")
-    assert m.make_plan(k, [board], conf).keep == {"soc_mmc", "mmc_core", "soc_i2c", "soc_pcie"}
+    plan = m.make_plan(k, [board], conf)
+    assert plan.keep == {"soc_mmc", "mmc_core", "soc_i2c", "soc_pcie"}
+    assert plan.excluded == {"soc_usb", "smsc95xx"}
 
 
 FUNCTION_DEP = """\
