@@ -3,8 +3,9 @@
 #
 #   image/build.sh [OUT_DIR]          default OUT_DIR: image/out
 #
-# Writes OUT_DIR/msgflo-gateway.img (MBR: FAT boot, ext4 root, ext4 data),
-# OUT_DIR/build-report.txt (sizes and times) and OUT_DIR/test-tools/ (BlueZ's btvirt, for the
+# Writes OUT_DIR/msgflo-gateway.img (MBR: FAT boot, ext4 root, ext4 data), the release file
+# OUT_DIR/msgflo-gateway.img.xz with its .sha256, OUT_DIR/build-report.txt (times, sizes, the
+# kernel modules kept, every Debian and Python package with its version) and OUT_DIR/test-tools/ (BlueZ's btvirt, for the
 # boot test's virtual Bluetooth controllers; the image does not carry it). Needs root,
 # Debian's packages from bootstrap.sh (mmdebstrap, qemu-user-static, binfmt-support, fdisk, dosfstools, mtools,
 # e2fsprogs) and PyPI for the gateway's pure-Python dependencies; no loop mounts.
@@ -23,7 +24,7 @@ mirror="${MSGFLO_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 python="${PYTHON:-$repo/.venv/bin/python}"
 
 # Bump when the mmdebstrap call in base_rootfs changes: the cache key is this plus the package list.
-BASE_RECIPE="base-v1"
+BASE_RECIPE="base-v2"
 
 # shellcheck source=image/common.sh
 . "$here/common.sh"
@@ -51,6 +52,8 @@ base_rootfs() {
             --dpkgopt='path-include=/usr/share/doc/*/copyright' \
             --dpkgopt='path-exclude=/usr/share/man/*' \
             --dpkgopt='path-exclude=/usr/share/locale/*' \
+            --dpkgopt='path-exclude=/usr/share/info/*' \
+            --dpkgopt='path-exclude=/usr/share/lintian/*' \
             bookworm "$tar.part" "$mirror" >&2
         mv "$tar.part" "$tar"
         find "$cache" -name 'base-*.tar' ! -name "base-$key.tar" -delete
@@ -89,6 +92,24 @@ PY
     cp "$(PYTHON="$python" "$here/decoder-wheel.sh" "$base" "$decoder" "$cache/wheels")" "$dir/"
 }
 
+trim_rootfs() {
+    # What the appliance never reads once built (docs/appliance.md, "What the image leaves
+    # out"). Files of installed packages: the root is read-only and never upgraded in place
+    # (a new release is a new image), so dpkg's view of them does not matter after this point.
+    local root="$1"
+    # The Pi firmware's debug (db), camera (x) and cut-down (cd) variants: config.txt selects
+    # none of them; start.elf/fixup.dat (Pi 3, Zero 2 W) and start4.elf/fixup4.dat (Pi 4) stay.
+    rm -f "$root"/boot/firmware/start{,4}{_x,x,_db,db,_cd,cd}.elf \
+        "$root"/boot/firmware/fixup{,4}{_x,x,_db,db,_cd,cd}.dat
+    # Sources of what raspi-firmware's kernel hook copied to the boot partition: the kernel,
+    # initramfs and device trees are read from there, never from the root.
+    rm -rf "$root"/usr/lib/raspi-firmware "$root"/usr/lib/linux-image-* \
+        "$root"/boot/vmlinuz-* "$root"/boot/initrd.img-* "$root"/boot/System.map-* "$root"/boot/config-*
+    # Caches and logs of the build.
+    rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/cache/debconf/*-old \
+        "$root"/var/cache/ldconfig/aux-cache "$root"/var/log/*.log "$root"/var/log/apt
+}
+
 work=""  # global: the EXIT trap runs after main returns
 
 main() {
@@ -120,17 +141,53 @@ main() {
     local t_custom=$(($(now) - t0))
 
     t0="$(now)"
-    "$here/assemble.sh" "$rootfs" "$out/msgflo-gateway.img" >"$work/sizes.txt"
+    # Only the kernel modules and firmware the boards and functions need (docs/image-modules.md);
+    # fails when one the gateway needs is missing.
+    "$python" "$here/modules.py" "$rootfs" --report "$work/modules.txt" >&2
+    trim_rootfs "$rootfs"
+    local t_trim=$(($(now) - t0))
+
+    dpkg-query --admindir="$rootfs/var/lib/dpkg" -W \
+        -f='${binary:Package} ${Version}\n' >"$work/packages.txt"
+    "$python" -m pip list --path "$rootfs/opt/msgflo-gateway/lib/python3.11/site-packages" \
+        --format=freeze 2>/dev/null >"$work/wheels.txt"
+
+    t0="$(now)"
+    local img="$out/msgflo-gateway.img"
+    "$here/assemble.sh" "$rootfs" "$img" >"$work/sizes.txt"
     local t_assemble=$(($(now) - t0))
+
+    t0="$(now)"
+    release "$img"
+    local t_release=$(($(now) - t0))
 
     {
         echo "msgflo-gateway image, built $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
         echo "base root filesystem: ${t_base} s (cached: $base)"
         echo "gateway, services, initramfs: ${t_custom} s"
+        echo "kernel modules, firmware, trimming: ${t_trim} s"
         echo "image assembly: ${t_assemble} s"
+        echo "release file (xz): ${t_release} s"
         echo "total: $(($(now) - start)) s"
         cat "$work/sizes.txt"
+        echo "release: ${img##*/}.xz, $(stat -c %s "$img.xz") bytes"
+        echo "  sha256 $(cut -d' ' -f1 "$img.xz.sha256")"
+        echo
+        cat "$work/modules.txt"
+        echo
+        echo "Debian packages ($(wc -l <"$work/packages.txt")):"
+        sed 's/^/  /' "$work/packages.txt"
+        echo "Python packages in /opt/msgflo-gateway ($(wc -l <"$work/wheels.txt")):"
+        sed 's/^/  /' "$work/wheels.txt"
     } | tee "$out/build-report.txt" >&2
+}
+
+release() {
+    # The file to download and flash (Raspberry Pi Imager takes .img.xz as it is) and its
+    # checksum, in sha256sum's format: `sha256sum -c msgflo-gateway.img.xz.sha256`.
+    local img="$1"
+    xz --threads=0 -6 --keep --force "$img"
+    (cd "$(dirname "$img")" && sha256sum "${img##*/}.xz" >"${img##*/}.xz.sha256")
 }
 
 main "$@"

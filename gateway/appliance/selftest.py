@@ -17,6 +17,8 @@ line per finding, on the console:
 - ``wifi_room``: with :data:`ROOM` more radios (QEMU's ``mac80211_hwsim.radios=``), that many
   stations associate at once with WPA2 and each gets its own lease (a kit with fewer radios
   reports how many it has and passes).
+- ``chain`` (a measurement, after ``result``): ``systemd-analyze time`` and the critical
+  chains of the broker and the coordinator, what the gateway's readiness waited on;
 - ``wakeups`` (a measurement, never a failure; after ``result``): how often the gateway's
   own processes wake up when idle, per unit and in total, against the OS alone (see
   :func:`check_wakeups`).
@@ -27,6 +29,7 @@ Exits 1 if any check failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import stat
@@ -359,6 +362,29 @@ def check_units() -> bool:
     return healthy
 
 
+# What the gateway's readiness waited on this boot: a measurement, never a failure.
+CHAIN_UNITS = ("msgflo-coordinator.service", "msgflo-broker.service")
+
+
+def report_boot_chain() -> None:
+    """``chain: ...`` lines: ``systemd-analyze time`` and the critical chain of the units the
+    host's "ready" waits for (the broker, the coordinator), with when each unit in it became
+    active and how long it took to start (docs/appliance.md, "Boot to ready")."""
+    # systemd-analyze reports only once the boot has finished (every start job done).
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            ["systemctl", "is-system-running", "--wait"],
+            capture_output=True, timeout=300, check=False,
+        )  # fmt: skip
+    commands = [["systemd-analyze", "time"]]
+    commands += [["systemd-analyze", "critical-chain", "--no-pager", unit] for unit in CHAIN_UNITS]
+    for argv in commands:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        for line in (done.stdout or done.stderr).splitlines():
+            if line.strip() and not line.startswith(("The time", "The time when")):
+                print(f"{PREFIX} chain: {line.rstrip()}", flush=True)
+
+
 def run_selftest(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> int:
     # The hostapd client's reply socket goes here, not in /tmp: hostapd's /tmp is its own.
     tempfile.tempdir = str(run_dir)
@@ -371,6 +397,7 @@ def run_selftest(config: GatewayConfig, secrets: Secrets, run_dir: Path) -> int:
         check_wifi(config, secrets, run_dir),
     ]
     report("result", "pass" if all(results) else "fail")
+    report_boot_chain()
     # After the result: the host's tests that wait for it are not kept waiting, and the
     # gateway is idle by now (the radios' stations are gone).
     check_wakeups(Path("/proc"))

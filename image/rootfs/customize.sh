@@ -14,6 +14,14 @@ python3 -m venv --system-site-packages /opt/msgflo-gateway
 for tool in /opt/msgflo-gateway/bin/gateway-* /opt/msgflo-gateway/bin/msgflo*; do
     ln -sf "$tool" /usr/local/bin/
 done
+# pip built the venv and compiled its bytecode; the read-only appliance installs nothing more
+# (a new release is a new image): pip, setuptools and the wheels venv was made from go.
+/opt/msgflo-gateway/bin/python -m pip uninstall --quiet --yes pip setuptools
+dpkg --purge python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl >/dev/null
+# usrmerge converts a split /usr, which mmdebstrap never made; it and its Perl (about 45 MiB)
+# go, usr-is-merged (image/packages.list) keeps init-system-helpers' dependency met.
+dpkg --purge usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl \
+    libperl5.36 perl-modules-5.36 >/dev/null
 mkdir -p /usr/share/msgflo-gateway
 cp -r "$stage/examples" /usr/share/msgflo-gateway/demo
 rm -rf /usr/share/msgflo-gateway/demo/__pycache__
@@ -63,6 +71,10 @@ cp "$stage/files/raspi-extra-cmdline" /etc/default/raspi-extra-cmdline
 cp "$stage/files/raspi-firmware-custom" /etc/default/raspi-firmware-custom
 cp "$stage/files/modprobe-msgflo.conf" /etc/modprobe.d/msgflo-gateway.conf
 cp "$stage/files/modules-load-msgflo.conf" /etc/modules-load.d/msgflo-gateway.conf
+# The data partition grows to the end of the card at first boot.
+install -m 755 "$stage/files/msgflo-grow-data" /usr/local/sbin/msgflo-grow-data
+install -m 644 "$stage/files/msgflo-grow-data.service" /etc/systemd/system/
+systemctl enable msgflo-grow-data.service >/dev/null 2>&1
 
 # One small initramfs, built once: MODULES=list with what the Pi's SD card, USB storage and
 # the QEMU boot test need (MODULES=most takes ~14 min under qemu-user and 37 MB).

@@ -194,27 +194,7 @@ def booted(image: Path, workdir: Path, **start: str) -> Iterator[Guest]:
         guest.stop()
 
 
-def data_file_mtime(image: Path, path: str, tmp: Path) -> int | None:
-    """The mtime of ``path`` on the image's data partition (the third), read with debugfs."""
-    table = json.loads(
-        subprocess.run(["sfdisk", "-J", str(image)], capture_output=True, check=True).stdout
-    )
-    part = table["partitiontable"]["partitions"][2]
-    data = tmp / "data.ext4"
-    subprocess.run(
-        ["dd", f"if={image}", f"of={data}", "bs=512", f"skip={part['start']}",
-         f"count={part['size']}", "status=none"],
-        check=True,
-    )  # fmt: skip
-    stat = subprocess.run(
-        ["debugfs", "-R", f"stat {path}", str(data)], capture_output=True, text=True, check=False
-    ).stdout
-    data.unlink()
-    found = re.search(r"mtime: 0x([0-9a-f]+)", stat)
-    return int(found.group(1), 16) if found else None
-
-
-def _data_partition(image: Path) -> tuple[int, int]:
+def data_partition(image: Path) -> tuple[int, int]:
     """Start and size in 512-byte sectors of the image's data partition (the third)."""
     table = json.loads(
         subprocess.run(["sfdisk", "-J", str(image)], capture_output=True, check=True).stdout
@@ -223,11 +203,43 @@ def _data_partition(image: Path) -> tuple[int, int]:
     return int(part["start"]), int(part["size"])
 
 
+def _debugfs_data(image: Path, request: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """debugfs ``-R request`` on a copy of the image's data partition."""
+    start, size = data_partition(image)
+    data = tmp / "data-read.ext4"
+    subprocess.run(
+        ["dd", f"if={image}", f"of={data}", "bs=512", f"skip={start}", f"count={size}",
+         "conv=sparse", "status=none"],
+        check=True,
+    )  # fmt: skip
+    try:
+        return subprocess.run(
+            ["debugfs", "-R", request, str(data)], capture_output=True, text=True, check=False
+        )
+    finally:
+        data.unlink()
+
+
+def data_file_mtime(image: Path, path: str, tmp: Path) -> int | None:
+    """The mtime of ``path`` on the image's data partition, read with debugfs."""
+    found = re.search(r"mtime: 0x([0-9a-f]+)", _debugfs_data(image, f"stat {path}", tmp).stdout)
+    return int(found.group(1), 16) if found else None
+
+
+def data_filesystem_bytes(image: Path, tmp: Path) -> int:
+    """The size of the ext4 filesystem on the image's data partition (its superblock's)."""
+    stats = _debugfs_data(image, "stats", tmp).stdout
+    blocks = re.search(r"^Block count:\s+(\d+)", stats, re.M)
+    size = re.search(r"^Block size:\s+(\d+)", stats, re.M)
+    assert blocks and size, f"no block count in debugfs stats:\n{stats[:500]}"
+    return int(blocks.group(1)) * int(size.group(1))
+
+
 def write_data_files(image: Path, files: dict[str, tuple[bytes, int]], tmp: Path) -> None:
     """Put ``files`` (path on the data partition -> content, mode) into the image's data
     partition before a boot, with debugfs on a copy written back in place: what someone
     editing the kit's SD card on a Linux machine would do. Owned by root."""
-    start, size = _data_partition(image)
+    start, size = data_partition(image)
     data = tmp / "data-edit.ext4"
     where = ["bs=512", f"count={size}", "status=none"]
     subprocess.run(["dd", f"if={image}", f"of={data}", f"skip={start}", *where], check=True)
@@ -254,17 +266,7 @@ def write_data_files(image: Path, files: dict[str, tuple[bytes, int]], tmp: Path
 
 def read_data_file(image: Path, path: str, tmp: Path) -> str | None:
     """The text of ``path`` on the image's data partition (debugfs cat), None if absent."""
-    start, size = _data_partition(image)
-    data = tmp / "data-read.ext4"
-    subprocess.run(
-        ["dd", f"if={image}", f"of={data}", "bs=512", f"skip={start}", f"count={size}",
-         "status=none"],
-        check=True,
-    )  # fmt: skip
-    done = subprocess.run(
-        ["debugfs", "-R", f"cat {path}", str(data)], capture_output=True, text=True, check=False
-    )
-    data.unlink()
+    done = _debugfs_data(image, f"cat {path}", tmp)
     return done.stdout if done.returncode == 0 and done.stdout else None
 
 
