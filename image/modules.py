@@ -37,6 +37,7 @@ kernel upgrade that renames a module fails the build instead of shipping a radio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import os
 import re
@@ -480,6 +481,17 @@ def rootfs_lists(rootfs: Path) -> list[ConfLine]:
     return lines
 
 
+def with_modprobe_d(kernel: Kernel, rootfs: Path) -> Kernel:
+    """The rootfs's modprobe.d softdeps join the kernel's: modprobe follows both."""
+    soft = {name: list(targets) for name, targets in kernel.softdeps.items()}
+    for folder in ("usr/lib/modprobe.d", "etc/modprobe.d"):
+        for path in sorted((rootfs / folder).glob("*.conf")):
+            for name, targets in parse_softdep(path.read_text(encoding="utf-8")).items():
+                soft.setdefault(name, []).extend(targets)
+    merged = {name: tuple(targets) for name, targets in soft.items()}
+    return dataclasses.replace(kernel, softdeps=merged)
+
+
 def modinfo_firmware(path: Path) -> tuple[str, ...]:
     result = subprocess.run(
         ["modinfo", "-F", "firmware", str(path)], capture_output=True, text=True, check=False
@@ -639,7 +651,7 @@ def prune(rootfs: Path, conf_path: Path, firmware_of: Callable[[Path], tuple[str
     version = kernel_version(rootfs)
     moddir = rootfs / "usr/lib/modules" / version
     fwdir = rootfs / "usr/lib/firmware"
-    kernel = read_kernel(moddir, version)
+    kernel = with_modprobe_d(read_kernel(moddir, version), rootfs)
     conf = parse_conf(conf_path.read_text(encoding="utf-8"), conf_path.name)
     conf += rootfs_lists(rootfs)
     plan = make_plan(kernel, read_boards(rootfs, version, conf), conf)

@@ -352,7 +352,7 @@ def build_module(path: Path, modinfo: list[str]) -> None:
 
 
 def make_rootfs(root: Path) -> Path:
-    """A Debian-like tree: /lib -> usr/lib, one kernel with three modules, a dtb, firmware."""
+    """A Debian-like tree: /lib -> usr/lib, one kernel with four modules, a dtb, firmware."""
     (root / "usr/lib").mkdir(parents=True)
     (root / "lib").symlink_to("usr/lib")
     moddir = root / "usr/lib/modules" / KVER
@@ -362,6 +362,7 @@ def make_rootfs(root: Path) -> Path:
         ["alias=of:N*T*Cacme,soc-mmc", "firmware=acme/mmc-*.bin", "softdep=pre: helper"],
     )
     build_module(kernel_dir / "lib/helper.ko", [])
+    build_module(kernel_dir / "lib/extra.ko", [])
     build_module(kernel_dir / "drivers/media/tuner.ko", ["alias=usb:v0BDAp2838d*"])
     for name in ("modules.builtin", "modules.order", "modules.builtin.modinfo"):
         (moddir / name).write_bytes(b"")
@@ -383,18 +384,21 @@ def test_end_to_end_the_rootfs_keeps_what_the_board_needs_and_is_reindexed(
     rootfs = make_rootfs(tmp_path / "rootfs")
     conf = tmp_path / "modules.conf"
     conf.write_text("[boards] acme/board-1.dtb  # the board\n", encoding="utf-8")
+    # A softdep of the rootfs's own modprobe.d counts as the kernel's do.
+    (rootfs / "etc/modprobe.d").mkdir(parents=True)
+    (rootfs / "etc/modprobe.d/x.conf").write_text("softdep helper post: extra\n", encoding="utf-8")
     report = tmp_path / "report.txt"
     assert m.main([str(rootfs), "--conf", str(conf), "--report", str(report)]) == 0
     moddir = rootfs / "usr/lib/modules" / KVER
     left = sorted(p.relative_to(moddir).as_posix() for p in moddir.rglob("*.ko"))
-    assert left == ["kernel/drivers/mmc/soc-mmc.ko", "kernel/lib/helper.ko"]
+    assert left == ["kernel/drivers/mmc/soc-mmc.ko", "kernel/lib/extra.ko", "kernel/lib/helper.ko"]
     assert not (moddir / "kernel/drivers/media").exists()  # emptied folders go too
     assert "tuner" not in (moddir / "modules.alias").read_text(encoding="utf-8")
     assert "softdep soc_mmc pre: helper" in (moddir / "modules.softdep").read_text(encoding="utf-8")
     assert sorted(p.name for p in (rootfs / "usr/lib/firmware").rglob("*")) == ["acme", "mmc-1.bin"]
     text = report.read_text(encoding="utf-8")
-    assert "[board acme/board-1.dtb] 2 modules" in text
-    assert "modules: 3 -> 2 files" in text
+    assert "[board acme/board-1.dtb] 3 modules" in text
+    assert "modules: 4 -> 3 files" in text
     assert text == capsys.readouterr().out
 
 
@@ -410,7 +414,7 @@ def test_end_to_end_a_missing_dtb_fails_with_one_line_and_deletes_nothing(
         "image/modules.py: modules.conf:1: [boards] acme/board-2.dtb: no such dtb"
     )
     assert err.count("\n") == 1
-    assert len(list((rootfs / "usr/lib/modules" / KVER).rglob("*.ko"))) == 3
+    assert len(list((rootfs / "usr/lib/modules" / KVER).rglob("*.ko"))) == 4
 
 
 # --- the repository's own lists ----------------------------------------------------------------
