@@ -51,12 +51,7 @@ from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import (
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_wheel_filename,
-)
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 HERE = Path(__file__).resolve().parent
@@ -112,7 +107,7 @@ class WheelsError(Exception):
 class Dist:
     """An installed distribution as far as the closure needs it."""
 
-    name: NormalizedName
+    name: str  # canonical (packaging.utils.canonicalize_name)
     version: str
     requires: tuple[Requirement, ...]
 
@@ -121,7 +116,7 @@ class Dist:
 class Locked:
     """One entry of wheels.lock: ``name==version`` and the hashes of its files."""
 
-    name: NormalizedName
+    name: str  # canonical (packaging.utils.canonicalize_name)
     version: str
     hashes: tuple[str, ...]
 
@@ -138,7 +133,9 @@ def applies(requirement: Requirement, extras: frozenset[str], env: Mapping[str, 
 
 def resolve(requirement: Requirement, parent: str, dists: Mapping[str, Dist]) -> Dist:
     """The installed distribution that meets a requirement; what tested code would import."""
-    where = f"{parent} requires {requirement}" if parent else f"{requirement}"
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    wanted = f"{requirement.name}{extras}{requirement.specifier}"  # without its marker
+    where = f"{parent} requires {wanted}" if parent else wanted
     dist = dists.get(canonicalize_name(requirement.name))
     if dist is None:
         raise WheelsError(f"{where}, which .venv does not have: ./bootstrap.sh setup")
@@ -250,7 +247,10 @@ def requirements(lines: Iterable[str], source: str) -> tuple[Requirement, ...]:
 
 def project(pyproject: Path) -> Dist:
     """The gateway as pyproject.toml declares it (extras as ``extra == "..."`` markers)."""
-    table = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    try:
+        table = tomllib.loads(read(pyproject))["project"]
+    except (tomllib.TOMLDecodeError, KeyError) as error:
+        raise WheelsError(f"{pyproject}: no [project] table: {error}") from None
     name = canonicalize_name(table["name"])
     requires = list(requirements(table.get("dependencies", []), str(pyproject)))
     for extra, lines in table.get("optional-dependencies", {}).items():
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return lock(args.lock) if args.command == "lock" else check(args.lock)
-    except WheelsError as error:
+    except (WheelsError, OSError) as error:
         print(f"image/wheels.py: {error}", file=sys.stderr)
         return 1
 
