@@ -18,7 +18,11 @@ Three kinds of package in that closure are not locked:
 - **Debian's** (FROM_DEBIAN: PyYAML and cryptography, python3-yaml and python3-cryptography in
   image/packages.list; the image's venv sees them with --system-site-packages). Their own
   requirements are not followed either: cffi and pycparser come with python3-cryptography. A
-  package that something else needs as well is locked through that other path.
+  package that something else needs as well is locked through that other path. setuptools
+  (colorzero names it, never imports it) is Debian's too: ``python3 -m venv`` puts the one of
+  python3-setuptools-whl into the image's venv, which meets the requirement, and customize.sh
+  removes it after the install; in .venv it is whatever the host Python's ensurepip bundled,
+  which would tie the lock to the developer's Python build.
 - **Theengs Decoder**: PyPI has no aarch64 wheel of it; image/decoder-wheel.sh builds one.
   Its requirements are followed (they come from PyPI like the rest).
 - **The gateway itself**, built from the repository by image/build.sh.
@@ -74,8 +78,9 @@ TARGET: Mapping[str, str] = {
     "python_version": "3.11",
     "sys_platform": "linux",
 }
-# image/packages.list's python3-yaml and python3-cryptography (with python3-cffi-backend).
-FROM_DEBIAN = frozenset({canonicalize_name("PyYAML"), canonicalize_name("cryptography")})
+# image/packages.list's python3-yaml and python3-cryptography (with python3-cffi-backend), and
+# the setuptools python3 -m venv installs (python3-setuptools-whl).
+FROM_DEBIAN = frozenset(canonicalize_name(n) for n in ("PyYAML", "cryptography", "setuptools"))
 # Built by image/build.sh: the gateway from the repository, Theengs Decoder from its source.
 BUILT_HERE = frozenset({canonicalize_name("msgflo-gateway"), canonicalize_name("TheengsDecoder")})
 # manylinux_2_34: lgpio's only aarch64 wheels (the GPIO bridge; bookworm has glibc 2.36).
@@ -90,12 +95,12 @@ PIP_TARGET = ("--python-version", "3.11", "--implementation", "cp")
 
 HEADER = """\
 # The Python wheels of the SD-card image (aarch64, CPython 3.11), pinned with their SHA-256.
-# Made by `.venv/bin/python image/wheels.py lock` from the versions installed in .venv (the
-# closure of msgflo-gateway[ble] without Debian's PyYAML and cryptography, Theengs Decoder and
-# the gateway itself; image/wheels.py says why). Do not edit: after a dependency changes in
-# pyproject.toml or .venv, run that command again and commit this file. image/build.sh fetches
-# these with pip download --require-hashes and fails while this file is stale
-# (`image/wheels.py check`), and so does tests/image/test_wheels_lock.py.
+# Made by `.venv/bin/python image/wheels.py lock` from the versions installed in .venv: the
+# closure of msgflo-gateway[ble] without Debian's PyYAML, cryptography and setuptools, Theengs
+# Decoder and the gateway itself (image/wheels.py says why). Do not edit: after a dependency
+# changes in pyproject.toml or .venv, run that command again and commit this file.
+# image/build.sh fetches these with pip download --require-hashes and fails while this file
+# is stale (`image/wheels.py check`), and so does tests/image/test_wheels_lock.py.
 """
 
 
