@@ -20,7 +20,7 @@ APT_PACKAGES=(mosquitto mosquitto-clients python3 python3-venv python3-pip opens
     gcc procps systemd
     nodejs:node npm:npm cmake make g++ doctest-dev clang-format gcc-avr avr-libc arduino-core-avr gcc-arm-none-eabi
     simavr libsimavr-dev libsimavrparts1 gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
-    hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server
+    hostapd dnsmasq-base libnewlib-arm-none-eabi libfaketime iproute2:ip mmdebstrap arch-test xz-utils:xz qemu-user-static binfmt-support qemu-system-arm fdisk dosfstools mtools rabbitmq-server
     chromium rtl-433 kmod:depmod device-tree-compiler:dtc)
 VENV="$here/.venv"
 # The dashboard's browser tests drive Debian's chromium through Playwright: never a browser
@@ -94,8 +94,16 @@ ensure_venv() {
 }
 
 install_venv() {
-    ensure_venv "$VENV" "$(sha256sum pyproject.toml | cut -d' ' -f1)" \
-        "msgflo-gateway (editable, with test and BLE extras) into .venv" -e ".[test,ble]"
+    # The image's wheels (image/wheels.lock) constrain the venv: the tests run the versions the
+    # image ships, and a release on PyPI changes neither until the lock is renewed.
+    local constraints rc=0
+    constraints="$(mktemp)"
+    grep -oE '^[A-Za-z0-9_.-]+==[^ ]+' image/wheels.lock >"$constraints"
+    ensure_venv "$VENV" "$(cat pyproject.toml image/wheels.lock | sha256sum | cut -d' ' -f1)" \
+        "msgflo-gateway (editable, with test and BLE extras) into .venv" \
+        -c "$constraints" -e ".[test,ble]" || rc=$?
+    rm -f "$constraints"
+    return "$rc"
 }
 
 install_npm_tools() {

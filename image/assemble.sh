@@ -12,15 +12,53 @@
 #       grown to the end of the card at first boot (msgflo-grow-data.service)
 #
 # Each filesystem is made in a file (mkfs.vfat -C + mcopy, mkfs.ext4 -d) and placed with dd.
-# Prints a size report on stdout.
+# Prints a size report on stdout. Reproducible: the same root filesystem directory gives the
+# same image, byte for byte, given SOURCE_DATE_EPOCH (set by image/build.sh): every time in
+# the filesystems is it, every identifier is derived from it, files are added in sorted order.
 set -euo pipefail
 
 rootfs="$1"
 img="$2"
 MiB=$((1024 * 1024))
 data_mib=64
+: "${SOURCE_DATE_EPOCH:?image/build.sh sets it: the time every file and filesystem gets}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/msgflo-assemble.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+# mke2fs, debugfs, e2fsck and resize2fs take "now" from here (superblock and creation times);
+# mkfs.vfat --invariant and mtools from SOURCE_DATE_EPOCH.
+export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" SOURCE_DATE_EPOCH
+
+derived() {
+    # 32 hex digits from a name and the epoch: a filesystem's UUID or hash seed, a disk id.
+    printf '%s-%s' "$1" "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-32
+}
+
+uuid() { derived "$1" | sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12})$/\1-\2-\3-\4-\5/'; }
+
+ext4_times() {
+    # mke2fs -d copies each file's ctime and atime, which nothing can set on the build machine
+    # (the times the build wrote and read them); debugfs sets both to the epoch, as the
+    # files' mtimes already are.
+    local fs="$1" src="$2"
+    (cd "$src" && find . -mindepth 1 -printf '%P\n') | LC_ALL=C sort |
+        awk -v t="@$SOURCE_DATE_EPOCH" 'BEGIN { printf "sif / ctime %s\nsif / atime %s\n", t, t }
+            { printf "sif \"/%s\" ctime %s\nsif \"/%s\" atime %s\n", $0, t, $0, t }' >"$work/times"
+    debugfs -w -f "$work/times" "$fs" >/dev/null 2>"$work/times.err"
+    if grep -v '^debugfs [0-9]' "$work/times.err" >&2; then
+        echo "assemble: debugfs could not set the times above in $fs" >&2
+        exit 1
+    fi
+}
+
+mkext4() {
+    # mkfs.ext4 -d with derived identifiers, then the times. Options before the image file.
+    local label="$1" src="$2" fs="$3" size="$4"
+    shift 4
+    mkfs.ext4 -q -F -L "$label" -U "$(uuid "$label")" \
+        -E "root_owner=0:0,hash_seed=$(uuid "$label-hash")${EXT4_EXTENDED:+,$EXT4_EXTENDED}" \
+        "$@" -d "$src" "$fs" "$size" >/dev/null
+    ext4_times "$fs" "$src"
+}
 
 # The boot and data partitions' content leaves the root: their mount points stay, empty.
 mkdir -p "$work/boot" "$work/data"
@@ -34,12 +72,20 @@ boot_mib=$((boot_kib / 1024 + 16))
 [ "$boot_mib" -ge 64 ] || boot_mib=64  # FAT32 wants 65,525 clusters: about 33 MiB at least
 root_kib="$(du -sk --apparent-size "$rootfs" | cut -f1)"
 
-mkfs.vfat -F 32 -n RASPIFIRM -C "$work/boot.vfat" $((boot_mib * 1024)) >/dev/null
-mcopy -s -i "$work/boot.vfat" "$work/boot/"* ::/
+mkfs.vfat -F 32 -n RASPIFIRM --invariant -i "$(derived RASPIFIRM | cut -c1-8)" \
+    -C "$work/boot.vfat" $((boot_mib * 1024)) >/dev/null
+# One by one in sorted order (mcopy -s would follow the directory's order on this machine);
+# -m keeps the (epoch) modification times.
+(cd "$work/boot" && find . -mindepth 1 -printf '%P\n') | LC_ALL=C sort | while read -r entry; do
+    if [ -d "$work/boot/$entry" ]; then
+        mmd -i "$work/boot.vfat" "::/$entry"
+    else
+        mcopy -m -i "$work/boot.vfat" "$work/boot/$entry" "::/$entry"
+    fi
+done
 # Made roomy (ext4's inodes and journal need a guess), then shrunk to the smallest size that
 # holds it, rounded up to whole MiB for the partition table.
-mkfs.ext4 -q -F -L msgflo-root -m 0 -E root_owner=0:0 -d "$rootfs" "$work/root.ext4" \
-    "$((root_kib * 3 / 2 / 1024 + 64))M" >/dev/null
+mkext4 msgflo-root "$rootfs" "$work/root.ext4" "$((root_kib * 3 / 2 / 1024 + 64))M" -m 0
 e2fsck -fp "$work/root.ext4" >/dev/null 2>&1 || { echo "assemble: e2fsck of the root failed" >&2; exit 1; }
 resize2fs -M "$work/root.ext4" >/dev/null 2>&1
 root_blocks="$(dumpe2fs -h "$work/root.ext4" 2>/dev/null | awk -F: '/^Block count/ {print $2+0}')"
@@ -48,8 +94,8 @@ root_mib=$(((root_blocks * root_bsize + MiB - 1) / MiB))
 truncate -s "${root_mib}M" "$work/root.ext4"
 # resize=: block group descriptors reserved for online growth up to 256 GiB (a card's size),
 # which the first boot's resize2fs needs on a mounted filesystem.
-mkfs.ext4 -q -F -L msgflo-data -b 4096 -E root_owner=0:0,resize=$((256 * 1024 * 256)) \
-    -d "$work/data" "$work/data.ext4" "${data_mib}M" >/dev/null
+EXT4_EXTENDED="resize=$((256 * 1024 * 256))" mkext4 msgflo-data "$work/data" "$work/data.ext4" \
+    "${data_mib}M" -b 4096
 
 first=4
 total=$((first + boot_mib + root_mib + data_mib + 1))
@@ -57,6 +103,7 @@ rm -f "$img"
 truncate -s "${total}M" "$img"
 sfdisk --quiet "$img" <<LAYOUT
 label: dos
+label-id: 0x$(derived disk | cut -c1-8)
 start=${first}MiB, size=${boot_mib}MiB, type=c, bootable
 start=$((first + boot_mib))MiB, size=${root_mib}MiB, type=83
 start=$((first + boot_mib + root_mib))MiB, size=${data_mib}MiB, type=83

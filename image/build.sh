@@ -5,10 +5,13 @@
 #
 # Writes OUT_DIR/msgflo-gateway.img (MBR: FAT boot, ext4 root, ext4 data), the release file
 # OUT_DIR/msgflo-gateway.img.xz with its .sha256, OUT_DIR/build-report.txt (times, sizes, the
-# kernel modules kept, every Debian and Python package with its version) and OUT_DIR/test-tools/ (BlueZ's btvirt, for the
-# boot test's virtual Bluetooth controllers; the image does not carry it). Needs root,
-# Debian's packages from bootstrap.sh (mmdebstrap, qemu-user-static, binfmt-support, fdisk, dosfstools, mtools,
-# e2fsprogs) and PyPI for the gateway's pure-Python dependencies; no loop mounts.
+# kernel modules kept, every Debian and Python package with its version) and
+# OUT_DIR/test-tools/ (BlueZ's btvirt, for the boot test's virtual Bluetooth controllers; the
+# image does not carry it). Needs root, Debian's packages from bootstrap.sh (mmdebstrap,
+# qemu-user-static, binfmt-support, fdisk, dosfstools, mtools, e2fsprogs, xz-utils), the
+# mirror's packages at image/packages.lock's versions and PyPI's wheels of image/wheels.lock
+# (checked by SHA-256); no loop mounts. The same inputs give the same image, byte for byte
+# (docs/appliance.md, "Reproducible").
 #
 # The slow part, the base root filesystem (about 4 min of emulated dpkg), is cached in
 # $MSGFLO_IMAGE_CACHE (default /var/cache/msgflo-gateway-image) under a hash of the package
@@ -22,6 +25,10 @@ out="$(realpath -m "${1:-$here/out}")"
 cache="${MSGFLO_IMAGE_CACHE:-/var/cache/msgflo-gateway-image}"
 mirror="${MSGFLO_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 python="${PYTHON:-$repo/.venv/bin/python}"
+# Reproducible builds (docs/appliance.md, "Reproducible"): every file's time is at most this,
+# the last commit's, and the tools that stamp times or random identifiers take it instead.
+SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)}"
+export SOURCE_DATE_EPOCH
 
 # Bump when the mmdebstrap call in base_rootfs changes: the cache key is this plus the package list.
 BASE_RECIPE="base-v2"
@@ -32,6 +39,33 @@ BASE_RECIPE="base-v2"
 [ "$(id -u)" -eq 0 ] || { log "must run as root (chroot, device nodes, file owners)"; exit 2; }
 
 package_list() { grep -v '^\s*\(#\|$\)' "$here/packages.list" | paste -sd, -; }
+
+installed_packages() {
+    # A root filesystem's Debian packages, "name version", in a stable order.
+    dpkg-query --admindir="$1/var/lib/dpkg" -W -f='${binary:Package} ${Version}\n' | LC_ALL=C sort
+}
+
+check_packages() {
+    # Debian's mirror moves on with every point release and security fix, and the image must
+    # not move with it unnoticed: the base's packages must be exactly image/packages.lock's.
+    # MSGFLO_IMAGE_LOCK=update records what was installed instead (then review the diff).
+    local root="$1" lock="$here/packages.lock"
+    if [ "${MSGFLO_IMAGE_LOCK:-}" = update ]; then
+        {
+            echo "# The base root filesystem's Debian packages and versions, which image/build.sh"
+            echo "# enforces. Made by: MSGFLO_IMAGE_LOCK=update image/build.sh (after a base rebuild)."
+            installed_packages "$root"
+        } >"$lock"
+        log "recorded $(grep -vc '^#' "$lock") packages in $lock"
+        return 0
+    fi
+    if ! diff <(grep -v '^#' "$lock") <(installed_packages "$root") >"$work/packages.diff"; then
+        log "the base root filesystem's packages are not image/packages.lock's (< locked, > installed):"
+        sed 's/^/  /' "$work/packages.diff" >&2
+        log "the mirror has moved on or the package list changed: review, then record with MSGFLO_IMAGE_LOCK=update"
+        return 1
+    fi
+}
 
 base_rootfs() {
     # INITRD=No: the kernel's postinst would otherwise build a full initramfs (~14 min under
@@ -62,34 +96,46 @@ base_rootfs() {
 }
 
 wheelhouse() {
-    # The gateway as a wheel plus its dependencies for aarch64, at the versions the tests ran
-    # with (those in $python's environment), except what the image takes from Debian; Theengs
-    # Decoder (the ble extra) built here once per version: PyPI has no aarch64 wheel of it.
-    local dir="$1" base="$2" pins decoder
+    # The gateway as a wheel plus its dependencies for aarch64: exactly the files of
+    # image/wheels.lock (the versions the tests ran with, in $python's environment, each by its
+    # SHA-256; image/wheels.py), except what the image takes from Debian; Theengs Decoder (the
+    # ble extra) built here once per version: PyPI has no aarch64 wheel of it.
+    local dir="$1" base="$2" decoder
+    "$python" "$here/wheels.py" check || {
+        log "image/wheels.lock does not match $python's packages (above):" \
+            "run \`$python $here/wheels.py lock\` and commit image/wheels.lock"
+        exit 1
+    }
+    # setuptools builds in the tree's build/: a build stopped half-way leaves files there that
+    # make the next one fail ("File exists"), and old ones could slip into the wheel.
+    rm -rf "$repo/build"
     "$python" -m pip wheel --quiet --no-deps --wheel-dir "$dir" "$repo" >&2
-    pins="$("$python" - <<'PY'
-import importlib.metadata as md
-import re
-
-FROM_DEBIAN = {"pyyaml", "cryptography"}  # python3-yaml, python3-cryptography
-names = set()
-for requirement in md.requires("msgflo-gateway") or []:
-    if "extra ==" in requirement:
-        continue
-    name = re.split(r"[ <>=!~;\[]", requirement, maxsplit=1)[0].lower()
-    if name not in FROM_DEBIAN:
-        names.add(name)
-print(" ".join(f"{name}=={md.version(name)}" for name in sorted(names)))
-PY
-)"
+    # The platforms are image/wheels.py's PLATFORMS (lock downloads with the same flags);
     # manylinux_2_34: lgpio's only aarch64 wheels (the GPIO bridge; bookworm has glibc 2.36).
-    # shellcheck disable=SC2086
-    "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: \
+    "$python" -m pip download --quiet --dest "$dir" --only-binary=:all: --no-deps \
+        --require-hashes -r "$here/wheels.lock" \
         --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
         --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64 \
-        --python-version 3.11 --implementation cp $pins >&2
+        --python-version 3.11 --implementation cp >&2
     decoder="$("$python" -c 'import importlib.metadata as md; print(md.version("TheengsDecoder"))')"
     cp "$(PYTHON="$python" "$here/decoder-wheel.sh" "$base" "$decoder" "$cache/wheels")" "$dir/"
+}
+
+normalize_rootfs() {
+    # What the build wrote carries the build's time: clamp every file's to the epoch (what
+    # came from Debian's packages is older and keeps its own). /etc/shadow's "last changed"
+    # days of the users made here (systemd-sysusers) likewise.
+    local root="$1" days=$((SOURCE_DATE_EPOCH / 86400))
+    find "$root" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 |
+        xargs -0r touch -h --no-create -d "@$SOURCE_DATE_EPOCH"
+    local shadow
+    for shadow in "$root/etc/shadow" "$root/etc/shadow-"; do
+        [ -f "$shadow" ] || continue
+        awk -F: -v d="$days" 'BEGIN { OFS = ":" } $3 != "" && $3 > d { $3 = d } { print }' \
+            "$shadow" >"$work/shadow"
+        cat "$work/shadow" >"$shadow"
+        touch -d "@$SOURCE_DATE_EPOCH" "$shadow"
+    done
 }
 
 trim_rootfs() {
@@ -124,6 +170,7 @@ main() {
     t0="$(now)"
     base="$(base_rootfs)"
     tar -C "$rootfs" -xf "$base"
+    check_packages "$rootfs"
     local t_base=$(($(now) - t0))
 
     t0="$(now)"
@@ -145,6 +192,7 @@ main() {
     # fails when one the gateway needs is missing.
     "$python" "$here/modules.py" "$rootfs" --report "$work/modules.txt" >&2
     trim_rootfs "$rootfs"
+    normalize_rootfs "$rootfs"
     local t_trim=$(($(now) - t0))
 
     dpkg-query --admindir="$rootfs/var/lib/dpkg" -W \

@@ -21,7 +21,9 @@ chroot_run() {
     mount --rbind /dev "$root/dev"
     local rc=0
     # A clean environment: the host's PIP_*, proxy and locale settings mean nothing in there.
+    # SOURCE_DATE_EPOCH: mkinitramfs and Python's bytecode compiler honour it.
     chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+        ${SOURCE_DATE_EPOCH:+SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH"} \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" || rc=$?
     umount -R "$root/dev"
     umount "$root/proc" "$root/sys"

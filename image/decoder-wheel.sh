@@ -20,6 +20,11 @@ version="$2"
 dest="$3"
 python="${PYTHON:-$repo/.venv/bin/python}"
 BUILD_PACKAGES="g++ python3-dev python3-pip cmake ninja-build python3-skbuild python3-setuptools-scm python3-wheel"
+# The source archive of each version the gateway has used, by SHA-256 (PyPI's, checked by pip:
+# a changed archive stops the build). A new version needs its line here.
+declare -A SOURCE_SHA256=(
+    [2.5.0]=87f0cc1b289c8220263bb0ddcbe2eac146fc8f110360277c2ed0cba1e77f688f
+)
 
 cached="$(find "$dest" -maxdepth 1 -name "theengsdecoder-$version-*.whl" 2>/dev/null | head -1 || true)"
 if [ -n "$cached" ]; then
@@ -38,8 +43,10 @@ mkdir -p "$root" "$dest"
 log "building Theengs Decoder $version for aarch64 (cached afterwards in $dest)"
 tar -C "$root" -xf "$base"
 mkdir -p "$root/tmp/decoder/src" "$root/tmp/decoder/wheel"
-"$python" -m pip download --quiet --no-deps --no-binary TheengsDecoder \
-    --dest "$root/tmp/decoder/src" "TheengsDecoder==$version" >&2
+sha="${SOURCE_SHA256[$version]:-}"
+[ -n "$sha" ] || { log "no SHA-256 for Theengs Decoder $version's source: add it to SOURCE_SHA256 in $0"; exit 2; }
+"$python" -m pip download --quiet --no-deps --no-binary TheengsDecoder --require-hashes \
+    --dest "$root/tmp/decoder/src" -r /dev/stdin >&2 <<<"TheengsDecoder==$version --hash=sha256:$sha"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 # No build isolation: the build tools are Debian's (scikit-build's setup_requires would
 # otherwise fetch CMake from PyPI inside the chroot).

@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 # The gateway: a venv that also sees Debian's PyYAML and cryptography, and only wheels
 # staged by build.sh (no network here), Theengs Decoder (the ble extra) among them.
 python3 -m venv --system-site-packages /opt/msgflo-gateway
-/opt/msgflo-gateway/bin/pip install --quiet --no-index --no-cache-dir \
+/opt/msgflo-gateway/bin/pip install --quiet --no-index --no-cache-dir --no-compile \
     --find-links "$stage/wheels" "msgflo-gateway[ble]"
 for tool in /opt/msgflo-gateway/bin/gateway-* /opt/msgflo-gateway/bin/msgflo*; do
     ln -sf "$tool" /usr/local/bin/
@@ -25,6 +25,13 @@ dpkg --purge usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob
 mkdir -p /usr/share/msgflo-gateway
 cp -r "$stage/examples" /usr/share/msgflo-gateway/demo
 rm -rf /usr/share/msgflo-gateway/demo/__pycache__
+# Bytecode compiled once, here: the root is read-only, so a module without it would be compiled
+# again at every start. unchecked-hash: valid without looking at the source's time (which
+# the build sets to SOURCE_DATE_EPOCH) and without hashing the source at each import;
+# PYTHONHASHSEED=0: the same set constants in the same order, so two builds write the same
+# files.
+PYTHONHASHSEED=0 /opt/msgflo-gateway/bin/python -m compileall -q -f -j 0 \
+    --invalidation-mode unchecked-hash /opt/msgflo-gateway/lib /usr/share/msgflo-gateway/demo
 
 # Units, udev rule, journald, network, sysctl; enables the gateway's units.
 sh "$stage/services/install.sh" /
@@ -80,6 +87,7 @@ systemctl enable msgflo-grow-data.service >/dev/null 2>&1
 # the QEMU boot test need (MODULES=most takes ~14 min under qemu-user and 37 MB).
 cp "$stage/files/initramfs.conf" /etc/initramfs-tools/conf.d/msgflo-gateway.conf
 cp "$stage/files/initramfs-modules" /etc/initramfs-tools/modules
+install -m 755 "$stage/files/initramfs-hook-reproducible" /etc/initramfs-tools/hooks/zz-msgflo-reproducible
 # Without this fsck never runs: initramfs-tools cannot tell the root's type in a chroot.
 echo FSTYPE=ext4 >/etc/initramfs-tools/conf.d/rootfstype
 kernel="$(ls /lib/modules | sort -V | tail -1)"
