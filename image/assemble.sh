@@ -24,9 +24,10 @@ data_mib=64
 : "${SOURCE_DATE_EPOCH:?image/build.sh sets it: the time every file and filesystem gets}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/msgflo-assemble.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-# mke2fs, debugfs, e2fsck and resize2fs take "now" from here (superblock and creation times);
+# mke2fs, debugfs and resize2fs take "now" from here (superblock and creation times), e2fsck
+# (the last check's time) from E2FSCK_TIME;
 # mkfs.vfat --invariant and mtools from SOURCE_DATE_EPOCH.
-export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" SOURCE_DATE_EPOCH
+export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" E2FSCK_TIME="$SOURCE_DATE_EPOCH" SOURCE_DATE_EPOCH
 
 derived() {
     # 32 hex digits from a name and the epoch: a filesystem's UUID or hash seed, a disk id.
@@ -66,6 +67,7 @@ cp -a "$rootfs/boot/firmware/." "$work/boot/"
 find "$rootfs/boot/firmware" -mindepth 1 -delete
 cp -a "$rootfs/var/lib/msgflo-gateway/." "$work/data/"
 find "$rootfs/var/lib/msgflo-gateway" -mindepth 1 -delete
+touch -d "@$SOURCE_DATE_EPOCH" "$rootfs/boot/firmware" "$rootfs/var/lib/msgflo-gateway"
 
 boot_kib="$(du -sk "$work/boot" | cut -f1)"
 boot_mib=$((boot_kib / 1024 + 16))
