@@ -364,12 +364,13 @@ def check_units() -> bool:
 
 # What the gateway's readiness waited on this boot: a measurement, never a failure.
 CHAIN_UNITS = ("msgflo-coordinator.service", "msgflo-broker.service")
+BLAME_LINES = 12
 
 
 def report_boot_chain() -> None:
-    """``chain: ...`` lines: ``systemd-analyze time`` and the critical chain of the units the
+    """``chain: ...`` lines: ``systemd-analyze time``, the critical chain of the units the
     host's "ready" waits for (the broker, the coordinator), with when each unit in it became
-    active and how long it took to start (docs/appliance.md, "Boot to ready")."""
+    active and how long it took to start, and the slowest units (``blame``)."""
     # systemd-analyze reports only once the boot has finished (every start job done).
     with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(
@@ -378,10 +379,13 @@ def report_boot_chain() -> None:
         )  # fmt: skip
     commands = [["systemd-analyze", "time"]]
     commands += [["systemd-analyze", "critical-chain", "--no-pager", unit] for unit in CHAIN_UNITS]
+    # The slowest units to start, oneshots included (critical-chain shows only active units).
+    commands.append(["systemd-analyze", "blame", "--no-pager"])
     for argv in commands:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        for line in (done.stdout or done.stderr).splitlines():
-            if line.strip() and not line.startswith(("The time", "The time when")):
+        lines = [line for line in (done.stdout or done.stderr).splitlines() if line.strip()]
+        for line in lines[:BLAME_LINES] if "blame" in argv else lines:
+            if not line.startswith("The time"):
                 print(f"{PREFIX} chain: {line.rstrip()}", flush=True)
 
 

@@ -177,8 +177,10 @@ def test_firstboot_keeps_the_passphrase_out_of_stdout() -> None:
 
 
 def test_new_graph_roles_get_broker_users() -> None:
-    assert "msgflo-users.service" in words("msgflo-coordinator.service", "Unit", "After")
+    # Started with the coordinator, not before it: boot-to-ready does not wait for it.
     assert "msgflo-users.service" in words("msgflo-coordinator.service", "Unit", "Wants")
+    assert "msgflo-users.service" not in words("msgflo-coordinator.service", "Unit", "After")
+    assert "msgflo-broker.service" in words("msgflo-users.service", "Unit", "After")
     path = unit("msgflo-users.path").get("Path", "PathChanged")
     assert path == "/var/lib/msgflo-gateway/coordinator/graph.fbp"
     assert "msgflo-users.path" in (UNITS.parent / "install.sh").read_text()

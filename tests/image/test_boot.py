@@ -253,15 +253,17 @@ def kit(
         # machine's cores under the tests that follow.
         if kit.guest is not None:
             kit.guest.stop()
-        # On the terminal, past pytest's capture: the figures bench/RESULTS.md records.
-        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        # On the terminal, past pytest's capture (a fixture's teardown output is otherwise
+        # shown only when a test fails): the figures bench/RESULTS.md records.
         lines = boot_report(kit)
         if kit.wakeups:
             lines.append(wakeups_table(kit.wakeups, "first"))
-        for line in lines:
-            if terminal is not None:
-                terminal.write_line(line)
-            print(line)
+        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            for line in lines:
+                if terminal is not None:
+                    terminal.write_line(line)
 
 
 CHAIN = re.compile(r"msgflo-selftest: chain: (.*)")
@@ -477,7 +479,8 @@ def test_boot_to_ready_is_measured_with_its_critical_chain(kit: Kit) -> None:
     chain = CHAIN.findall(guest.console())
     assert any(re.match(r"Startup finished in .*= [\d.]+", line) for line in chain), chain
     coordinator = [line for line in chain if line.startswith("msgflo-coordinator.service")]
-    assert coordinator and re.search(r"@[\d.]+m?s \+[\d.]+m?s", coordinator[0]), chain
+    # "@" when it became active (a started service has no "+": it has no start-up phase).
+    assert coordinator and re.search(r"@(\d+min )?[\d.]+m?s", coordinator[0]), chain
     assert kit.os_times["first"] < kit.boot_times["first"], (kit.os_times, kit.boot_times)
 
 
@@ -488,9 +491,11 @@ def test_second_boot_does_not_run_first_boot_again(kit: Kit) -> None:
     # No RTC, no NTP at a venue: the time is saved at shutdown for the next boot.
     saved = data_file_mtime(kit.image, "/timesync/clock", kit.workdir)
     assert saved is not None and saved >= shutdown_at - 2, (saved, shutdown_at)
-    # First boot grew the data partition, and its filesystem, to the end of the card.
+    # First boot grew the data partition, and its filesystem, to the end of the card
+    # (growpart leaves the last 33 sectors free, where a GPT would keep its backup).
     start, sectors = data_partition(kit.image)
-    assert (start + sectors) * 512 == kit.image.stat().st_size, "data partition not grown"
+    unused = kit.image.stat().st_size - (start + sectors) * 512
+    assert 0 <= unused < 1024 * 1024, f"data partition not grown: {unused} bytes left after it"
     grown = data_filesystem_bytes(kit.image, kit.workdir)
     assert grown > CARD_EXTRA and sectors * 512 - grown < 4 * 1024 * 1024, (grown, sectors)
     kit.info = {}

@@ -43,7 +43,7 @@ def test_the_build_report_lists_every_package_with_its_version(appliance_image: 
     listed = debian.group(2).splitlines()
     assert len(listed) == int(debian.group(1)) > 100
     assert all(re.fullmatch(r"  \S+ \S+", line) for line in listed), listed[:5]
-    assert any(line.startswith("  mosquitto ") for line in listed)
+    assert any(re.match(r"  mosquitto(:arm64)? 2\.", line) for line in listed), listed
     python = re.search(
         r"^Python packages in /opt/msgflo-gateway \((\d+)\):\n((?:  .+\n)+)", report, re.M
     )
