@@ -10,7 +10,6 @@ a command line (``ps`` shows it to every user)::
     gateway-run ap                  the WiFi access point (execs hostapd)
     gateway-run dhcp                DHCP and the gateway's name on the access point (dnsmasq)
     gateway-run bluetooth-conf      BlueZ's main.conf with the BLE scan duty cycle (run dir)
-    gateway-run enabled NAME        exit 0 if bridge-NAME / access-point is enabled, else 1
     gateway-run users               give every role of the graph its broker user (as root)
     gateway-run adopt               apply the dashboard's adoption requests to gateway.yaml
     gateway-run devices             carry out the dashboard's and serial bridge's device
@@ -203,15 +202,6 @@ def adopt(args: argparse.Namespace, config: GatewayConfig) -> int:
     return status
 
 
-def enabled(args: argparse.Namespace, config: GatewayConfig) -> int:
-    name: str = args.name
-    if name == "access-point":
-        return 0 if config.access_point.enabled else 1
-    if name.startswith("bridge-") and name[7:] in config.bridges.__dataclass_fields__:
-        return 0 if name[7:] in config.bridges.enabled() else 1
-    raise GatewayError(f"enabled: unknown service {name!r} (access-point or bridge-NAME)")
-
-
 def access_point(args: argparse.Namespace, config: GatewayConfig) -> int:
     ap = config.access_point
     secrets = load_secrets(config.data_dir)
@@ -247,7 +237,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, GatewayConfig], int]] = {
     "broker": broker,
     "coordinator": coordinator,
     "bridge": bridge,
-    "enabled": enabled,
     "users": users,
     "adopt": adopt,
     "devices": devices,
@@ -287,7 +276,6 @@ def parser() -> argparse.ArgumentParser:
         f"(<data_dir>/{PROVISION_REQUESTS}, answered in <data_dir>/{PROVISION_RESULTS}/) "
         "instead of making them itself",
     )
-    sub.add_parser("enabled").add_argument("name", help="access-point or bridge-NAME")
     sync = sub.add_parser("users")
     sync.add_argument("--broker-user", default="", metavar="USER", help="Mosquitto's user")
     add_service_users(sync)
