@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Any
 
@@ -33,3 +36,22 @@ async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def notify_ready() -> None:
+    """Tell systemd the service is ready (``READY=1``) when a unit of ``Type=notify`` started
+    it (systemd then sets ``$NOTIFY_SOCKET``); nothing otherwise. The units ordered after it
+    start only then (the appliance's bridges after the coordinator's runtime listens). The
+    protocol is one datagram on a Unix socket, so no library (python-systemd, sdnotify) for it.
+    A failure is logged: systemd then stops the unit when its start times out."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(b"READY=1")
+    except OSError as exc:
+        logging.getLogger("gateway").error("could not tell systemd the service is ready: %s", exc)

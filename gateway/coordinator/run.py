@@ -14,7 +14,7 @@ import os
 import socket
 
 from gateway.broker import ENV_BROKER, BrokerUrl, parse_broker_url, resolve_broker
-from gateway.common.signals import run_daemon
+from gateway.common.signals import notify_ready, run_daemon
 from gateway.coordinator.runtime_environment import RuntimeProtocolService, RuntimeSettings
 from gateway.coordinator.service import CoordinatorService, ServiceConfig
 from gateway.graph.model import Graph
@@ -40,6 +40,7 @@ async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) ->
         await runtime.server.ready.wait()
         await service.coordinator.listening.wait()  # no announcement is missed from here on
         print(f"{STARTED} {runtime.server.address}", flush=True)
+        notify_ready()
 
 
 def choose_broker(given: str | None, stack: contextlib.ExitStack) -> tuple[BrokerUrl, str | None]:

@@ -176,6 +176,15 @@ def test_firstboot_keeps_the_passphrase_out_of_stdout() -> None:
     assert "--coordinator-user msgflo-coordinator --bridge-user msgflo-bridge" in command
 
 
+def test_the_bridges_start_once_the_coordinators_runtime_listens() -> None:
+    # Type=notify: the coordinator says READY=1 when its runtime protocol listens
+    # (gateway.coordinator.run), and the bridges, ordered after it, start only then.
+    coordinator = unit("msgflo-coordinator.service")
+    assert coordinator.get("Service", "Type") == "notify"
+    assert coordinator.get("Service", "NotifyAccess") == "main"
+    assert "msgflo-coordinator.service" in words("msgflo-bridge@.service", "Unit", "After")
+
+
 def test_new_graph_roles_get_broker_users() -> None:
     # Started with the coordinator, not before it: boot-to-ready does not wait for it.
     assert "msgflo-users.service" in words("msgflo-coordinator.service", "Unit", "Wants")

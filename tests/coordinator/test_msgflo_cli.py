@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -129,6 +130,24 @@ def test_runs_a_graph_with_started_participants(project: Path, mosquitto: Mosqui
     assert "[rep] rep(PythonRepeat) running on" in out
     assert process.returncode == 0
     assert "Traceback" not in out
+
+
+@pytest.mark.integration
+def test_tells_systemd_when_the_runtime_listens(
+    project: Path, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # As msgflo-coordinator.service (Type=notify) runs it: READY=1 once "msgflo started on"
+    # is true, so that the units after it (the bridges) start then.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(60)
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify")}
+        process = coordinator(project, "--broker", mosquitto.url, env=env)
+        try:
+            assert notify.recv(64) == b"READY=1"
+        finally:
+            out = stop(process)
+    assert "msgflo started on" in out
 
 
 @pytest.mark.integration
