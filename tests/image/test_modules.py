@@ -198,19 +198,16 @@ def test_a_name_resolves_to_a_module_a_built_in_one_or_an_alias_glob() -> None:
     assert m.resolve(k, "tty-ldisc-16") == m.Resolved(frozenset(), False)
 
 
+# hci_uart with its dependencies (modules.dep) and its post: softdep in function_kernel().
+HCI_UART_CLOSURE = {"hci_uart", "bluetooth", "ecdh_generic", "ecc", "crc16", "nls_cp437"}
+
+
 def test_the_closure_follows_modules_dep_and_soft_dependencies_pre_and_post() -> None:
     k = function_kernel()
     # ext4's pre: softdep is an alias (both crc32c providers); hci_uart's post: a module; its
     # pre: softdep on a name the kernel lacks is left out, as modprobe leaves it.
     assert m.closure(k, ["ext4"]) == {"ext4", "jbd2", "crc32c_generic", "crc32c_arm64"}
-    assert m.closure(k, ["hci_uart"]) == {
-        "hci_uart",
-        "bluetooth",
-        "ecdh_generic",
-        "ecc",
-        "crc16",
-        "nls_cp437",
-    }
+    assert m.closure(k, ["hci_uart"]) == HCI_UART_CLOSURE
 
 
 def test_groups_keep_their_closures_and_name_built_in_items() -> None:
@@ -222,15 +219,7 @@ def test_groups_keep_their_closures_and_name_built_in_items() -> None:
         "modules.conf",
     )
     plan = m.make_plan(function_kernel(), [], conf)
-    assert plan.groups["bluetooth"] == {
-        "hci_uart",
-        "bluetooth",
-        "ecdh_generic",
-        "ecc",
-        "crc16",
-        "nls_cp437",
-        "cmac",
-    }
+    assert plan.groups["bluetooth"] == HCI_UART_CLOSURE | {"cmac"}
     assert plan.builtin["boot"] == ("ipv6",)
     assert "dvb_usb_rtl28xxu" not in plan.keep
 
