@@ -35,14 +35,9 @@ def run_with_runtime_protocol(
 
 async def serve(service: CoordinatorService, runtime: RuntimeProtocolService) -> None:
     async with asyncio.TaskGroup() as tasks:
-        # The runtime first, then the service, which starts the graph's participants: on a
-        # small board at boot their start-up would otherwise compete with the runtime's for the
-        # CPU, and a user waits for the runtime (the dashboard) first (docs/appliance.md,
-        # "Boot to ready"). A client could always reach the runtime before the service had
-        # connected to the broker; now for a moment longer.
+        tasks.create_task(service.run())
         tasks.create_task(runtime.run())
         await runtime.server.ready.wait()
-        tasks.create_task(service.run())
         await service.coordinator.listening.wait()  # no announcement is missed from here on
         print(f"{STARTED} {runtime.server.address}", flush=True)
         notify_ready()
