@@ -2,10 +2,11 @@
 registry, secrets, rendered configs), since the appliance loses power at any moment.
 
 Temp file in the same directory (so the rename stays on one filesystem), write, set mode and
-owner on the descriptor, fsync the file, rename over the target, fsync the directory. A reader
-sees the old content or the new one, never a mixture, and after a power cut the new content is
-on disk once ``write_atomic`` has returned. A write that fails (a full partition, a missing
-directory) raises ``FileWriteError`` naming the file, and leaves the old file and no temp file.
+owner on the descriptor, fsync the file, rename over the target, fsync the file again (for
+FAT) and the directory. A reader sees the old content or the new one, never a mixture, and
+after a power cut the new content is on disk once ``write_atomic`` has returned. A write that
+fails (a full partition, a missing directory) raises ``FileWriteError`` naming the file, and
+leaves the old file and no temp file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from gateway.errors import FileWriteError
 
@@ -42,8 +44,14 @@ def write_atomic(
     except OSError as exc:
         raise FileWriteError(target, exc.strerror or str(exc)) from exc
     try:
-        _fill(fd, payload, mode, owner)
-        os.replace(tmp, target)
+        with os.fdopen(fd, "wb") as out:
+            _fill(out, payload, mode, owner)
+            os.replace(tmp, target)
+            # Synced again under its new name: FAT (the boot partition) writes a renamed
+            # file's directory entry, with its size and first cluster, only with the file's
+            # own metadata, so until writeback (30 s later) the name points at an empty file.
+            # On ext4 this finds nothing left to write once the rename is committed.
+            os.fsync(out.fileno())
     except (OSError, OverflowError) as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -59,15 +67,14 @@ def _current_mode(target: Path) -> int:
         return NEW_FILE_MODE
 
 
-def _fill(fd: int, payload: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+def _fill(out: BinaryIO, payload: bytes, mode: int, owner: tuple[int, int] | None) -> None:
     # Mode and owner before the data: a secret is never readable by others, not even briefly.
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), mode)
-        if owner is not None:
-            os.fchown(out.fileno(), *owner)
-        out.write(payload)
-        out.flush()
-        os.fsync(out.fileno())
+    os.fchmod(out.fileno(), mode)
+    if owner is not None:
+        os.fchown(out.fileno(), *owner)
+    out.write(payload)
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
