@@ -168,8 +168,8 @@ class CoordinatorService:
             self._registry_changed.clear()  # nothing new to save yet
         async with self.transport, supervisor, asyncio.TaskGroup() as tasks:
             self.supervisor = supervisor
-            self._start_participants(supervisor)
             tasks.create_task(self.coordinator.run())
+            tasks.create_task(self._start_when_listening(supervisor))
             tasks.create_task(self._announce_foreign())
             tasks.create_task(self._report_missing())
             if self.config.auto_save and self.config.graph_path is not None:
@@ -193,6 +193,14 @@ class CoordinatorService:
                 await self.supervisor.stop(role)
                 self.coordinator.forget(role)
         self._start_participants(self.supervisor)
+
+    async def _start_when_listening(self, supervisor: Supervisor) -> None:
+        """Start the graph's participants once the coordinator hears their announcements. Not
+        sooner: each is a program starting up, and on a small board at boot they would compete
+        for the CPU with the coordinator's own start, which the runtime protocol's first
+        client (the dashboard) waits for (docs/appliance.md, "Boot to ready")."""
+        await self.coordinator.listening.wait()
+        self._start_participants(supervisor)
 
     def _start_participants(self, supervisor: Supervisor) -> None:
         graph = self.coordinator.graph
