@@ -186,9 +186,11 @@ def test_the_bridges_start_once_the_coordinators_runtime_listens() -> None:
 
 
 def test_new_graph_roles_get_broker_users() -> None:
-    # Started with the coordinator, not before it: boot-to-ready does not wait for it.
+    # Started by the coordinator, once it is ready: boot-to-ready neither waits for it nor
+    # shares the CPU with it.
     assert "msgflo-users.service" in words("msgflo-coordinator.service", "Unit", "Wants")
     assert "msgflo-users.service" not in words("msgflo-coordinator.service", "Unit", "After")
+    assert "msgflo-coordinator.service" in words("msgflo-users.service", "Unit", "After")
     assert "msgflo-broker.service" in words("msgflo-users.service", "Unit", "After")
     path = unit("msgflo-users.path").get("Path", "PathChanged")
     assert path == "/var/lib/msgflo-gateway/coordinator/graph.fbp"
