@@ -33,6 +33,7 @@ import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.appliance.credentials import (
     Owners,
@@ -52,8 +53,10 @@ from gateway.appliance.users import COORDINATOR, usable_role
 from gateway.common.cstring import c_string
 from gateway.config import values
 from gateway.config.model import GatewayConfig
-from gateway.coordinator.registry import Registry
 from gateway.errors import ApplianceError, GatewayError
+
+if TYPE_CHECKING:  # gateway-run's broker start, which imports this, needs no coordinator
+    from gateway.coordinator.registry import Registry
 
 BROKER_UNIT = "msgflo-broker.service"  # services/systemd/msgflo-broker.service
 

@@ -46,8 +46,6 @@ from gateway.appliance.credentials import (
     sync_users,
     system_user,
 )
-from gateway.appliance.device_requests import PROVISION_REQUESTS, PROVISION_RESULTS, apply_all
-from gateway.appliance.device_requests import REQUESTS as DEVICE_REQUESTS
 from gateway.appliance.devices import BROKER_UNIT, DeviceError, reload_unit
 from gateway.appliance.secrets import load_secrets, mqtt_user_url
 from gateway.broker import BrokerUrl, parse_broker_url
@@ -57,7 +55,11 @@ from gateway.common.logs import configure_logging
 from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
 from gateway.errors import GatewayError
 
-if TYPE_CHECKING:  # the broker's and others' entry points do not load the bridges
+# The coordinator's, the bridges' and the device requests' code is imported by their commands
+# only: the broker, access point and DHCP commands, which render a file and exec a daemon, start
+# at every boot on the way to ready, and under emulation each import costs (docs/appliance.md,
+# "Boot to ready").
+if TYPE_CHECKING:
     from gateway.bridges.run import DeviceSide
 
 PROG = "gateway-run"
@@ -174,6 +176,8 @@ def devices(args: argparse.Namespace, config: GatewayConfig) -> int:
     """Carry out the device requests (as root): the dashboard's add, remove, show (each
     device's secrets.h and any failure left in the coordinator's directory for the page) and
     the serial bridge's provision (the credentials or the failure left in the bridge's)."""
+    from gateway.appliance.device_requests import apply_all
+
     done, errors = apply_all(config, reload_unit(args.reload, args.systemctl))
     if done:
         print(f"{PROG}: {done} device request(s) carried out", flush=True)
@@ -265,16 +269,15 @@ def parser() -> argparse.ArgumentParser:
         "--adopt-by-request",
         action="store_true",
         help=f"the dashboard's adoptions go to <data_dir>/{REQUESTS} for gateway-run adopt, "
-        f"its device requests to <data_dir>/{DEVICE_REQUESTS} for gateway-run devices",
+        "its device requests to the coordinator's state directory for gateway-run devices",
     )
     bridges = sub.add_parser("bridge")
     bridges.add_argument("name", help="bridge name (serial)")
     bridges.add_argument(
         "--provision-by-request",
         action="store_true",
-        help=f"the serial bridge asks gateway-run devices for a board's credentials "
-        f"(<data_dir>/{PROVISION_REQUESTS}, answered in <data_dir>/{PROVISION_RESULTS}/) "
-        "instead of making them itself",
+        help="the serial bridge asks gateway-run devices for a board's credentials (a request "
+        "file in its state directory, answered beside it) instead of making them itself",
     )
     sync = sub.add_parser("users")
     sync.add_argument("--broker-user", default="", metavar="USER", help="Mosquitto's user")
