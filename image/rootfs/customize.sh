@@ -18,6 +18,11 @@ done
 # (a new release is a new image): pip, setuptools and the wheels venv was made from go.
 /opt/msgflo-gateway/bin/python -m pip uninstall --quiet --yes pip setuptools
 dpkg --purge python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl >/dev/null
+# The public CAs came only for pip's wheel. An offline kit checks no certificate but its own
+# CA's, and aiohttp loads the whole bundle twice into its default TLS contexts on import: 80 ms
+# of the coordinator's 0.47 s start on a laptop, ten times that emulated (docs/appliance.md,
+# "Boot to ready").
+dpkg --purge ca-certificates >/dev/null
 # usrmerge converts a split /usr, which mmdebstrap never made; it and its Perl (about 45 MiB)
 # go, usr-is-merged (image/packages.list) keeps init-system-helpers' dependency met.
 dpkg --purge usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl \
