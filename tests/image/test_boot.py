@@ -60,6 +60,9 @@ from tests.image.wakeups import (
 pytestmark = [pytest.mark.integration, pytest.mark.image, pytest.mark.timeout(3600)]
 
 READY_TIMEOUT = 420.0  # a loaded CI machine was seen at ~190 s; an idle one at ~40 s
+READY_POLL = 0.25  # s between looks at the login prompt, the broker and the runtime
+# Printed by gateway-firstboot after it wrote msgflo-gateway.txt (the journal's copy).
+FIRST_BOOT_TOLD = re.compile(r"gateway-firstboot\[\d+\]: WiFi name: ")
 PROVISION = "country: NL\nbogus_key: 1\n"
 CUT_ROLE = "powercut"
 RUNTIME = ("runtime", "runtime")  # the reply to runtime:getruntime
@@ -134,6 +137,9 @@ def mqtt_connect(port: int, user: str | None, password: str | None, timeout: flo
         done.set()
 
     client.on_connect = on_connect
+    # Through QEMU's port forward the TCP connect always succeeds; a guest port that is not
+    # listening yet closes it at once, which is an answer too (-1), not a wait for the timeout.
+    client.on_disconnect = lambda *_: done.set()
     try:
         client.connect("127.0.0.1", port, keepalive=10)
     except OSError:
@@ -147,18 +153,25 @@ def mqtt_connect(port: int, user: str | None, password: str | None, timeout: flo
 
 def wait_ready(kit: Kit, name: str) -> float:
     """Seconds from qemu's start until the broker takes the kit's admin credentials and the
-    runtime protocol answers with its secret."""
+    runtime protocol answers with its secret; polled every READY_POLL s, as is the login
+    prompt (the OS is up), so that both are timed alike."""
     guest = kit.running
     deadline = guest.started_at + READY_TIMEOUT
     seen = "the boot partition has no msgflo-gateway.txt yet"
     while time.monotonic() < deadline:
         guest.check_running()
-        if name not in kit.os_times and "login:" in guest.console():
+        console = guest.console()
+        if name not in kit.os_times and "login:" in console:
             kit.os_times[name] = time.monotonic() - guest.started_at
         if not kit.info:
             text = read_boot_file(kit.image, "msgflo-gateway.txt")
             if text and "MQTT password" in text:
                 kit.info = parse_info(text)
+            elif FIRST_BOOT_TOLD.search(console):
+                # Said once the file was written: it must be on the card by then, or a power
+                # cut now loses it (FAT wrote a renamed file's size only 30 s later).
+                raise AssertionError(f"first boot told the WiFi name, but msgflo-gateway.txt "
+                                     f"on the card is {text!r}")  # fmt: skip
         if kit.info:
             user, password = kit.info["mqtt_user"], kit.info["mqtt_password"]
             connack = mqtt_connect(guest.mqtt_port, user, password, timeout=3)
@@ -170,7 +183,7 @@ def wait_ready(kit: Kit, name: str) -> float:
                 return seconds
             # Said when it never gets ready: which of the two did not answer.
             seen = f"MQTT CONNACK {connack} (-1: no answer), runtime answered: {answered!r}"
-        time.sleep(1)
+        time.sleep(READY_POLL)
     raise AssertionError(f"not ready in {READY_TIMEOUT:.0f} s ({seen}):\n{guest.tail()}")
 
 
