@@ -234,6 +234,18 @@ class RoleBrokers:
         return parse_broker_url(mqtt_user_url(role, self.password(role), self.port))
 
 
+# Participants and bridges keep a persistent MQTT session for this long while away (a WiFi
+# dropout, a broker restart): the broker queues their QoS 1 messages meanwhile.
+SESSION_EXPIRY = "300"
+
+
+def persistent(url: BrokerUrl) -> BrokerUrl:
+    """``url`` asking for a persistent session, unless it already says how long."""
+    if "sessionExpiry" in url.options or not url.is_mqtt:
+        return url
+    return url.with_option("sessionExpiry", SESSION_EXPIRY)
+
+
 def broker_passwords(config: GatewayConfig, secrets: Secrets) -> dict[str, str]:
     """Every broker user and its password: the stored users, then each usable role of the
     graph (the file ``coordinator.graph`` now) without a stored password, derived."""

@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.appliance.adopt import add_request, handle_requests, pending_requests
 from gateway.appliance.credentials import Owner, Owners
@@ -69,10 +69,14 @@ from gateway.appliance.devices import (
     stored_devices,
 )
 from gateway.appliance.secrets import load_secrets
-from gateway.bridges.serial.provisioning import DeviceCredentials, IssueCredentials
 from gateway.common.atomic import write_atomic
 from gateway.config.model import GatewayConfig
 from gateway.errors import ApplianceError, FileWriteError, GatewayError
+
+# The serial bridge's code (its session, Improv, asyncio) only where a board's credentials are
+# made: the dashboard's start and gateway-run's other commands import this module too.
+if TYPE_CHECKING:
+    from gateway.bridges.serial.provisioning import DeviceCredentials, IssueCredentials
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +347,8 @@ def _credentials_for(
 def credentials_of(sketch: SketchSecrets) -> DeviceCredentials:
     """What a board is sent over USB: the plain MQTT port on the access point (the CA for
     TLS does not fit Improv's packets, docs/provisioning.md)."""
+    from gateway.bridges.serial.provisioning import DeviceCredentials
+
     return DeviceCredentials(
         ssid=sketch.wifi_ssid,
         passphrase=sketch.wifi_passphrase,
@@ -406,6 +412,8 @@ def _read_answer(path: Path) -> Mapping[str, Any] | None:
 
 
 def _credentials(answer: Mapping[str, Any], path: Path, role: str) -> DeviceCredentials:
+    from gateway.bridges.serial.provisioning import DeviceCredentials
+
     problem = answer.get("problem")
     if problem is not None:
         raise DeviceError(str(problem))

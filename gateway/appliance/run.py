@@ -43,6 +43,7 @@ from gateway.appliance.credentials import (
     ServiceCredentials,
     add_service_users,
     load_service_credentials,
+    persistent,
     sync_users,
     system_user,
 )
@@ -52,7 +53,7 @@ from gateway.broker import BrokerUrl, parse_broker_url
 from gateway.cli.options import run_tool
 from gateway.common.atomic import write_atomic
 from gateway.common.logs import configure_logging
-from gateway.config import DEFAULT_PATH, GatewayConfig, load_config
+from gateway.config import DEFAULT_PATH, BridgesConfig, GatewayConfig, load_config
 from gateway.errors import GatewayError
 
 # The coordinator's, the bridges' and the device requests' code is imported by their commands
@@ -125,10 +126,23 @@ def coordinator(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def bridge(args: argparse.Namespace, config: GatewayConfig) -> int:
-    from gateway.appliance.services import run_bridge
-
     own = load_service_credentials(config.data_dir, f"bridge-{args.name}")
     return run_bridge(args.name, config, broker_url(config, own), serial_side(args, config))
+
+
+def run_bridge(
+    name: str, config: GatewayConfig, broker: BrokerUrl, side: DeviceSide | None = None
+) -> int:
+    """Bridge ``name`` with its section of ``gateway.yaml``, as its command (``msgflo-serial``)
+    starts it, on a persistent session; ``side`` replaces its usual device side (the serial
+    bridge's, given its issuer)."""
+    from gateway.bridges import run
+
+    if name not in BridgesConfig.names():
+        known = ", ".join(BridgesConfig.names())
+        raise GatewayError(f"unknown bridge {name!r} (known: {known})")
+    run.run_bridge(name, getattr(config.bridges, name), persistent(broker), side)
+    return 0
 
 
 def serial_side(args: argparse.Namespace, config: GatewayConfig) -> DeviceSide | None:

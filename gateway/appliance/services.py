@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.appliance.activation import listen_fds, listening
-from gateway.appliance.credentials import RoleBrokers
+from gateway.appliance.credentials import RoleBrokers, persistent
 from gateway.appliance.devices import reload_unit
 from gateway.appliance.users import WEB
-from gateway.bridges import run as bridges
 from gateway.broker import BrokerUrl
-from gateway.config import BridgesConfig, GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.coordinator.run import run_with_runtime_protocol
 from gateway.coordinator.runtime_environment import RuntimeSettings
 from gateway.coordinator.service import ServiceConfig, library_from_options, load_service_graph
@@ -31,9 +30,6 @@ from gateway.runtime_protocol.server import is_loopback
 
 log = logging.getLogger("gateway-run")
 RoleBroker = Callable[[str], BrokerUrl]
-# Participants and bridges keep a persistent MQTT session for this long while away (a WiFi
-# dropout, a broker restart): the broker queues their QoS 1 messages meanwhile.
-SESSION_EXPIRY = "300"
 REGISTRY_FILE = "participants.json"  # the coordinator's registry, beside its graph
 # FileDescriptorName= of services/systemd/msgflo-dashboard.socket: port 80, bound by systemd.
 DASHBOARD_SOCKET = "dashboard"
@@ -155,23 +151,3 @@ def web_mqtt(config: GatewayConfig, roles: RoleBroker | None) -> WebMqtt | None:
         return None
     host = config.access_point.hostname if config.access_point.enabled else "127.0.0.1"
     return WebMqtt(f"ws://{host}:{port}/", WEB, roles.password(WEB))
-
-
-def persistent(url: BrokerUrl) -> BrokerUrl:
-    """``url`` asking for a persistent session, unless it already says how long."""
-    if "sessionExpiry" in url.options or not url.is_mqtt:
-        return url
-    return url.with_option("sessionExpiry", SESSION_EXPIRY)
-
-
-def run_bridge(
-    name: str, config: GatewayConfig, broker: BrokerUrl, side: bridges.DeviceSide | None = None
-) -> int:
-    """``gateway-run bridge NAME``: bridge ``name`` with its section of ``gateway.yaml``, as
-    its command (``msgflo-serial``) starts it, on a persistent session; ``side`` replaces its
-    usual device side (the serial bridge's, given its issuer)."""
-    if name not in BridgesConfig.names():
-        known = ", ".join(BridgesConfig.names())
-        raise GatewayError(f"unknown bridge {name!r} (known: {known})")
-    bridges.run_bridge(name, getattr(config.bridges, name), persistent(broker), side)
-    return 0

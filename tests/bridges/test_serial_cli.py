@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.appliance.services import run_bridge
+from gateway.appliance.run import run_bridge
 from gateway.bridges import run
 from gateway.bridges.run import Section
 from gateway.bridges.serial.bridge import bridge_config
