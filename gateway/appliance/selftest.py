@@ -365,26 +365,32 @@ def check_units() -> bool:
 # What the gateway's readiness waited on this boot: a measurement, never a failure.
 CHAIN_UNITS = ("msgflo-coordinator.service", "msgflo-broker.service")
 BLAME_LINES = 12
+JOURNAL_LINES = 12  # the first of each unit's this boot: its start-up
 
 
 def report_boot_chain() -> None:
     """``chain: ...`` lines: ``systemd-analyze time``, the critical chain of the units the
     host's "ready" waits for (the broker, the coordinator), with when each unit in it became
-    active and how long it took to start, and the slowest units (``blame``)."""
+    active and how long it took to start, the slowest units (``blame``), and the first lines
+    each of those units logged this boot, on the boot's clock (what their start-up did when)."""
     # systemd-analyze reports only once the boot has finished (every start job done).
     with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(
             ["systemctl", "is-system-running", "--wait"],
             capture_output=True, timeout=300, check=False,
         )  # fmt: skip
-    commands = [["systemd-analyze", "time"]]
-    commands += [["systemd-analyze", "critical-chain", "--no-pager", unit] for unit in CHAIN_UNITS]
+    everything = None
+    commands: list[tuple[list[str], int | None]] = [(["systemd-analyze", "time"], everything)]
+    commands += [(["systemd-analyze", "critical-chain", "--no-pager", unit], everything)
+                 for unit in CHAIN_UNITS]  # fmt: skip
     # The slowest units to start, oneshots included (critical-chain shows only active units).
-    commands.append(["systemd-analyze", "blame", "--no-pager"])
-    for argv in commands:
+    commands.append((["systemd-analyze", "blame", "--no-pager"], BLAME_LINES))
+    commands += [(["journalctl", "-b", "-o", "short-monotonic", "--no-pager", "-u", unit],
+                  JOURNAL_LINES) for unit in CHAIN_UNITS]  # fmt: skip
+    for argv, limit in commands:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         lines = [line for line in (done.stdout or done.stderr).splitlines() if line.strip()]
-        for line in lines[:BLAME_LINES] if "blame" in argv else lines:
+        for line in lines[:limit]:
             if not line.startswith("The time"):
                 print(f"{PREFIX} chain: {line.rstrip()}", flush=True)
 
